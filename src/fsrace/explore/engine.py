@@ -1,0 +1,159 @@
+"""Runs one execution of a program, asking a chooser which task runs each step."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from .schedule import Schedule
+from .step import Failure, Program, Step, Task
+
+# Outcomes of one execution.
+DONE = "done"  # every task finished and the end checks passed
+VIOLATION = "violation"  # a check failed
+DEADLOCK = "deadlock"  # unfinished tasks, none can run
+BOUNDED = "bounded"  # stopped at the step bound
+PRUNED = "pruned"  # the chooser declined to go on (sleep-set blocked)
+
+
+@dataclass
+class Event:
+    """One executed step: which task ran it and what it was."""
+
+    task: int
+    step: Step
+
+
+@dataclass
+class ExecutionRecord:
+    schedule: Schedule
+    events: list[Event]
+    outcome: str
+    failure: Failure | None = None
+    failed_at: int | None = None  # index of the event after which a check failed
+    waiting: dict[str, str] = field(default_factory=dict)  # deadlock: task -> what it waits for
+    task_names: list[str] = field(default_factory=list)
+    task_roles: list[str] = field(default_factory=list)
+    state: str = ""  # the model state when the execution stopped
+
+
+class Execution:
+    """A running program: the pending step of every task and the events so far."""
+
+    def __init__(self, program: Program) -> None:
+        self.program = program
+        self.tasks: list[Task] = program.tasks
+        self.pending: list[Step | None] = [self._advance(t) for t in self.tasks]
+        self.events: list[Event] = []
+
+    @staticmethod
+    def _advance(task: Task) -> Step | None:
+        try:
+            return task.body.send(None)
+        except StopIteration:
+            return None
+
+    def finished(self, i: int) -> bool:
+        return self.pending[i] is None
+
+    def enabled(self) -> list[int]:
+        """Tasks whose next step can run now, in task order."""
+        main_left = any(
+            self.pending[i] is not None and not t.epilogue for i, t in enumerate(self.tasks)
+        )
+        out = []
+        for i, step in enumerate(self.pending):
+            if step is None or (self.tasks[i].epilogue and main_left):
+                continue
+            if step.can_run():
+                out.append(i)
+        return out
+
+    def all_finished(self) -> bool:
+        return all(s is None for s in self.pending)
+
+    def run_step(self, i: int) -> Step:
+        step = self.pending[i]
+        assert step is not None and step.can_run(), f"task {i} cannot run"
+        self.events.append(Event(i, step))
+        self.pending[i] = self._advance(self.tasks[i])
+        return step
+
+    def waiting(self) -> dict[str, str]:
+        out = {}
+        for i, step in enumerate(self.pending):
+            if step is not None:
+                why = step.waiting_for() if step.waiting_for else "blocked"
+                out[self.tasks[i].name] = f"{step.label}: {why}"
+        return out
+
+    def schedule(self) -> Schedule:
+        return Schedule(tuple(e.task for e in self.events))
+
+
+Chooser = Callable[[Execution, Sequence[int]], "int | None"]
+
+
+def run_execution(program: Program, choose: Chooser, max_steps: int) -> ExecutionRecord:
+    """Run until every task finished, a check failed, a deadlock, or the step bound."""
+    ex = Execution(program)
+    failure: Failure | None = None
+    outcome = DONE
+    while True:
+        en = ex.enabled()
+        if not en:
+            if ex.all_finished():
+                failure = program.check_end()
+                outcome = VIOLATION if failure else DONE
+            else:
+                outcome = DEADLOCK
+            break
+        if len(ex.events) >= max_steps:
+            outcome = BOUNDED
+            break
+        i = choose(ex, en)
+        if i is None:
+            outcome = PRUNED
+            break
+        step = ex.run_step(i)
+        failure = program.check_step(step)
+        if failure:
+            outcome = VIOLATION
+            break
+    return ExecutionRecord(
+        schedule=ex.schedule(),
+        events=ex.events,
+        outcome=outcome,
+        failure=failure,
+        failed_at=len(ex.events) - 1 if failure else None,
+        waiting=ex.waiting() if outcome == DEADLOCK else {},
+        task_names=[t.name for t in ex.tasks],
+        task_roles=[t.role for t in ex.tasks],
+        state=program.describe_state() if outcome in (VIOLATION, DEADLOCK) else "",
+    )
+
+
+class ReplayError(ValueError):
+    pass
+
+
+def replay_chooser(schedule: Schedule) -> Chooser:
+    """Follow a schedule exactly; a choice that is not enabled is an error."""
+
+    def choose(ex: Execution, enabled: Sequence[int]) -> int | None:
+        k = len(ex.events)
+        if k >= len(schedule.choices):
+            raise ReplayError(
+                f"schedule ends after {k} steps but tasks "
+                f"{[ex.tasks[i].name for i in enabled]} can still run"
+            )
+        want = schedule.choices[k]
+        if want not in enabled:
+            names = ", ".join(f"{i} ({ex.tasks[i].name})" for i in enabled)
+            raise ReplayError(
+                f"step {k}: schedule picks task {want} but only {names} can run; "
+                "the schedule belongs to another scenario, protocol or parameters"
+            )
+        return want
+
+    return choose

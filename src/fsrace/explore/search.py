@@ -1,0 +1,101 @@
+"""Drives a strategy over fresh executions and gathers one result."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from .engine import BOUNDED, DEADLOCK, PRUNED, VIOLATION, ExecutionRecord, run_execution
+from .step import Program
+from .strategy import Strategy
+from .trace import fingerprint
+
+SAFE, RACE, DEADLOCKED, UNKNOWN = "safe", "race", "deadlock", "unknown"
+
+
+@dataclass
+class Limits:
+    max_steps: int = 400  # per execution
+    max_executions: int | None = None
+    time_limit: float | None = None  # seconds
+
+
+@dataclass
+class SearchResult:
+    strategy: str
+    verdict: str
+    executions: int = 0
+    traces: int = 0
+    blocked: int = 0
+    steps: int = 0
+    complete: bool = False
+    bounded: int = 0  # executions cut at the step bound
+    elapsed_s: float = 0.0
+    stopped_by: str = ""  # why the search ended early, if it did
+    coverage: str = ""
+    counterexample: ExecutionRecord | None = None
+    fingerprints: set[str] = field(default_factory=set)
+
+
+Progress = Callable[[SearchResult], None]
+
+
+def search(
+    build: Callable[[], Program],
+    strategy: Strategy,
+    limits: Limits | None = None,
+    stop_on_failure: bool = True,
+    progress: Progress | None = None,
+) -> SearchResult:
+    """Run executions until the strategy is done, a failure is found, or a limit is hit."""
+    limits = limits or Limits()
+    res = SearchResult(strategy=strategy.name, verdict=UNKNOWN)
+    start = time.monotonic()
+    last_report = start
+    try:
+        while True:
+            if limits.max_executions is not None and res.executions >= limits.max_executions:
+                res.stopped_by = f"--max-executions {limits.max_executions}"
+                break
+            if limits.time_limit is not None and time.monotonic() - start > limits.time_limit:
+                res.stopped_by = f"--time-limit {limits.time_limit:g}s"
+                break
+            chooser = strategy.next_execution()
+            if chooser is None:
+                break
+            rec = run_execution(build(), chooser, limits.max_steps)
+            strategy.finished(rec)
+            res.executions += 1
+            res.steps += len(rec.events)
+            if rec.outcome == PRUNED:
+                res.blocked += 1
+                continue
+            if rec.outcome == BOUNDED:
+                res.bounded += 1
+            else:
+                res.fingerprints.add(fingerprint(rec.events))
+            if rec.outcome in (VIOLATION, DEADLOCK):
+                if res.counterexample is None or len(rec.events) < len(res.counterexample.events):
+                    res.counterexample = rec
+                if stop_on_failure:
+                    res.stopped_by = "first failure"
+                    break
+            now = time.monotonic()
+            if progress and now - last_report > 0.2:
+                last_report = now
+                res.elapsed_s = now - start
+                res.traces = len(res.fingerprints)
+                progress(res)
+    except KeyboardInterrupt:
+        res.stopped_by = "interrupted"
+    res.elapsed_s = time.monotonic() - start
+    res.traces = len(res.fingerprints)
+    res.complete = strategy.complete and not res.bounded and not res.stopped_by
+    res.coverage = strategy.bounds()
+    cx = res.counterexample
+    if cx is not None:
+        res.verdict = DEADLOCKED if cx.outcome == DEADLOCK else RACE
+    elif res.complete:
+        res.verdict = SAFE
+    return res

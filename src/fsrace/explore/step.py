@@ -1,0 +1,108 @@
+"""What a task announces before each step, and the program an execution runs.
+
+A task is a generator. Before every step another task could observe, it yields a `Step`
+naming the objects the step touches and how. The explorer may run other tasks in between;
+when it resumes the generator, the code up to the next `yield` is the step's effect.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
+
+# Access kinds. Data: READ, WRITE. Blocking objects (locks, wait conditions):
+#   ACQ / REL      exclusive acquire and release
+#   ACQ_S / REL_S  shared acquire and release (rwsem readers)
+#   WAIT           block until no exclusive holder, hold nothing afterwards
+#   TRY            a trylock: its outcome depends on every other operation on the lock
+READ, WRITE = "r", "w"
+ACQ, REL, ACQ_S, REL_S, WAIT, TRY = "acq", "rel", "acq_s", "rel_s", "wait", "try"
+
+# For ordering (happens-before, trace identity) an access either only observes the object
+# or changes it; two accesses of one object are ordered unless both only observe it.
+OBSERVES = frozenset({READ, ACQ_S, REL_S, WAIT})
+CHANGES = frozenset({WRITE, ACQ, REL, TRY})
+KINDS = OBSERVES | CHANGES
+
+Access = tuple[str, str]  # (object name, kind)
+
+
+def touches(obj: str, kind: str) -> Access:
+    assert kind in KINDS, kind
+    return (obj, kind)
+
+
+def conflicting(a: tuple[Access, ...], b: tuple[Access, ...]) -> bool:
+    """Whether two steps touch one object and at least one of them changes it."""
+    for obj, kind in a:
+        for obj2, kind2 in b:
+            if obj == obj2 and (kind in CHANGES or kind2 in CHANGES):
+                return True
+    return False
+
+
+class Step:
+    """One atomic step: a label (the kernel function it stands for) and its footprint.
+
+    `enabled` is None for a step that can always run; otherwise the step is blocked while it
+    returns False, and `waiting_for` says on what, for deadlock reports. The task may set
+    `note` after the step ran to say what happened.
+    """
+
+    __slots__ = ("label", "accesses", "enabled", "waiting_for", "note")
+
+    def __init__(
+        self,
+        label: str,
+        accesses: tuple[Access, ...] = (),
+        enabled: Callable[[], bool] | None = None,
+        waiting_for: Callable[[], str] | None = None,
+    ) -> None:
+        self.label = label
+        self.accesses = accesses
+        self.enabled = enabled
+        self.waiting_for = waiting_for
+        self.note = ""
+
+    def can_run(self) -> bool:
+        return self.enabled is None or self.enabled()
+
+    def __repr__(self) -> str:
+        return f"Step({self.label!r})"
+
+
+TaskBody = Generator[Step, None, None]
+
+
+@dataclass
+class Task:
+    """A named generator of steps. An epilogue task runs only after all others finished."""
+
+    name: str
+    body: TaskBody
+    role: str = ""
+    epilogue: bool = False
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A named property that did not hold, with a message for the user."""
+
+    name: str
+    meaning: str
+    message: str
+
+
+@dataclass
+class Program:
+    """Everything one execution needs: fresh tasks and the checks to run as it goes.
+
+    `check_step` runs after every step and `check_end` once all tasks finished; both return a
+    Failure or None. `describe_state` renders the model state for a report.
+    """
+
+    tasks: list[Task]
+    check_step: Callable[[Step], Failure | None] = lambda step: None
+    check_end: Callable[[], Failure | None] = lambda: None
+    describe_state: Callable[[], str] = lambda: ""
+    extra: dict = field(default_factory=dict)
