@@ -1,0 +1,106 @@
+"""Named invariants of the model, checked after every step.
+
+Each reads the kernel state (and the events logged since the last check) and returns a
+message when it does not hold. The objects an invariant reads are written only by steps
+that conflict with one another, so every linearization of a trace shows the same verdict.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from ..kernel.kernel import Kernel, KEvent
+from ..kernel.structs import DELALLOC, PAGE_SIZE, UNWRITTEN, WRITTEN
+
+
+@dataclass(frozen=True)
+class Invariant:
+    name: str
+    meaning: str
+    check: Callable[[Kernel, Sequence[KEvent]], str | None]
+
+
+def _io_to_owned_blocks(k: Kernel, new: Sequence[KEvent]) -> str | None:
+    for ev in new:
+        if ev.kind != "bio_write":
+            continue
+        ino, lblk, pblk = ev.data["inode"], ev.data["lblk"], ev.data["pblk"]
+        owner = k.disk.blocks[pblk].owner
+        state, mapped = k.inodes[ino].extents.get(lblk, ("hole", None))
+        if owner != (ino, lblk) or state not in (WRITTEN, UNWRITTEN) or mapped != pblk:
+            whose = "free" if owner is None else f"owned by {owner[0]} lblk {owner[1]}"
+            return (f"{ev.task} wrote {ino} lblk {lblk} ({ev.data['source']}) to blk{pblk}, "
+                    f"which is {whose}; {ino}'s map has lblk {lblk} as {state}"
+                    + (f" -> blk{mapped}" if mapped is not None else ""))
+    return None
+
+
+def _no_stray_delalloc(k: Kernel, new: Sequence[KEvent]) -> str | None:
+    for ev in new:
+        if ev.kind == "warn":
+            return f"{ev.task}: {ev.data['msg']}"
+    for inode in k.inodes.values():
+        for page in inode.pages.values():
+            for nr, bh in enumerate(page.buffers or []):
+                lblk = k.lblk(page.index, nr)
+                if bh.delay and inode.extents.get(lblk, ("hole",))[0] != DELALLOC:
+                    return (f"page {page.name} has a delay buffer for lblk {lblk} but the "
+                            f"block map says {inode.extents.get(lblk, ('hole',))[0]}")
+    return None
+
+
+def _reservations_balance(k: Kernel, new: Sequence[KEvent]) -> str | None:
+    total = 0
+    for inode in k.inodes.values():
+        delalloc = sum(1 for s, _ in inode.extents.values() if s == DELALLOC)
+        if inode.i_reserved_data_blocks != delalloc:
+            return (f"{inode.name}: {inode.i_reserved_data_blocks} blocks reserved, "
+                    f"{delalloc} delalloc in the block map")
+        total += inode.i_reserved_data_blocks
+    if k.disk.dirty_clusters != total:
+        return f"filesystem counts {k.disk.dirty_clusters} reserved blocks, inodes {total}"
+    return None
+
+
+def _nothing_beyond_eof(k: Kernel, new: Sequence[KEvent]) -> str | None:
+    for inode in k.inodes.values():
+        if inode.name in k.resizing:
+            continue
+        eof_page = -(-inode.i_size // PAGE_SIZE)
+        for index in inode.pages:
+            if index >= eof_page:
+                return f"page {inode.name}:{index} cached beyond EOF (i_size {inode.i_size})"
+        for mm in k.mms.values():
+            for ino, index in mm.ptes:
+                if ino == inode.name and index >= eof_page:
+                    return (f"{mm.name} maps {inode.name}:{index} beyond EOF "
+                            f"(i_size {inode.i_size})")
+    return None
+
+
+INVARIANTS = [
+    Invariant("io-to-owned-blocks",
+              "writeback and direct I/O write only to blocks the file owns at that offset",
+              _io_to_owned_blocks),
+    Invariant("no-stray-delalloc",
+              "a delay buffer always has its delalloc entry and reservation",
+              _no_stray_delalloc),
+    Invariant("reservations-balance",
+              "reserved blocks equal the delalloc blocks, per inode and in total",
+              _reservations_balance),
+    Invariant("nothing-beyond-eof",
+              "once a truncate returned, no page or PTE lies beyond i_size",
+              _nothing_beyond_eof),
+]
+
+FILE_CONTENTS = ("file-contents",
+                 "final contents and values read are those of some one-at-a-time order")
+
+
+def check_invariants(k: Kernel, new: Sequence[KEvent]) -> tuple[Invariant, str] | None:
+    for inv in INVARIANTS:
+        msg = inv.check(k, new)
+        if msg:
+            return inv, msg
+    return None

@@ -1,0 +1,151 @@
+"""The abstract file: what the operations mean, one at a time, with no kernel in sight.
+
+The model's results (final contents, values read) must be ones that running the
+scenario's operations one at a time gives, in some order that keeps each task's own order.
+The check is per page, so an operation spanning pages may be seen page by page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ..kernel.structs import PAGE_SIZE
+from ..ops import Fsync, Load, Op, Punch, Read, Store, Truncate, Write
+
+SIGBUS = "SIGBUS"
+Files = dict[str, list]
+
+
+def apply(files: Files, op: Op):
+    """Run one operation on the abstract files; return what it observes."""
+    data = files[op.file]
+    if isinstance(op, Store | Load):
+        if op.offset // PAGE_SIZE >= -(-len(data) // PAGE_SIZE):
+            return SIGBUS
+        if isinstance(op, Load):
+            return data[op.offset] if op.offset < len(data) else 0
+        if op.offset < len(data):
+            data[op.offset] = op.value
+        return "ok"
+    if isinstance(op, Punch):
+        for i in range(op.offset, min(op.offset + op.length, len(data))):
+            data[i] = 0
+        return None
+    if isinstance(op, Truncate):
+        del data[op.size:]
+        data.extend([0] * (op.size - len(data)))
+        return None
+    if isinstance(op, Write):
+        end = op.offset + len(op.values)
+        data.extend([0] * (end - len(data)))
+        data[op.offset:end] = list(op.values)
+        return None
+    if isinstance(op, Read):
+        return tuple(data[op.offset:op.offset + op.count])
+    if isinstance(op, Fsync):
+        return None
+    raise TypeError(f"unknown operation {op!r}")
+
+
+def page_view(op: Op, observed, page: int):
+    """The part of an observation that concerns one page."""
+    if isinstance(op, Read):
+        lo, hi = page * PAGE_SIZE, (page + 1) * PAGE_SIZE
+        return tuple(v for i, v in enumerate(observed, op.offset) if lo <= i < hi)
+    return observed
+
+
+def interleavings(lengths: Sequence[int]):
+    """Every order of the tasks' operations that keeps each task's own order, as task
+    index sequences."""
+    total = sum(lengths)
+    left = list(lengths)
+    seq: list[int] = []
+
+    def rec():
+        if len(seq) == total:
+            yield tuple(seq)
+            return
+        for t, n in enumerate(left):
+            if n:
+                left[t] -= 1
+                seq.append(t)
+                yield from rec()
+                seq.pop()
+                left[t] += 1
+
+    yield from rec()
+
+
+@dataclass
+class Outcome:
+    order: tuple[tuple[int, int], ...]  # (task, op index) in the order run
+    files: Files
+    observed: dict[tuple[int, int], object]
+
+
+def sequential_outcomes(initial: Files, tasks: Sequence[Sequence[Op]]) -> list[Outcome]:
+    outcomes = []
+    for seq in interleavings([len(t) for t in tasks]):
+        files = {name: list(data) for name, data in initial.items()}
+        pos = [0] * len(tasks)
+        order, observed = [], {}
+        for t in seq:
+            i = pos[t]
+            pos[t] += 1
+            observed[(t, i)] = apply(files, tasks[t][i])
+            order.append((t, i))
+        outcomes.append(Outcome(tuple(order), files, observed))
+    return outcomes
+
+
+def run_in_order(initial: Files, tasks: Sequence[Sequence[Op]], order: Sequence[int]) -> Outcome:
+    """The outcome of one given order of whole tasks (each runs all its operations)."""
+    files = {name: list(data) for name, data in initial.items()}
+    observed = {}
+    for t in order:
+        for i, op in enumerate(tasks[t]):
+            observed[(t, i)] = apply(files, op)
+    return Outcome((), files, observed)
+
+
+def check_per_page(initial: Files, tasks: Sequence[Sequence[Op]], final: Files,
+                   observed: dict[tuple[int, int], object], task_names: Sequence[str]) -> str | None:
+    """None if, for every page of every file, the final contents and size and every value
+    read from that page match one sequential order; else a message saying what broke."""
+    outcomes = sequential_outcomes(initial, tasks)
+    for name in sorted(initial):
+        npages = max([-(-len(o.files[name]) // PAGE_SIZE) for o in outcomes]
+                     + [-(-len(final[name]) // PAGE_SIZE)])
+        for page in range(npages):
+            lo, hi = page * PAGE_SIZE, (page + 1) * PAGE_SIZE
+
+            def view(files: Files, obs: dict) -> tuple:
+                seen = tuple(
+                    (key, page_view(tasks[key[0]][key[1]], val, page))
+                    for key, val in sorted(obs.items())
+                    if tasks[key[0]][key[1]].file == name and page in tasks[key[0]][key[1]].pages()
+                )
+                return len(files[name]), tuple(files[name][lo:hi]), seen
+
+            got = view(final, observed)
+            allowed = {view(o.files, o.observed) for o in outcomes}
+            if got not in allowed:
+                return _explain(name, page, got, allowed, tasks, task_names)
+    return None
+
+
+def _explain(name, page, got, allowed, tasks, task_names) -> str:
+    ops = "; ".join(f"{task_names[t]}: " + ", ".join(str(op) for op in ops)
+                    for t, ops in enumerate(tasks) if ops)
+    size, data, seen = got
+    lines = [f"page {name}:{page} ends as {list(data)} (i_size {size})"]
+    for (t, i), val in seen:
+        lines.append(f"  {task_names[t]} {tasks[t][i]} saw {val!r}")
+    lines.append(f"no order of the operations gives that ({ops}); allowed:")
+    for a_size, a_data, a_seen in sorted(allowed, key=repr):
+        extra = ", ".join(f"{task_names[t]} saw {v!r}" for (t, _), v in a_seen
+                          if not isinstance(tasks[t][_], Punch | Truncate | Write | Fsync))
+        lines.append(f"  {list(a_data)} (i_size {a_size})" + (f"; {extra}" if extra else ""))
+    return "\n".join(lines)

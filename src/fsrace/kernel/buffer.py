@@ -1,0 +1,132 @@
+"""fs/buffer.c and fs/mpage.c: reading pages from blocks, buffers, block_page_mkwrite.
+
+`get_block(cur, k, inode, lblk, bh, create)` is the filesystem's block mapper; it maps `bh`
+(or marks it delay) and may yield steps of its own.
+"""
+
+from __future__ import annotations
+
+from ..explore.step import READ, WRITE, Step
+from .kernel import Kernel
+from .locking import lock_page, unlock_page, wait_on_page_writeback
+from .structs import PAGE_SIZE, Buffer, Current, Inode, Page
+
+VM_FAULT_LOCKED = "locked"
+VM_FAULT_NOPAGE = "nopage"  # the page went away: the fault is retried
+VM_FAULT_SIGBUS = "sigbus"
+
+
+def create_empty_buffers(k: Kernel, page: Page) -> None:
+    if page.buffers is None:
+        page.buffers = [Buffer(uptodate=page.uptodate) for _ in range(k.blocks_per_page)]
+
+
+def _read_block_into(k: Kernel, page: Page, nr: int, pblk: int | None) -> None:
+    lo = nr * k.blksize
+    src = k.disk.blocks[pblk].data if pblk is not None else [0] * k.blksize
+    page.data[lo:lo + k.blksize] = list(src)
+
+
+def _block_keys(k: Kernel) -> tuple:
+    # Which blocks a read touches is only known once the map is looked up, so a read
+    # declares all of them; they are few.
+    return tuple((k.disk.key(n), READ) for n in range(len(k.disk.blocks)))
+
+
+def mpage_readpage(cur: Current, k: Kernel, inode: Inode, page: Page, get_block):
+    """Whole-page read (blocks_per_page == 1): no buffers are attached to the page.
+    Called with the page locked; unlocks it."""
+    bh = Buffer()
+    yield from get_block(cur, k, inode, k.lblk(page.index, 0), bh, False)
+    st = Step("mpage_readpage: submit_bio(READ)", (*_block_keys(k), (page.key, WRITE)))
+    yield st
+    _read_block_into(k, page, 0, bh.blocknr if not bh.unwritten else None)
+    page.uptodate = True
+    st.note = f"read blk{bh.blocknr}" if bh.blocknr is not None else "hole: zero-filled"
+    yield from unlock_page(cur, page)
+
+
+def block_read_full_page(cur: Current, k: Kernel, inode: Inode, page: Page, get_block):
+    """Sub-page blocks: buffers are attached and mapped to their blocks, and stay so.
+    Called with the page locked; unlocks it."""
+    found: list[Buffer] = []
+    for nr in range(k.blocks_per_page):
+        bh = Buffer()
+        yield from get_block(cur, k, inode, k.lblk(page.index, nr), bh, False)
+        found.append(bh)
+    st = Step("block_read_full_page: attach buffers, submit_bh(READ)",
+              (*_block_keys(k), (page.key, WRITE)))
+    yield st
+    for nr, bh in enumerate(found):
+        _read_block_into(k, page, nr, bh.blocknr if not bh.unwritten else None)
+        bh.uptodate = True
+    page.buffers = found
+    page.uptodate = True
+    st.note = "buffers " + ", ".join(b.describe() for b in found)
+    yield from unlock_page(cur, page)
+
+
+def block_page_mkwrite(cur: Current, k: Kernel, inode: Inode, page: Page, get_block):
+    """__block_page_mkwrite (3.4): lock the page, check it was not truncated, map or reserve
+    its blocks, dirty it. Returns VM_FAULT_LOCKED with the page locked, or VM_FAULT_NOPAGE."""
+    yield from lock_page(cur, page)
+    st = Step("block_page_mkwrite: recheck page->mapping, i_size",
+              ((page.key, WRITE), (inode.size_key, READ)))
+    yield st
+    size = inode.i_size
+    if page.inode is not inode or page.index * PAGE_SIZE > size:
+        st.note = "page truncated: VM_FAULT_NOPAGE"
+        yield from unlock_page(cur, page)
+        return VM_FAULT_NOPAGE
+    end = PAGE_SIZE if (page.index + 1) * PAGE_SIZE <= size else size % PAGE_SIZE
+    create_empty_buffers(k, page)
+    yield from __block_write_begin(cur, k, inode, page, 0, end, get_block)
+    st = Step("block_commit_write: buffers and page dirty", ((page.key, WRITE),))
+    yield st
+    block_commit_write(k, page, 0, end)
+    yield from wait_on_page_writeback(cur, page)
+    return VM_FAULT_LOCKED
+
+
+def __block_write_begin(cur: Current, k: Kernel, inode: Inode, page: Page, start: int,
+                        end: int, get_block):
+    """Map (or reserve) every buffer of [start, end) that is not mapped yet; read the rest of
+    a block a partial write does not cover. Called with the page locked and buffers
+    attached."""
+    assert page.buffers is not None
+    for nr, bh in enumerate(page.buffers):
+        lo, hi = nr * k.blksize, (nr + 1) * k.blksize
+        if hi <= start or lo >= end:
+            continue
+        if not bh.mapped:
+            yield from get_block(cur, k, inode, k.lblk(page.index, nr), bh, True)
+            if bh.new:
+                # A new block: zero the parts of it this write will not fill.
+                st = Step("__block_write_begin: zero new buffer", ((page.key, WRITE),))
+                yield st
+                for c in range(lo, hi):
+                    if not start <= c < end:
+                        page.data[c] = 0
+                bh.uptodate = True
+                continue
+        if not page.uptodate and not bh.uptodate and (start > lo or end < hi):
+            st = Step("__block_write_begin: read partial block",
+                      (*_block_keys(k), (page.key, WRITE)))
+            yield st
+            _read_block_into(k, page, nr, bh.blocknr if not bh.delay else None)
+            bh.uptodate = True
+
+
+def block_commit_write(k: Kernel, page: Page, start: int, end: int) -> None:
+    """Mark the written buffers dirty and uptodate, and the page dirty (no step of its own:
+    callers run it inside a step that writes the page)."""
+    assert page.buffers is not None
+    for nr, bh in enumerate(page.buffers):
+        lo, hi = nr * k.blksize, (nr + 1) * k.blksize
+        if hi > start and lo < end:
+            bh.uptodate = True
+            bh.dirty = True
+            bh.new = False
+    if all(b.uptodate for b in page.buffers):
+        page.uptodate = True
+    page.dirty = True

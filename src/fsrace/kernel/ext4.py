@@ -1,0 +1,291 @@
+"""fs/ext4 with delayed allocation, as in Linux 3.4 (the kernel of the 2012 thread).
+
+Protocol hooks (`k.protocol`) sit where later kernels took their locks, so each protocol era
+runs this same code with its own locking.
+"""
+
+from __future__ import annotations
+
+from ..explore.step import READ, WRITE, Step
+from .buffer import (
+    block_page_mkwrite,
+    block_read_full_page,
+    mpage_readpage,
+)
+from .kernel import Kernel
+from .locking import (
+    down_read,
+    down_write,
+    end_page_writeback,
+    lock_page,
+    set_page_writeback,
+    unlock_page,
+    up_read,
+    up_write,
+    wait_on_page_writeback,
+)
+from .structs import DELALLOC, PAGE_SIZE, UNWRITTEN, WRITTEN, Buffer, Current, Disk, Inode, Page
+
+
+# -- block mapping ------------------------------------------------------------------------
+def ext4_get_block(cur: Current, k: Kernel, inode: Inode, lblk: int, bh: Buffer, create: bool):
+    """ext4_map_blocks without allocation (reads): map bh to the block, if there is one."""
+    yield from down_read(cur, inode.i_data_sem)
+    st = Step("ext4_map_blocks", ((inode.map_key, READ),))
+    yield st
+    state, pblk = inode.extents.get(lblk, ("hole", None))
+    if state in (WRITTEN, UNWRITTEN):
+        bh.blocknr = pblk
+        bh.unwritten = state == UNWRITTEN
+    st.note = f"lblk {lblk}: {state}" + (f" -> blk{pblk}" if pblk is not None else "")
+    yield from up_read(cur, inode.i_data_sem)
+
+
+def ext4_da_get_block_prep(cur: Current, k: Kernel, inode: Inode, lblk: int, bh: Buffer,
+                           create: bool):
+    """ext4_da_map_blocks: map an allocated block; for a hole, reserve space and mark the
+    buffer delay and new (delayed allocation)."""
+    yield from down_read(cur, inode.i_data_sem)
+    st = Step("ext4_da_get_block_prep", ((inode.map_key, WRITE), (Disk.KEY, WRITE)))
+    yield st
+    state, pblk = inode.extents.get(lblk, ("hole", None))
+    if state in (WRITTEN, UNWRITTEN):
+        bh.blocknr = pblk
+        bh.unwritten = state == UNWRITTEN
+        st.note = f"lblk {lblk} -> blk{pblk}"
+    else:
+        if state != DELALLOC:  # a hole: ext4_da_reserve_space
+            inode.i_reserved_data_blocks += 1
+            k.disk.dirty_clusters += 1
+            inode.extents[lblk] = (DELALLOC, None)
+        bh.delay = True
+        bh.new = True
+        st.note = f"lblk {lblk}: hole, reserved (delay)"
+    yield from up_read(cur, inode.i_data_sem)
+
+
+def ext4_da_release_reservation(k: Kernel, inode: Inode, lblk: int) -> None:
+    """ext4_da_release_space for one block whose delay buffer is being dropped."""
+    if inode.extents.get(lblk, (None,))[0] == DELALLOC:
+        del inode.extents[lblk]
+        inode.i_reserved_data_blocks -= 1
+        k.disk.dirty_clusters -= 1
+
+
+# -- reading and faulting -------------------------------------------------------------------
+def ext4_readpage(cur: Current, k: Kernel, inode: Inode, page: Page):
+    if k.blocks_per_page == 1:
+        yield from mpage_readpage(cur, k, inode, page, ext4_get_block)
+    else:
+        yield from block_read_full_page(cur, k, inode, page, ext4_get_block)
+
+
+def ext4_page_mkwrite(cur: Current, k: Kernel, inode: Inode, page: Page):
+    """The 2012 delalloc write fault: block_page_mkwrite with ext4_da_get_block_prep."""
+    proto = k.protocol
+    yield from proto.page_mkwrite_begin(cur, k, inode)
+    ret = yield from block_page_mkwrite(cur, k, inode, page, ext4_da_get_block_prep)
+    # The protocol's lock is dropped before the fault installs the PTE; the page lock,
+    # still held on VM_FAULT_LOCKED, keeps truncation away until then.
+    yield from proto.page_mkwrite_end(cur, k, inode)
+    return ret
+
+
+# -- writeback ------------------------------------------------------------------------------
+def ext4_da_writepages(cur: Current, k: Kernel, inode: Inode, first: int, last: int):
+    """One pass of write_cache_pages over [first, last]: lock each dirty page, allocate its
+    delayed blocks, clear dirty for I/O (write-protecting its PTEs), write it, end
+    writeback."""
+    st = Step("write_cache_pages: find dirty pages", ((inode.pages_key, READ),))
+    yield st
+    todo = [p for i, p in sorted(inode.pages.items()) if first <= i <= last and p.dirty]
+    st.note = f"{len(todo)} dirty in [{first}, {last}]"
+    for page in todo:
+        yield from ext4_writepage(cur, k, inode, page)
+
+
+def ext4_writepage(cur: Current, k: Kernel, inode: Inode, page: Page):
+    yield from lock_page(cur, page)
+    st = Step("write_cache_pages: recheck page->mapping, PageDirty",
+              ((page.key, READ), (inode.size_key, READ)))
+    yield st
+    if page.inode is not inode or not page.dirty:
+        st.note = "truncated or cleaned meanwhile: skip"
+        yield from unlock_page(cur, page)
+        return
+    if page.index * PAGE_SIZE >= inode.i_size:
+        st.note = "beyond EOF: skip"
+        yield from unlock_page(cur, page)
+        return
+    yield from wait_on_page_writeback(cur, page)
+    assert page.buffers is not None, "a dirty page always has buffers"
+    if any(b.delay for b in page.buffers):
+        yield from mpage_da_map_blocks(cur, k, inode, page)
+    yield from clear_page_dirty_for_io(cur, k, inode, page)
+    yield from set_page_writeback(cur, page)
+    yield from unlock_page(cur, page)
+    yield from ext4_bio_write_page(cur, k, inode, page)
+    yield from end_page_writeback(cur, page)
+
+
+def mpage_da_map_blocks(cur: Current, k: Kernel, inode: Inode, page: Page):
+    """ext4_map_blocks(EXT4_GET_BLOCKS_DELALLOC_RESERVE) for the page's delay buffers."""
+    yield from down_write(cur, inode.i_data_sem)
+    st = Step("ext4_map_blocks: allocate delayed blocks",
+              ((inode.map_key, WRITE), (Disk.KEY, WRITE), (page.key, WRITE)))
+    yield st
+    notes = []
+    assert page.buffers is not None
+    for nr, bh in enumerate(page.buffers):
+        if not bh.delay:
+            continue
+        lblk = k.lblk(page.index, nr)
+        state, pblk = inode.extents.get(lblk, ("hole", None))
+        if state == DELALLOC:
+            pblk = k.disk.alloc((inode.name, lblk))
+            inode.extents[lblk] = (WRITTEN, pblk)
+            inode.i_reserved_data_blocks -= 1
+            k.disk.dirty_clusters -= 1
+            notes.append(f"lblk {lblk} -> blk{pblk}")
+        elif state == "hole":
+            # No reservation backs this delay buffer; ext4_da_update_reserve_space warns
+            # and allocates anyway.
+            pblk = k.disk.alloc((inode.name, lblk))
+            inode.extents[lblk] = (WRITTEN, pblk)
+            k.log("warn", cur.comm, msg=f"{inode.name} lblk {lblk}: delalloc without reservation")
+            notes.append(f"lblk {lblk} -> blk{pblk} WITHOUT reservation")
+        else:
+            notes.append(f"lblk {lblk} already {state} -> blk{pblk}")
+        bh.blocknr = pblk
+        bh.delay = False
+        bh.new = False
+    st.note = "; ".join(notes)
+    yield from up_write(cur, inode.i_data_sem)
+
+
+def clear_page_dirty_for_io(cur: Current, k: Kernel, inode: Inode, page: Page):
+    """page_mkclean: write-protect every PTE of the page, so the next store faults again,
+    and move their dirty bits to the page before clearing it for I/O."""
+    ptes = tuple((mm.pte_key(inode, page.index), WRITE) for mm in inode.i_mmap)
+    yield Step("clear_page_dirty_for_io: page_mkclean", ((page.key, WRITE), *ptes))
+    for mm in inode.i_mmap:
+        pte = mm.ptes.get((inode.name, page.index))
+        if pte is not None and pte.page is page:
+            pte.writable = False
+            pte.dirty = False
+    page.dirty = False
+    assert page.buffers is not None
+    for bh in page.buffers:
+        bh.dirty = False
+
+
+def ext4_bio_write_page(cur: Current, k: Kernel, inode: Inode, page: Page):
+    """Write each mapped buffer of the page to its block."""
+    blocks = tuple((k.disk.key(n), WRITE) for n in range(len(k.disk.blocks)))
+    st = Step("ext4_bio_write_page: submit_bh(WRITE)",
+              ((page.key, READ), (inode.map_key, READ), (Disk.KEY, READ), *blocks))
+    yield st
+    assert page.buffers is not None
+    wrote = []
+    for nr, bh in enumerate(page.buffers):
+        if bh.blocknr is None or bh.delay:
+            continue
+        lo = nr * k.blksize
+        k.disk.blocks[bh.blocknr].data = page.data[lo:lo + k.blksize]
+        lblk = k.lblk(page.index, nr)
+        k.log("bio_write", cur.comm, inode=inode.name, lblk=lblk, pblk=bh.blocknr,
+              source="writeback")
+        wrote.append(f"lblk {lblk} -> blk{bh.blocknr}")
+    st.note = "; ".join(wrote) or "nothing mapped"
+
+
+# -- removing blocks --------------------------------------------------------------------------
+def ext4_ext_remove_space(cur: Current, k: Kernel, inode: Inode, first: int,
+                          last: int | None):
+    """Remove the extents of file blocks [first, last] (last None: to the end) and free
+    their blocks. Delayed blocks live in page buffers, not in the extent tree, and are left
+    alone (3.4)."""
+    yield from down_write(cur, inode.i_data_sem)
+    st = Step("ext4_ext_remove_space", ((inode.map_key, WRITE), (Disk.KEY, WRITE)))
+    yield st
+    freed = []
+    if last is None:
+        last = max(inode.extents, default=-1)
+    for lblk in range(first, last + 1):
+        state, pblk = inode.extents.get(lblk, ("hole", None))
+        if state in (WRITTEN, UNWRITTEN):
+            assert pblk is not None
+            k.disk.free(pblk)
+            del inode.extents[lblk]
+            freed.append(f"blk{pblk}")
+    st.note = f"freed {', '.join(freed)}" if freed else "nothing allocated"
+    yield from up_write(cur, inode.i_data_sem)
+
+
+def ext4_ext_punch_hole(cur: Current, k: Kernel, inode: Inode, offset: int, length: int):
+    """ext4_ext_punch_hole as in 3.4: flush the range, drop its pages, then remove its
+    blocks. Between the last two, nothing stops a fault from bringing a page back."""
+    from .filemap import filemap_write_and_wait_range
+    from .truncate import truncate_pagecache_range
+
+    proto = k.protocol
+    yield from proto.remove_blocks_begin(cur, k, inode, "punch")
+    st = Step("ext4_ext_punch_hole: clamp to i_size", ((inode.size_key, READ),))
+    yield st
+    if offset >= inode.i_size:
+        st.note = "beyond EOF: nothing to do"
+        yield from proto.remove_blocks_end(cur, k, inode, "punch")
+        return
+    end = min(offset + length, -(-inode.i_size // PAGE_SIZE) * PAGE_SIZE)
+    first_page, last_page = offset // PAGE_SIZE, (end - 1) // PAGE_SIZE
+    yield from filemap_write_and_wait_range(cur, k, inode, first_page, last_page)
+    first_full = -(-offset // PAGE_SIZE)
+    last_full = end // PAGE_SIZE - 1
+    if first_full <= last_full:
+        yield from truncate_pagecache_range(cur, k, inode, first_full, last_full)
+    # ext4_discard_partial_page_buffers: zero the punched part of partial pages.
+    for index in sorted({first_page, last_page} - set(range(first_full, last_full + 1))):
+        yield from zero_partial_page(cur, k, inode, index, offset, end)
+    first_block = -(-offset // k.blksize)
+    stop_block = end // k.blksize
+    if first_block < stop_block:
+        yield from ext4_ext_remove_space(cur, k, inode, first_block, stop_block - 1)
+    yield from proto.remove_blocks_end(cur, k, inode, "punch")
+
+
+def zero_partial_page(cur: Current, k: Kernel, inode: Inode, index: int, start: int,
+                      end: int):
+    """ext4_discard_partial_page_buffers: zero [start, end) within a cached page, and unmap
+    the buffers of blocks that lie wholly inside it."""
+    from .filemap import find_get_page
+
+    page = yield from find_get_page(cur, k, inode, index)
+    if page is None:
+        return
+    yield from lock_page(cur, page)
+    st = Step("ext4_discard_partial_page_buffers", ((page.key, WRITE),))
+    yield st
+    if page.inode is inode:
+        base = index * PAGE_SIZE
+        for c in range(max(start, base), min(end, base + PAGE_SIZE)):
+            page.data[c - base] = 0
+        for nr, bh in enumerate(page.buffers or []):
+            lo, hi = base + nr * k.blksize, base + (nr + 1) * k.blksize
+            if start <= lo and hi <= end:
+                if bh.delay:
+                    ext4_da_release_reservation(k, inode, k.lblk(index, nr))
+                page.buffers[nr] = Buffer(uptodate=True)  # type: ignore[index]
+    yield from unlock_page(cur, page)
+
+
+def ext4_da_invalidatepage(k: Kernel, inode: Inode, page: Page) -> None:
+    """Drop the page's buffers, releasing the reservation of delay buffers."""
+    for nr, bh in enumerate(page.buffers or []):
+        if bh.delay:
+            ext4_da_release_reservation(k, inode, k.lblk(page.index, nr))
+    page.buffers = None
+
+
+def ext4_truncate(cur: Current, k: Kernel, inode: Inode, new_size: int):
+    """Remove the blocks wholly beyond the new size."""
+    yield from ext4_ext_remove_space(cur, k, inode, -(-new_size // k.blksize), None)

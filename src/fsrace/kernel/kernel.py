@@ -1,0 +1,64 @@
+"""The kernel instance of one execution: disk, inodes, processes, protocol, event log."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .structs import MM, PAGE_SIZE, WRITTEN, Disk, Inode, Page
+
+if TYPE_CHECKING:
+    from ..protocols.base import Protocol
+
+
+@dataclass
+class KEvent:
+    """Something the checks want to see: an I/O, a syscall boundary, a value read."""
+
+    kind: str
+    task: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+class Kernel:
+    def __init__(self, protocol: Protocol, nblocks: int = 8, blocks_per_page: int = 1) -> None:
+        if PAGE_SIZE % blocks_per_page:
+            raise ValueError(f"blocks per page must divide {PAGE_SIZE}")
+        self.protocol = protocol
+        self.blocks_per_page = blocks_per_page
+        self.blksize = PAGE_SIZE // blocks_per_page
+        self.disk = Disk(nblocks, self.blksize)
+        self.inodes: dict[str, Inode] = {}
+        self.mms: dict[str, MM] = {}
+        self.events: list[KEvent] = []
+        self.resizing: set[str] = set()  # inodes a truncate is shrinking right now
+        self._page_gen = 0
+
+    def log(self, kind: str, task: str, **data: Any) -> None:
+        self.events.append(KEvent(kind, task, data))
+
+    def new_page(self, inode: Inode, index: int) -> Page:
+        self._page_gen += 1
+        return Page(inode, index, self._page_gen)
+
+    def lblk(self, page_index: int, nr: int) -> int:
+        """File block of buffer `nr` of the page at `page_index`."""
+        return page_index * self.blocks_per_page + nr
+
+    # -- building an initial state (no steps: this is the scenario's set-up) ---------------
+    def create_file(self, name: str, contents: list) -> Inode:
+        """A file whose every block is allocated and written with `contents`."""
+        inode = Inode(name, len(contents))
+        self.inodes[name] = inode
+        nblocks = -(-len(contents) // self.blksize)
+        for lblk in range(nblocks):
+            pblk = self.disk.alloc((name, lblk))
+            chunk = contents[lblk * self.blksize:(lblk + 1) * self.blksize]
+            self.disk.blocks[pblk].data = chunk + [0] * (self.blksize - len(chunk))
+            inode.extents[lblk] = (WRITTEN, pblk)
+        return inode
+
+    def new_mm(self, name: str) -> MM:
+        mm = MM(name)
+        self.mms[name] = mm
+        return mm

@@ -1,0 +1,88 @@
+"""Sleeping locks and page flags that tasks wait on, as steps the explorer can schedule.
+
+A blocked acquire is a disabled step, not a spin: the explorer runs it only once it can
+succeed. The rwsem has no writer preference here (the 2012 and 5.15 paths modelled so far
+never depend on it).
+"""
+
+from __future__ import annotations
+
+from ..explore.step import ACQ, ACQ_S, REL, REL_S, WAIT, Step
+from ..explore.step import WRITE as WRITE_
+from .structs import Current, Mutex, Page, RWSem
+
+
+def mutex_lock(cur: Current, m: Mutex):
+    yield Step(f"mutex_lock({m.name})", ((m.name, ACQ),), enabled=lambda: m.owner is None,
+               waiting_for=lambda: f"{m.name} held by {m.owner}")
+    m.owner = cur.comm
+
+
+def mutex_unlock(cur: Current, m: Mutex):
+    yield Step(f"mutex_unlock({m.name})", ((m.name, REL),))
+    assert m.owner == cur.comm, f"{cur.comm} unlocks {m.name} held by {m.owner}"
+    m.owner = None
+
+
+def _holders(sem: RWSem) -> str:
+    return f"writer {sem.writer}" if sem.writer else f"readers {', '.join(sem.readers)}"
+
+
+def down_read(cur: Current, sem: RWSem):
+    yield Step(f"down_read({sem.name})", ((sem.name, ACQ_S),),
+               enabled=lambda: sem.writer is None,
+               waiting_for=lambda: f"{sem.name} held by {_holders(sem)}")
+    sem.readers.append(cur.comm)
+
+
+def up_read(cur: Current, sem: RWSem):
+    yield Step(f"up_read({sem.name})", ((sem.name, REL_S),))
+    sem.readers.remove(cur.comm)
+
+
+def down_write(cur: Current, sem: RWSem):
+    yield Step(f"down_write({sem.name})", ((sem.name, ACQ),),
+               enabled=lambda: sem.writer is None and not sem.readers,
+               waiting_for=lambda: f"{sem.name} held by {_holders(sem)}")
+    sem.writer = cur.comm
+
+
+def up_write(cur: Current, sem: RWSem):
+    yield Step(f"up_write({sem.name})", ((sem.name, REL),))
+    assert sem.writer == cur.comm
+    sem.writer = None
+
+
+def lock_page(cur: Current, page: Page):
+    yield Step(f"lock_page({page.name})", ((page.lock_key, ACQ),),
+               enabled=lambda: page.locked_by is None,
+               waiting_for=lambda: f"page {page.name} locked by {page.locked_by}")
+    page.locked_by = cur.comm
+
+
+def unlock_page(cur: Current, page: Page):
+    yield Step(f"unlock_page({page.name})", ((page.lock_key, REL),))
+    assert page.locked_by == cur.comm, f"{cur.comm} unlocks page held by {page.locked_by}"
+    page.locked_by = None
+
+
+def set_page_writeback(cur: Current, page: Page):
+    """Writeback holds PG_writeback like a lock until the I/O ends; called with the page
+    locked, so no other writeback can hold it."""
+    yield Step(f"set_page_writeback({page.name})", ((page.wb_key, ACQ), (page.key, WRITE_)))
+    assert not page.writeback
+    page.writeback = True
+
+
+def end_page_writeback(cur: Current, page: Page):
+    yield Step(f"end_page_writeback({page.name})", ((page.wb_key, REL), (page.key, WRITE_)))
+    page.writeback = False
+
+
+def wait_on_page_writeback(cur: Current, page: Page):
+    yield Step(f"wait_on_page_writeback({page.name})", ((page.wb_key, WAIT),),
+               enabled=lambda: not page.writeback,
+               waiting_for=lambda: f"page {page.name} under writeback")
+
+
+

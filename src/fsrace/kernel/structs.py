@@ -1,0 +1,171 @@
+"""The data of the modelled kernel: blocks, inodes, pages, buffers, processes, PTEs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+PAGE_SIZE = 4  # cells per page
+
+# Block map states of a file block (a missing entry is a hole).
+DELALLOC = "delalloc"  # reserved, no block yet (ext4 delay buffer + reservation)
+UNWRITTEN = "unwritten"  # allocated, reads as zeros
+WRITTEN = "written"
+
+
+class Mutex:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.owner: str | None = None
+
+
+class RWSem:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.writer: str | None = None
+        self.readers: list[str] = []
+
+
+@dataclass
+class Block:
+    owner: tuple[str, int] | None  # (inode, file block) or None when free
+    data: list
+
+
+class Disk:
+    """Blocks and the allocator. Delayed-allocation reservations are counted here in total
+    (ext4 s_dirtyclusters_counter) and per inode."""
+
+    KEY = "balloc"  # allocator state: ownership of every block, reservation counter
+
+    def __init__(self, nblocks: int, blksize: int) -> None:
+        self.blksize = blksize
+        self.blocks = [Block(None, [0] * blksize) for _ in range(nblocks)]
+        self.dirty_clusters = 0
+
+    @staticmethod
+    def key(pblk: int) -> str:
+        return f"blk{pblk}"
+
+    def alloc(self, owner: tuple[str, int]) -> int:
+        for n, b in enumerate(self.blocks):
+            if b.owner is None:
+                b.owner = owner
+                return n
+        raise RuntimeError("model disk full: scenario needs more blocks")
+
+    def free(self, pblk: int) -> None:
+        self.blocks[pblk].owner = None
+
+
+@dataclass(eq=False)
+class Buffer:
+    """A buffer_head: one block of a page."""
+
+    blocknr: int | None = None  # mapped to this block (None: unmapped, or delay)
+    delay: bool = False
+    new: bool = False
+    uptodate: bool = False
+    dirty: bool = False
+    unwritten: bool = False
+
+    @property
+    def mapped(self) -> bool:
+        return self.blocknr is not None or self.delay
+
+    def describe(self) -> str:
+        bits = []
+        if self.delay:
+            bits.append("delay")
+        elif self.blocknr is not None:
+            bits.append(f"mapped->blk{self.blocknr}")
+        else:
+            bits.append("unmapped")
+        bits += [n for n in ("new", "uptodate", "dirty", "unwritten") if getattr(self, n)]
+        return ",".join(bits)
+
+
+@dataclass(eq=False)
+class Page:
+    inode: Inode | None  # page->mapping; None once truncated
+    index: int
+    gen: int  # distinguishes pages that occupied the same slot
+    locked_by: str | None = None
+    uptodate: bool = False
+    dirty: bool = False
+    writeback: bool = False
+    data: list = field(default_factory=lambda: [0] * PAGE_SIZE)
+    buffers: list[Buffer] | None = None
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        ino = self.inode.name if self.inode else "?"
+        self.name = f"{ino}:{self.index}"
+        self.key = f"page:{self.name}"  # contents and flags, shared by all pages of a slot
+        self.lock_key = f"PG_locked:{self.name}#{self.gen}"
+        self.wb_key = f"PG_writeback:{self.name}#{self.gen}"
+
+    def describe(self) -> str:
+        flags = [n for n in ("uptodate", "dirty", "writeback") if getattr(self, n)]
+        if self.locked_by:
+            flags.insert(0, f"locked by {self.locked_by}")
+        if self.inode is None:
+            flags.append("truncated (mapping=NULL)")
+        bufs = "no buffers" if self.buffers is None else \
+            "buffers [" + "; ".join(b.describe() for b in self.buffers) + "]"
+        return f"page {self.name}: {' '.join(flags) or 'clean'}; data {self.data}; {bufs}"
+
+
+class Inode:
+    def __init__(self, name: str, i_size: int) -> None:
+        self.name = name
+        self.i_size = i_size
+        self.extents: dict[int, tuple[str, int | None]] = {}  # lblk -> (state, pblk)
+        self.i_reserved_data_blocks = 0
+        self.pages: dict[int, Page] = {}  # the address_space's page tree
+        self.i_mmap: list[MM] = []  # processes mapping the file shared
+        self.i_mutex = Mutex(f"{name}.i_mutex")
+        self.i_data_sem = RWSem(f"{name}.i_data_sem")
+        self.invalidate_lock = RWSem(f"{name}.invalidate_lock")
+        self.size_key = f"{name}.i_size"
+        self.map_key = f"{name}.extents"  # block map and the inode's reservations
+        self.pages_key = f"{name}.i_pages"
+
+    def describe_map(self) -> str:
+        if not self.extents:
+            return "all holes"
+        parts = []
+        for lblk in sorted(self.extents):
+            state, pblk = self.extents[lblk]
+            parts.append(f"{lblk}:{state}" + (f"->blk{pblk}" if pblk is not None else ""))
+        return " ".join(parts)
+
+
+@dataclass(eq=False)
+class PTE:
+    page: Page
+    writable: bool
+    dirty: bool = False
+
+
+class MM:
+    """A process's address space: its mmap_sem and the PTEs of its shared file mappings."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.mmap_sem = RWSem(f"{name}.mmap_sem")
+        self.ptes: dict[tuple[str, int], PTE] = {}
+
+    def pte_key(self, inode: Inode, index: int) -> str:
+        return f"pte:{self.name}:{inode.name}:{index}"
+
+    def mmap(self, inode: Inode) -> None:
+        if self not in inode.i_mmap:
+            inode.i_mmap.append(self)
+
+
+@dataclass
+class Current:
+    """The running task (the kernel's `current`)."""
+
+    comm: str
+    mm: MM | None

@@ -1,0 +1,73 @@
+"""The system calls and kernel threads the scenarios run, each as the VFS enters the
+filesystem. Every syscall logs its start and result for the checks."""
+
+from __future__ import annotations
+
+from ..explore.step import WRITE, Step
+from .ext4 import ext4_da_writepages, ext4_ext_punch_hole, ext4_truncate
+from .filemap import do_generic_file_read, filemap_write_and_wait_range, generic_perform_write
+from .kernel import Kernel
+from .locking import mutex_lock, mutex_unlock
+from .structs import PAGE_SIZE, Current, Inode
+from .truncate import invalidate_mapping_pages, truncate_pagecache
+
+_LAST = 1 << 30  # "to the end of the file" in page indices
+
+
+def sys_fallocate_punch_hole(cur: Current, k: Kernel, inode: Inode, offset: int, length: int):
+    """fallocate(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE) -> ext4_punch_hole."""
+    yield from ext4_ext_punch_hole(cur, k, inode, offset, length)
+
+
+def sys_ftruncate(cur: Current, k: Kernel, inode: Inode, size: int):
+    """do_truncate (i_mutex) -> ext4_setattr: truncate_setsize sets i_size first, then
+    truncates the page cache, then ext4_truncate frees the blocks."""
+    yield from mutex_lock(cur, inode.i_mutex)
+    yield from k.protocol.remove_blocks_begin(cur, k, inode, "truncate")
+    st = Step("truncate_setsize: i_size_write", ((inode.size_key, WRITE),))
+    yield st
+    k.resizing.add(inode.name)
+    old, inode.i_size = inode.i_size, size
+    st.note = f"i_size {old} -> {size}"
+    if size < old:
+        yield from truncate_pagecache(cur, k, inode, size, old)
+        yield from ext4_truncate(cur, k, inode, size)
+    st = Step("ext4_setattr: truncate done", ((inode.size_key, WRITE),))
+    yield st
+    k.resizing.discard(inode.name)
+    yield from k.protocol.remove_blocks_end(cur, k, inode, "truncate")
+    yield from mutex_unlock(cur, inode.i_mutex)
+
+
+def sys_read(cur: Current, k: Kernel, inode: Inode, pos: int, count: int):
+    yield from k.protocol.read_begin(cur, k, inode)
+    out = yield from do_generic_file_read(cur, k, inode, pos, count)
+    yield from k.protocol.read_end(cur, k, inode)
+    return out
+
+
+def sys_write(cur: Current, k: Kernel, inode: Inode, pos: int, values: list):
+    yield from mutex_lock(cur, inode.i_mutex)
+    yield from generic_perform_write(cur, k, inode, pos, values)
+    yield from mutex_unlock(cur, inode.i_mutex)
+
+
+def sys_fsync(cur: Current, k: Kernel, inode: Inode):
+    """ext4_sync_file: flush and wait (the journal commit is not modelled)."""
+    yield from filemap_write_and_wait_range(cur, k, inode, 0, _LAST)
+
+
+def drop_caches(cur: Current, k: Kernel):
+    """echo 1 > /proc/sys/vm/drop_caches"""
+    for inode in k.inodes.values():
+        yield from invalidate_mapping_pages(cur, k, inode)
+
+
+def wb_writeback(cur: Current, k: Kernel):
+    """The flusher: one pass of writeback over every dirty inode."""
+    for inode in k.inodes.values():
+        yield from ext4_da_writepages(cur, k, inode, 0, _LAST)
+
+
+def pages_of(inode: Inode) -> int:
+    return -(-inode.i_size // PAGE_SIZE)

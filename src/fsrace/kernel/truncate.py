@@ -1,0 +1,105 @@
+"""mm/truncate.c and the unmapping side of mm/memory.c."""
+
+from __future__ import annotations
+
+from ..explore.step import READ, TRY, WRITE, Step
+from .ext4 import ext4_da_invalidatepage
+from .kernel import Kernel
+from .locking import lock_page, unlock_page, wait_on_page_writeback
+from .structs import PAGE_SIZE, Disk, Inode, Page
+
+
+def _pte_keys(inode: Inode, first: int, last: int) -> tuple:
+    return tuple((mm.pte_key(inode, i), WRITE) for mm in inode.i_mmap
+                 for i in range(first, last + 1))
+
+
+def _zap_ptes(inode: Inode, first: int, last: int, page: Page | None = None) -> int:
+    zapped = 0
+    for mm in inode.i_mmap:
+        for i in range(first, last + 1):
+            pte = mm.ptes.get((inode.name, i))
+            if pte is not None and (page is None or pte.page is page):
+                del mm.ptes[(inode.name, i)]
+                zapped += 1
+    return zapped
+
+
+def unmap_mapping_range(cur, k: Kernel, inode: Inode, first: int, last: int):
+    """Zap the PTEs of pages [first, last] in every process that maps the file."""
+    st = Step(f"unmap_mapping_range({inode.name}:{first}-{last})", _pte_keys(inode, first, last))
+    yield st
+    st.note = f"{_zap_ptes(inode, first, last)} PTEs zapped"
+
+
+def truncate_inode_pages_range(cur, k: Kernel, inode: Inode, first: int, last: int):
+    """Remove pages [first, last] from the cache, each under its page lock after its
+    writeback ended. Pages added behind the lookup are not seen (3.4 does one lookup per
+    batch; its two passes, trylock then lock, are folded into one)."""
+    st = Step("truncate_inode_pages_range: pagevec_lookup", ((inode.pages_key, READ),))
+    yield st
+    pages = [p for i, p in sorted(inode.pages.items()) if first <= i <= last]
+    st.note = f"{len(pages)} pages"
+    for page in pages:
+        yield from lock_page(cur, page)
+        yield from wait_on_page_writeback(cur, page)
+        yield from truncate_inode_page(cur, k, inode, page)
+        yield from unlock_page(cur, page)
+
+
+def truncate_inode_page(cur, k: Kernel, inode: Inode, page: Page):
+    """Called with the page locked: unmap it, drop its buffers, cancel dirty, delete it from
+    the page cache (page->mapping = NULL)."""
+    st = Step(f"truncate_inode_page({page.name})",
+              ((page.key, WRITE), (inode.pages_key, WRITE), (inode.map_key, WRITE),
+               (Disk.KEY, WRITE), *_pte_keys(inode, page.index, page.index)))
+    yield st
+    if page.inode is not inode:
+        st.note = "already truncated"
+        return
+    _zap_ptes(inode, page.index, page.index, page)
+    ext4_da_invalidatepage(k, inode, page)
+    page.dirty = False
+    page.inode = None
+    del inode.pages[page.index]
+    st.note = "deleted from page cache"
+
+
+def truncate_pagecache_range(cur, k: Kernel, inode: Inode, first: int, last: int):
+    """Unmap, then truncate the pages (3.4 mm/truncate.c)."""
+    yield from unmap_mapping_range(cur, k, inode, first, last)
+    yield from truncate_inode_pages_range(cur, k, inode, first, last)
+
+
+def truncate_pagecache(cur, k: Kernel, inode: Inode, new_size: int, old_size: int):
+    """After i_size was lowered: unmap, truncate the pages beyond, unmap again (for private
+    COW pages made in between)."""
+    first = -(-new_size // PAGE_SIZE)
+    last = -(-old_size // PAGE_SIZE) - 1
+    if first > last:
+        return
+    yield from unmap_mapping_range(cur, k, inode, first, last)
+    yield from truncate_inode_pages_range(cur, k, inode, first, last)
+    yield from unmap_mapping_range(cur, k, inode, first, last)
+
+
+def invalidate_mapping_pages(cur, k: Kernel, inode: Inode):
+    """drop_caches: remove clean, unlocked, unmapped pages, leave the rest."""
+    st = Step(f"invalidate_mapping_pages({inode.name}): pagevec_lookup",
+              ((inode.pages_key, READ),))
+    yield st
+    for page in [p for _, p in sorted(inode.pages.items())]:
+        ptes = _pte_keys(inode, page.index, page.index)
+        st = Step(f"invalidate_inode_page({page.name})",
+                  ((page.lock_key, TRY), (page.wb_key, TRY), (page.key, WRITE),
+                   (inode.pages_key, WRITE), (inode.map_key, WRITE), (Disk.KEY, WRITE),
+                   *((key, READ) for key, _ in ptes)))
+        yield st
+        mapped = any(mm.ptes.get((inode.name, page.index)) for mm in inode.i_mmap)
+        if page.locked_by or page.dirty or page.writeback or mapped or page.inode is not inode:
+            st.note = "busy: kept"
+            continue
+        ext4_da_invalidatepage(k, inode, page)
+        page.inode = None
+        del inode.pages[page.index]
+        st.note = "dropped"

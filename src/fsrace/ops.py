@@ -1,0 +1,107 @@
+"""The file operations scenarios are made of, as plain values.
+
+The model runs them through its syscalls (fsrace.scenarios.base.run_op); the abstract file
+(fsrace.check.spec) gives their meaning, independently of the model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .kernel.structs import PAGE_SIZE
+
+
+def _pages(start: int, end: int) -> range:
+    return range(start // PAGE_SIZE, max(start // PAGE_SIZE, (end - 1) // PAGE_SIZE) + 1)
+
+
+@dataclass(frozen=True)
+class Store:
+    """A CPU store of one cell through a shared mapping of the file."""
+
+    file: str
+    offset: int
+    value: str
+
+    def pages(self) -> range:
+        return _pages(self.offset, self.offset + 1)
+
+    def __str__(self) -> str:
+        return f"store {self.file}[{self.offset}] = {self.value!r} (mmap)"
+
+
+@dataclass(frozen=True)
+class Load:
+    file: str
+    offset: int
+
+    def pages(self) -> range:
+        return _pages(self.offset, self.offset + 1)
+
+    def __str__(self) -> str:
+        return f"load {self.file}[{self.offset}] (mmap)"
+
+
+@dataclass(frozen=True)
+class Punch:
+    file: str
+    offset: int
+    length: int
+
+    def pages(self) -> range:
+        return _pages(self.offset, self.offset + self.length)
+
+    def __str__(self) -> str:
+        return f"punch_hole({self.file}, {self.offset}, {self.length})"
+
+
+@dataclass(frozen=True)
+class Truncate:
+    file: str
+    size: int
+
+    def pages(self) -> range:
+        return range(0)  # whole-file effect; observed through the final size
+
+    def __str__(self) -> str:
+        return f"ftruncate({self.file}, {self.size})"
+
+
+@dataclass(frozen=True)
+class Write:
+    file: str
+    offset: int
+    values: tuple
+
+    def pages(self) -> range:
+        return _pages(self.offset, self.offset + len(self.values))
+
+    def __str__(self) -> str:
+        return f"pwrite({self.file}, {list(self.values)}, {self.offset})"
+
+
+@dataclass(frozen=True)
+class Read:
+    file: str
+    offset: int
+    count: int
+
+    def pages(self) -> range:
+        return _pages(self.offset, self.offset + self.count)
+
+    def __str__(self) -> str:
+        return f"pread({self.file}, {self.count}, {self.offset})"
+
+
+@dataclass(frozen=True)
+class Fsync:
+    file: str
+
+    def pages(self) -> range:
+        return range(0)
+
+    def __str__(self) -> str:
+        return f"fsync({self.file})"
+
+
+Op = Store | Load | Punch | Truncate | Write | Read | Fsync

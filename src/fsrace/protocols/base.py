@@ -1,0 +1,67 @@
+"""The hooks the kernel model calls; a protocol takes its locks in them.
+
+Every hook is a generator (it may yield lock steps) and by default does nothing, which is
+the 2012 kernel: nothing kept a fault out of a punch. `op` tells which block-removing
+operation runs ("punch", "truncate").
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..kernel.kernel import Kernel
+    from ..kernel.structs import Current, Inode
+
+
+def _nothing():
+    return
+    yield  # a generator that yields no step
+
+
+class Protocol:
+    name = ""
+    summary = ""
+    era = ""  # the kernel versions and commits it stands for
+
+    # Block removal: punch, truncate (around flush, page cache invalidation, block freeing).
+    def remove_blocks_begin(self, cur: Current, k: Kernel, inode: Inode, op: str):
+        return _nothing()
+
+    def remove_blocks_end(self, cur: Current, k: Kernel, inode: Inode, op: str):
+        return _nothing()
+
+    # ->page_mkwrite, around block_page_mkwrite.
+    def page_mkwrite_begin(self, cur: Current, k: Kernel, inode: Inode):
+        return _nothing()
+
+    def page_mkwrite_end(self, cur: Current, k: Kernel, inode: Inode):
+        return _nothing()
+
+    # ->fault as a whole (ext4 4.5 ext4_filemap_fault, XFS 4.1 xfs_filemap_fault).
+    def fault_begin(self, cur: Current, k: Kernel, inode: Inode):
+        return _nothing()
+
+    def fault_end(self, cur: Current, k: Kernel, inode: Inode):
+        return _nothing()
+
+    # filemap_fault when it must add the page to the cache.
+    def fault_miss_begin(self, cur: Current, k: Kernel, inode: Inode):
+        return _nothing()
+
+    def fault_miss_end(self, cur: Current, k: Kernel, inode: Inode):
+        return _nothing()
+
+    # read(2) when it must add a page to the cache.
+    def read_miss_begin(self, cur: Current, k: Kernel, inode: Inode):
+        return _nothing()
+
+    def read_miss_end(self, cur: Current, k: Kernel, inode: Inode):
+        return _nothing()
+
+    # read(2) as a whole (XFS takes its IO lock shared).
+    def read_begin(self, cur: Current, k: Kernel, inode: Inode):
+        return _nothing()
+
+    def read_end(self, cur: Current, k: Kernel, inode: Inode):
+        return _nothing()

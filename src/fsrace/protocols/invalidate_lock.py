@@ -1,0 +1,41 @@
+"""mapping->invalidate_lock (Linux 5.15, commit 730633f0b7f9 and the ext4 conversion
+d4f5258eae7b): an rwsem held exclusive across a punch's or truncate's flush, page cache
+invalidation and block removal, and shared wherever pages are added to the cache (fault
+miss, read(2) miss) and in page_mkwrite."""
+
+from ..kernel.locking import down_read, down_write, mutex_lock, mutex_unlock, up_read, up_write
+from .base import Protocol
+
+
+class InvalidateLock(Protocol):
+    name = "invalidate-lock"
+    summary = "5.15 invalidate_lock: exclusive in punch/truncate, shared in faults, mkwrite, reads"
+    era = "Linux 5.15: 730633f0b7f9, d4f5258eae7b (ext4_fallocate: inode_lock, invalidate_lock)"
+
+    def remove_blocks_begin(self, cur, k, inode, op):
+        if op == "punch":  # truncate comes with i_rwsem from the VFS already
+            yield from mutex_lock(cur, inode.i_mutex)
+        yield from down_write(cur, inode.invalidate_lock)
+
+    def remove_blocks_end(self, cur, k, inode, op):
+        yield from up_write(cur, inode.invalidate_lock)
+        if op == "punch":
+            yield from mutex_unlock(cur, inode.i_mutex)
+
+    def page_mkwrite_begin(self, cur, k, inode):
+        yield from down_read(cur, inode.invalidate_lock)
+
+    def page_mkwrite_end(self, cur, k, inode):
+        yield from up_read(cur, inode.invalidate_lock)
+
+    def fault_miss_begin(self, cur, k, inode):
+        yield from down_read(cur, inode.invalidate_lock)
+
+    def fault_miss_end(self, cur, k, inode):
+        yield from up_read(cur, inode.invalidate_lock)
+
+    def read_miss_begin(self, cur, k, inode):
+        yield from down_read(cur, inode.invalidate_lock)
+
+    def read_miss_end(self, cur, k, inode):
+        yield from up_read(cur, inode.invalidate_lock)

@@ -1,0 +1,1 @@
+"""Reports: every report reads the same search result."""
