@@ -110,8 +110,22 @@ def run_in_order(initial: Files, tasks: Sequence[Sequence[Op]], order: Sequence[
     return Outcome((), files, observed)
 
 
+def _page_state(tasks: Sequence[Sequence[Op]], name: str, page: int, files: Files,
+                observed: dict) -> tuple:
+    """What one page shows: the file's size, the page's cells, and what each operation
+    that touches the page observed of it."""
+    lo, hi = page * PAGE_SIZE, (page + 1) * PAGE_SIZE
+    seen = tuple(
+        ((t, i), page_view(tasks[t][i], val, page))
+        for (t, i), val in sorted(observed.items())
+        if tasks[t][i].file == name and page in tasks[t][i].pages()
+    )
+    return len(files[name]), tuple(files[name][lo:hi]), seen
+
+
 def check_per_page(initial: Files, tasks: Sequence[Sequence[Op]], final: Files,
-                   observed: dict[tuple[int, int], object], task_names: Sequence[str]) -> str | None:
+                   observed: dict[tuple[int, int], object],
+                   task_names: Sequence[str]) -> str | None:
     """None if, for every page of every file, the final contents and size and every value
     read from that page match one sequential order; else a message saying what broke."""
     outcomes = sequential_outcomes(initial, tasks)
@@ -119,18 +133,8 @@ def check_per_page(initial: Files, tasks: Sequence[Sequence[Op]], final: Files,
         npages = max([-(-len(o.files[name]) // PAGE_SIZE) for o in outcomes]
                      + [-(-len(final[name]) // PAGE_SIZE)])
         for page in range(npages):
-            lo, hi = page * PAGE_SIZE, (page + 1) * PAGE_SIZE
-
-            def view(files: Files, obs: dict) -> tuple:
-                seen = tuple(
-                    (key, page_view(tasks[key[0]][key[1]], val, page))
-                    for key, val in sorted(obs.items())
-                    if tasks[key[0]][key[1]].file == name and page in tasks[key[0]][key[1]].pages()
-                )
-                return len(files[name]), tuple(files[name][lo:hi]), seen
-
-            got = view(final, observed)
-            allowed = {view(o.files, o.observed) for o in outcomes}
+            got = _page_state(tasks, name, page, final, observed)
+            allowed = {_page_state(tasks, name, page, o.files, o.observed) for o in outcomes}
             if got not in allowed:
                 return _explain(name, page, got, allowed, tasks, task_names)
     return None

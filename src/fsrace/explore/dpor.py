@@ -91,7 +91,7 @@ class DPOR:
         return self._complete
 
     def bounds(self) -> str:
-        return "every Mazurkiewicz trace (DPOR with sleep sets)"
+        return "one execution per Mazurkiewicz trace (DPOR, sleep sets)"
 
     # -- one execution -----------------------------------------------------------------
     def _reset_analysis(self) -> None:

@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from .schedule import Schedule
-from .step import Failure, Program, Step, Task
+from .step import Failure, Program, Step, Task, conflicting
 
 # Outcomes of one execution.
 DONE = "done"  # every task finished and the end checks passed
@@ -35,6 +35,18 @@ class ExecutionRecord:
     task_names: list[str] = field(default_factory=list)
     task_roles: list[str] = field(default_factory=list)
     state: str = ""  # the model state when the execution stopped
+    preemptions: int = 0  # switches away from a task that could have run on
+
+    def conflicting_step(self) -> int | None:
+        """The latest earlier step of another task that the failing step conflicts with."""
+        if self.failed_at is None:
+            return None
+        bad = self.events[self.failed_at]
+        for j in range(self.failed_at - 1, -1, -1):
+            ev = self.events[j]
+            if ev.task != bad.task and conflicting(ev.step.accesses, bad.step.accesses):
+                return j
+        return None
 
 
 class Execution:
@@ -99,6 +111,7 @@ def run_execution(program: Program, choose: Chooser, max_steps: int) -> Executio
     ex = Execution(program)
     failure: Failure | None = None
     outcome = DONE
+    preemptions = 0
     while True:
         en = ex.enabled()
         if not en:
@@ -115,6 +128,8 @@ def run_execution(program: Program, choose: Chooser, max_steps: int) -> Executio
         if i is None:
             outcome = PRUNED
             break
+        if ex.events and i != ex.events[-1].task and ex.events[-1].task in en:
+            preemptions += 1
         step = ex.run_step(i)
         failure = program.check_step(step)
         if failure:
@@ -130,6 +145,7 @@ def run_execution(program: Program, choose: Chooser, max_steps: int) -> Executio
         task_names=[t.name for t in ex.tasks],
         task_roles=[t.role for t in ex.tasks],
         state=program.describe_state() if outcome in (VIOLATION, DEADLOCK) else "",
+        preemptions=preemptions,
     )
 
 

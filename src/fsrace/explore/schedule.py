@@ -38,7 +38,7 @@ class Schedule:
     @property
     def preemptions(self) -> int:
         """Task switches in the schedule (an upper bound on preemptions)."""
-        return sum(1 for a, b in zip(self.choices, self.choices[1:]) if a != b)
+        return sum(1 for a, b in zip(self.choices, self.choices[1:], strict=False) if a != b)
 
     @classmethod
     def parse(cls, text: str) -> Schedule:

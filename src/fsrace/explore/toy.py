@@ -6,8 +6,7 @@ from .step import ACQ, READ, REL, WRITE, Program, Step, Task, touches
 
 
 def _steps(*steps: Step):
-    for s in steps:
-        yield s
+    yield from steps
 
 
 def readers(n: int) -> Program:

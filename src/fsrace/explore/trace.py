@@ -38,5 +38,5 @@ def foata_levels(events: Sequence[Event]) -> list[int]:
 def fingerprint(events: Sequence[Event]) -> str:
     levels = foata_levels(events)
     # Within a task, events are totally ordered, so (level, task) identifies an event.
-    canon = sorted((lv, ev.task, ev.step.label) for lv, ev in zip(levels, events))
+    canon = sorted((lv, ev.task, ev.step.label) for lv, ev in zip(levels, events, strict=False))
     return hashlib.blake2b(repr(canon).encode(), digest_size=12).hexdigest()

@@ -99,7 +99,7 @@ def ext4_da_writepages(cur: Current, k: Kernel, inode: Inode, first: int, last: 
     st = Step("write_cache_pages: find dirty pages", ((inode.pages_key, READ),))
     yield st
     todo = [p for i, p in sorted(inode.pages.items()) if first <= i <= last and p.dirty]
-    st.note = f"{len(todo)} dirty in [{first}, {last}]"
+    st.note = f"{len(todo)} dirty"
     for page in todo:
         yield from ext4_writepage(cur, k, inode, page)
 

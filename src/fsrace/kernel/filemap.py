@@ -13,7 +13,7 @@ from .buffer import (
 from .ext4 import ext4_da_get_block_prep, ext4_da_writepages, ext4_readpage
 from .kernel import Kernel
 from .locking import lock_page, unlock_page, wait_on_page_writeback
-from .structs import PAGE_SIZE, Current, Inode, Page
+from .structs import PAGE_SIZE, Current, Inode
 
 
 def find_get_page(cur: Current, k: Kernel, inode: Inode, index: int):

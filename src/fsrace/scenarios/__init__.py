@@ -1,8 +1,12 @@
 """Scenarios: one module per race class; `SCENARIOS` maps CLI names to them."""
 
 from .base import Params, Scenario, build_program
+from .punch_read import PunchRead
 from .punch_write_fault import PunchWriteFault
+from .writeback_store import WritebackStore
 
-SCENARIOS: dict[str, Scenario] = {s.name: s for s in (PunchWriteFault(),)}
+SCENARIOS: dict[str, Scenario] = {
+    s.name: s for s in (PunchWriteFault(), PunchRead(), WritebackStore())
+}
 
 __all__ = ["SCENARIOS", "Params", "Scenario", "build_program"]

@@ -1,0 +1,38 @@
+# Two entry points that work on a fresh machine with Python 3.11+:
+#   make demo   set up, then find the 2012 race and verify the fix
+#   make test   set up, then run the test suite
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test test-fast lint bench clean
+
+$(BIN)/fsrace: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "fsrace needs Python 3.11 or newer (found $$($(PYTHON) --version))"; exit 1; }
+	@$(PYTHON) -m venv $(VENV) 2>/dev/null || \
+		{ echo "python3 -m venv failed; installing python3-venv"; \
+		  apt-get update -qq && apt-get install -y -qq python3-venv && $(PYTHON) -m venv $(VENV); }
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	@touch $@
+
+demo: $(BIN)/fsrace
+	$(BIN)/fsrace demo
+
+test: $(BIN)/fsrace
+	$(BIN)/ruff check src tests bench
+	$(BIN)/pytest -q -m "not slow"
+	$(BIN)/pytest -q -m slow
+
+test-fast: $(BIN)/fsrace
+	$(BIN)/pytest -q -m "not slow"
+
+lint: $(BIN)/fsrace
+	$(BIN)/ruff check src tests bench
+
+bench: $(BIN)/fsrace
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info .pytest_cache .ruff_cache

@@ -1,0 +1,164 @@
+"""fsrace command line."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import click
+
+from .explore.engine import ReplayError
+from .explore.schedule import Schedule, ScheduleError
+from .explore.search import Limits, SearchResult
+from .protocols import PROTOCOLS
+from .report.json_report import record_dict, result_dict
+from .report.text import failure_report, full_report
+from .report.timeline import timeline
+from .run import STRATEGIES, UsageError, check, replay
+from .scenarios import SCENARIOS, Params
+
+SCENARIO = click.option("--scenario", "-s", required=True,
+                        type=click.Choice(sorted(SCENARIOS)), help="race class to explore")
+PROTOCOL = click.option("--protocol", "-p", required=True,
+                        type=click.Choice(sorted(PROTOCOLS)), help="locking protocol")
+
+
+def _param_options(f):
+    f = click.option("--blocks-per-page", type=click.IntRange(1, 4), default=1,
+                     show_default=True, help="file blocks per page (1, 2 or 4)")(f)
+    f = click.option("--writers", type=click.IntRange(1, 16), default=1, show_default=True,
+                     help="faulting tasks, each in its own process")(f)
+    f = click.option("--pages", type=click.IntRange(1, 16), default=1, show_default=True,
+                     help="pages the operations cover")(f)
+    return f
+
+
+def _params(pages: int, writers: int, blocks_per_page: int) -> Params:
+    try:
+        return Params(pages=pages, writers=writers, blocks_per_page=blocks_per_page)
+    except ValueError as e:
+        raise click.UsageError(str(e)) from e
+
+
+class _ProgressLine:
+    """One self-rewriting status line on stderr, only on a terminal."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled and sys.stderr.isatty()
+        self.start = time.monotonic()
+
+    def __call__(self, res: SearchResult) -> None:
+        if not self.enabled:
+            return
+        rate = res.executions / max(res.elapsed_s, 1e-9)
+        sys.stderr.write(f"\r  {res.executions} executions ({rate:.0f}/s), {res.traces} traces, "
+                         f"{res.steps} steps, {res.elapsed_s:.1f}s ")
+        sys.stderr.flush()
+
+    def clear(self) -> None:
+        if self.enabled:
+            sys.stderr.write("\r" + " " * 78 + "\r")
+            sys.stderr.flush()
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="fsrace")
+def main() -> None:
+    """Find and rule out races between page faults and block-removing operations."""
+
+
+@main.command("list")
+def list_cmd() -> None:
+    """Scenarios, protocols and strategies, one line each."""
+    click.echo("scenarios:")
+    for name, s in sorted(SCENARIOS.items()):
+        click.echo(f"  {name:24} {s.summary} [exercises: {', '.join(s.exercises)}]")
+    click.echo("protocols:")
+    for name, p in sorted(PROTOCOLS.items()):
+        click.echo(f"  {name:24} {p.summary}")
+    click.echo("strategies:")
+    for name, text in STRATEGIES.items():
+        click.echo(f"  {name:24} {text}")
+
+
+@main.command("check")
+@SCENARIO
+@PROTOCOL
+@click.option("--strategy", type=click.Choice(list(STRATEGIES)), default="dpor",
+              show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="seed for random")
+@click.option("--executions", type=click.IntRange(1), default=1000, show_default=True,
+              help="executions for random")
+@click.option("--max-steps", type=click.IntRange(1), default=400, show_default=True,
+              help="step bound per execution")
+@click.option("--max-executions", type=click.IntRange(1), default=None)
+@click.option("--time-limit", type=click.FloatRange(0, min_open=True), default=None,
+              help="seconds")
+@click.option("--no-shrink", is_flag=True, help="print the race as found, unshrunk")
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object")
+@_param_options
+def check_cmd(scenario, protocol, strategy, seed, executions, max_steps, max_executions,
+              time_limit, no_shrink, as_json, pages, writers, blocks_per_page) -> None:
+    """Explore a scenario under a protocol. Exit 0: no violation found; 1: one was."""
+    params = _params(pages, writers, blocks_per_page)
+    progress = _ProgressLine(not as_json)
+    try:
+        res = check(scenario, protocol, params, strategy, seed, executions,
+                    Limits(max_steps, max_executions, time_limit),
+                    shrink_budget_s=0 if no_shrink else 5.0, progress=progress)
+    except UsageError as e:
+        raise click.UsageError(str(e)) from e
+    progress.clear()
+    if as_json:
+        click.echo(json.dumps(result_dict(res), indent=2))
+    else:
+        click.echo(full_report(res))
+    sys.exit(1 if res.counterexample is not None else 0)
+
+
+@main.command("replay")
+@SCENARIO
+@PROTOCOL
+@click.argument("schedule")
+@click.option("--json", "as_json", is_flag=True)
+@_param_options
+def replay_cmd(scenario, protocol, schedule, as_json, pages, writers, blocks_per_page) -> None:
+    """Re-run one schedule exactly, printing every step."""
+    params = _params(pages, writers, blocks_per_page)
+    try:
+        rec = replay(scenario, protocol, Schedule.parse(schedule), params)
+    except (ScheduleError, ReplayError) as e:
+        raise click.UsageError(str(e)) from e
+    if as_json:
+        click.echo(json.dumps(record_dict(rec), indent=2))
+    elif rec.failure is not None or rec.outcome == "deadlock":
+        click.echo(failure_report(rec))
+    else:
+        click.echo(timeline(rec))
+        click.echo(f"\nexecution {rec.outcome}: every check held")
+    sys.exit(1 if rec.outcome in ("violation", "deadlock") else 0)
+
+
+@main.command("demo")
+def demo_cmd() -> None:
+    """The seed race found from scratch, and the fix verified."""
+    scenario = "punch-write-fault"
+    click.echo("fsrace demo: the 2012 race between hole punching and an mmap write fault")
+    click.echo(f"scenario {scenario}: {SCENARIOS[scenario].summary}\n")
+    results = []
+    for protocol in ("linux-2012", "invalidate-lock"):
+        progress = _ProgressLine(True)
+        res = check(scenario, protocol, progress=progress)
+        progress.clear()
+        results.append(res)
+    click.echo(f"{'protocol':18} {'verdict':8} {'executions':>10} {'traces':>7} "
+               f"{'complete':>8} {'time':>8}")
+    for r in results:
+        s = r.search
+        click.echo(f"{r.protocol:18} {s.verdict:8} {s.executions:>10} {s.traces:>7} "
+                   f"{'yes' if s.complete else 'no':>8} {s.elapsed_s:>7.2f}s")
+    click.echo("")
+    for r in results:
+        click.echo(full_report(r))
+        click.echo("")

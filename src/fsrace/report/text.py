@@ -1,0 +1,76 @@
+"""Terminal reports of a check result."""
+
+from __future__ import annotations
+
+from ..explore.engine import DEADLOCK, ExecutionRecord
+from ..run import CheckResult
+from .timeline import timeline
+
+
+def coverage_line(res: CheckResult) -> str:
+    s = res.search
+    parts = [f"{s.executions} executions", f"{s.traces} distinct traces"]
+    if s.blocked:
+        parts.append(f"{s.blocked} sleep-set blocked")
+    parts.append(f"{s.steps} model steps")
+    parts.append(f"{s.elapsed_s:.2f}s")
+    done = "complete" if s.complete else "incomplete"
+    why = f" (stopped: {s.stopped_by})" if s.stopped_by else ""
+    bound = f"; {s.bounded} executions cut at the step bound" if s.bounded else ""
+    return f"{', '.join(parts)}; search {done}{why}{bound}; covers {s.coverage}"
+
+
+def verdict_line(res: CheckResult) -> str:
+    v = res.search.verdict
+    words = {
+        "safe": "SAFE: no interleaving breaks any check",
+        "race": "RACE",
+        "deadlock": "DEADLOCK",
+        "unknown": "UNKNOWN: no violation found, but the search did not cover everything",
+    }[v]
+    return f"{res.scenario} under {res.protocol} ({res.strategy}): {words}"
+
+
+def failure_report(rec: ExecutionRecord, width: int | None = None) -> str:
+    lines = []
+    if rec.outcome == DEADLOCK:
+        lines.append("deadlock: every unfinished task is blocked")
+        for task, why in rec.waiting.items():
+            lines.append(f"  {task} waits in {why}")
+    elif rec.failure is not None:
+        lines.append(f"violated: {rec.failure.name} ({rec.failure.meaning})")
+        lines += ["  " + ln for ln in rec.failure.message.splitlines()]
+    lines.append("")
+    lines.append(timeline(rec, width=width, show_end=_failed_in_end(rec)))
+    j = rec.conflicting_step()
+    if j is not None:
+        lines.append(f"step {rec.failed_at} conflicts with step {j} "
+                     f"({rec.task_names[rec.events[j].task]}: {rec.events[j].step.label})")
+    lines.append("")
+    lines.append("state at that moment:")
+    lines += ["  " + ln for ln in rec.state.splitlines()]
+    return "\n".join(lines)
+
+
+def _failed_in_end(rec: ExecutionRecord) -> bool:
+    return any(rec.task_names[e.task] == "END" for e in rec.events)
+
+
+def full_report(res: CheckResult, width: int | None = None) -> str:
+    out = [verdict_line(res), "  " + coverage_line(res)]
+    cx = res.counterexample
+    if cx is not None:
+        if res.shrunk is not None:
+            sh = res.shrunk
+            if (sh.original_steps, sh.original_preemptions) == (len(cx.events), cx.preemptions):
+                out.append(f"  shrinking: already minimal ({len(cx.events)} steps, "
+                           f"{cx.preemptions} preemptions; {sh.attempts} replays tried)")
+            else:
+                out.append(f"  shrunk from {sh.original_steps} steps / "
+                           f"{sh.original_preemptions} preemptions to {len(cx.events)} steps / "
+                           f"{cx.preemptions} preemptions ({sh.attempts} replays)")
+        out.append("")
+        out.append(failure_report(cx, width))
+        out.append("")
+        out.append(f"reproduce: {res.replay_command()}")
+    return "\n".join(out)

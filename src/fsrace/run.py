@@ -1,0 +1,110 @@
+"""One check from names to result: scenario + protocol -> explorer -> shrunk counterexample.
+
+The CLI and the reports go through here; nothing here knows how results are shown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .explore.dpor import DPOR
+from .explore.engine import ExecutionRecord, replay_chooser, run_execution
+from .explore.exhaustive import Exhaustive
+from .explore.random_walk import RandomWalk
+from .explore.schedule import Schedule
+from .explore.search import Limits, Progress, SearchResult, search
+from .explore.shrink import Shrunk, shrink
+from .explore.step import Program
+from .protocols import PROTOCOLS
+from .scenarios import SCENARIOS, Params, build_program
+
+STRATEGIES = {
+    "dpor": "dynamic partial-order reduction with sleep sets: one execution per trace "
+            "(complete)",
+    "exhaustive": "every interleaving, naive depth-first (complete, exponential; for "
+                  "cross-checking)",
+    "random": "seeded uniform random walk (sampling; never proves safety)",
+}
+
+
+class UsageError(ValueError):
+    """Bad names or parameters; the message says what is valid."""
+
+
+def _lookup(kind: str, name: str, table: dict):
+    if name not in table:
+        raise UsageError(f"unknown {kind} {name!r}; valid: {', '.join(sorted(table))}")
+    return table[name]
+
+
+def builder(scenario: str, protocol: str, params: Params) -> Callable[[], Program]:
+    scen = _lookup("scenario", scenario, SCENARIOS)
+    proto = _lookup("protocol", protocol, PROTOCOLS)
+    return lambda: build_program(scen, proto, params)
+
+
+def make_strategy(name: str, seed: int, executions: int):
+    _lookup("strategy", name, STRATEGIES)
+    if name == "dpor":
+        return DPOR()
+    if name == "exhaustive":
+        return Exhaustive()
+    return RandomWalk(seed=seed, executions=executions)
+
+
+@dataclass
+class CheckResult:
+    scenario: str
+    protocol: str
+    params: Params
+    strategy: str
+    seed: int
+    search: SearchResult
+    shrunk: Shrunk | None = None
+
+    @property
+    def counterexample(self) -> ExecutionRecord | None:
+        if self.shrunk is not None:
+            return self.shrunk.record
+        return self.search.counterexample
+
+    def replay_command(self) -> str:
+        cx = self.counterexample
+        if cx is None:
+            return ""
+        return (f"fsrace replay --scenario {self.scenario} --protocol {self.protocol}"
+                f"{param_flags(self.params)} '{cx.schedule}'")
+
+
+def param_flags(params: Params) -> str:
+    default = Params()
+    flags = ""
+    if params.pages != default.pages:
+        flags += f" --pages {params.pages}"
+    if params.writers != default.writers:
+        flags += f" --writers {params.writers}"
+    if params.blocks_per_page != default.blocks_per_page:
+        flags += f" --blocks-per-page {params.blocks_per_page}"
+    return flags
+
+
+def check(scenario: str, protocol: str, params: Params | None = None, strategy: str = "dpor",
+          seed: int = 0, executions: int = 1000, limits: Limits | None = None,
+          stop_on_failure: bool = True, shrink_budget_s: float = 5.0,
+          progress: Progress | None = None) -> CheckResult:
+    params = params or Params()
+    limits = limits or Limits()
+    build = builder(scenario, protocol, params)
+    strat = make_strategy(strategy, seed, executions)
+    res = search(build, strat, limits, stop_on_failure=stop_on_failure, progress=progress)
+    out = CheckResult(scenario, protocol, params, strategy, seed, res)
+    if res.counterexample is not None and shrink_budget_s > 0:
+        out.shrunk = shrink(build, res.counterexample, limits.max_steps, shrink_budget_s)
+    return out
+
+
+def replay(scenario: str, protocol: str, schedule: Schedule, params: Params | None = None,
+           max_steps: int = 100_000) -> ExecutionRecord:
+    build = builder(scenario, protocol, params or Params())
+    return run_execution(build(), replay_chooser(schedule), max_steps)

@@ -1,0 +1,92 @@
+"""Each invariant holds on a sound state and fires on a state broken on purpose."""
+
+import pytest
+
+from fsrace.check.invariants import INVARIANTS, check_invariants
+from fsrace.kernel.kernel import Kernel
+from fsrace.kernel.structs import DELALLOC, PTE, Buffer
+from fsrace.protocols import PROTOCOLS
+from fsrace.scenarios.base import cache_clean_page, create_delalloc_file
+
+BY_NAME = {inv.name: inv for inv in INVARIANTS}
+
+
+@pytest.fixture
+def k():
+    k = Kernel(PROTOCOLS["linux-2012"](), nblocks=8)
+    a = k.create_file("A", ["a0"] * 4 + ["a1"] * 4)
+    cache_clean_page(k, a, 0)
+    create_delalloc_file(k, "B", ["b"] * 4)
+    mm = k.new_mm("P2")
+    mm.mmap(a)
+    mm.ptes[("A", 0)] = PTE(a.pages[0], writable=False)
+    return k
+
+
+def test_a_sound_state_passes_every_invariant(k):
+    assert check_invariants(k, []) is None
+
+
+def test_io_to_owned_blocks_fires_on_a_write_to_a_freed_block(k):
+    pblk = k.inodes["A"].extents[0][1]
+    k.disk.free(pblk)
+    del k.inodes["A"].extents[0]
+    k.log("bio_write", "FLUSHER", inode="A", lblk=0, pblk=pblk, source="writeback")
+    msg = BY_NAME["io-to-owned-blocks"].check(k, k.events)
+    assert msg and "which is free" in msg
+
+
+def test_io_to_owned_blocks_fires_on_a_write_to_another_files_block(k):
+    pblk = k.inodes["A"].extents[1][1]
+    k.log("bio_write", "FLUSHER", inode="A", lblk=0, pblk=pblk, source="writeback")
+    msg = BY_NAME["io-to-owned-blocks"].check(k, k.events)
+    assert msg and "owned by A lblk 1" in msg
+
+
+def test_no_stray_delalloc_fires_on_a_delay_buffer_without_its_entry(k):
+    a = k.inodes["A"]
+    a.pages[0].buffers = [Buffer(delay=True, dirty=True)]
+    msg = BY_NAME["no-stray-delalloc"].check(k, [])
+    assert msg and "delay buffer" in msg
+
+
+def test_no_stray_delalloc_fires_on_writeback_warning(k):
+    k.log("warn", "FLUSHER", msg="B lblk 0: delalloc without reservation")
+    assert BY_NAME["no-stray-delalloc"].check(k, k.events)
+
+
+def test_reservations_balance_fires_when_a_reservation_leaks(k):
+    k.inodes["B"].extents[0] = ("hole", None)
+    del k.inodes["B"].extents[0]
+    msg = BY_NAME["reservations-balance"].check(k, [])
+    assert msg and "reserved" in msg
+
+
+def test_reservations_balance_fires_when_the_total_drifts(k):
+    k.disk.dirty_clusters += 1
+    assert BY_NAME["reservations-balance"].check(k, [])
+
+
+def test_nothing_beyond_eof_fires_on_a_page_past_i_size(k):
+    k.inodes["A"].i_size = 4
+    cache_clean_page(k, k.inodes["A"], 1)
+    msg = BY_NAME["nothing-beyond-eof"].check(k, [])
+    assert msg and "beyond EOF" in msg
+
+
+def test_nothing_beyond_eof_fires_on_a_pte_past_i_size(k):
+    k.inodes["A"].i_size = 0
+    k.inodes["A"].pages.clear()
+    msg = BY_NAME["nothing-beyond-eof"].check(k, [])
+    assert msg and "P2 maps A:0" in msg
+
+
+def test_nothing_beyond_eof_waits_for_a_truncate_in_progress(k):
+    k.inodes["A"].i_size = 0
+    k.resizing.add("A")
+    assert BY_NAME["nothing-beyond-eof"].check(k, []) is None
+
+
+def test_delalloc_file_setup_is_consistent(k):
+    assert k.inodes["B"].extents[0] == (DELALLOC, None)
+    assert k.disk.dirty_clusters == 1

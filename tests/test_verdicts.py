@@ -1,0 +1,62 @@
+"""The seed race is found under the 2012 protocol and ruled out under the 5.15 one."""
+
+import pytest
+
+from fsrace.explore.dpor import DPOR
+from fsrace.explore.engine import VIOLATION
+from fsrace.explore.schedule import Schedule
+from fsrace.explore.search import search
+from fsrace.run import check, replay
+
+
+def test_linux_2012_punch_write_fault_writes_to_a_freed_block():
+    res = check("punch-write-fault", "linux-2012")
+    assert res.search.verdict == "race"
+    cx = res.counterexample
+    assert cx.failure.name == "io-to-owned-blocks"
+    names = [cx.task_names[e.task] for e in cx.events]
+    assert {"TASK1", "TASK2", "FLUSHER"} <= set(names)
+    labels = [e.step.label for e in cx.events]
+    # Jan Kara's diagram: invalidate, then the fault, then block removal, then writeback.
+    order = [labels.index(x) for x in ("truncate_inode_page(A:0)", "__do_fault: install PTE",
+                                       "ext4_ext_remove_space")]
+    assert order == sorted(order)
+    assert cx.events[cx.failed_at].step.label.startswith("ext4_bio_write_page")
+
+
+def test_a_printed_schedule_replays_the_same_violation():
+    res = check("punch-write-fault", "linux-2012")
+    cx = res.counterexample
+    again = replay("punch-write-fault", "linux-2012", Schedule.parse(str(cx.schedule)))
+    assert again.outcome == VIOLATION
+    assert again.failure == cx.failure
+    assert [e.step.label for e in again.events] == [e.step.label for e in cx.events]
+
+
+def test_linux_2012_punch_read_returns_stale_data_after_the_punch():
+    res = check("punch-read", "linux-2012")
+    assert res.search.verdict == "race"
+    assert res.counterexample.failure.name == "file-contents"
+
+
+@pytest.mark.parametrize("scenario", ["punch-read", "writeback-store"])
+def test_invalidate_lock_small_scenarios_are_safe_with_a_complete_search(scenario):
+    res = check(scenario, "invalidate-lock")
+    assert res.search.complete and res.search.verdict == "safe"
+    assert res.search.traces > 1
+
+
+@pytest.mark.slow
+def test_invalidate_lock_punch_write_fault_is_safe_with_a_complete_search():
+    res = check("punch-write-fault", "invalidate-lock")
+    assert res.search.complete
+    assert res.search.verdict == "safe"
+    assert res.search.traces > 1000
+    assert res.search.executions - res.search.blocked == res.search.traces
+
+
+@pytest.mark.slow
+def test_linux_2012_full_search_meets_each_trace_once(build):
+    res = search(build("punch-read", "linux-2012"), DPOR(), stop_on_failure=False)
+    assert res.complete
+    assert res.executions - res.blocked == res.traces
