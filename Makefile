@@ -21,7 +21,7 @@ demo: $(BIN)/fsrace
 	$(BIN)/fsrace demo
 
 test: $(BIN)/fsrace
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests
 	$(BIN)/pytest -q -m "not slow"
 	$(BIN)/pytest -q -m slow
 
@@ -29,7 +29,7 @@ test-fast: $(BIN)/fsrace
 	$(BIN)/pytest -q -m "not slow"
 
 lint: $(BIN)/fsrace
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests
 
 bench: $(BIN)/fsrace
 	$(BIN)/python bench/run.py
