@@ -81,6 +81,24 @@ class Write:
 
 
 @dataclass(frozen=True)
+class WriteFromMapping:
+    """write(2) whose source buffer is a shared mapping of `source` from `source_offset`."""
+
+    file: str
+    offset: int
+    source: str
+    source_offset: int
+    length: int
+
+    def pages(self) -> range:
+        return _pages(self.offset, self.offset + self.length)
+
+    def __str__(self) -> str:
+        return (f"pwrite({self.file}, mmap({self.source})+{self.source_offset}, "
+                f"{self.length}, {self.offset})")
+
+
+@dataclass(frozen=True)
 class Read:
     file: str
     offset: int
@@ -104,4 +122,4 @@ class Fsync:
         return f"fsync({self.file})"
 
 
-Op = Store | Load | Punch | Truncate | Write | Read | Fsync
+Op = Store | Load | Punch | Truncate | Write | WriteFromMapping | Read | Fsync

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..kernel.structs import PAGE_SIZE
-from ..ops import Fsync, Load, Op, Punch, Read, Store, Truncate, Write
+from ..ops import Fsync, Load, Op, Punch, Read, Store, Truncate, Write, WriteFromMapping
 
 SIGBUS = "SIGBUS"
 Files = dict[str, list]
@@ -36,10 +36,18 @@ def apply(files: Files, op: Op):
         del data[op.size:]
         data.extend([0] * (op.size - len(data)))
         return None
-    if isinstance(op, Write):
-        end = op.offset + len(op.values)
+    if isinstance(op, Write | WriteFromMapping):
+        if isinstance(op, WriteFromMapping):
+            src = files[op.source]
+            if (op.source_offset + op.length - 1) // PAGE_SIZE >= -(-len(src) // PAGE_SIZE):
+                return "-EFAULT"  # the source mapping ends before the buffer does
+            values = [src[i] if i < len(src) else 0
+                      for i in range(op.source_offset, op.source_offset + op.length)]
+        else:
+            values = list(op.values)
+        end = op.offset + len(values)
         data.extend([0] * (end - len(data)))
-        data[op.offset:end] = list(op.values)
+        data[op.offset:end] = values
         return None
     if isinstance(op, Read):
         return tuple(data[op.offset:op.offset + op.count])

@@ -135,13 +135,17 @@ def do_generic_file_read(cur: Current, k: Kernel, inode: Inode, pos: int, count:
     return out
 
 
-def generic_perform_write(cur: Current, k: Kernel, inode: Inode, pos: int, values: list):
-    """write(2) from a plain user buffer, page by page (ext4_da_write_begin/end). Called
-    with i_mutex held."""
+def generic_perform_write(cur: Current, k: Kernel, inode: Inode, pos: int, buf):
+    """write(2) page by page (ext4_da_write_begin/end), from a user buffer that may itself be
+    a mapping of a file: fault it in, lock the page, copy with faults disabled, and if
+    nothing was copied, unlock and fault it in again. Called with i_mutex held. Returns
+    None, or -EFAULT."""
     done = 0
-    while done < len(values):
+    while done < len(buf):
         index, offset = divmod(pos + done, PAGE_SIZE)
-        n = min(PAGE_SIZE - offset, len(values) - done)
+        n = min(PAGE_SIZE - offset, len(buf) - done)
+        if (yield from buf.fault_in_readable(cur, k, done, n)) is not None:
+            return "-EFAULT"
         page = yield from grab_cache_page_write_begin(cur, k, inode, index)
         st = Step("ext4_da_write_begin: recheck page->mapping", ((page.key, WRITE),))
         yield st
@@ -153,13 +157,21 @@ def generic_perform_write(cur: Current, k: Kernel, inode: Inode, pos: int, value
         yield from __block_write_begin(cur, k, inode, page, offset, offset + n,
                                        ext4_da_get_block_prep)
         st = Step("iov_iter_copy_from_user_atomic; block_write_end",
-                  ((page.key, WRITE), (inode.size_key, WRITE)))
+                  ((page.key, WRITE), (inode.size_key, WRITE),
+                   *buf.accesses(cur, done, n)))
         yield st
-        page.data[offset:offset + n] = values[done:done + n]
+        values = buf.copy_atomic(cur, done, n)
+        if values is None:
+            st.note = "source not mapped: copied 0, fault it in again"
+            yield from unlock_page(cur, page)
+            continue
+        page.data[offset:offset + n] = values
         block_commit_write(k, page, offset, offset + n)
         inode.i_size = max(inode.i_size, pos + done + n)
+        st.note = f"copied {values}"
         yield from unlock_page(cur, page)
         done += n
+    return None
 
 
 def grab_cache_page_write_begin(cur: Current, k: Kernel, inode: Inode, index: int):

@@ -46,10 +46,12 @@ def sys_read(cur: Current, k: Kernel, inode: Inode, pos: int, count: int):
     return out
 
 
-def sys_write(cur: Current, k: Kernel, inode: Inode, pos: int, values: list):
+def sys_write(cur: Current, k: Kernel, inode: Inode, pos: int, buf):
+    """write(2) from a user buffer (fsrace.kernel.uaccess): i_mutex across the copy."""
     yield from mutex_lock(cur, inode.i_mutex)
-    yield from generic_perform_write(cur, k, inode, pos, values)
+    err = yield from generic_perform_write(cur, k, inode, pos, buf)
     yield from mutex_unlock(cur, inode.i_mutex)
+    return err
 
 
 def sys_fsync(cur: Current, k: Kernel, inode: Inode):

@@ -3,10 +3,11 @@
 from .base import Params, Scenario, build_program
 from .punch_read import PunchRead
 from .punch_write_fault import PunchWriteFault
+from .write_from_own_mapping import WriteFromOwnMapping
 from .writeback_store import WritebackStore
 
 SCENARIOS: dict[str, Scenario] = {
-    s.name: s for s in (PunchWriteFault(), PunchRead(), WritebackStore())
+    s.name: s for s in (PunchWriteFault(), PunchRead(), WritebackStore(), WriteFromOwnMapping())
 }
 
 __all__ = ["SCENARIOS", "Params", "Scenario", "build_program"]

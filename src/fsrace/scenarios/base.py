@@ -25,7 +25,8 @@ from ..kernel.syscalls import (
     sys_read,
     sys_write,
 )
-from ..ops import Fsync, Load, Op, Punch, Read, Store, Truncate, Write
+from ..kernel.uaccess import MappedBuffer, PlainBuffer
+from ..ops import Fsync, Load, Op, Punch, Read, Store, Truncate, Write, WriteFromMapping
 from ..protocols.base import Protocol
 
 
@@ -124,7 +125,10 @@ def run_op(cur: Current, k: Kernel, op: Op):
     if isinstance(op, Truncate):
         return (yield from sys_ftruncate(cur, k, inode, op.size))
     if isinstance(op, Write):
-        return (yield from sys_write(cur, k, inode, op.offset, list(op.values)))
+        return (yield from sys_write(cur, k, inode, op.offset, PlainBuffer(list(op.values))))
+    if isinstance(op, WriteFromMapping):
+        buf = MappedBuffer(k.inodes[op.source], op.source_offset, op.length)
+        return (yield from sys_write(cur, k, inode, op.offset, buf))
     if isinstance(op, Read):
         return tuple((yield from sys_read(cur, k, inode, op.offset, op.count)))
     if isinstance(op, Fsync):
