@@ -52,11 +52,17 @@ def test_invalidate_lock_punch_write_fault_is_safe_with_a_complete_search():
     assert res.search.complete
     assert res.search.verdict == "safe"
     assert res.search.traces > 1000
-    assert res.search.executions - res.search.blocked == res.search.traces
+    assert res.search.executions == res.search.traces and res.search.blocked == 0
 
 
-@pytest.mark.slow
-def test_linux_2012_full_search_meets_each_trace_once(build):
-    res = search(build("punch-read", "linux-2012"), DPOR(), stop_on_failure=False)
+FULL = [(s, p) for s in ("punch-read", "writeback-store", "write-from-own-mapping")
+        for p in ("linux-2012", "invalidate-lock")]
+
+
+@pytest.mark.parametrize("scenario,protocol", [
+    pytest.param(s, p, marks=[pytest.mark.slow] if (s, p) == FULL[4] else [])
+    for s, p in FULL])
+def test_full_searches_run_each_trace_exactly_once(build, scenario, protocol):
+    res = search(build(scenario, protocol), DPOR(), stop_on_failure=False)
     assert res.complete
-    assert res.executions - res.blocked == res.traces
+    assert res.executions == res.traces and res.blocked == 0

@@ -20,8 +20,8 @@ from .protocols import PROTOCOLS
 from .scenarios import SCENARIOS, Params, build_program
 
 STRATEGIES = {
-    "dpor": "dynamic partial-order reduction with sleep sets: one execution per trace "
-            "(complete)",
+    "dpor": "optimal DPOR (source sets, sleep sets, wakeup trees): one execution per "
+            "trace (complete)",
     "exhaustive": "every interleaving, naive depth-first (complete, exponential; for "
                   "cross-checking)",
     "random": "seeded uniform random walk (sampling; never proves safety)",

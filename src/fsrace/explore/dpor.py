@@ -1,52 +1,150 @@
-"""Dynamic partial-order reduction with sleep sets (Flanagan and Godefroid, POPL 2005).
+"""Optimal dynamic partial-order reduction: source sets, sleep sets and wakeup trees
+(Abdulla, Aronis, Jonsson, Sagonas, POPL 2014). It runs one execution per Mazurkiewicz
+trace and never one that ends blocked by its sleep set.
 
-Each execution is analysed as it runs: when a step conflicts with an earlier step of
-another task that does not happen before it, the search must also try the other order, so
-a backtrack point is added where the earlier step ran. Sleep sets keep the search from
-re-running an order it already covered; an execution whose every runnable task is asleep
-is cut short and counted as blocked.
+Dependence is `step.conflicting`: two steps on one object conflict unless both only
+observe it. Happens-before is the transitive closure of program order and conflicts.
 
-Dependence follows the access kinds of `step.py`: data reads commute, shared acquires
-commute, an exclusive acquire conflicts with every acquire of the lock. Releases and
-acquires of one lock are never runnable together, so they are never reversed, but a release
-orders the next acquire (happens-before).
+After each maximal execution E, every race (e, e') is reversed: e and e' conflict, belong
+to different tasks, e' happens after e through nothing else, and e' could have run first.
+The reversal is v = notdep(e, E).e' (the steps after e that do not happen after it, then
+e'), inserted into the wakeup tree of the node before e unless a task asleep there already
+covers it.
+
+Blocking objects need care, as in Nidhugg's treatment of mutexes. A release and the next
+acquire of a lock are never runnable together, so they are not a race; instead an acquire
+races with the acquire that opened the critical section the release closed, and the
+reversal lets it take the lock first. Tasks still blocked when an execution deadlocks get
+their pending step analysed the same way. Steps of epilogue tasks never race: they cannot
+run before the other tasks have finished.
+
+Contract with the model: a step that can block declares its blocking object with an
+acquire-type access (ACQ, ACQ_S, WAIT), and only steps accessing that object change
+whether it can run.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from itertools import chain
 
-from .engine import Chooser, Execution, ExecutionRecord
-from .step import ACQ, ACQ_S, CHANGES, READ, TRY, WAIT, WRITE, Access, conflicting
+from .engine import DEADLOCK, PRUNED, Chooser, Execution, ExecutionRecord
+from .step import ACQ, ACQ_S, CHANGES, REL, REL_S, TRY, WAIT, Access, conflicting
 
-_EXCLUSIVE = frozenset({WRITE, ACQ, TRY})
-_SHARED = frozenset({READ, ACQ_S, WAIT})
+_ACQUIRES = frozenset({ACQ, ACQ_S, WAIT})
+_RELEASES = frozenset({REL, REL_S})
+_OPENS = frozenset({ACQ, ACQ_S, TRY})  # what a release can close
+
+
+class _WNode:
+    """A node of a wakeup tree: a step of a task, and the sequences that continue it."""
+
+    __slots__ = ("task", "acc", "children")
+
+    def __init__(self, task: int, acc: tuple[Access, ...]) -> None:
+        self.task = task
+        self.acc = acc
+        self.children: list[_WNode] = []
 
 
 class _Node:
     """The state before one step of the current execution."""
 
-    __slots__ = ("enabled", "pending", "backtrack", "done", "sleep", "choice")
+    __slots__ = ("pending", "sleep", "wut", "done", "choice")
 
-    def __init__(self, enabled: list[int], pending: dict[int, tuple[Access, ...]],
-                 sleep: dict[int, tuple[Access, ...]]) -> None:
-        self.enabled = enabled
+    def __init__(self, pending: dict[int, tuple[Access, ...]],
+                 sleep: dict[int, tuple[Access, ...]], wut: list[_WNode]) -> None:
         self.pending = pending  # accesses of each enabled task's next step
-        self.backtrack: set[int] = set()
-        self.done: set[int] = set()
-        self.sleep = sleep
+        self.sleep = sleep  # asleep on arrival: task -> its next step's accesses
+        self.wut = wut  # wakeup tree: sequences still to explore from here, in order
+        self.done: list[int] = []  # tasks explored from here (asleep for later children)
         self.choice = -1
 
+    def asleep(self) -> dict[int, tuple[Access, ...]]:
+        out = dict(self.sleep)
+        for t in self.done:
+            out[t] = self.pending[t]
+        return out
 
-class _Object:
-    __slots__ = ("last_change", "observed", "last_x", "shared")
 
-    def __init__(self) -> None:
-        self.last_change = -1  # last step that changed it (for happens-before)
-        self.observed: list[int] = []  # steps that observed it since
-        self.last_x = -1  # last exclusive access (for races)
-        self.shared: list[int] = []  # shared accesses since
+class _Analysis:
+    """Happens-before of one execution, by vector clocks, and its direct predecessors."""
+
+    def __init__(self, tasks: list[int], accs: list[tuple[Access, ...]], ntasks: int) -> None:
+        self.tasks = tasks
+        self.accs = accs
+        self.clock: list[list[int]] = []
+        self.seq: list[int] = []
+        self.preds: list[list[int]] = []  # direct happens-before predecessors
+        self._task_last: dict[int, int] = {}
+        self._last_change: dict[str, int] = {}
+        self._observed: dict[str, list[int]] = {}
+        self.ntasks = ntasks
+        for k in range(len(tasks)):
+            self._add(k)
+
+    def direct_preds(self, task: int, acc: tuple[Access, ...]) -> list[int]:
+        preds = []
+        last = self._task_last.get(task)
+        if last is not None:
+            preds.append(last)
+        for obj, kind in acc:
+            ch = self._last_change.get(obj)
+            if ch is not None:
+                preds.append(ch)
+            if kind in CHANGES:
+                preds.extend(self._observed.get(obj, ()))
+        return preds
+
+    def clock_of(self, task: int, preds: list[int]) -> list[int]:
+        clock = [0] * self.ntasks
+        for j in preds:
+            cj = self.clock[j]
+            for t in range(self.ntasks):
+                if cj[t] > clock[t]:
+                    clock[t] = cj[t]
+        last = self._task_last.get(task)
+        clock[task] = (self.seq[last] if last is not None else 0) + 1
+        return clock
+
+    def _add(self, k: int) -> None:
+        task, acc = self.tasks[k], self.accs[k]
+        preds = self.direct_preds(task, acc)
+        self.preds.append(preds)
+        clock = self.clock_of(task, preds)
+        self.clock.append(clock)
+        self.seq.append(clock[task])
+        self._task_last[task] = k
+        for obj, kind in acc:
+            if kind in CHANGES:
+                self._last_change[obj] = k
+                self._observed[obj] = []
+            else:
+                self._observed.setdefault(obj, []).append(k)
+
+    def hb(self, i: int, clock: list[int]) -> bool:
+        """Does step i happen before (or equal) the step whose clock is `clock`?"""
+        return self.seq[i] <= clock[self.tasks[i]]
+
+    def notdep(self, e: int, end: int) -> list[int]:
+        """Steps after e (before `end`) that do not happen after e."""
+        te, se = self.tasks[e], self.seq[e]
+        return [i for i in range(e + 1, end) if self.clock[i][te] < se]
+
+
+def _reversible(a: tuple[Access, ...], b: tuple[Access, ...]) -> bool:
+    """Could b have run before a? Not when a releases what b acquires."""
+    for obj, kind in a:
+        for obj2, kind2 in b:
+            if obj == obj2 and (kind in CHANGES or kind2 in CHANGES):
+                if not (kind in _RELEASES and kind2 in _ACQUIRES):
+                    return True
+    return False
+
+
+def _lock_objects(a: tuple[Access, ...], b: tuple[Access, ...]) -> set[str]:
+    """Objects a releases and b acquires."""
+    return {obj for obj, kind in a if kind in _RELEASES
+            for obj2, kind2 in b if obj2 == obj and kind2 in _ACQUIRES}
 
 
 class DPOR:
@@ -56,137 +154,168 @@ class DPOR:
         self._stack: list[_Node] = []
         self._started = False
         self._complete = False
+        self._diverged = 0  # depth from which the current execution is new
         self.blocked = 0
 
-    # -- the search over executions --------------------------------------------------
+    # -- the search over executions ------------------------------------------------------
     def next_execution(self) -> Chooser | None:
-        if self._started and not self._next_backtrack():
+        if self._started and not self._backtrack():
             self._complete = True
             return None
         self._started = True
-        self._reset_analysis()
         return self._choose
 
-    def _next_backtrack(self) -> bool:
+    def _backtrack(self) -> bool:
         while self._stack:
             node = self._stack[-1]
-            todo = node.backtrack - node.done - node.sleep.keys()
-            if todo:
-                node.choice = min(todo)
-                node.done.add(node.choice)
+            if node.wut and node.wut[0].task == node.choice:
+                node.wut.pop(0)
+            node.done.append(node.choice)
+            if node.wut:
+                node.choice = node.wut[0].task
+                self._diverged = len(self._stack) - 1
                 return True
             self._stack.pop()
         return False
 
-    def finished(self, record: ExecutionRecord) -> None:
-        if record.outcome == "pruned":
-            self.blocked += 1
-            self._stack.pop()  # the node where every task slept
+    def _choose(self, ex: Execution, enabled: Sequence[int]) -> int | None:
+        depth = len(ex.events)
+        if depth < len(self._stack):  # replaying the prefix of a backtrack point
+            node = self._stack[depth]
+            if node.choice not in enabled:
+                raise AssertionError(f"DPOR: task {node.choice} cannot run at step {depth}; "
+                                     "the program is not deterministic or a step hides "
+                                     "what blocks it")
+            return node.choice
+        pending = {i: ex.pending[i].accesses for i in enabled}  # type: ignore[union-attr]
+        sleep: dict[int, tuple[Access, ...]] = {}
+        wut: list[_WNode] = []
+        if self._stack:
+            parent = self._stack[-1]
+            ran = parent.pending[parent.choice]
+            sleep = {t: acc for t, acc in parent.asleep().items()
+                     if t != parent.choice and not conflicting(acc, ran)}
+            if parent.wut and parent.wut[0].task == parent.choice:
+                wut = parent.wut[0].children
+        node = _Node(pending, sleep, wut)
+        self._stack.append(node)
+        if wut:
+            choice = wut[0].task
+            if choice not in enabled:
+                raise AssertionError(f"DPOR: wakeup tree runs task {choice}, which cannot run "
+                                     f"at step {depth}")
         else:
-            self._analyse_new(record.events)
+            awake = [i for i in enabled if i not in sleep]
+            if not awake:
+                return None
+            last = ex.events[-1].task if ex.events else -1
+            choice = last if last in awake else awake[0]
+            node.wut = [_WNode(choice, pending[choice])]
+        node.choice = choice
+        return choice
+
+    def finished(self, record: ExecutionRecord) -> None:
+        if record.outcome == PRUNED:
+            self.blocked += 1
+            self._stack.pop()
+            return
         assert len(self._stack) == len(record.events)
+        self._reverse_races(record)
 
     @property
     def complete(self) -> bool:
         return self._complete
 
     def bounds(self) -> str:
-        return "one execution per Mazurkiewicz trace (DPOR, sleep sets)"
+        return "one execution per Mazurkiewicz trace (optimal DPOR, wakeup trees)"
 
-    # -- one execution -----------------------------------------------------------------
-    def _reset_analysis(self) -> None:
-        self._clocks: list[list[int]] = []
-        self._task_clock: dict[int, list[int]] = {}
-        self._objects: dict[str, _Object] = {}
-        self._ntasks = 0
+    # -- race reversal -------------------------------------------------------------------
+    def _reverse_races(self, record: ExecutionRecord) -> None:
+        events = record.events
+        tasks = [e.task for e in events]
+        accs = [e.step.accesses for e in events]
+        ntasks = len(record.task_names)
+        an = _Analysis(tasks, accs, ntasks)
+        epilogue = set(record.epilogue_tasks)
+        n = len(events)
+        for k in range(self._diverged, n):
+            if tasks[k] not in epilogue:
+                self._races_of(an, k, tasks[k], accs[k], an.preds[k], an.clock[k], n)
+        if record.outcome == DEADLOCK:
+            for t, acc in record.blocked_steps.items():
+                preds = an.direct_preds(t, acc)
+                self._races_of(an, n, t, acc, preds, an.clock_of(t, preds), n)
 
-    def _choose(self, ex: Execution, enabled: Sequence[int]) -> int | None:
-        self._ntasks = len(ex.tasks)
-        self._analyse_new(ex.events)
-        depth = len(ex.events)
-        if depth < len(self._stack):  # replaying the prefix of a backtrack point
-            node = self._stack[depth]
-            assert node.choice in enabled, "program is not deterministic"
-            return node.choice
-        pending = {i: ex.pending[i].accesses for i in enabled}  # type: ignore[union-attr]
-        node = _Node(list(enabled), pending, self._child_sleep())
-        awake = [i for i in enabled if i not in node.sleep]
-        self._stack.append(node)
-        if not awake:
-            return None
-        last = ex.events[-1].task if ex.events else -1
-        choice = last if last in awake else awake[0]  # run on without a preemption if we can
-        node.choice = choice
-        node.backtrack.add(choice)
-        node.done.add(choice)
-        return choice
-
-    def _child_sleep(self) -> dict[int, tuple[Access, ...]]:
-        if not self._stack:
-            return {}
-        parent = self._stack[-1]
-        ran = parent.pending[parent.choice]
-        asleep = chain(parent.sleep.items(),
-                       ((d, parent.pending[d]) for d in parent.done if d != parent.choice))
-        return {t: acc for t, acc in asleep if t != parent.choice and not conflicting(acc, ran)}
-
-    def _analyse_new(self, events: Sequence) -> None:
-        for k in range(len(self._clocks), len(events)):
-            self._analyse(k, events)
-
-    def _analyse(self, k: int, events: Sequence) -> None:
-        ev = events[k]
-        p = ev.task
-        pre = self._task_clock.get(p) or [0] * self._ntasks
-        clock = list(pre)
-        for obj, kind in ev.step.accesses:
-            st = self._objects.get(obj)
-            if st is None:
-                st = self._objects[obj] = _Object()
-            if kind in _EXCLUSIVE:
-                rivals = [st.last_x, *st.shared]
-            elif kind in _SHARED:
-                rivals = [st.last_x]
+    def _races_of(self, an: _Analysis, k: int, task: int, acc: tuple[Access, ...],
+                  preds: list[int], clock: list[int], n: int) -> None:
+        """Reverse every race whose later step is (task, acc) at position k."""
+        for e in set(preds):
+            if an.tasks[e] == task:
+                continue
+            if _reversible(an.accs[e], acc):
+                if not any(d != e and an.hb(e, an.clock[d]) for d in preds):
+                    self._reverse(an, e, task, acc, min(k, n))
             else:
-                rivals = []
-            if kind == TRY:
-                rivals += [st.last_change, *st.observed]
-            for j in rivals:
-                if j >= 0 and events[j].task != p and not self._hb(j, events, pre):
-                    self._race(j, k, p, events, pre)
-            ordered = [st.last_change, *st.observed] if kind in CHANGES else [st.last_change]
-            for j in ordered:
-                if j >= 0:
-                    cj = self._clocks[j]
-                    for t in range(self._ntasks):
-                        if cj[t] > clock[t]:
-                            clock[t] = cj[t]
-            if kind in CHANGES:
-                st.last_change, st.observed = k, []
-            else:
-                st.observed.append(k)
-            if kind in _EXCLUSIVE:
-                st.last_x, st.shared = k, []
-            elif kind in _SHARED:
-                st.shared.append(k)
-        clock[p] = pre[p] + 1
-        self._clocks.append(clock)
-        self._task_clock[p] = clock
+                # A release e of a lock that step k acquires: race with the acquire that
+                # opened the critical section e closes.
+                for obj in _lock_objects(an.accs[e], acc):
+                    a = self._opener(an, e, obj)
+                    if a is not None and not any(
+                            d not in (e, a) and an.hb(a, an.clock[d]) for d in preds):
+                        self._reverse(an, a, task, acc, min(k, n))
 
-    def _hb(self, j: int, events: Sequence, clock: list[int]) -> bool:
-        """Does step j happen before a step whose clock (before its own joins) is `clock`?"""
-        tj = events[j].task
-        return self._clocks[j][tj] <= clock[tj]
+    @staticmethod
+    def _opener(an: _Analysis, release: int, obj: str) -> int | None:
+        t = an.tasks[release]
+        for i in range(release - 1, -1, -1):
+            if an.tasks[i] == t and any(o == obj and kd in _OPENS for o, kd in an.accs[i]):
+                return i
+        return None
 
-    def _race(self, j: int, k: int, p: int, events: Sequence, pre: list[int]) -> None:
-        """Steps j and k may run the other way round: make node j try it."""
-        node = self._stack[j]
-        if p in node.enabled:
-            node.backtrack.add(p)
+    def _reverse(self, an: _Analysis, e: int, task: int, acc: tuple[Access, ...],
+                 end: int) -> None:
+        v = [(an.tasks[i], an.accs[i]) for i in an.notdep(e, end)] + [(task, acc)]
+        node = self._stack[e]
+        asleep = node.asleep()
+        if any(self._weak_initial(t, a, v) for t, a in asleep.items()):
             return
-        for i in range(j + 1, k):  # a task whose later step leads up to step k
-            q = events[i].task
-            if q in node.enabled and self._hb(i, events, pre):
-                node.backtrack.add(q)
-                return
-        node.backtrack.update(node.enabled)
+        _insert(node.wut, v)
+
+    @staticmethod
+    def _weak_initial(t: int, acc: tuple[Access, ...], v: list) -> bool:
+        """Is task t (next step `acc`) a weak initial of the sequence v?"""
+        if any(vt == t for vt, _ in v):
+            return _is_initial(t, v)
+        return not any(conflicting(acc, va) for _, va in v)
+
+
+def _is_initial(t: int, v: list) -> bool:
+    """Does t's first step in v happen before nothing else in v precedes it?"""
+    first = next(i for i, (vt, _) in enumerate(v) if vt == t)
+    acc = v[first][1]
+    return not any(conflicting(va, acc) for _, va in v[:first])
+
+
+def _insert(children: list[_WNode], w: list) -> None:
+    """Insert sequence w into a wakeup tree, unless a branch already covers it."""
+    while True:
+        for child in children:
+            if any(t == child.task for t, _ in w):
+                if not _is_initial(child.task, w):
+                    continue
+                i = next(i for i, (t, _) in enumerate(w) if t == child.task)
+                w = w[:i] + w[i + 1:]
+            elif any(conflicting(child.acc, a) for _, a in w):
+                continue
+            if not child.children or not w:
+                return  # a leaf (or the whole of w) is a weak prefix of w: covered
+            children = child.children
+            break
+        else:
+            node = None
+            for t, a in w:
+                new = _WNode(t, a)
+                (children if node is None else node.children).append(new)
+                node = new
+            return
+

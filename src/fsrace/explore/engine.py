@@ -36,6 +36,8 @@ class ExecutionRecord:
     task_roles: list[str] = field(default_factory=list)
     state: str = ""  # the model state when the execution stopped
     preemptions: int = 0  # switches away from a task that could have run on
+    epilogue_tasks: list[int] = field(default_factory=list)
+    blocked_steps: dict[int, tuple] = field(default_factory=dict)  # deadlock: task -> accesses
 
     def conflicting_step(self) -> int | None:
         """The latest earlier step of another task that the failing step conflicts with."""
@@ -81,6 +83,11 @@ class Execution:
                 out.append(i)
         return out
 
+    def refresh_footprints(self) -> None:
+        for step in self.pending:
+            if step is not None and step.footprint is not None:
+                step.accesses = step.footprint()
+
     def all_finished(self) -> bool:
         return all(s is None for s in self.pending)
 
@@ -120,10 +127,12 @@ def run_execution(program: Program, choose: Chooser, max_steps: int) -> Executio
                 outcome = VIOLATION if failure else DONE
             else:
                 outcome = DEADLOCK
+                ex.refresh_footprints()
             break
         if len(ex.events) >= max_steps:
             outcome = BOUNDED
             break
+        ex.refresh_footprints()
         i = choose(ex, en)
         if i is None:
             outcome = PRUNED
@@ -146,6 +155,9 @@ def run_execution(program: Program, choose: Chooser, max_steps: int) -> Executio
         task_roles=[t.role for t in ex.tasks],
         state=program.describe_state() if outcome in (VIOLATION, DEADLOCK) else "",
         preemptions=preemptions,
+        epilogue_tasks=[i for i, t in enumerate(ex.tasks) if t.epilogue],
+        blocked_steps={i: s.accesses for i, s in enumerate(ex.pending) if s is not None}
+        if outcome == DEADLOCK else {},
     )
 
 

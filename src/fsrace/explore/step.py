@@ -47,9 +47,14 @@ class Step:
     `enabled` is None for a step that can always run; otherwise the step is blocked while it
     returns False, and `waiting_for` says on what, for deadlock reports. The task may set
     `note` after the step ran to say what happened.
+
+    A step whose footprint depends on the state (which blocks a write goes to) passes
+    `footprint`, a function of the current state; the engine re-evaluates it before every
+    choice, so `accesses` is always what the step would touch if it ran now. The function
+    may only read state that the footprint itself declares.
     """
 
-    __slots__ = ("label", "accesses", "enabled", "waiting_for", "note")
+    __slots__ = ("label", "accesses", "enabled", "waiting_for", "note", "footprint")
 
     def __init__(
         self,
@@ -57,11 +62,13 @@ class Step:
         accesses: tuple[Access, ...] = (),
         enabled: Callable[[], bool] | None = None,
         waiting_for: Callable[[], str] | None = None,
+        footprint: Callable[[], tuple[Access, ...]] | None = None,
     ) -> None:
         self.label = label
-        self.accesses = accesses
+        self.accesses = footprint() if footprint is not None else accesses
         self.enabled = enabled
         self.waiting_for = waiting_for
+        self.footprint = footprint
         self.note = ""
 
     def can_run(self) -> bool:

@@ -42,3 +42,60 @@ def locked_counter(n: int) -> Program:
         state["owner"] = None
 
     return Program([Task(f"T{i}", body(i)) for i in range(n)])
+
+
+def random_program(seed: int, tasks: int = 3, steps: int = 4, objects: int = 2,
+                   locks: int = 1) -> Program:
+    """A random program of reads, writes, mutex and rwsem sections and waits, for
+    testing the explorer against itself (the same seed always gives the same program)."""
+    import random
+
+    from .step import ACQ_S, REL_S, WAIT
+
+    rng = random.Random(seed)
+    owner: dict[str, object] = {}
+    readers: dict[str, int] = {}
+    plans = []
+    for _ in range(tasks):
+        plan: list[tuple[str, str]] = []
+        while len(plan) < steps:
+            r = rng.random()
+            obj = f"x{rng.randrange(objects)}"
+            room = steps - len(plan)  # a locked section takes three steps
+            if r < 0.45 or not locks or (r < 0.9 and room < 3):
+                plan.append(("w" if rng.random() < 0.5 else "r", obj))
+            elif r < 0.75:
+                lock = f"m{rng.randrange(locks)}"
+                plan += [("lock", lock), ("w", obj), ("unlock", lock)]
+            elif r < 0.9:
+                lock = f"m{rng.randrange(locks)}"
+                plan += [("rlock", lock), ("r", obj), ("runlock", lock)]
+            else:
+                plan.append(("wait", f"m{rng.randrange(locks)}"))
+        plans.append(plan)
+
+    def body(i: int, plan):
+        for op, obj in plan:
+            if op == "r":
+                yield Step(f"read {obj}", (touches(obj, READ),))
+            elif op == "w":
+                yield Step(f"write {obj}", (touches(obj, WRITE),))
+            elif op == "lock":
+                yield Step(f"lock {obj}", (touches(obj, ACQ),),
+                           enabled=lambda o=obj: owner.get(o) is None and not readers.get(o))
+                owner[obj] = i
+            elif op == "unlock":
+                yield Step(f"unlock {obj}", (touches(obj, REL),))
+                owner[obj] = None
+            elif op == "rlock":
+                yield Step(f"down_read {obj}", (touches(obj, ACQ_S),),
+                           enabled=lambda o=obj: owner.get(o) is None)
+                readers[obj] = readers.get(obj, 0) + 1
+            elif op == "runlock":
+                yield Step(f"up_read {obj}", (touches(obj, REL_S),))
+                readers[obj] -= 1
+            else:
+                yield Step(f"wait {obj}", (touches(obj, WAIT),),
+                           enabled=lambda o=obj: owner.get(o) is None)
+
+    return Program([Task(f"T{i}", body(i, p)) for i, p in enumerate(plans)])

@@ -27,10 +27,10 @@ def _read_block_into(k: Kernel, page: Page, nr: int, pblk: int | None) -> None:
     page.data[lo:lo + k.blksize] = list(src)
 
 
-def _block_keys(k: Kernel) -> tuple:
-    # Which blocks a read touches is only known once the map is looked up, so a read
-    # declares all of them; they are few.
-    return tuple((k.disk.key(n), READ) for n in range(len(k.disk.blocks)))
+def _reads_of(k: Kernel, bhs: list[Buffer]) -> tuple:
+    """The blocks a read of these (looked-up) buffers touches."""
+    return tuple((k.disk.key(bh.blocknr), READ) for bh in bhs
+                 if bh.blocknr is not None and not bh.unwritten)
 
 
 def mpage_readpage(cur: Current, k: Kernel, inode: Inode, page: Page, get_block):
@@ -38,7 +38,8 @@ def mpage_readpage(cur: Current, k: Kernel, inode: Inode, page: Page, get_block)
     Called with the page locked; unlocks it."""
     bh = Buffer()
     yield from get_block(cur, k, inode, k.lblk(page.index, 0), bh, False)
-    st = Step("mpage_readpage: submit_bio(READ)", (*_block_keys(k), (page.key, WRITE)))
+    st = Step("mpage_readpage: submit_bio(READ)",
+              (*_reads_of(k, [bh]), (page.key, WRITE), (page.data_key, WRITE)))
     yield st
     _read_block_into(k, page, 0, bh.blocknr if not bh.unwritten else None)
     page.uptodate = True
@@ -55,7 +56,7 @@ def block_read_full_page(cur: Current, k: Kernel, inode: Inode, page: Page, get_
         yield from get_block(cur, k, inode, k.lblk(page.index, nr), bh, False)
         found.append(bh)
     st = Step("block_read_full_page: attach buffers, submit_bh(READ)",
-              (*_block_keys(k), (page.key, WRITE)))
+              (*_reads_of(k, found), (page.key, WRITE), (page.data_key, WRITE)))
     yield st
     for nr, bh in enumerate(found):
         _read_block_into(k, page, nr, bh.blocknr if not bh.unwritten else None)
@@ -81,7 +82,8 @@ def block_page_mkwrite(cur: Current, k: Kernel, inode: Inode, page: Page, get_bl
     end = PAGE_SIZE if (page.index + 1) * PAGE_SIZE <= size else size % PAGE_SIZE
     create_empty_buffers(k, page)
     yield from __block_write_begin(cur, k, inode, page, 0, end, get_block)
-    st = Step("block_commit_write: buffers and page dirty", ((page.key, WRITE),))
+    st = Step("block_commit_write: buffers and page dirty",
+              ((page.key, WRITE), (inode.dirty_tag_key, WRITE)))
     yield st
     block_commit_write(k, page, 0, end)
     yield from wait_on_page_writeback(cur, page)
@@ -102,7 +104,8 @@ def __block_write_begin(cur: Current, k: Kernel, inode: Inode, page: Page, start
             yield from get_block(cur, k, inode, k.lblk(page.index, nr), bh, True)
             if bh.new:
                 # A new block: zero the parts of it this write will not fill.
-                st = Step("__block_write_begin: zero new buffer", ((page.key, WRITE),))
+                st = Step("__block_write_begin: zero new buffer",
+                          ((page.key, WRITE), (page.data_key, WRITE)))
                 yield st
                 for c in range(lo, hi):
                     if not start <= c < end:
@@ -111,7 +114,8 @@ def __block_write_begin(cur: Current, k: Kernel, inode: Inode, page: Page, start
                 continue
         if not page.uptodate and not bh.uptodate and (start > lo or end < hi):
             st = Step("__block_write_begin: read partial block",
-                      (*_block_keys(k), (page.key, WRITE)))
+                      (*_reads_of(k, [] if bh.delay else [bh]), (page.key, WRITE),
+                       (page.data_key, WRITE)))
             yield st
             _read_block_into(k, page, nr, bh.blocknr if not bh.delay else None)
             bh.uptodate = True

@@ -46,7 +46,13 @@ def ext4_da_get_block_prep(cur: Current, k: Kernel, inode: Inode, lblk: int, bh:
     """ext4_da_map_blocks: map an allocated block; for a hole, reserve space and mark the
     buffer delay and new (delayed allocation)."""
     yield from down_read(cur, inode.i_data_sem)
-    st = Step("ext4_da_get_block_prep", ((inode.map_key, WRITE), (Disk.KEY, WRITE)))
+
+    def footprint():
+        if inode.extents.get(lblk, ("hole",))[0] in (WRITTEN, UNWRITTEN, DELALLOC):
+            return ((inode.map_key, READ),)
+        return ((inode.map_key, WRITE), (Disk.RESV_KEY, WRITE))  # reserves
+
+    st = Step("ext4_da_get_block_prep", footprint=footprint)
     yield st
     state, pblk = inode.extents.get(lblk, ("hole", None))
     if state in (WRITTEN, UNWRITTEN):
@@ -96,7 +102,8 @@ def ext4_da_writepages(cur: Current, k: Kernel, inode: Inode, first: int, last: 
     """One pass of write_cache_pages over [first, last]: lock each dirty page, allocate its
     delayed blocks, clear dirty for I/O (write-protecting its PTEs), write it, end
     writeback."""
-    st = Step("write_cache_pages: find dirty pages", ((inode.pages_key, READ),))
+    st = Step("write_cache_pages: find dirty pages",
+              ((inode.pages_key, READ), (inode.dirty_tag_key, READ)))
     yield st
     todo = [p for i, p in sorted(inode.pages.items()) if first <= i <= last and p.dirty]
     st.note = f"{len(todo)} dirty"
@@ -131,8 +138,15 @@ def ext4_writepage(cur: Current, k: Kernel, inode: Inode, page: Page):
 def mpage_da_map_blocks(cur: Current, k: Kernel, inode: Inode, page: Page):
     """ext4_map_blocks(EXT4_GET_BLOCKS_DELALLOC_RESERVE) for the page's delay buffers."""
     yield from down_write(cur, inode.i_data_sem)
-    st = Step("ext4_map_blocks: allocate delayed blocks",
-              ((inode.map_key, WRITE), (Disk.KEY, WRITE), (page.key, WRITE)))
+    assert page.buffers is not None
+
+    def footprint():
+        need = sum(1 for nr, bh in enumerate(page.buffers or []) if bh.delay and
+                   inode.extents.get(k.lblk(page.index, nr), ("hole",))[0] in (DELALLOC, "hole"))
+        return ((inode.map_key, WRITE), (Disk.RESV_KEY, WRITE), (page.key, WRITE),
+                *k.disk.alloc_footprint(need))
+
+    st = Step("ext4_map_blocks: allocate delayed blocks", footprint=footprint)
     yield st
     notes = []
     assert page.buffers is not None
@@ -167,7 +181,8 @@ def clear_page_dirty_for_io(cur: Current, k: Kernel, inode: Inode, page: Page):
     """page_mkclean: write-protect every PTE of the page, so the next store faults again,
     and move their dirty bits to the page before clearing it for I/O."""
     ptes = tuple((mm.pte_key(inode, page.index), WRITE) for mm in inode.i_mmap)
-    yield Step("clear_page_dirty_for_io: page_mkclean", ((page.key, WRITE), *ptes))
+    yield Step("clear_page_dirty_for_io: page_mkclean",
+               ((page.key, WRITE), (inode.dirty_tag_key, WRITE), *ptes))
     for mm in inode.i_mmap:
         pte = mm.ptes.get((inode.name, page.index))
         if pte is not None and pte.page is page:
@@ -180,10 +195,17 @@ def clear_page_dirty_for_io(cur: Current, k: Kernel, inode: Inode, page: Page):
 
 
 def ext4_bio_write_page(cur: Current, k: Kernel, inode: Inode, page: Page):
-    """Write each mapped buffer of the page to its block."""
-    blocks = tuple((k.disk.key(n), WRITE) for n in range(len(k.disk.blocks)))
-    st = Step("ext4_bio_write_page: submit_bh(WRITE)",
-              ((page.key, READ), (inode.map_key, READ), (Disk.KEY, READ), *blocks))
+    """Write each mapped buffer of the page to its block. (The page is unlocked but under
+    writeback, so its buffers stay mapped where they are.)"""
+
+    def footprint():
+        out = [(page.key, READ), (page.data_key, READ), (inode.map_key, READ)]
+        for bh in page.buffers or []:
+            if bh.blocknr is not None and not bh.delay:
+                out += [(k.disk.key(bh.blocknr), WRITE), (k.disk.owner_key(bh.blocknr), READ)]
+        return tuple(out)
+
+    st = Step("ext4_bio_write_page: submit_bh(WRITE)", footprint=footprint)
     yield st
     assert page.buffers is not None
     wrote = []
@@ -206,12 +228,20 @@ def ext4_ext_remove_space(cur: Current, k: Kernel, inode: Inode, first: int,
     their blocks. Delayed blocks live in page buffers, not in the extent tree, and are left
     alone (3.4)."""
     yield from down_write(cur, inode.i_data_sem)
-    st = Step("ext4_ext_remove_space", ((inode.map_key, WRITE), (Disk.KEY, WRITE)))
+
+    def span() -> range:
+        end = max(inode.extents, default=-1) if last is None else last
+        return range(first, end + 1)
+
+    def footprint():
+        freed = [pblk for lblk in span() for state, pblk in [inode.extents.get(lblk, ("", None))]
+                 if state in (WRITTEN, UNWRITTEN)]
+        return ((inode.map_key, WRITE), *((k.disk.owner_key(n), WRITE) for n in freed))
+
+    st = Step("ext4_ext_remove_space", footprint=footprint)
     yield st
     freed = []
-    if last is None:
-        last = max(inode.extents, default=-1)
-    for lblk in range(first, last + 1):
+    for lblk in span():
         state, pblk = inode.extents.get(lblk, ("hole", None))
         if state in (WRITTEN, UNWRITTEN):
             assert pblk is not None
@@ -263,7 +293,9 @@ def zero_partial_page(cur: Current, k: Kernel, inode: Inode, index: int, start: 
     if page is None:
         return
     yield from lock_page(cur, page)
-    st = Step("ext4_discard_partial_page_buffers", ((page.key, WRITE),))
+    st = Step("ext4_discard_partial_page_buffers",
+              ((page.key, WRITE), (page.data_key, WRITE), (inode.map_key, WRITE),
+               (Disk.RESV_KEY, WRITE)))
     yield st
     if page.inode is inode:
         base = index * PAGE_SIZE

@@ -17,7 +17,8 @@ from .structs import PAGE_SIZE, Current, Inode
 
 
 def find_get_page(cur: Current, k: Kernel, inode: Inode, index: int):
-    st = Step(f"find_get_page({inode.name}:{index})", ((inode.pages_key, READ),))
+    st = Step(f"find_get_page({inode.name}:{index})",
+              ((inode.pages_key, READ), (inode.page_key(index), READ)))
     yield st
     page = inode.pages.get(index)
     st.note = "hit" if page else "miss"
@@ -27,7 +28,7 @@ def find_get_page(cur: Current, k: Kernel, inode: Inode, index: int):
 def add_to_page_cache_lru(cur: Current, k: Kernel, inode: Inode, index: int):
     """Insert a new locked, not uptodate page; None if another task got there first."""
     st = Step(f"add_to_page_cache_lru({inode.name}:{index})",
-              ((inode.pages_key, WRITE), (f"page:{inode.name}:{index}", WRITE)))
+              ((inode.pages_key, WRITE), (inode.page_key(index), WRITE)))
     yield st
     if index in inode.pages:
         st.note = "-EEXIST"
@@ -123,7 +124,7 @@ def do_generic_file_read(cur: Current, k: Kernel, inode: Inode, pos: int, count:
             continue
         # i_size is checked once the page is uptodate, then the copy to the user.
         st = Step("do_generic_file_read: check i_size, copy_to_user",
-                  ((inode.size_key, READ), (page.key, READ)))
+                  ((inode.size_key, READ), (page.data_key, READ)))
         yield st
         end = min(pos + count, inode.i_size, (index + 1) * PAGE_SIZE)
         if pos >= end:
@@ -157,7 +158,8 @@ def generic_perform_write(cur: Current, k: Kernel, inode: Inode, pos: int, buf):
         yield from __block_write_begin(cur, k, inode, page, offset, offset + n,
                                        ext4_da_get_block_prep)
         st = Step("iov_iter_copy_from_user_atomic; block_write_end",
-                  ((page.key, WRITE), (inode.size_key, WRITE),
+                  ((page.key, WRITE), (page.data_key, WRITE), (inode.size_key, WRITE),
+                   (inode.dirty_tag_key, WRITE),
                    *buf.accesses(cur, done, n)))
         yield st
         values = buf.copy_atomic(cur, done, n)

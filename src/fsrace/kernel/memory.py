@@ -22,7 +22,7 @@ def user_store(cur: Current, k: Kernel, inode: Inode, offset: int, value):
     index, cell = divmod(offset, PAGE_SIZE)
     while True:
         st = Step("store: MMU walks the PTE", ((mm.pte_key(inode, index), WRITE),
-                                               (f"page:{inode.name}:{index}", WRITE)))
+                                               (inode.data_key(index), WRITE)))
         yield st
         pte = mm.ptes.get((inode.name, index))
         if pte is not None and pte.writable:
@@ -42,7 +42,7 @@ def user_load(cur: Current, k: Kernel, inode: Inode, offset: int):
     index, cell = divmod(offset, PAGE_SIZE)
     while True:
         st = Step("load: MMU walks the PTE", ((mm.pte_key(inode, index), READ),
-                                              (f"page:{inode.name}:{index}", READ)))
+                                              (inode.data_key(index), READ)))
         yield st
         pte = mm.ptes.get((inode.name, index))
         if pte is not None:

@@ -35,7 +35,7 @@ class Disk:
     """Blocks and the allocator. Delayed-allocation reservations are counted here in total
     (ext4 s_dirtyclusters_counter) and per inode."""
 
-    KEY = "balloc"  # allocator state: ownership of every block, reservation counter
+    RESV_KEY = "s_dirtyclusters"  # the reservation counter
 
     def __init__(self, nblocks: int, blksize: int) -> None:
         self.blksize = blksize
@@ -44,14 +44,31 @@ class Disk:
 
     @staticmethod
     def key(pblk: int) -> str:
+        """The block's contents."""
         return f"blk{pblk}"
 
+    @staticmethod
+    def owner_key(pblk: int) -> str:
+        """Who owns the block (free or an inode's file block)."""
+        return f"owner{pblk}"
+
+    def next_free(self, count: int) -> list[int]:
+        """The blocks the next `count` allocations will take (lowest free first)."""
+        free = [n for n, b in enumerate(self.blocks) if b.owner is None]
+        if len(free) < count:
+            raise RuntimeError("model disk full: scenario needs more blocks")
+        return free[:count]
+
+    def alloc_footprint(self, count: int) -> tuple:
+        """Allocation reads every block's owner to find the lowest free one."""
+        taken = set(self.next_free(count)) if count else set()
+        return tuple((self.owner_key(n), "w" if n in taken else "r")
+                     for n in range(len(self.blocks)))
+
     def alloc(self, owner: tuple[str, int]) -> int:
-        for n, b in enumerate(self.blocks):
-            if b.owner is None:
-                b.owner = owner
-                return n
-        raise RuntimeError("model disk full: scenario needs more blocks")
+        n = self.next_free(1)[0]
+        self.blocks[n].owner = owner
+        return n
 
     def free(self, pblk: int) -> None:
         self.blocks[pblk].owner = None
@@ -100,7 +117,8 @@ class Page:
     def __post_init__(self) -> None:
         ino = self.inode.name if self.inode else "?"
         self.name = f"{ino}:{self.index}"
-        self.key = f"page:{self.name}"  # contents and flags, shared by all pages of a slot
+        self.key = f"page:{self.name}"  # flags, buffers, mapping; shared by a slot's pages
+        self.data_key = f"data:{self.name}"  # contents
         self.lock_key = f"PG_locked:{self.name}#{self.gen}"
         self.wb_key = f"PG_writeback:{self.name}#{self.gen}"
 
@@ -129,6 +147,13 @@ class Inode:
         self.size_key = f"{name}.i_size"
         self.map_key = f"{name}.extents"  # block map and the inode's reservations
         self.pages_key = f"{name}.i_pages"
+        self.dirty_tag_key = f"{name}.PAGECACHE_TAG_DIRTY"  # which pages are dirty
+
+    def page_key(self, index: int) -> str:
+        return f"page:{self.name}:{index}"
+
+    def data_key(self, index: int) -> str:
+        return f"data:{self.name}:{index}"
 
     def describe_map(self) -> str:
         if not self.extents:

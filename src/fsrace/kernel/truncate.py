@@ -25,6 +25,13 @@ def _zap_ptes(inode: Inode, first: int, last: int, page: Page | None = None) -> 
     return zapped
 
 
+def _release_footprint(inode: Inode, page: Page) -> tuple:
+    """Dropping delay buffers releases their reservations."""
+    if any(bh.delay for bh in page.buffers or []):
+        return ((inode.map_key, WRITE), (Disk.RESV_KEY, WRITE))
+    return ()
+
+
 def unmap_mapping_range(cur, k: Kernel, inode: Inode, first: int, last: int):
     """Zap the PTEs of pages [first, last] in every process that maps the file."""
     st = Step(f"unmap_mapping_range({inode.name}:{first}-{last})", _pte_keys(inode, first, last))
@@ -51,8 +58,10 @@ def truncate_inode_page(cur, k: Kernel, inode: Inode, page: Page):
     """Called with the page locked: unmap it, drop its buffers, cancel dirty, delete it from
     the page cache (page->mapping = NULL)."""
     st = Step(f"truncate_inode_page({page.name})",
-              ((page.key, WRITE), (inode.pages_key, WRITE), (inode.map_key, WRITE),
-               (Disk.KEY, WRITE), *_pte_keys(inode, page.index, page.index)))
+              footprint=lambda: ((page.key, WRITE), (inode.pages_key, WRITE),
+                                 (inode.dirty_tag_key, WRITE),
+                                 *_pte_keys(inode, page.index, page.index),
+                                 *_release_footprint(inode, page)))
     yield st
     if page.inode is not inode:
         st.note = "already truncated"
@@ -91,9 +100,10 @@ def invalidate_mapping_pages(cur, k: Kernel, inode: Inode):
     for page in [p for _, p in sorted(inode.pages.items())]:
         ptes = _pte_keys(inode, page.index, page.index)
         st = Step(f"invalidate_inode_page({page.name})",
-                  ((page.lock_key, TRY), (page.wb_key, TRY), (page.key, WRITE),
-                   (inode.pages_key, WRITE), (inode.map_key, WRITE), (Disk.KEY, WRITE),
-                   *((key, READ) for key, _ in ptes)))
+                  footprint=lambda page=page, ptes=ptes: (
+                      (page.lock_key, TRY), (page.wb_key, TRY), (page.key, WRITE),
+                      (inode.pages_key, WRITE), *((key, READ) for key, _ in ptes),
+                      *_release_footprint(inode, page)))
         yield st
         mapped = any(mm.ptes.get((inode.name, page.index)) for mm in inode.i_mmap)
         if page.locked_by or page.dirty or page.writeback or mapped or page.inode is not inode:

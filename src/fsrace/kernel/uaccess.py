@@ -59,7 +59,7 @@ class MappedBuffer:
         out: list = []
         for index in self._pages(start, n):
             out += [(mm.pte_key(self.inode, index), READ),
-                    (f"page:{self.inode.name}:{index}", READ)]
+                    (self.inode.data_key(index), READ)]
         return tuple(out)
 
     def copy_atomic(self, cur: Current, start: int, n: int) -> list | None:
