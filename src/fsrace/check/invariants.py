@@ -16,9 +16,22 @@ from ..kernel.structs import DELALLOC, PAGE_SIZE, UNWRITTEN, WRITTEN
 
 @dataclass(frozen=True)
 class Invariant:
+    """`watches`: the object families it reads (see `family`); it is evaluated after a step
+    that changed one of them or logged an event."""
+
     name: str
     meaning: str
     check: Callable[[Kernel, Sequence[KEvent]], str | None]
+    watches: frozenset[str] = frozenset()
+
+
+def family(obj: str) -> str:
+    """'page:A:0' -> 'page', 'A.extents' -> 'extents', 'owner3' -> 'owner'."""
+    if ":" in obj:
+        return obj.split(":", 1)[0]
+    if "." in obj:
+        return obj.split(".", 1)[1]
+    return obj.rstrip("0123456789")
 
 
 def _io_to_owned_blocks(k: Kernel, new: Sequence[KEvent]) -> str | None:
@@ -85,21 +98,26 @@ INVARIANTS = [
               _io_to_owned_blocks),
     Invariant("no-stray-delalloc",
               "a delay buffer always has its delalloc entry and reservation",
-              _no_stray_delalloc),
+              _no_stray_delalloc, frozenset({"page", "extents"})),
     Invariant("reservations-balance",
               "reserved blocks equal the delalloc blocks, per inode and in total",
-              _reservations_balance),
+              _reservations_balance, frozenset({"extents", "s_dirtyclusters"})),
     Invariant("nothing-beyond-eof",
               "once a truncate returned, no page or PTE lies beyond i_size",
-              _nothing_beyond_eof),
+              _nothing_beyond_eof, frozenset({"i_pages", "pte", "i_size"})),
 ]
 
 FILE_CONTENTS = ("file-contents",
                  "final contents and values read are those of some one-at-a-time order")
 
 
-def check_invariants(k: Kernel, new: Sequence[KEvent]) -> tuple[Invariant, str] | None:
+def check_invariants(k: Kernel, new: Sequence[KEvent], changed: set[str] | None = None
+                     ) -> tuple[Invariant, str] | None:
+    """Evaluate the invariants that the new events or the changed families concern (all of
+    them when `changed` is None)."""
     for inv in INVARIANTS:
+        if changed is not None and not new and not (inv.watches & changed):
+            continue
         msg = inv.check(k, new)
         if msg:
             return inv, msg

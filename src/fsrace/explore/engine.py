@@ -72,15 +72,20 @@ class Execution:
 
     def enabled(self) -> list[int]:
         """Tasks whose next step can run now, in task order."""
-        main_left = any(
-            self.pending[i] is not None and not t.epilogue for i, t in enumerate(self.tasks)
-        )
         out = []
+        waiting_epilogue = []
+        main_left = False
         for i, step in enumerate(self.pending):
-            if step is None or (self.tasks[i].epilogue and main_left):
+            if step is None:
                 continue
-            if step.can_run():
+            if self.tasks[i].epilogue:
+                waiting_epilogue.append(i)
+                continue
+            main_left = True
+            if step.enabled is None or step.enabled():
                 out.append(i)
+        if not main_left:
+            out = [i for i in waiting_epilogue if self.pending[i].can_run()]  # type: ignore[union-attr]
         return out
 
     def refresh_footprints(self) -> None:

@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..check.invariants import FILE_CONTENTS, check_invariants
+from ..check.invariants import FILE_CONTENTS, check_invariants, family
 from ..check.spec import check_per_page
-from ..explore.step import Failure, Program, Step, Task
+from ..explore.step import CHANGES, Failure, Program, Step, Task
 from ..kernel.kernel import Kernel
 from ..kernel.memory import user_load, user_store
 from ..kernel.structs import PAGE_SIZE, WRITTEN, Buffer, Current, Inode
@@ -177,7 +177,8 @@ def build_program(scenario: Scenario, protocol: type[Protocol], params: Params) 
     def check_step(step: Step) -> Failure | None:
         new = k.events[seen[0]:]
         seen[0] = len(k.events)
-        hit = check_invariants(k, new)
+        changed = {family(obj) for obj, kind in step.accesses if kind in CHANGES}
+        hit = check_invariants(k, new, changed)
         if hit:
             inv, msg = hit
             return Failure(inv.name, inv.meaning, msg)
