@@ -127,3 +127,85 @@ def test_a_deadlock_record_lists_each_blocked_task():
 
     rec = run_execution(_deadlock_program(), replay_chooser(Schedule.parse("0,1")), 10)
     assert rec.outcome == DEADLOCK and len(rec.waiting) == 2
+
+
+def test_pct_finds_the_seed_race_and_is_reproducible(build):
+    from fsrace.explore.pct import PCT
+
+    b = build("punch-write-fault", "linux-2012")
+    first = search(b, PCT(seed=3, depth=3, executions=200))
+    again = search(b, PCT(seed=3, depth=3, executions=200))
+    assert first.verdict == "race"
+    assert first.counterexample.schedule == again.counterexample.schedule
+
+
+def test_preemption_bounding_covers_every_interleaving_when_the_bound_suffices():
+    from fsrace.explore.bounded import PreemptionBounded
+
+    naive = search(toy.two_writers, Exhaustive(), stop_on_failure=False)
+    bounded = search(toy.two_writers, PreemptionBounded(max_bound=5), stop_on_failure=False)
+    assert bounded.complete
+    assert bounded.fingerprints == naive.fingerprints
+
+
+def test_preemption_bounding_says_which_bound_it_reached(build):
+    from fsrace.explore.bounded import PreemptionBounded
+
+    strat = PreemptionBounded(max_bound=1)
+    res = search(build("punch-read", "invalidate-lock"), strat, stop_on_failure=False)
+    assert not res.complete and res.verdict == "unknown"
+    assert "at most 1 preemptions" in res.coverage
+
+
+def test_zero_preemptions_run_tasks_one_after_another():
+    from fsrace.explore.bounded import PreemptionBounded
+
+    res = search(lambda: toy.lastwrite(3), PreemptionBounded(max_bound=0),
+                 stop_on_failure=False)
+    assert res.traces == 6  # the three tasks in every order, none interrupted
+
+
+def test_portfolio_stops_at_the_first_race_and_names_who_found_it(build):
+    from fsrace.explore.pct import PCT
+    from fsrace.explore.portfolio import Portfolio
+
+    strat = Portfolio([DPOR(), PCT(seed=0, executions=100), RandomWalk(seed=0, executions=100)])
+    res = search(build("punch-write-fault", "linux-2012"), strat)
+    assert res.verdict == "race" and res.found_by in ("dpor", "pct", "random")
+
+
+def test_portfolio_is_complete_when_its_dpor_member_is(build):
+    from fsrace.explore.portfolio import Portfolio
+
+    strat = Portfolio([DPOR(), RandomWalk(seed=0, executions=5)])
+    res = search(build("punch-read", "invalidate-lock"), strat)
+    assert res.verdict == "safe" and res.complete
+
+
+def _spinner_program():
+    """T1 holds a flag for a while; T0 retries until it sees it clear."""
+    from fsrace.explore.step import READ, WRITE, Step, touches
+
+    state = {"busy": True}
+
+    def t0():
+        while True:
+            st = Step("try", (touches("flag", READ),))
+            yield st
+            if not state["busy"]:
+                return
+            st.retry = True
+
+    def t1():
+        for _ in range(30):
+            yield Step("work", (touches("other", WRITE),))
+        yield Step("clear flag", (touches("flag", WRITE),))
+        state["busy"] = False
+
+    return Program([Task("T0", t0()), Task("T1", t1())])
+
+
+def test_a_task_retrying_past_the_bound_is_reported_as_starvation():
+    res = search(_spinner_program, RandomWalk(seed=1, executions=50), Limits(max_retries=5))
+    assert res.verdict == "starvation"
+    assert "T0 started over" in res.counterexample.starved

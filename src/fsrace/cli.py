@@ -53,7 +53,7 @@ class _ProgressLine:
             return
         rate = res.executions / max(res.elapsed_s, 1e-9)
         sys.stderr.write(f"\r  {res.executions} executions ({rate:.0f}/s), {res.traces} traces, "
-                         f"{res.steps} steps, {res.elapsed_s:.1f}s ")
+                         f"depth {res.max_depth}, {res.steps} steps, {res.elapsed_s:.1f}s ")
         sys.stderr.flush()
 
     def clear(self) -> None:
@@ -87,9 +87,15 @@ def list_cmd() -> None:
 @PROTOCOL
 @click.option("--strategy", type=click.Choice(list(STRATEGIES)), default="dpor",
               show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True, help="seed for random")
+@click.option("--seed", type=int, default=0, show_default=True, help="seed for random, pct")
 @click.option("--executions", type=click.IntRange(1), default=1000, show_default=True,
-              help="executions for random")
+              help="executions for random and pct")
+@click.option("--depth", type=click.IntRange(1), default=3, show_default=True,
+              help="PCT bug depth (priority change points + 1)")
+@click.option("--preemptions", type=click.IntRange(0), default=3, show_default=True,
+              help="highest preemption bound for bounded")
+@click.option("--max-retries", type=click.IntRange(1), default=12, show_default=True,
+              help="times a task may start an operation over before it counts as starving")
 @click.option("--max-steps", type=click.IntRange(1), default=400, show_default=True,
               help="step bound per execution")
 @click.option("--max-executions", type=click.IntRange(1), default=None)
@@ -98,15 +104,18 @@ def list_cmd() -> None:
 @click.option("--no-shrink", is_flag=True, help="print the race as found, unshrunk")
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
 @_param_options
-def check_cmd(scenario, protocol, strategy, seed, executions, max_steps, max_executions,
-              time_limit, no_shrink, as_json, pages, writers, blocks_per_page) -> None:
-    """Explore a scenario under a protocol. Exit 0: no violation found; 1: one was."""
+def check_cmd(scenario, protocol, strategy, seed, executions, depth, preemptions, max_retries,
+              max_steps, max_executions, time_limit, no_shrink, as_json, pages, writers,
+              blocks_per_page) -> None:
+    """Explore a scenario under a protocol. Exit 0: no violation found; 1: a race,
+    deadlock or starvation was found."""
     params = _params(pages, writers, blocks_per_page)
     progress = _ProgressLine(not as_json)
     try:
         res = check(scenario, protocol, params, strategy, seed, executions,
-                    Limits(max_steps, max_executions, time_limit),
-                    shrink_budget_s=0 if no_shrink else 5.0, progress=progress)
+                    Limits(max_steps, max_retries, max_executions, time_limit),
+                    shrink_budget_s=0 if no_shrink else 5.0, progress=progress,
+                    depth=depth, preemptions=preemptions)
     except UsageError as e:
         raise click.UsageError(str(e)) from e
     progress.clear()
@@ -132,12 +141,12 @@ def replay_cmd(scenario, protocol, schedule, as_json, pages, writers, blocks_per
         raise click.UsageError(str(e)) from e
     if as_json:
         click.echo(json.dumps(record_dict(rec), indent=2))
-    elif rec.failure is not None or rec.outcome == "deadlock":
+    elif rec.outcome in ("violation", "deadlock", "starvation"):
         click.echo(failure_report(rec))
     else:
         click.echo(timeline(rec))
         click.echo(f"\nexecution {rec.outcome}: every check held")
-    sys.exit(1 if rec.outcome in ("violation", "deadlock") else 0)
+    sys.exit(1 if rec.outcome in ("violation", "deadlock", "starvation") else 0)
 
 
 @main.command("demo")

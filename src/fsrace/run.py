@@ -8,9 +8,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from .explore.bounded import PreemptionBounded
 from .explore.dpor import DPOR
 from .explore.engine import ExecutionRecord, replay_chooser, run_execution
 from .explore.exhaustive import Exhaustive
+from .explore.pct import PCT
+from .explore.portfolio import Portfolio
 from .explore.random_walk import RandomWalk
 from .explore.schedule import Schedule
 from .explore.search import Limits, Progress, SearchResult, search
@@ -25,6 +28,10 @@ STRATEGIES = {
     "exhaustive": "every interleaving, naive depth-first (complete, exponential; for "
                   "cross-checking)",
     "random": "seeded uniform random walk (sampling; never proves safety)",
+    "pct": "probabilistic concurrency testing, priority change points (--depth, --seed)",
+    "bounded": "iterative preemption bounding: all schedules with 0, 1, 2 ... preemptions "
+               "(--preemptions)",
+    "portfolio": "dpor, pct and random side by side, round robin; stops at the first race",
 }
 
 
@@ -44,12 +51,20 @@ def builder(scenario: str, protocol: str, params: Params) -> Callable[[], Progra
     return lambda: build_program(scen, proto, params)
 
 
-def make_strategy(name: str, seed: int, executions: int):
+def make_strategy(name: str, seed: int = 0, executions: int = 1000, depth: int = 3,
+                  preemptions: int = 3):
     _lookup("strategy", name, STRATEGIES)
     if name == "dpor":
         return DPOR()
     if name == "exhaustive":
         return Exhaustive()
+    if name == "pct":
+        return PCT(seed=seed, depth=depth, executions=executions)
+    if name == "bounded":
+        return PreemptionBounded(max_bound=preemptions)
+    if name == "portfolio":
+        return Portfolio([DPOR(), PCT(seed=seed, depth=depth, executions=executions),
+                          RandomWalk(seed=seed, executions=executions)])
     return RandomWalk(seed=seed, executions=executions)
 
 
@@ -92,19 +107,22 @@ def param_flags(params: Params) -> str:
 def check(scenario: str, protocol: str, params: Params | None = None, strategy: str = "dpor",
           seed: int = 0, executions: int = 1000, limits: Limits | None = None,
           stop_on_failure: bool = True, shrink_budget_s: float = 5.0,
-          progress: Progress | None = None) -> CheckResult:
+          progress: Progress | None = None, depth: int = 3,
+          preemptions: int = 3) -> CheckResult:
     params = params or Params()
     limits = limits or Limits()
     build = builder(scenario, protocol, params)
-    strat = make_strategy(strategy, seed, executions)
+    strat = make_strategy(strategy, seed, executions, depth, preemptions)
     res = search(build, strat, limits, stop_on_failure=stop_on_failure, progress=progress)
     out = CheckResult(scenario, protocol, params, strategy, seed, res)
     if res.counterexample is not None and shrink_budget_s > 0:
-        out.shrunk = shrink(build, res.counterexample, limits.max_steps, shrink_budget_s)
+        out.shrunk = shrink(build, res.counterexample, limits.max_steps, shrink_budget_s,
+                            limits.max_retries)
     return out
 
 
 def replay(scenario: str, protocol: str, schedule: Schedule, params: Params | None = None,
-           max_steps: int = 100_000) -> ExecutionRecord:
+           max_steps: int = 100_000, max_retries: int | None = Limits.max_retries
+           ) -> ExecutionRecord:
     build = builder(scenario, protocol, params or Params())
-    return run_execution(build(), replay_chooser(schedule), max_steps)
+    return run_execution(build(), replay_chooser(schedule), max_steps, max_retries)

@@ -14,6 +14,7 @@ VIOLATION = "violation"  # a check failed
 DEADLOCK = "deadlock"  # unfinished tasks, none can run
 BOUNDED = "bounded"  # stopped at the step bound
 PRUNED = "pruned"  # the chooser declined to go on (sleep-set blocked)
+STARVATION = "starvation"  # a task retried more often than the retry bound
 
 
 @dataclass
@@ -38,6 +39,7 @@ class ExecutionRecord:
     preemptions: int = 0  # switches away from a task that could have run on
     epilogue_tasks: list[int] = field(default_factory=list)
     blocked_steps: dict[int, tuple] = field(default_factory=dict)  # deadlock: task -> accesses
+    starved: str = ""  # starvation: who retried what, how often
 
     def conflicting_step(self) -> int | None:
         """The latest earlier step of another task that the failing step conflicts with."""
@@ -118,12 +120,16 @@ class Execution:
 Chooser = Callable[[Execution, Sequence[int]], "int | None"]
 
 
-def run_execution(program: Program, choose: Chooser, max_steps: int) -> ExecutionRecord:
-    """Run until every task finished, a check failed, a deadlock, or the step bound."""
+def run_execution(program: Program, choose: Chooser, max_steps: int,
+                  max_retries: int | None = None) -> ExecutionRecord:
+    """Run until every task finished, a check failed, a deadlock, a task retried more than
+    `max_retries` times, or the step bound."""
     ex = Execution(program)
     failure: Failure | None = None
     outcome = DONE
     preemptions = 0
+    retries = [0] * len(ex.tasks)
+    starved = ""
     while True:
         en = ex.enabled()
         if not en:
@@ -145,6 +151,13 @@ def run_execution(program: Program, choose: Chooser, max_steps: int) -> Executio
         if ex.events and i != ex.events[-1].task and ex.events[-1].task in en:
             preemptions += 1
         step = ex.run_step(i)
+        if step.retry:
+            retries[i] += 1
+            if max_retries is not None and retries[i] > max_retries:
+                outcome = STARVATION
+                starved = (f"{ex.tasks[i].name} started over {retries[i]} times "
+                           f"({step.label}) without finishing")
+                break
         failure = program.check_step(step)
         if failure:
             outcome = VIOLATION
@@ -158,11 +171,12 @@ def run_execution(program: Program, choose: Chooser, max_steps: int) -> Executio
         waiting=ex.waiting() if outcome == DEADLOCK else {},
         task_names=[t.name for t in ex.tasks],
         task_roles=[t.role for t in ex.tasks],
-        state=program.describe_state() if outcome in (VIOLATION, DEADLOCK) else "",
+        state=program.describe_state() if outcome in (VIOLATION, DEADLOCK, STARVATION) else "",
         preemptions=preemptions,
         epilogue_tasks=[i for i, t in enumerate(ex.tasks) if t.epilogue],
         blocked_steps={i: s.accesses for i, s in enumerate(ex.pending) if s is not None}
         if outcome == DEADLOCK else {},
+        starved=starved,
     )
 
 

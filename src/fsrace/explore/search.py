@@ -6,17 +6,27 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .engine import BOUNDED, DEADLOCK, PRUNED, VIOLATION, ExecutionRecord, run_execution
+from .engine import (
+    BOUNDED,
+    DEADLOCK,
+    PRUNED,
+    STARVATION,
+    VIOLATION,
+    ExecutionRecord,
+    run_execution,
+)
 from .step import Program
 from .strategy import Strategy
 from .trace import fingerprint
 
-SAFE, RACE, DEADLOCKED, UNKNOWN = "safe", "race", "deadlock", "unknown"
+SAFE, RACE, DEADLOCKED, STARVED, UNKNOWN = "safe", "race", "deadlock", "starvation", "unknown"
+FAILURES = (VIOLATION, DEADLOCK, STARVATION)
 
 
 @dataclass
 class Limits:
     max_steps: int = 400  # per execution
+    max_retries: int | None = 12  # per task and execution, before it counts as starving
     max_executions: int | None = None
     time_limit: float | None = None  # seconds
 
@@ -31,9 +41,11 @@ class SearchResult:
     steps: int = 0
     complete: bool = False
     bounded: int = 0  # executions cut at the step bound
+    max_depth: int = 0  # longest execution, in steps
     elapsed_s: float = 0.0
     stopped_by: str = ""  # why the search ended early, if it did
     coverage: str = ""
+    found_by: str = ""  # the strategy (portfolio member) that found the counterexample
     counterexample: ExecutionRecord | None = None
     fingerprints: set[str] = field(default_factory=set)
 
@@ -64,10 +76,11 @@ def search(
             chooser = strategy.next_execution()
             if chooser is None:
                 break
-            rec = run_execution(build(), chooser, limits.max_steps)
+            rec = run_execution(build(), chooser, limits.max_steps, limits.max_retries)
             strategy.finished(rec)
             res.executions += 1
             res.steps += len(rec.events)
+            res.max_depth = max(res.max_depth, len(rec.events))
             if rec.outcome == PRUNED:
                 res.blocked += 1
                 continue
@@ -75,9 +88,10 @@ def search(
                 res.bounded += 1
             else:
                 res.fingerprints.add(fingerprint(rec.events))
-            if rec.outcome in (VIOLATION, DEADLOCK):
+            if rec.outcome in FAILURES:
                 if res.counterexample is None or len(rec.events) < len(res.counterexample.events):
                     res.counterexample = rec
+                    res.found_by = getattr(strategy, "current_name", strategy.name)
                 if stop_on_failure:
                     res.stopped_by = "first failure"
                     break
@@ -95,7 +109,7 @@ def search(
     res.coverage = strategy.bounds()
     cx = res.counterexample
     if cx is not None:
-        res.verdict = DEADLOCKED if cx.outcome == DEADLOCK else RACE
+        res.verdict = {DEADLOCK: DEADLOCKED, STARVATION: STARVED}.get(cx.outcome, RACE)
     elif res.complete:
         res.verdict = SAFE
     return res

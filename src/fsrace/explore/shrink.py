@@ -10,8 +10,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from .engine import DEADLOCK, VIOLATION, Execution, ExecutionRecord, run_execution
-from .schedule import Schedule
+from .engine import DEADLOCK, STARVATION, VIOLATION, Execution, ExecutionRecord, run_execution
 from .step import Program
 
 
@@ -39,36 +38,57 @@ def _key(rec: ExecutionRecord) -> tuple[int, int]:
 
 
 def _same_failure(rec: ExecutionRecord, want: ExecutionRecord) -> bool:
-    if rec.outcome != want.outcome or rec.outcome not in (VIOLATION, DEADLOCK):
+    if rec.outcome != want.outcome or rec.outcome not in (VIOLATION, DEADLOCK, STARVATION):
         return False
-    if rec.outcome == DEADLOCK:
+    if rec.outcome in (DEADLOCK, STARVATION):
         return True
     return rec.failure is not None and want.failure is not None and \
         rec.failure.name == want.failure.name
 
 
+def _runs(choices: Sequence[int]) -> list[tuple[int, int]]:
+    """(start, end) of each maximal stretch of one task."""
+    out, i = [], 0
+    while i < len(choices):
+        j = i
+        while j < len(choices) and choices[j] == choices[i]:
+            j += 1
+        out.append((i, j))
+        i = j
+    return out
+
+
+def _candidates(choices: tuple[int, ...]):
+    """Smaller schedules to try. Only changes at a task switch matter, so: drop a whole
+    stretch of one task, swap two neighbouring stretches, or end a stretch earlier (by half,
+    then by one step)."""
+    runs = _runs(choices)
+    for start, end in runs:
+        yield choices[:start] + choices[end:]
+    for (a, b), (_, c) in zip(runs, runs[1:], strict=False):  # swap neighbouring stretches
+        yield choices[:a] + choices[b:c] + choices[a:b] + choices[c:]
+    for start, end in runs[:-1]:
+        length = end - start
+        for cut in sorted({max(1, length // 2), 1}, reverse=True):
+            if cut < length:
+                yield choices[:end - cut] + choices[end:]
+
+
 def shrink(build: Callable[[], Program], failing: ExecutionRecord, max_steps: int,
-           budget_s: float = 5.0) -> Shrunk:
+           budget_s: float = 5.0, max_retries: int | None = None) -> Shrunk:
     best = failing
     attempts = 0
     deadline = time.monotonic() + budget_s
     improved = True
     while improved and time.monotonic() < deadline:
         improved = False
-        choices = best.schedule.choices
-        for size in (32, 16, 8, 4, 2, 1):
-            i = 0
-            while i < len(choices) and time.monotonic() < deadline:
-                cand = choices[:i] + choices[i + size:]
-                attempts += 1
-                rec = run_execution(build(), lenient_chooser(cand), max_steps)
-                if _same_failure(rec, failing) and _key(rec) < _key(best):
-                    best = rec
-                    choices = best.schedule.choices
-                    improved = True
-                else:
-                    i += 1
+        for cand in _candidates(best.schedule.choices):
+            if time.monotonic() >= deadline:
+                break
+            attempts += 1
+            rec = run_execution(build(), lenient_chooser(cand), max_steps, max_retries)
+            if _same_failure(rec, failing) and _key(rec) < _key(best):
+                best = rec
+                improved = True
+                break
     return Shrunk(best, len(failing.events), failing.preemptions, attempts)
-
-
-__all__ = ["shrink", "Shrunk", "lenient_chooser", "Schedule"]

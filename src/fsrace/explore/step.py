@@ -44,6 +44,8 @@ def conflicting(a: tuple[Access, ...], b: tuple[Access, ...]) -> bool:
 class Step:
     """One atomic step: a label (the kernel function it stands for) and its footprint.
 
+    `retry` marks a step that starts an operation over without progress (a fault retried
+    after the page went away); a task that retries too often is reported as starving.
     `enabled` is None for a step that can always run; otherwise the step is blocked while it
     returns False, and `waiting_for` says on what, for deadlock reports. The task may set
     `note` after the step ran to say what happened.
@@ -54,7 +56,7 @@ class Step:
     may only read state that the footprint itself declares.
     """
 
-    __slots__ = ("label", "accesses", "enabled", "waiting_for", "note", "footprint")
+    __slots__ = ("label", "accesses", "enabled", "waiting_for", "note", "footprint", "retry")
 
     def __init__(
         self,
@@ -63,12 +65,14 @@ class Step:
         enabled: Callable[[], bool] | None = None,
         waiting_for: Callable[[], str] | None = None,
         footprint: Callable[[], tuple[Access, ...]] | None = None,
+        retry: bool = False,
     ) -> None:
         self.label = label
         self.accesses = footprint() if footprint is not None else accesses
         self.enabled = enabled
         self.waiting_for = waiting_for
         self.footprint = footprint
+        self.retry = retry  # the task starts its operation over (counted for starvation)
         self.note = ""
 
     def can_run(self) -> bool:

@@ -75,6 +75,7 @@ def filemap_fault(cur: Current, k: Kernel, inode: Inode, index: int):
         yield st
         if page.inode is not inode:
             st.note = "page truncated: retry_find"
+            st.retry = True
             yield from unlock_page(cur, page)
             page = None
             continue
@@ -118,6 +119,8 @@ def do_generic_file_read(cur: Current, k: Kernel, inode: Inode, pos: int, count:
             st = Step("do_generic_file_read: recheck page->mapping", ((page.key, READ),))
             yield st
             if page.inode is not inode:
+                st.note = "page truncated: find it again"
+                st.retry = True
                 yield from unlock_page(cur, page)
                 continue
             yield from unlock_page(cur, page)
@@ -151,6 +154,8 @@ def generic_perform_write(cur: Current, k: Kernel, inode: Inode, pos: int, buf):
         st = Step("ext4_da_write_begin: recheck page->mapping", ((page.key, WRITE),))
         yield st
         if page.inode is not inode:
+            st.note = "page truncated: start over"
+            st.retry = True
             yield from unlock_page(cur, page)
             continue
         create_empty_buffers(k, page)
@@ -165,6 +170,7 @@ def generic_perform_write(cur: Current, k: Kernel, inode: Inode, pos: int, buf):
         values = buf.copy_atomic(cur, done, n)
         if values is None:
             st.note = "source not mapped: copied 0, fault it in again"
+            st.retry = True
             yield from unlock_page(cur, page)
             continue
         page.data[offset:offset + n] = values

@@ -20,6 +20,7 @@ def user_store(cur: Current, k: Kernel, inode: Inode, offset: int, value):
     mm = cur.mm
     assert mm is not None
     index, cell = divmod(offset, PAGE_SIZE)
+    faulted = False
     while True:
         st = Step("store: MMU walks the PTE", ((mm.pte_key(inode, index), WRITE),
                                                (inode.data_key(index), WRITE)))
@@ -31,6 +32,8 @@ def user_store(cur: Current, k: Kernel, inode: Inode, offset: int, value):
             st.note = f"stored {value!r} to page {pte.page.name} cell {cell}"
             return None
         st.note = "PTE not present: fault" if pte is None else "PTE read-only: write fault"
+        st.retry = faulted  # the last fault did not leave a writable PTE
+        faulted = True
         if (yield from handle_mm_fault(cur, k, mm, inode, index, True)) == VM_FAULT_SIGBUS:
             return SIGBUS
 
@@ -40,6 +43,7 @@ def user_load(cur: Current, k: Kernel, inode: Inode, offset: int):
     mm = cur.mm
     assert mm is not None
     index, cell = divmod(offset, PAGE_SIZE)
+    faulted = False
     while True:
         st = Step("load: MMU walks the PTE", ((mm.pte_key(inode, index), READ),
                                               (inode.data_key(index), READ)))
@@ -49,6 +53,8 @@ def user_load(cur: Current, k: Kernel, inode: Inode, offset: int):
             st.note = f"loaded {pte.page.data[cell]!r}"
             return pte.page.data[cell]
         st.note = "PTE not present: fault"
+        st.retry = faulted
+        faulted = True
         if (yield from handle_mm_fault(cur, k, mm, inode, index, False)) == VM_FAULT_SIGBUS:
             return SIGBUS
 

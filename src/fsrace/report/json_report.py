@@ -17,6 +17,7 @@ def record_dict(rec: ExecutionRecord) -> dict:
         "failed_at": rec.failed_at,
         "conflicts_with": rec.conflicting_step(),
         "waiting": rec.waiting,
+        "starved": rec.starved or None,
         "trace": [
             {"step": n, "task": rec.task_names[e.task], "label": e.step.label,
              "note": e.step.note, "accesses": [list(a) for a in e.step.accesses]}
@@ -32,9 +33,10 @@ def result_dict(res: CheckResult) -> dict:
     violation = None
     if cx is not None:
         violation = {
-            "invariant": cx.failure.name if cx.failure else "deadlock",
-            "message": cx.failure.message if cx.failure else
+            "invariant": cx.failure.name if cx.failure else cx.outcome,
+            "message": cx.failure.message if cx.failure else cx.starved or
             "; ".join(f"{t} waits in {w}" for t, w in cx.waiting.items()),
+            "found_by": s.found_by,
             "schedule": str(cx.schedule),
             "replay": res.replay_command(),
             "execution": record_dict(cx),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..explore.engine import DEADLOCK, ExecutionRecord
+from ..explore.engine import DEADLOCK, STARVATION, ExecutionRecord
 from ..run import CheckResult
 from .timeline import timeline
 
@@ -26,6 +26,7 @@ def verdict_line(res: CheckResult) -> str:
         "safe": "SAFE: no interleaving breaks any check",
         "race": "RACE",
         "deadlock": "DEADLOCK",
+        "starvation": "STARVATION: a task kept starting over without finishing",
         "unknown": "UNKNOWN: no violation found, but the search did not cover everything",
     }[v]
     return f"{res.scenario} under {res.protocol} ({res.strategy}): {words}"
@@ -33,7 +34,9 @@ def verdict_line(res: CheckResult) -> str:
 
 def failure_report(rec: ExecutionRecord, width: int | None = None) -> str:
     lines = []
-    if rec.outcome == DEADLOCK:
+    if rec.outcome == STARVATION:
+        lines.append(f"starvation: {rec.starved}")
+    elif rec.outcome == DEADLOCK:
         lines.append("deadlock: every unfinished task is blocked")
         for task, why in rec.waiting.items():
             lines.append(f"  {task} waits in {why}")
@@ -60,6 +63,8 @@ def full_report(res: CheckResult, width: int | None = None) -> str:
     out = [verdict_line(res), "  " + coverage_line(res)]
     cx = res.counterexample
     if cx is not None:
+        if res.search.found_by and res.search.found_by != res.strategy:
+            out.append(f"  found by {res.search.found_by}")
         if res.shrunk is not None:
             sh = res.shrunk
             if (sh.original_steps, sh.original_preemptions) == (len(cx.events), cx.preemptions):
