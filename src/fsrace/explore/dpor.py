@@ -156,6 +156,7 @@ class DPOR:
         self._complete = False
         self._diverged = 0  # depth from which the current execution is new
         self.blocked = 0
+        self.fallbacks = 0  # wakeup sequences that could not run (see _infeasible)
 
     # -- the search over executions ------------------------------------------------------
     def next_execution(self) -> Chooser | None:
@@ -171,6 +172,8 @@ class DPOR:
             if node.wut and node.wut[0].task == node.choice:
                 node.wut.pop(0)
             node.done.append(node.choice)
+            if node.wut and node.wut[0].task not in node.pending:
+                self._infeasible(node, list(node.pending))
             if node.wut:
                 node.choice = node.wut[0].task
                 self._diverged = len(self._stack) - 1
@@ -199,11 +202,10 @@ class DPOR:
                 wut = parent.wut[0].children
         node = _Node(pending, sleep, wut)
         self._stack.append(node)
-        if wut:
-            choice = wut[0].task
-            if choice not in enabled:
-                raise AssertionError(f"DPOR: wakeup tree runs task {choice}, which cannot run "
-                                     f"at step {depth}")
+        if wut and wut[0].task not in enabled:
+            self._infeasible(node, enabled)
+        if node.wut:
+            choice = node.wut[0].task
         else:
             awake = [i for i in enabled if i not in sleep]
             if not awake:
@@ -213,6 +215,17 @@ class DPOR:
             node.wut = [_WNode(choice, pending[choice])]
         node.choice = choice
         return choice
+
+    def _infeasible(self, node: _Node, enabled: Sequence[int]) -> None:
+        """A wakeup sequence asks for a task that cannot run here: a reversal across a
+        queued rwsem writer that needs another race reversed first. Drop those sequences
+        and fall back, as classic DPOR does, to trying every runnable task here."""
+        self.fallbacks += 1
+        node.wut = [c for c in node.wut if c.task in enabled]
+        have = {c.task for c in node.wut}
+        asleep = node.asleep()
+        node.wut += [_WNode(t, node.pending[t]) for t in enabled
+                     if t not in have and t not in asleep]
 
     def finished(self, record: ExecutionRecord) -> None:
         if record.outcome == PRUNED:
@@ -266,11 +279,19 @@ class DPOR:
 
     @staticmethod
     def _opener(an: _Analysis, release: int, obj: str) -> int | None:
+        """The first step of the acquisition that `release` ends: for a writer that queued
+        (TRY) before it acquired, the queueing step."""
         t = an.tasks[release]
+        opener = None
         for i in range(release - 1, -1, -1):
-            if an.tasks[i] == t and any(o == obj and kd in _OPENS for o, kd in an.accs[i]):
-                return i
-        return None
+            if an.tasks[i] != t:
+                continue
+            kinds = {kd for o, kd in an.accs[i] if o == obj}
+            if kinds & _OPENS:
+                opener = i
+            elif kinds:
+                break  # an earlier release: the acquisition started after it
+        return opener
 
     def _reverse(self, an: _Analysis, e: int, task: int, acc: tuple[Access, ...],
                  end: int) -> None:

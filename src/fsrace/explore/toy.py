@@ -45,9 +45,14 @@ def locked_counter(n: int) -> Program:
 
 
 def random_program(seed: int, tasks: int = 3, steps: int = 4, objects: int = 2,
-                   locks: int = 1) -> Program:
+                   locks: int = 1, kernel_locks: bool = False) -> Program:
     """A random program of reads, writes, mutex and rwsem sections and waits, for
-    testing the explorer against itself (the same seed always gives the same program)."""
+    testing the explorer against itself (the same seed always gives the same program).
+
+    With `kernel_locks`, the sections use the model's own fair rwsem (a queued writer holds
+    back readers) and trylocks instead of the plain primitives below."""
+    if kernel_locks:
+        return _random_kernel_lock_program(seed, tasks, steps, objects, locks)
     import random
 
     from .step import ACQ_S, REL_S, WAIT
@@ -97,5 +102,56 @@ def random_program(seed: int, tasks: int = 3, steps: int = 4, objects: int = 2,
             else:
                 yield Step(f"wait {obj}", (touches(obj, WAIT),),
                            enabled=lambda o=obj: owner.get(o) is None)
+
+    return Program([Task(f"T{i}", body(i, p)) for i, p in enumerate(plans)])
+
+
+def _random_kernel_lock_program(seed: int, tasks: int, steps: int, objects: int,
+                                locks: int) -> Program:
+    import random
+
+    from ..kernel.locking import down_read, down_read_trylock, down_write, up_read, up_write
+    from ..kernel.structs import Current, RWSem
+
+    rng = random.Random(seed)
+    sems = [RWSem(f"sem{i}") for i in range(max(1, locks))]
+    plans = []
+    for _ in range(tasks):
+        plan: list[tuple[str, object]] = []
+        while len(plan) < steps:
+            r = rng.random()
+            obj = f"x{rng.randrange(objects)}"
+            sem = rng.choice(sems)
+            if r < 0.4 or steps - len(plan) < 3:
+                plan.append(("w" if rng.random() < 0.5 else "r", obj))
+            elif r < 0.65:
+                plan += [("down_write", sem), ("w", obj), ("up_write", sem)]
+            elif r < 0.9:
+                plan += [("down_read", sem), ("r", obj), ("up_read", sem)]
+            else:
+                plan += [("trylock", sem), ("r", obj), ("unlock_if_held", sem)]
+        plans.append(plan)
+
+    def body(i: int, plan):
+        cur = Current(f"T{i}", None)
+        held = False
+        for op, arg in plan:
+            if op == "r":
+                yield Step(f"read {arg}", (touches(arg, READ),))
+            elif op == "w":
+                yield Step(f"write {arg}", (touches(arg, WRITE),))
+            elif op == "down_write":
+                yield from down_write(cur, arg)
+            elif op == "up_write":
+                yield from up_write(cur, arg)
+            elif op == "down_read":
+                yield from down_read(cur, arg)
+            elif op == "up_read":
+                yield from up_read(cur, arg)
+            elif op == "trylock":
+                held = yield from down_read_trylock(cur, arg)
+            elif held:
+                held = False
+                yield from up_read(cur, arg)
 
     return Program([Task(f"T{i}", body(i, p)) for i, p in enumerate(plans)])

@@ -1,15 +1,15 @@
 """Sleeping locks and page flags that tasks wait on, as steps the explorer can schedule.
 
 A blocked acquire is a disabled step, not a spin: the explorer runs it only once it can
-succeed. The rwsem has no writer preference here (the 2012 and 5.15 paths modelled so far
-never depend on it).
+succeed. The rwsem is fair as Linux's is: down_write first queues (one step, always
+possible), and from then on new readers wait behind it and trylocks fail.
 """
 
 from __future__ import annotations
 
-from ..explore.step import ACQ, ACQ_S, REL, REL_S, WAIT, Step
+from ..explore.step import ACQ, ACQ_S, REL, REL_S, TRY, WAIT, Step
 from ..explore.step import WRITE as WRITE_
-from .structs import Current, Mutex, Page, RWSem
+from .structs import Current, Mutex, Page, RWSem, WaitQueue
 
 
 def mutex_lock(cur: Current, m: Mutex):
@@ -25,14 +25,40 @@ def mutex_unlock(cur: Current, m: Mutex):
 
 
 def _holders(sem: RWSem) -> str:
-    return f"writer {sem.writer}" if sem.writer else f"readers {', '.join(sem.readers)}"
+    held = f"writer {sem.writer}" if sem.writer else f"readers {', '.join(sem.readers) or '-'}"
+    if sem.waiting_writers:
+        held += f", writers queued: {', '.join(sem.waiting_writers)}"
+    return held
 
 
 def down_read(cur: Current, sem: RWSem):
     yield Step(f"down_read({sem.name})", ((sem.name, ACQ_S),),
-               enabled=lambda: sem.writer is None,
+               enabled=lambda: sem.writer is None and not sem.waiting_writers,
                waiting_for=lambda: f"{sem.name} held by {_holders(sem)}")
     sem.readers.append(cur.comm)
+
+
+def down_read_trylock(cur: Current, sem: RWSem):
+    """Returns True with the lock held for read, False at once otherwise."""
+    st = Step(f"down_read_trylock({sem.name})", ((sem.name, TRY),))
+    yield st
+    if sem.writer is None and not sem.waiting_writers:
+        sem.readers.append(cur.comm)
+        st.note = "acquired"
+        return True
+    st.note = "failed: " + _holders(sem)
+    return False
+
+
+def down_write_trylock(cur: Current, sem: RWSem):
+    st = Step(f"down_write_trylock({sem.name})", ((sem.name, TRY),))
+    yield st
+    if sem.writer is None and not sem.readers and not sem.waiting_writers:
+        sem.writer = cur.comm
+        st.note = "acquired"
+        return True
+    st.note = "failed: " + _holders(sem)
+    return False
 
 
 def up_read(cur: Current, sem: RWSem):
@@ -41,9 +67,24 @@ def up_read(cur: Current, sem: RWSem):
 
 
 def down_write(cur: Current, sem: RWSem):
-    yield Step(f"down_write({sem.name})", ((sem.name, ACQ),),
-               enabled=lambda: sem.writer is None and not sem.readers,
+    if not sem.fair:
+        yield Step(f"down_write({sem.name})", ((sem.name, ACQ),),
+                   enabled=lambda: sem.writer is None and not sem.readers,
+                   waiting_for=lambda: f"{sem.name} held by {_holders(sem)}")
+        sem.writer = cur.comm
+        return
+    st = Step(f"down_write({sem.name})", ((sem.name, TRY),))
+    yield st
+    if sem.writer is None and not sem.readers and not sem.waiting_writers:
+        sem.writer = cur.comm  # uncontended: taken at once
+        return
+    sem.waiting_writers.append(cur.comm)
+    st.note = "queued behind " + _holders(sem)
+    yield Step(f"down_write({sem.name}): acquire after waiting", ((sem.name, ACQ),),
+               enabled=lambda: sem.writer is None and not sem.readers and
+               sem.waiting_writers[0] == cur.comm,
                waiting_for=lambda: f"{sem.name} held by {_holders(sem)}")
+    sem.waiting_writers.remove(cur.comm)
     sem.writer = cur.comm
 
 
@@ -86,3 +127,21 @@ def wait_on_page_writeback(cur: Current, page: Page):
 
 
 
+
+
+def waitqueue_publish(cur: Current, wq: WaitQueue):
+    """Start the work others must wait for (shmem_fallocate publishing its range)."""
+    yield Step(f"publish {wq.name}", ((wq.name, ACQ),), enabled=lambda: wq.busy_by is None,
+               waiting_for=lambda: f"{wq.name} busy with {wq.busy_by}")
+    wq.busy_by = cur.comm
+
+
+def wake_up_all(cur: Current, wq: WaitQueue):
+    yield Step(f"wake_up_all({wq.name})", ((wq.name, REL),))
+    wq.busy_by = None
+
+
+def wait_event(cur: Current, wq: WaitQueue):
+    """Sleep until the published work is done."""
+    yield Step(f"wait_event({wq.name})", ((wq.name, WAIT),), enabled=lambda: wq.busy_by is None,
+               waiting_for=lambda: f"{wq.name} busy with {wq.busy_by}")

@@ -19,10 +19,28 @@ class Mutex:
 
 
 class RWSem:
-    def __init__(self, name: str) -> None:
+    """A reader-writer semaphore with Linux's fairness: a queued writer holds back new
+    readers, and a trylock fails while anyone is queued.
+
+    `fair=False` drops the queueing step for a leaf lock, under which nothing else is
+    taken: there fairness cannot cause a deadlock, and without it the model only has more
+    interleavings, so no race is hidden (ext4's i_data_sem)."""
+
+    def __init__(self, name: str, fair: bool = True) -> None:
         self.name = name
+        self.fair = fair
         self.writer: str | None = None
         self.readers: list[str] = []
+        self.waiting_writers: list[str] = []
+
+
+class WaitQueue:
+    """A condition tasks sleep on until it is cleared (shmem's falloc waitqueue, a
+    completion): `busy` while its owner works, wake_up_all clears it."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.busy_by: str | None = None
 
 
 @dataclass
@@ -142,7 +160,7 @@ class Inode:
         self.pages: dict[int, Page] = {}  # the address_space's page tree
         self.i_mmap: list[MM] = []  # processes mapping the file shared
         self.i_mutex = Mutex(f"{name}.i_mutex")
-        self.i_data_sem = RWSem(f"{name}.i_data_sem")
+        self.i_data_sem = RWSem(f"{name}.i_data_sem", fair=False)
         self.invalidate_lock = RWSem(f"{name}.invalidate_lock")
         self.size_key = f"{name}.i_size"
         self.map_key = f"{name}.extents"  # block map and the inode's reservations

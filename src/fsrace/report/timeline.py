@@ -13,7 +13,8 @@ def _cell(text: str, width: int) -> list[str]:
 
 
 def timeline(rec: ExecutionRecord, width: int | None = None, show_end: bool = True) -> str:
-    """Columns TASK1 / TASK2 / ... / FLUSHER / END, one row per step."""
+    """Columns TASK1 / TASK2 / ... / FLUSHER / END, one row per step. `>>` marks the step
+    that broke a check, `<<` the earlier step of another task it conflicts with."""
     used = sorted({e.task for e in rec.events})
     if not show_end:
         used = [t for t in used if rec.task_names[t] != "END"]
@@ -23,11 +24,12 @@ def timeline(rec: ExecutionRecord, width: int | None = None, show_end: bool = Tr
     head = "     " + " ".join(f"{rec.task_names[t]}".ljust(col) for t in used)
     roles = "     " + " ".join(f"({rec.task_roles[t]})".ljust(col)[:col] for t in used)
     lines += [head.rstrip(), roles.rstrip(), "     " + " ".join("-" * col for _ in used)]
+    rival = rec.conflicting_step()
     for n, ev in enumerate(rec.events):
         if ev.task not in used:
             continue
         text = ev.step.label + (f" [{ev.step.note}]" if ev.step.note else "")
-        mark = ">>" if n == rec.failed_at else "  "
+        mark = ">>" if n == rec.failed_at else "<<" if n == rival else "  "
         wrapped = _cell(text, col)
         pos = used.index(ev.task)
         for i, piece in enumerate(wrapped):
