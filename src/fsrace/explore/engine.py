@@ -90,17 +90,13 @@ class Execution:
             out = [i for i in waiting_epilogue if self.pending[i].can_run()]  # type: ignore[union-attr]
         return out
 
-    def refresh_footprints(self) -> None:
-        for step in self.pending:
-            if step is not None and step.footprint is not None:
-                step.accesses = step.footprint()
-
     def all_finished(self) -> bool:
         return all(s is None for s in self.pending)
 
     def run_step(self, i: int) -> Step:
         step = self.pending[i]
         assert step is not None and step.can_run(), f"task {i} cannot run"
+        step.freeze()
         self.events.append(Event(i, step))
         self.pending[i] = self._advance(self.tasks[i])
         return step
@@ -138,12 +134,10 @@ def run_execution(program: Program, choose: Chooser, max_steps: int,
                 outcome = VIOLATION if failure else DONE
             else:
                 outcome = DEADLOCK
-                ex.refresh_footprints()
             break
         if len(ex.events) >= max_steps:
             outcome = BOUNDED
             break
-        ex.refresh_footprints()
         i = choose(ex, en)
         if i is None:
             outcome = PRUNED

@@ -51,12 +51,12 @@ class Step:
     `note` after the step ran to say what happened.
 
     A step whose footprint depends on the state (which blocks a write goes to) passes
-    `footprint`, a function of the current state; the engine re-evaluates it before every
-    choice, so `accesses` is always what the step would touch if it ran now. The function
-    may only read state that the footprint itself declares.
+    `footprint`, a function of the current state: until the step runs, `accesses` is what
+    it would touch if it ran now; when it runs, the engine freezes it. The function may
+    only read state that the footprint itself declares.
     """
 
-    __slots__ = ("label", "accesses", "enabled", "waiting_for", "note", "footprint", "retry")
+    __slots__ = ("label", "_accesses", "enabled", "waiting_for", "note", "footprint", "retry")
 
     def __init__(
         self,
@@ -68,12 +68,24 @@ class Step:
         retry: bool = False,
     ) -> None:
         self.label = label
-        self.accesses = footprint() if footprint is not None else accesses
+        self._accesses = accesses
         self.enabled = enabled
         self.waiting_for = waiting_for
         self.footprint = footprint
         self.retry = retry  # the task starts its operation over (counted for starvation)
         self.note = ""
+
+    @property
+    def accesses(self) -> tuple[Access, ...]:
+        if self.footprint is not None:
+            return self.footprint()
+        return self._accesses
+
+    def freeze(self) -> None:
+        """Fix the footprint to what the step touches as it runs."""
+        if self.footprint is not None:
+            self._accesses = self.footprint()
+            self.footprint = None
 
     def can_run(self) -> bool:
         return self.enabled is None or self.enabled()
