@@ -22,20 +22,12 @@ class InvalidateLock(Protocol):
         if op == "punch":
             yield from mutex_unlock(cur, inode.i_mutex)
 
+    # Shared wherever pages are added to the cache, and in page_mkwrite.
     def page_mkwrite_begin(self, cur, k, inode):
-        yield from down_read(cur, inode.invalidate_lock)
+        return down_read(cur, inode.invalidate_lock)
 
     def page_mkwrite_end(self, cur, k, inode):
-        yield from up_read(cur, inode.invalidate_lock)
+        return up_read(cur, inode.invalidate_lock)
 
-    def fault_miss_begin(self, cur, k, inode):
-        yield from down_read(cur, inode.invalidate_lock)
-
-    def fault_miss_end(self, cur, k, inode):
-        yield from up_read(cur, inode.invalidate_lock)
-
-    def read_miss_begin(self, cur, k, inode):
-        yield from down_read(cur, inode.invalidate_lock)
-
-    def read_miss_end(self, cur, k, inode):
-        yield from up_read(cur, inode.invalidate_lock)
+    fault_miss_begin = read_miss_begin = page_mkwrite_begin
+    fault_miss_end = read_miss_end = page_mkwrite_end
