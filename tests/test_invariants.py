@@ -67,11 +67,13 @@ def test_reservations_balance_fires_when_the_total_drifts(k):
     assert BY_NAME["reservations-balance"].check(k, [])
 
 
-def test_nothing_beyond_eof_fires_on_a_page_past_i_size(k):
+def test_nothing_beyond_eof_fires_on_a_dirty_page_past_i_size(k):
     k.inodes["A"].i_size = 4
     cache_clean_page(k, k.inodes["A"], 1)
+    assert BY_NAME["nothing-beyond-eof"].check(k, []) is None  # clean: unreachable, harmless
+    k.inodes["A"].pages[1].dirty = True
     msg = BY_NAME["nothing-beyond-eof"].check(k, [])
-    assert msg and "beyond EOF" in msg
+    assert msg and "dirty beyond EOF" in msg
 
 
 def test_nothing_beyond_eof_fires_on_a_pte_past_i_size(k):

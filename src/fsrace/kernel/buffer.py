@@ -14,6 +14,7 @@ from .structs import PAGE_SIZE, Buffer, Current, Inode, Page
 VM_FAULT_LOCKED = "locked"
 VM_FAULT_NOPAGE = "nopage"  # the page went away: the fault is retried
 VM_FAULT_SIGBUS = "sigbus"
+VM_FAULT_RETRY = "retry"  # page_mkwrite could not take its lock: drop mmap_sem, fault again
 
 
 def create_empty_buffers(k: Kernel, page: Page) -> None:
@@ -75,11 +76,11 @@ def block_page_mkwrite(cur: Current, k: Kernel, inode: Inode, page: Page, get_bl
               ((page.key, WRITE), (inode.size_key, READ)))
     yield st
     size = inode.i_size
-    if page.inode is not inode or page.index * PAGE_SIZE > size:
+    if k.mkwrite_recheck and (page.inode is not inode or page.index * PAGE_SIZE > size):
         st.note = "page truncated: VM_FAULT_NOPAGE"
         yield from unlock_page(cur, page)
         return VM_FAULT_NOPAGE
-    end = PAGE_SIZE if (page.index + 1) * PAGE_SIZE <= size else size % PAGE_SIZE
+    end = min(PAGE_SIZE, max(size - page.index * PAGE_SIZE, 0))
     create_empty_buffers(k, page)
     yield from __block_write_begin(cur, k, inode, page, 0, end, get_block)
     st = Step("block_commit_write: buffers and page dirty",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from ..explore.step import READ, WRITE, Step
 from .buffer import (
+    VM_FAULT_RETRY,
     block_page_mkwrite,
     block_read_full_page,
     mpage_readpage,
@@ -89,7 +90,8 @@ def ext4_readpage(cur: Current, k: Kernel, inode: Inode, page: Page):
 def ext4_page_mkwrite(cur: Current, k: Kernel, inode: Inode, page: Page):
     """The 2012 delalloc write fault: block_page_mkwrite with ext4_da_get_block_prep."""
     proto = k.protocol
-    yield from proto.page_mkwrite_begin(cur, k, inode)
+    if (yield from proto.page_mkwrite_begin(cur, k, inode)) is False:
+        return VM_FAULT_RETRY
     ret = yield from block_page_mkwrite(cur, k, inode, page, ext4_da_get_block_prep)
     # The protocol's lock is dropped before the fault installs the PTE; the page lock,
     # still held on VM_FAULT_LOCKED, keeps truncation away until then.

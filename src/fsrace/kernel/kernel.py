@@ -32,6 +32,7 @@ class Kernel:
         self.mms: dict[str, MM] = {}
         self.events: list[KEvent] = []
         self.resizing: set[str] = set()  # inodes a truncate is shrinking right now
+        self.mkwrite_recheck = True  # False removes block_page_mkwrite's recheck (a test)
         self._page_gen = 0
 
     def log(self, kind: str, task: str, **data: Any) -> None:

@@ -15,8 +15,10 @@ _LAST = 1 << 30  # "to the end of the file" in page indices
 
 
 def sys_fallocate_punch_hole(cur: Current, k: Kernel, inode: Inode, offset: int, length: int):
-    """fallocate(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE) -> ext4_punch_hole."""
-    yield from ext4_ext_punch_hole(cur, k, inode, offset, length)
+    """fallocate(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE) -> ext4_punch_hole, unless the
+    protocol punches its own way."""
+    punch = getattr(k.protocol, "punch_hole", None) or ext4_ext_punch_hole
+    yield from punch(cur, k, inode, offset, length)
 
 
 def sys_ftruncate(cur: Current, k: Kernel, inode: Inode, size: int):
@@ -49,7 +51,9 @@ def sys_read(cur: Current, k: Kernel, inode: Inode, pos: int, count: int):
 def sys_write(cur: Current, k: Kernel, inode: Inode, pos: int, buf):
     """write(2) from a user buffer (fsrace.kernel.uaccess): i_mutex across the copy."""
     yield from mutex_lock(cur, inode.i_mutex)
+    yield from k.protocol.write_begin(cur, k, inode)
     err = yield from generic_perform_write(cur, k, inode, pos, buf)
+    yield from k.protocol.write_end(cur, k, inode)
     yield from mutex_unlock(cur, inode.i_mutex)
     return err
 

@@ -1,12 +1,19 @@
-"""Locking protocols: the locks each kernel era takes at fixed points of the model.
-
-Each protocol is a subclass of `Protocol`; `PROTOCOLS` maps CLI names to them.
-"""
+"""Locking protocols: the locks each kernel era (or proposal) takes at fixed points of the
+model. `PROTOCOLS` maps CLI names to them, in history order."""
 
 from .base import Protocol
+from .i_mmap_sem import Ext4IMmapSem
 from .invalidate_lock import InvalidateLock
+from .iolock_mkwrite import IolockMkwrite, MkwriteRetry
 from .linux_2012 import Linux2012
+from .mmap_sem import MmapSem
+from .page_by_page import PageByPage
+from .shmem_2014 import Shmem2014
 
-PROTOCOLS: dict[str, type[Protocol]] = {p.name: p for p in (Linux2012, InvalidateLock)}
+PROTOCOLS: dict[str, type[Protocol]] = {
+    p.name: p
+    for p in (Linux2012, MmapSem, IolockMkwrite, MkwriteRetry, PageByPage, Shmem2014,
+              Ext4IMmapSem, InvalidateLock)
+}
 
 __all__ = ["PROTOCOLS", "Protocol"]

@@ -23,6 +23,8 @@ class Protocol:
     name = ""
     summary = ""
     era = ""  # the kernel versions and commits it stands for
+    # A protocol that frees blocks differently sets punch_hole(cur, k, inode, off, len).
+    punch_hole = None
 
     # Block removal: punch, truncate (around flush, page cache invalidation, block freeing).
     def remove_blocks_begin(self, cur: Current, k: Kernel, inode: Inode, op: str):
@@ -31,7 +33,8 @@ class Protocol:
     def remove_blocks_end(self, cur: Current, k: Kernel, inode: Inode, op: str):
         return _nothing()
 
-    # ->page_mkwrite, around block_page_mkwrite.
+    # ->page_mkwrite, around block_page_mkwrite. Returning False (from the generator) makes
+    # page_mkwrite fail with VM_FAULT_RETRY: the whole fault is retried.
     def page_mkwrite_begin(self, cur: Current, k: Kernel, inode: Inode):
         return _nothing()
 
@@ -57,6 +60,13 @@ class Protocol:
         return _nothing()
 
     def read_miss_end(self, cur: Current, k: Kernel, inode: Inode):
+        return _nothing()
+
+    # write(2) as a whole, inside i_mutex (XFS takes its IO lock exclusive).
+    def write_begin(self, cur: Current, k: Kernel, inode: Inode):
+        return _nothing()
+
+    def write_end(self, cur: Current, k: Kernel, inode: Inode):
         return _nothing()
 
     # read(2) as a whole (XFS takes its IO lock shared).

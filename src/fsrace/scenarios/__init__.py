@@ -3,11 +3,20 @@
 from .base import Params, Scenario, build_program
 from .punch_read import PunchRead
 from .punch_write_fault import PunchWriteFault
+from .variants import (
+    PunchNoCachedPages,
+    PunchReadFault,
+    PunchWriteFaultThread,
+    TruncateWriteFault,
+    TruncateWriteFaultNoRecheck,
+)
 from .write_from_own_mapping import WriteFromOwnMapping
 from .writeback_store import WritebackStore
 
 SCENARIOS: dict[str, Scenario] = {
-    s.name: s for s in (PunchWriteFault(), PunchRead(), WritebackStore(), WriteFromOwnMapping())
+    s.name: s for s in (PunchWriteFault(), PunchWriteFaultThread(), PunchNoCachedPages(),
+                        PunchReadFault(), PunchRead(), TruncateWriteFault(),
+                        TruncateWriteFaultNoRecheck(), WriteFromOwnMapping(), WritebackStore())
 }
 
 __all__ = ["SCENARIOS", "Params", "Scenario", "build_program"]
