@@ -149,6 +149,33 @@ def replay_cmd(scenario, protocol, schedule, as_json, pages, writers, blocks_per
     sys.exit(1 if rec.outcome in ("violation", "deadlock", "starvation") else 0)
 
 
+@main.command("matrix")
+@click.option("--max-executions", type=click.IntRange(1), default=10_000, show_default=True,
+              help="bound per cell (executions, so the table is the same on every machine)")
+@click.option("--markdown", "as_markdown", is_flag=True, help="print docs/verdicts.md")
+@click.option("--json", "as_json", is_flag=True)
+def matrix_cmd(max_executions, as_markdown, as_json) -> None:
+    """Every scenario under every protocol, each verdict from a search."""
+    from .matrix import run_matrix
+    from .report.matrix_report import markdown, matrix_dict, text_table
+
+    def on_cell(scenario, protocol, res):
+        if sys.stderr.isatty():
+            sys.stderr.write(f"\r  {scenario} / {protocol}: {res.search.verdict}"
+                             f" ({res.search.executions} executions)".ljust(78))
+            sys.stderr.flush()
+
+    m = run_matrix(max_executions, on_cell)
+    if sys.stderr.isatty():
+        sys.stderr.write("\r" + " " * 78 + "\r")
+    if as_json:
+        click.echo(json.dumps(matrix_dict(m), indent=2))
+    elif as_markdown:
+        click.echo(markdown(m), nl=False)
+    else:
+        click.echo(text_table(m))
+
+
 @main.command("demo")
 def demo_cmd() -> None:
     """The seed race found from scratch, and the fix verified."""

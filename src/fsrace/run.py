@@ -108,7 +108,7 @@ def check(scenario: str, protocol: str, params: Params | None = None, strategy: 
           seed: int = 0, executions: int = 1000, limits: Limits | None = None,
           stop_on_failure: bool = True, shrink_budget_s: float = 5.0,
           progress: Progress | None = None, depth: int = 3,
-          preemptions: int = 3) -> CheckResult:
+          preemptions: int = 3, shrink_attempts: int | None = None) -> CheckResult:
     params = params or Params()
     limits = limits or Limits()
     build = builder(scenario, protocol, params)
@@ -117,7 +117,7 @@ def check(scenario: str, protocol: str, params: Params | None = None, strategy: 
     out = CheckResult(scenario, protocol, params, strategy, seed, res)
     if res.counterexample is not None and shrink_budget_s > 0:
         out.shrunk = shrink(build, res.counterexample, limits.max_steps, shrink_budget_s,
-                            limits.max_retries)
+                            limits.max_retries, shrink_attempts)
     return out
 
 

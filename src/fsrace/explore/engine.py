@@ -40,6 +40,8 @@ class ExecutionRecord:
     epilogue_tasks: list[int] = field(default_factory=list)
     blocked_steps: dict[int, tuple] = field(default_factory=dict)  # deadlock: task -> accesses
     starved: str = ""  # starvation: who retried what, how often
+    waits: int = 0  # over all steps, how many unfinished tasks could not run at that moment
+    retries: int = 0  # steps that started an operation over
 
     def conflicting_step(self) -> int | None:
         """The latest earlier step of another task that the failing step conflicts with."""
@@ -126,6 +128,8 @@ def run_execution(program: Program, choose: Chooser, max_steps: int,
     preemptions = 0
     retries = [0] * len(ex.tasks)
     starved = ""
+    waits = 0
+    main_tasks = [i for i, t in enumerate(ex.tasks) if not t.epilogue]
     while True:
         en = ex.enabled()
         if not en:
@@ -138,6 +142,8 @@ def run_execution(program: Program, choose: Chooser, max_steps: int,
         if len(ex.events) >= max_steps:
             outcome = BOUNDED
             break
+        waits += sum(1 for t in main_tasks if ex.pending[t] is not None) - len(
+            [t for t in en if not ex.tasks[t].epilogue])
         i = choose(ex, en)
         if i is None:
             outcome = PRUNED
@@ -171,6 +177,8 @@ def run_execution(program: Program, choose: Chooser, max_steps: int,
         blocked_steps={i: s.accesses for i, s in enumerate(ex.pending) if s is not None}
         if outcome == DEADLOCK else {},
         starved=starved,
+        waits=waits,
+        retries=sum(retries),
     )
 
 

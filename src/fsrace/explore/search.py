@@ -59,6 +59,7 @@ def search(
     limits: Limits | None = None,
     stop_on_failure: bool = True,
     progress: Progress | None = None,
+    observe: Callable[[ExecutionRecord], None] | None = None,
 ) -> SearchResult:
     """Run executions until the strategy is done, a failure is found, or a limit is hit."""
     limits = limits or Limits()
@@ -78,6 +79,8 @@ def search(
                 break
             rec = run_execution(build(), chooser, limits.max_steps, limits.max_retries)
             strategy.finished(rec)
+            if observe:
+                observe(rec)
             res.executions += 1
             res.steps += len(rec.events)
             res.max_depth = max(res.max_depth, len(rec.events))

@@ -75,15 +75,24 @@ def _candidates(choices: tuple[int, ...]):
 
 
 def shrink(build: Callable[[], Program], failing: ExecutionRecord, max_steps: int,
-           budget_s: float = 5.0, max_retries: int | None = None) -> Shrunk:
+           budget_s: float = 5.0, max_retries: int | None = None,
+           max_attempts: int | None = None) -> Shrunk:
+    """Shrink within `budget_s` seconds, or within `max_attempts` replays when given (then
+    the result does not depend on the machine's speed)."""
     best = failing
     attempts = 0
     deadline = time.monotonic() + budget_s
+
+    def out_of_budget() -> bool:
+        if max_attempts is not None:
+            return attempts >= max_attempts
+        return time.monotonic() >= deadline
+
     improved = True
-    while improved and time.monotonic() < deadline:
+    while improved and not out_of_budget():
         improved = False
         for cand in _candidates(best.schedule.choices):
-            if time.monotonic() >= deadline:
+            if out_of_budget():
                 break
             attempts += 1
             rec = run_execution(build(), lenient_chooser(cand), max_steps, max_retries)

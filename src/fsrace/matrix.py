@@ -1,0 +1,87 @@
+"""Every scenario under every protocol: the verdict table, each cell backed by a search.
+
+Cells are searched with DPOR up to a fixed number of executions (not a time limit), so the
+table is the same on every machine. A cell DPOR leaves unknown also gets a seeded random
+walk, which often reaches a race that DPOR's depth-first order has not come to yet.
+
+The cost of each protocol is measured on a mixed workload (two writers on two pages and a
+punch, with the flusher) by a seeded random walk: how many task-steps a task spent unable
+to run, and how many operations started over.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from .explore.random_walk import RandomWalk
+from .explore.search import Limits, search
+from .protocols import PROTOCOLS
+from .run import CheckResult, builder, check
+from .scenarios import SCENARIOS, Params
+
+COST_SCENARIO = "punch-write-fault"
+COST_PARAMS = Params(pages=2, writers=2)
+
+
+@dataclass
+class Cost:
+    executions: int
+    waits_per_execution: float
+    retries_per_execution: float
+    failures: int  # executions of the sample that broke a check
+
+
+@dataclass
+class Matrix:
+    max_executions: int
+    cells: dict[tuple[str, str], CheckResult] = field(default_factory=dict)
+    costs: dict[str, Cost] = field(default_factory=dict)
+
+    @property
+    def scenarios(self) -> list[str]:
+        return list(SCENARIOS)
+
+    @property
+    def protocols(self) -> list[str]:
+        return list(PROTOCOLS)
+
+
+def measure_cost(protocol: str, executions: int = 200, seed: int = 0) -> Cost:
+    build = builder(COST_SCENARIO, protocol, COST_PARAMS)
+    totals = {"waits": 0, "retries": 0, "failures": 0}
+
+    def tally(rec) -> None:
+        totals["waits"] += rec.waits
+        totals["retries"] += rec.retries
+        totals["failures"] += rec.outcome in ("violation", "deadlock", "starvation")
+
+    res = search(build, RandomWalk(seed=seed, executions=executions), Limits(),
+                 stop_on_failure=False, observe=tally)
+    n = max(res.executions, 1)
+    return Cost(res.executions, totals["waits"] / n, totals["retries"] / n, totals["failures"])
+
+
+RANDOM_EXECUTIONS = 3000
+SHRINK = {"shrink_budget_s": 600.0, "shrink_attempts": 150}  # bounded by replays, not time
+
+
+def run_matrix(max_executions: int = 10_000,
+               on_cell: Callable[[str, str, CheckResult], None] | None = None,
+               cost_executions: int = 200) -> Matrix:
+    m = Matrix(max_executions)
+    for scenario in SCENARIOS:
+        for protocol in PROTOCOLS:
+            res = check(scenario, protocol, Params(), "dpor",
+                        limits=Limits(max_executions=max_executions), **SHRINK)
+            if res.search.verdict == "unknown":
+                sampled = check(scenario, protocol, Params(), "random", seed=0,
+                                executions=RANDOM_EXECUTIONS, **SHRINK)
+                if sampled.counterexample is not None:
+                    res = sampled
+            m.cells[(scenario, protocol)] = res
+            if on_cell:
+                on_cell(scenario, protocol, res)
+    for protocol in PROTOCOLS:
+        m.costs[protocol] = measure_cost(protocol, cost_executions)
+    return m

@@ -1,0 +1,54 @@
+"""Verdicts derived from kernel history, each with the mail or commit that establishes it,
+and the generated docs/verdicts.md kept in step with the tool."""
+
+import pathlib
+
+import pytest
+
+from fsrace.run import check
+
+HISTORY = [
+    # Jan Kara, 16 May 2012 <20120515224805.GA25577@quack.suse.cz>: the seed race.
+    ("punch-write-fault", "linux-2012", "race"),
+    # 5.15, 730633f0b7f9 + d4f5258eae7b: invalidate_lock closes it.
+    ("punch-write-fault", "invalidate-lock", "safe"),
+    # ext4 4.5, ea3d7209ca01: i_mmap_sem shared in faults, exclusive in punch.
+    ("punch-write-fault", "ext4-i_mmap_sem", "safe"),
+    # ...but not in read(2): e251f9bca99c (2014) describes read(2) refilling the cache; fixed
+    # for reads only by invalidate_lock in 5.15.
+    ("punch-read", "ext4-i_mmap_sem", "race"),
+    ("punch-read", "invalidate-lock", "safe"),
+    # Dave Chinner, 19 May 2012 <20120519014024.GZ25351@dastard>: truncate is safe through
+    # i_size and the page lock rechecks...
+    ("truncate-write-fault", "linux-2012", "safe"),
+    # ...so without the recheck it is not.
+    ("truncate-write-fault-norecheck", "linux-2012", "race"),
+    # The thread's idea 1 as proposed holds the punching process's own mmap_sem: it keeps out
+    # its threads, not other processes.
+    ("punch-write-fault-thread", "mmap-sem", "safe"),
+    ("punch-write-fault", "mmap-sem", "race"),
+    # Chinner, 16 May 2012, on going page by page: "Doesn't work for regions with no pages in
+    # memory over them."
+    ("punch-no-cached-pages", "page-by-page", "race"),
+    # XFS 4.1 added the lock to read faults too (de0e8c20ba3a "xfs: use i_mmaplock on read
+    # faults"): the IO lock in page_mkwrite alone leaves the read fault open.
+    ("punch-read-fault", "iolock-mkwrite", "race"),
+]
+
+
+@pytest.mark.parametrize("scenario,protocol,verdict", HISTORY,
+                         ids=[f"{s}-{p}" for s, p, _ in HISTORY])
+def test_verdicts_that_kernel_history_establishes(scenario, protocol, verdict):
+    res = check(scenario, protocol, shrink_budget_s=0)
+    assert res.search.verdict == verdict, res.counterexample and res.counterexample.failure
+
+
+@pytest.mark.slow
+def test_docs_verdicts_md_is_what_the_tool_generates():
+    from fsrace.matrix import run_matrix
+    from fsrace.report.matrix_report import markdown
+
+    committed = pathlib.Path(__file__).parent.parent / "docs" / "verdicts.md"
+    assert committed.read_text() == markdown(run_matrix()), (
+        "docs/verdicts.md is stale: regenerate it with `fsrace matrix --markdown > "
+        "docs/verdicts.md`")
