@@ -33,6 +33,10 @@ HISTORY = [
     # XFS 4.1 added the lock to read faults too (de0e8c20ba3a "xfs: use i_mmaplock on read
     # faults"): the IO lock in page_mkwrite alone leaves the read fault open.
     ("punch-read-fault", "iolock-mkwrite", "race"),
+    # XFS 653c60b633a9 "xfs: introduce mmap/truncate lock": page_mkwrite cannot take the
+    # iolock "because that could result in lock inversions (read - iolock - page fault -
+    # page_mkwrite - iolock)" -- with a writer queued on the iolock, a deadlock.
+    ("read-into-own-mapping", "iolock-mkwrite", "deadlock"),
 ]
 
 

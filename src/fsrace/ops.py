@@ -112,6 +112,24 @@ class Read:
 
 
 @dataclass(frozen=True)
+class ReadIntoMapping:
+    """read(2) whose destination buffer is a shared mapping of `dest` from `dest_offset`."""
+
+    file: str
+    offset: int
+    count: int
+    dest: str
+    dest_offset: int
+
+    def pages(self) -> range:
+        return _pages(self.offset, self.offset + self.count)
+
+    def __str__(self) -> str:
+        return (f"pread({self.file}, mmap({self.dest})+{self.dest_offset}, {self.count}, "
+                f"{self.offset})")
+
+
+@dataclass(frozen=True)
 class Fsync:
     file: str
 
@@ -122,4 +140,5 @@ class Fsync:
         return f"fsync({self.file})"
 
 
-Op = Store | Load | Punch | Truncate | Write | WriteFromMapping | Read | Fsync
+Op = (Store | Load | Punch | Truncate | Write | WriteFromMapping | Read | ReadIntoMapping
+      | Fsync)

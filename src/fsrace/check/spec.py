@@ -11,7 +11,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..kernel.structs import PAGE_SIZE
-from ..ops import Fsync, Load, Op, Punch, Read, Store, Truncate, Write, WriteFromMapping
+from ..ops import (
+    Fsync,
+    Load,
+    Op,
+    Punch,
+    Read,
+    ReadIntoMapping,
+    Store,
+    Truncate,
+    Write,
+    WriteFromMapping,
+)
 
 SIGBUS = "SIGBUS"
 Files = dict[str, list]
@@ -51,6 +62,15 @@ def apply(files: Files, op: Op):
         return None
     if isinstance(op, Read):
         return tuple(data[op.offset:op.offset + op.count])
+    if isinstance(op, ReadIntoMapping):
+        got = tuple(data[op.offset:op.offset + op.count])
+        dst = files[op.dest]
+        if (op.dest_offset + len(got) - 1) // PAGE_SIZE >= -(-len(dst) // PAGE_SIZE):
+            return "-EFAULT"
+        for i, value in enumerate(got):
+            if op.dest_offset + i < len(dst):
+                dst[op.dest_offset + i] = value
+        return got
     if isinstance(op, Fsync):
         return None
     raise TypeError(f"unknown operation {op!r}")
@@ -58,7 +78,7 @@ def apply(files: Files, op: Op):
 
 def page_view(op: Op, observed, page: int):
     """The part of an observation that concerns one page."""
-    if isinstance(op, Read):
+    if isinstance(op, Read | ReadIntoMapping) and isinstance(observed, tuple):
         lo, hi = page * PAGE_SIZE, (page + 1) * PAGE_SIZE
         return tuple(v for i, v in enumerate(observed, op.offset) if lo <= i < hi)
     return observed

@@ -104,9 +104,10 @@ class Execution:
         return step
 
     def waiting(self) -> dict[str, str]:
+        """What each blocked task waits for (an epilogue task only waits its turn)."""
         out = {}
         for i, step in enumerate(self.pending):
-            if step is not None:
+            if step is not None and not self.tasks[i].epilogue:
                 why = step.waiting_for() if step.waiting_for else "blocked"
                 out[self.tasks[i].name] = f"{step.label}: {why}"
         return out

@@ -41,9 +41,14 @@ def sys_ftruncate(cur: Current, k: Kernel, inode: Inode, size: int):
     yield from mutex_unlock(cur, inode.i_mutex)
 
 
-def sys_read(cur: Current, k: Kernel, inode: Inode, pos: int, count: int):
+def sys_read(cur: Current, k: Kernel, inode: Inode, pos: int, count: int, dest=None):
+    """read(2); with `dest` (a MappedBuffer) the data is copied out to that mapping, still
+    inside the read, as file_read_actor does. Returns the cells read, or -EFAULT."""
     yield from k.protocol.read_begin(cur, k, inode)
     out = yield from do_generic_file_read(cur, k, inode, pos, count)
+    if dest is not None:
+        err = yield from dest.copy_to_user(cur, k, 0, out)
+        out = err or out
     yield from k.protocol.read_end(cur, k, inode)
     return out
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ..explore.step import READ
 from .kernel import Kernel
-from .memory import SIGBUS, user_load
+from .memory import SIGBUS, user_load, user_store
 from .structs import MM, PAGE_SIZE, Current, Inode
 
 
@@ -61,6 +61,16 @@ class MappedBuffer:
             out += [(mm.pte_key(self.inode, index), READ),
                     (self.inode.data_key(index), READ)]
         return tuple(out)
+
+    def copy_to_user(self, cur: Current, k: Kernel, start: int, values: list):
+        """file_read_actor's __copy_to_user: stores that may write-fault, with no page lock
+        held (the reader's IO lock, if its protocol takes one, is held). Returns None, or
+        -EFAULT."""
+        for i, value in enumerate(values):
+            if (yield from user_store(cur, k, self.inode, self.offset + start + i,
+                                      value)) == SIGBUS:
+                return "-EFAULT"
+        return None
 
     def copy_atomic(self, cur: Current, start: int, n: int) -> list | None:
         mm: MM = cur.mm  # type: ignore[assignment]

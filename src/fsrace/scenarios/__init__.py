@@ -3,6 +3,7 @@
 from .base import Params, Scenario, build_program
 from .punch_read import PunchRead
 from .punch_write_fault import PunchWriteFault
+from .read_into_own_mapping import ReadIntoOwnMapping
 from .variants import (
     PunchNoCachedPages,
     PunchReadFault,
@@ -16,7 +17,8 @@ from .writeback_store import WritebackStore
 SCENARIOS: dict[str, Scenario] = {
     s.name: s for s in (PunchWriteFault(), PunchWriteFaultThread(), PunchNoCachedPages(),
                         PunchReadFault(), PunchRead(), TruncateWriteFault(),
-                        TruncateWriteFaultNoRecheck(), WriteFromOwnMapping(), WritebackStore())
+                        TruncateWriteFaultNoRecheck(), WriteFromOwnMapping(),
+                        ReadIntoOwnMapping(), WritebackStore())
 }
 
 __all__ = ["SCENARIOS", "Params", "Scenario", "build_program"]

@@ -26,7 +26,18 @@ from ..kernel.syscalls import (
     sys_write,
 )
 from ..kernel.uaccess import MappedBuffer, PlainBuffer
-from ..ops import Fsync, Load, Op, Punch, Read, Store, Truncate, Write, WriteFromMapping
+from ..ops import (
+    Fsync,
+    Load,
+    Op,
+    Punch,
+    Read,
+    ReadIntoMapping,
+    Store,
+    Truncate,
+    Write,
+    WriteFromMapping,
+)
 from ..protocols.base import Protocol
 
 
@@ -131,6 +142,10 @@ def run_op(cur: Current, k: Kernel, op: Op):
         return (yield from sys_write(cur, k, inode, op.offset, buf))
     if isinstance(op, Read):
         return tuple((yield from sys_read(cur, k, inode, op.offset, op.count)))
+    if isinstance(op, ReadIntoMapping):
+        dest = MappedBuffer(k.inodes[op.dest], op.dest_offset, op.count)
+        got = yield from sys_read(cur, k, inode, op.offset, op.count, dest)
+        return got if isinstance(got, str) else tuple(got)
     if isinstance(op, Fsync):
         return (yield from sys_fsync(cur, k, inode))
     raise TypeError(f"unknown operation {op!r}")

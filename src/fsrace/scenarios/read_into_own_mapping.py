@@ -1,0 +1,34 @@
+"""read(2) whose destination is a shared mapping of the same file: the copy out write-faults
+while the reader holds whatever read(2) holds, and a punch queues for the IO lock. Dave
+Chinner's "insane" case (17 May 2012, <20120517074308.GQ25351@dastard>), and why a lock
+taken both in read(2) and in page_mkwrite deadlocks once writers queue."""
+
+from __future__ import annotations
+
+from ..kernel.kernel import Kernel
+from ..kernel.structs import PAGE_SIZE
+from ..ops import Punch, ReadIntoMapping
+from .base import Params, Scenario, TaskSpec, block_contents, cache_clean_page
+
+
+class ReadIntoOwnMapping(Scenario):
+    name = "read-into-own-mapping"
+    summary = "read(2) into a mapping of the same file (copy_to_user faults) vs a punch"
+    exercises = ("deadlock", "file-contents")
+
+    def initial_files(self, params: Params) -> dict[str, list]:
+        bpp = params.blocks_per_page
+        return {"A": block_contents("A", 2 * bpp, PAGE_SIZE // bpp)}
+
+    def setup(self, k: Kernel, params: Params) -> list[TaskSpec]:
+        a = k.create_file("A", self.initial_files(params)["A"])
+        cache_clean_page(k, a, 0)
+        cache_clean_page(k, a, 1)
+        mm = k.new_mm("P1")
+        mm.mmap(a)
+        k.new_mm("P2")
+        return [
+            TaskSpec("TASK1", "read page 0 into mmap of page 1",
+                     [ReadIntoMapping("A", 0, PAGE_SIZE, "A", PAGE_SIZE)], process="P1"),
+            TaskSpec("TASK2", "punch page 0", [Punch("A", 0, PAGE_SIZE)], process="P2"),
+        ]
