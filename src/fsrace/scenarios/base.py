@@ -79,6 +79,26 @@ class Scenario:
         raise NotImplementedError
 
 
+class CachedFileScenario(Scenario):
+    """A scenario around one written file A whose pages are all cached and clean: of
+    `--pages` pages, or of `file_pages` when the scenario fixes it."""
+
+    file_pages: int | None = None
+
+    def pages(self, params: Params) -> int:
+        return self.file_pages or params.pages
+
+    def initial_files(self, params: Params) -> dict[str, list]:
+        bpp = params.blocks_per_page
+        return {"A": block_contents("A", self.pages(params) * bpp, PAGE_SIZE // bpp)}
+
+    def cached_file(self, k: Kernel, params: Params) -> Inode:
+        a = k.create_file("A", self.initial_files(params)["A"])
+        for index in range(self.pages(params)):
+            cache_clean_page(k, a, index)
+        return a
+
+
 # -- set-up helpers: initial states built directly, without steps ---------------------------
 def cache_clean_page(k: Kernel, inode: Inode, index: int) -> None:
     """The page as a read left it: uptodate, clean; buffers only for sub-page blocks."""

@@ -8,22 +8,17 @@ from __future__ import annotations
 from ..kernel.kernel import Kernel
 from ..kernel.structs import PAGE_SIZE
 from ..ops import Punch, ReadIntoMapping
-from .base import Params, Scenario, TaskSpec, block_contents, cache_clean_page
+from .base import CachedFileScenario, Params, TaskSpec
 
 
-class ReadIntoOwnMapping(Scenario):
+class ReadIntoOwnMapping(CachedFileScenario):
     name = "read-into-own-mapping"
     summary = "read(2) into a mapping of the same file (copy_to_user faults) vs a punch"
     exercises = ("deadlock", "file-contents")
-
-    def initial_files(self, params: Params) -> dict[str, list]:
-        bpp = params.blocks_per_page
-        return {"A": block_contents("A", 2 * bpp, PAGE_SIZE // bpp)}
+    file_pages = 2
 
     def setup(self, k: Kernel, params: Params) -> list[TaskSpec]:
-        a = k.create_file("A", self.initial_files(params)["A"])
-        cache_clean_page(k, a, 0)
-        cache_clean_page(k, a, 1)
+        a = self.cached_file(k, params)
         mm = k.new_mm("P1")
         mm.mmap(a)
         k.new_mm("P2")

@@ -6,7 +6,14 @@ from ..kernel.kernel import Kernel
 from ..kernel.structs import PAGE_SIZE
 from ..kernel.syscalls import wb_writeback
 from ..ops import Load, Punch, Read, Store, Truncate
-from .base import Params, Scenario, TaskSpec, block_contents, cache_clean_page
+from .base import (
+    CachedFileScenario,
+    Params,
+    Scenario,
+    TaskSpec,
+    block_contents,
+    cache_clean_page,
+)
 from .punch_write_fault import PunchWriteFault
 
 
@@ -42,19 +49,13 @@ class PunchNoCachedPages(PunchWriteFault):
         return specs
 
 
-class PunchReadFault(Scenario):
+class PunchReadFault(CachedFileScenario):
     name = "punch-read-fault"
     summary = "punch vs a read fault refilling the cache: stale data after the punch"
     exercises = ("file-contents",)
 
-    def initial_files(self, params: Params) -> dict[str, list]:
-        bs = PAGE_SIZE // params.blocks_per_page
-        return {"A": block_contents("A", params.pages * params.blocks_per_page, bs)}
-
     def setup(self, k: Kernel, params: Params) -> list[TaskSpec]:
-        a = k.create_file("A", self.initial_files(params)["A"])
-        for index in range(params.pages):
-            cache_clean_page(k, a, index)
+        a = self.cached_file(k, params)
         length = params.pages * PAGE_SIZE
         k.new_mm("P1")
         specs = [TaskSpec("TASK1", "punch, then read back",
