@@ -92,3 +92,34 @@ def test_nothing_beyond_eof_waits_for_a_truncate_in_progress(k):
 def test_delalloc_file_setup_is_consistent(k):
     assert k.inodes["B"].extents[0] == (DELALLOC, None)
     assert k.disk.dirty_clusters == 1
+
+
+def _run(gen):
+    """Drive a model generator to its end, outside any search."""
+    for _ in gen:
+        pass
+
+
+def test_dio_sees_no_delalloc_fires_on_a_direct_read_of_a_delalloc_block(k):
+    from fsrace.kernel.direct_io import generic_file_direct_read
+    from fsrace.kernel.structs import Current
+
+    b = k.inodes["B"]
+    b.pages[0].dirty = False  # as if the store came after the direct read's flush
+    _run(generic_file_direct_read(Current("TASK1", None), k, b, 0, 4))
+    msg = BY_NAME["dio-sees-no-delalloc"].check(k, k.events)
+    assert msg and "delalloc" in msg
+
+
+@pytest.mark.parametrize("remove,stray", [("xfs_bunmapi", True),
+                                          ("ext4_ext_remove_space", False)])
+def test_xfs_bunmapi_drops_delalloc_under_a_dirty_page_ext4_leaves_it(k, remove, stray):
+    """xfs_bunmapi deletes delalloc extents and their reservation; 3.4 ext4 removes only
+    extents on disk. Under a page still dirty with delay buffers, only XFS strays."""
+    from fsrace.kernel import ext4, xfs
+    from fsrace.kernel.structs import Current
+
+    fn = getattr(xfs, remove, None) or getattr(ext4, remove)
+    _run(fn(Current("TASK1", None), k, k.inodes["B"], 0, 0))
+    assert bool(BY_NAME["no-stray-delalloc"].check(k, [])) == stray
+    assert BY_NAME["reservations-balance"].check(k, []) is None

@@ -37,6 +37,28 @@ HISTORY = [
     # iolock "because that could result in lock inversions (read - iolock - page fault -
     # page_mkwrite - iolock)" -- with a writer queued on the iolock, a deadlock.
     ("read-into-own-mapping", "iolock-mkwrite", "deadlock"),
+    # Chinner, 16 May 2012: "XFS has no protection either" -- faults take no lock in 3.4...
+    ("punch-write-fault", "xfs-2012", "race"),
+    # ...but xfs_file_aio_read takes the IO lock shared, which the punch holds exclusive.
+    ("punch-read", "xfs-2012", "safe"),
+    # XFS 4.1, 653c60b633a9 and 075a924d45cc: MMAPLOCK closes the write fault...
+    ("punch-write-fault", "xfs-mmaplock", "safe"),
+    # ...and de0e8c20ba3a the read fault.
+    ("punch-read-fault", "xfs-mmaplock", "safe"),
+    # Standalone readahead took no XFS lock until xfs_file_fadvise (2019); the 5.15 pull
+    # names "hole punching races with operations such as readahead".
+    ("punch-readahead", "xfs-mmaplock", "race"),
+    ("punch-readahead", "invalidate-lock", "safe"),
+    # Chinner's 19 May 2012 table, row 3, mmap vs direct IO: "non-existent"; 04197b341f23
+    # (2017) turned XFS's BUG() on the delalloc mapping into a warning, not a lock.
+    ("dio-write-fault", "invalidate-lock", "race"),
+    # 32ebffd3bbb4 and ea3d7209ca01 (4.5): collapse/insert/zero range vs faults and
+    # buffered I/O were open before, closed by i_mmap_sem (e8e9ad42c1f1 for XFS 4.1).
+    ("collapse-read-fault", "linux-2012", "race"),
+    ("insert-write-fault", "linux-2012", "race"),
+    ("zero-range-write-fault", "linux-2012", "race"),
+    ("collapse-read-fault", "ext4-i_mmap_sem", "safe"),
+    ("insert-write-fault", "xfs-mmaplock", "safe"),
 ]
 
 

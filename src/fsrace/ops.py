@@ -56,6 +56,54 @@ class Punch:
 
 
 @dataclass(frozen=True)
+class ZeroRange:
+    """fallocate(FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE)."""
+
+    file: str
+    offset: int
+    length: int
+
+    def pages(self) -> range:
+        return _pages(self.offset, self.offset + self.length)
+
+    def __str__(self) -> str:
+        return f"zero_range({self.file}, {self.offset}, {self.length})"
+
+
+_TO_EOF = 1 << 20  # pages: a shift moves everything after the offset
+
+
+@dataclass(frozen=True)
+class Collapse:
+    """fallocate(FALLOC_FL_COLLAPSE_RANGE): remove the range, shift the rest down."""
+
+    file: str
+    offset: int
+    length: int
+
+    def pages(self) -> range:
+        return range(self.offset // PAGE_SIZE, _TO_EOF)
+
+    def __str__(self) -> str:
+        return f"collapse_range({self.file}, {self.offset}, {self.length})"
+
+
+@dataclass(frozen=True)
+class Insert:
+    """fallocate(FALLOC_FL_INSERT_RANGE): shift everything from the offset up, leave a hole."""
+
+    file: str
+    offset: int
+    length: int
+
+    def pages(self) -> range:
+        return range(self.offset // PAGE_SIZE, _TO_EOF)
+
+    def __str__(self) -> str:
+        return f"insert_range({self.file}, {self.offset}, {self.length})"
+
+
+@dataclass(frozen=True)
 class Truncate:
     file: str
     size: int
@@ -112,6 +160,36 @@ class Read:
 
 
 @dataclass(frozen=True)
+class Readahead:
+    """readahead(2) (as fadvise/madvise WILLNEED): fill the cache, return nothing."""
+
+    file: str
+    offset: int
+    count: int
+
+    def pages(self) -> range:
+        return _pages(self.offset, self.offset + self.count)
+
+    def __str__(self) -> str:
+        return f"readahead({self.file}, {self.offset}, {self.count})"
+
+
+@dataclass(frozen=True)
+class DirectRead:
+    """pread(2) on an O_DIRECT descriptor: from the blocks, bypassing the page cache."""
+
+    file: str
+    offset: int
+    count: int
+
+    def pages(self) -> range:
+        return _pages(self.offset, self.offset + self.count)
+
+    def __str__(self) -> str:
+        return f"pread({self.file}, {self.count}, {self.offset}, O_DIRECT)"
+
+
+@dataclass(frozen=True)
 class ReadIntoMapping:
     """read(2) whose destination buffer is a shared mapping of `dest` from `dest_offset`."""
 
@@ -140,5 +218,5 @@ class Fsync:
         return f"fsync({self.file})"
 
 
-Op = (Store | Load | Punch | Truncate | Write | WriteFromMapping | Read | ReadIntoMapping
-      | Fsync)
+Op = (Store | Load | Punch | ZeroRange | Collapse | Insert | Truncate | Write
+      | WriteFromMapping | Read | Readahead | DirectRead | ReadIntoMapping | Fsync)

@@ -95,6 +95,15 @@ def _nothing_beyond_eof(k: Kernel, new: Sequence[KEvent]) -> str | None:
     return None
 
 
+def _dio_sees_no_delalloc(k: Kernel, new: Sequence[KEvent]) -> str | None:
+    for ev in new:
+        if ev.kind == "dio_map" and ev.data["state"] == DELALLOC:
+            return (f"{ev.task}'s direct I/O mapped {ev.data['inode']} lblk {ev.data['lblk']} "
+                    "and found a delalloc extent: a page dirtied after the flush "
+                    "(XFS BUG()s in __xfs_get_blocks; ext4 reads a hole)")
+    return None
+
+
 INVARIANTS = [
     Invariant("io-to-owned-blocks",
               "writeback and direct I/O write only to blocks the file owns at that offset",
@@ -108,6 +117,9 @@ INVARIANTS = [
     Invariant("nothing-beyond-eof",
               "once a truncate returned, no PTE maps and no dirty page holds data beyond i_size",
               _nothing_beyond_eof, frozenset({"i_pages", "page", "pte", "i_size"})),
+    Invariant("dio-sees-no-delalloc",
+              "direct I/O never finds a delalloc extent inside EOF",
+              _dio_sees_no_delalloc),
 ]
 
 FILE_CONTENTS = ("file-contents",

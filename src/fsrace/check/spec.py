@@ -12,16 +12,21 @@ from dataclasses import dataclass
 
 from ..kernel.structs import PAGE_SIZE
 from ..ops import (
+    Collapse,
+    DirectRead,
     Fsync,
+    Insert,
     Load,
     Op,
     Punch,
     Read,
+    Readahead,
     ReadIntoMapping,
     Store,
     Truncate,
     Write,
     WriteFromMapping,
+    ZeroRange,
 )
 
 SIGBUS = "SIGBUS"
@@ -39,9 +44,19 @@ def apply(files: Files, op: Op):
         if op.offset < len(data):
             data[op.offset] = op.value
         return "ok"
-    if isinstance(op, Punch):
+    if isinstance(op, Punch | ZeroRange):
         for i in range(op.offset, min(op.offset + op.length, len(data))):
             data[i] = 0
+        return None
+    if isinstance(op, Collapse):
+        if op.offset + op.length >= len(data):
+            return "-EINVAL"  # the range must end before EOF
+        del data[op.offset:op.offset + op.length]
+        return None
+    if isinstance(op, Insert):
+        if op.offset >= len(data):
+            return "-EINVAL"
+        data[op.offset:op.offset] = [0] * op.length
         return None
     if isinstance(op, Truncate):
         del data[op.size:]
@@ -60,7 +75,7 @@ def apply(files: Files, op: Op):
         data.extend([0] * (end - len(data)))
         data[op.offset:end] = values
         return None
-    if isinstance(op, Read):
+    if isinstance(op, Read | DirectRead):
         return tuple(data[op.offset:op.offset + op.count])
     if isinstance(op, ReadIntoMapping):
         got = tuple(data[op.offset:op.offset + op.count])
@@ -71,14 +86,14 @@ def apply(files: Files, op: Op):
             if op.dest_offset + i < len(dst):
                 dst[op.dest_offset + i] = value
         return got
-    if isinstance(op, Fsync):
+    if isinstance(op, Fsync | Readahead):
         return None
     raise TypeError(f"unknown operation {op!r}")
 
 
 def page_view(op: Op, observed, page: int):
     """The part of an observation that concerns one page."""
-    if isinstance(op, Read | ReadIntoMapping) and isinstance(observed, tuple):
+    if isinstance(op, Read | DirectRead | ReadIntoMapping) and isinstance(observed, tuple):
         lo, hi = page * PAGE_SIZE, (page + 1) * PAGE_SIZE
         return tuple(v for i, v in enumerate(observed, op.offset) if lo <= i < hi)
     return observed
@@ -178,6 +193,7 @@ def _explain(name, page, got, allowed, tasks, task_names) -> str:
     lines.append(f"no order of the operations gives that ({ops}); allowed:")
     for a_size, a_data, a_seen in sorted(allowed, key=repr):
         extra = ", ".join(f"{task_names[t]} saw {v!r}" for (t, _), v in a_seen
-                          if not isinstance(tasks[t][_], Punch | Truncate | Write | Fsync))
+                          if isinstance(tasks[t][_], Load | Store | Read | DirectRead
+                                                       | ReadIntoMapping | WriteFromMapping))
         lines.append(f"  {list(a_data)} (i_size {a_size})" + (f"; {extra}" if extra else ""))
     return "\n".join(lines)

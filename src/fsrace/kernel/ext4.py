@@ -19,6 +19,8 @@ from .locking import (
     down_write,
     end_page_writeback,
     lock_page,
+    mutex_lock,
+    mutex_unlock,
     set_page_writeback,
     unlock_page,
     up_read,
@@ -221,6 +223,30 @@ def ext4_bio_write_page(cur: Current, k: Kernel, inode: Inode, page: Page):
               source="writeback")
         wrote.append(f"lblk {lblk} -> blk{bh.blocknr}")
     st.note = "; ".join(wrote) or "nothing mapped"
+    yield from ext4_end_io_unwritten(cur, k, inode, page)
+
+
+def ext4_end_io_unwritten(cur: Current, k: Kernel, inode: Inode, page: Page):
+    """ext4_end_io -> ext4_convert_unwritten_extents: once the data is on disk, the unwritten
+    extents under the page's unwritten buffers become written. A buffer mapped before its
+    extent became unwritten is not marked so, and its data stays invisible."""
+    todo = [(nr, bh) for nr, bh in enumerate(page.buffers or [])
+            if bh.unwritten and bh.blocknr is not None]
+    if not todo:
+        return
+    yield from down_write(cur, inode.i_data_sem)
+    st = Step("ext4_convert_unwritten_extents", ((inode.map_key, WRITE), (page.key, WRITE)))
+    yield st
+    done = []
+    for nr, bh in todo:
+        lblk = k.lblk(page.index, nr)
+        state, pblk = inode.extents.get(lblk, ("hole", None))
+        if state == UNWRITTEN and pblk == bh.blocknr:
+            inode.extents[lblk] = (WRITTEN, pblk)
+            done.append(f"lblk {lblk}")
+        bh.unwritten = False
+    st.note = f"written: {', '.join(done)}" if done else "nothing left to convert"
+    yield from up_write(cur, inode.i_data_sem)
 
 
 # -- removing blocks --------------------------------------------------------------------------
@@ -230,6 +256,13 @@ def ext4_ext_remove_space(cur: Current, k: Kernel, inode: Inode, first: int,
     their blocks. Delayed blocks live in page buffers, not in the extent tree, and are left
     alone (3.4)."""
     yield from down_write(cur, inode.i_data_sem)
+    yield from ext4_ext_remove_space_locked(cur, k, inode, first, last)
+    yield from up_write(cur, inode.i_data_sem)
+
+
+def ext4_ext_remove_space_locked(cur: Current, k: Kernel, inode: Inode, first: int,
+                                 last: int | None):
+    """The removal itself, with i_data_sem held for write."""
 
     def span() -> range:
         end = max(inode.extents, default=-1) if last is None else last
@@ -251,7 +284,6 @@ def ext4_ext_remove_space(cur: Current, k: Kernel, inode: Inode, first: int,
             del inode.extents[lblk]
             freed.append(f"blk{pblk}")
     st.note = f"freed {', '.join(freed)}" if freed else "nothing allocated"
-    yield from up_write(cur, inode.i_data_sem)
 
 
 def ext4_ext_punch_hole(cur: Current, k: Kernel, inode: Inode, offset: int, length: int):
@@ -323,3 +355,163 @@ def ext4_da_invalidatepage(k: Kernel, inode: Inode, page: Page) -> None:
 def ext4_truncate(cur: Current, k: Kernel, inode: Inode, new_size: int):
     """Remove the blocks wholly beyond the new size."""
     yield from ext4_ext_remove_space(cur, k, inode, -(-new_size // k.blksize), None)
+
+
+# -- the other block-moving fallocate modes (3.15 zero and collapse range, 4.2 insert) ------
+# Each runs under i_mutex, flushes and drops the affected pages, then changes the block map.
+# Until 4.5 (ea3d7209ca01, 32ebffd3bbb4) no lock kept faults and reads from refilling the
+# cache in between; the protocol hooks sit where 4.5 put i_mmap_sem.
+_LAST = 1 << 30  # "to the end of the file" in page indices
+
+
+def _aligned(k: Kernel, offset: int, length: int) -> bool:
+    return offset % k.blksize == 0 and length % k.blksize == 0 and length > 0
+
+
+def ext4_zero_range(cur: Current, k: Kernel, inode: Inode, offset: int, length: int):
+    """ext4_zero_range (3.15): flush the range and drop its pages, turn its blocks into
+    unwritten extents (ext4_alloc_file_blocks with CONVERT_UNWRITTEN, allocating holes),
+    zero the partial pages. Returns None or -EINVAL."""
+    from .filemap import filemap_write_and_wait_range
+    from .truncate import truncate_pagecache_range
+
+    proto = k.protocol
+    yield from mutex_lock(cur, inode.i_mutex)
+    yield from proto.remove_blocks_begin(cur, k, inode, "zero")
+    st = Step("ext4_zero_range: clamp to i_size", ((inode.size_key, READ),))
+    yield st
+    end = min(offset + length, -(-inode.i_size // k.blksize) * k.blksize)
+    if offset < end:
+        first_page, last_page = offset // PAGE_SIZE, (end - 1) // PAGE_SIZE
+        yield from filemap_write_and_wait_range(cur, k, inode, first_page, last_page)
+        first_full, last_full = -(-offset // PAGE_SIZE), end // PAGE_SIZE - 1
+        if first_full <= last_full:
+            yield from truncate_pagecache_range(cur, k, inode, first_full, last_full)
+        first_block, stop_block = -(-offset // k.blksize), end // k.blksize
+        if first_block < stop_block:
+            yield from ext4_alloc_file_blocks_unwritten(cur, k, inode, first_block,
+                                                        stop_block - 1)
+        for index in sorted({first_page, last_page} - set(range(first_full, last_full + 1))):
+            yield from zero_partial_page(cur, k, inode, index, offset, end)
+    else:
+        st.note = "beyond EOF: nothing to do"
+    yield from proto.remove_blocks_end(cur, k, inode, "zero")
+    yield from mutex_unlock(cur, inode.i_mutex)
+
+
+def ext4_alloc_file_blocks_unwritten(cur: Current, k: Kernel, inode: Inode, first: int,
+                                     last: int):
+    """ext4_map_blocks(CREATE_UNWRIT_EXT | CONVERT_UNWRITTEN) over [first, last]: written
+    extents become unwritten (reads return zeros), holes get unwritten blocks. Delayed
+    blocks are left to writeback."""
+    yield from down_write(cur, inode.i_data_sem)
+
+    def footprint():
+        holes = sum(1 for lblk in range(first, last + 1) if lblk not in inode.extents)
+        return ((inode.map_key, WRITE), *k.disk.alloc_footprint(holes))
+
+    st = Step("ext4_alloc_file_blocks: convert to unwritten", footprint=footprint)
+    yield st
+    notes = []
+    for lblk in range(first, last + 1):
+        state, pblk = inode.extents.get(lblk, ("hole", None))
+        if state == WRITTEN:
+            inode.extents[lblk] = (UNWRITTEN, pblk)
+            notes.append(f"lblk {lblk} blk{pblk} unwritten")
+        elif state == "hole":
+            pblk = k.disk.alloc((inode.name, lblk))
+            inode.extents[lblk] = (UNWRITTEN, pblk)
+            notes.append(f"lblk {lblk} -> new blk{pblk} unwritten")
+    st.note = "; ".join(notes) or "nothing to convert"
+    yield from up_write(cur, inode.i_data_sem)
+
+
+def _shift_extents(k: Kernel, inode: Inode, start: int, delta: int) -> list[str]:
+    """Move every extent at or after file block `start` by `delta` blocks; the moved
+    blocks change owner offset with them."""
+    moved = sorted((lblk for lblk in inode.extents if lblk >= start), reverse=delta > 0)
+    notes = []
+    for lblk in moved:
+        state, pblk = inode.extents.pop(lblk)
+        inode.extents[lblk + delta] = (state, pblk)
+        if pblk is not None:
+            k.disk.blocks[pblk].owner = (inode.name, lblk + delta)
+        notes.append(f"lblk {lblk} -> {lblk + delta}")
+    return notes
+
+
+def _shift_footprint(k: Kernel, inode: Inode, start: int) -> tuple:
+    pblks = [pblk for lblk, (_, pblk) in inode.extents.items()
+             if lblk >= start and pblk is not None]
+    return ((inode.map_key, WRITE), *((k.disk.owner_key(n), WRITE) for n in pblks))
+
+
+def ext4_collapse_range(cur: Current, k: Kernel, inode: Inode, offset: int, length: int):
+    """ext4_collapse_range (3.15): flush from the offset to EOF and drop those pages, remove
+    the range's blocks and shift the later extents down (ext4_ext_shift_extents), then
+    shrink i_size. Returns None or -EINVAL."""
+    from .filemap import filemap_write_and_wait_range
+    from .truncate import truncate_pagecache_range
+
+    proto = k.protocol
+    yield from mutex_lock(cur, inode.i_mutex)
+    yield from proto.remove_blocks_begin(cur, k, inode, "collapse")
+    st = Step("ext4_collapse_range: check the range against i_size", ((inode.size_key, READ),))
+    yield st
+    err = None
+    if not _aligned(k, offset, length) or offset + length >= inode.i_size:
+        st.note = err = "-EINVAL"
+    else:
+        first_page = offset // PAGE_SIZE
+        yield from filemap_write_and_wait_range(cur, k, inode, first_page, _LAST)
+        yield from truncate_pagecache_range(cur, k, inode, first_page, _LAST)
+        first, n = offset // k.blksize, length // k.blksize
+        yield from down_write(cur, inode.i_data_sem)
+        yield from ext4_ext_remove_space_locked(cur, k, inode, first, first + n - 1)
+        st = Step("ext4_ext_shift_extents: left",
+                  footprint=lambda: _shift_footprint(k, inode, first + n))
+        yield st
+        st.note = "; ".join(_shift_extents(k, inode, first + n, -n)) or "nothing after"
+        yield from up_write(cur, inode.i_data_sem)
+        st = Step("ext4_collapse_range: i_size_write", ((inode.size_key, WRITE),))
+        yield st
+        inode.i_size -= length
+        st.note = f"i_size -> {inode.i_size}"
+    yield from proto.remove_blocks_end(cur, k, inode, "collapse")
+    yield from mutex_unlock(cur, inode.i_mutex)
+    return err
+
+
+def ext4_insert_range(cur: Current, k: Kernel, inode: Inode, offset: int, length: int):
+    """ext4_insert_range (4.2): flush from the offset to EOF and drop those pages, grow
+    i_size, then shift the extents from the offset up, leaving a hole. Returns None or
+    -EINVAL."""
+    from .filemap import filemap_write_and_wait_range
+    from .truncate import truncate_pagecache_range
+
+    proto = k.protocol
+    yield from mutex_lock(cur, inode.i_mutex)
+    yield from proto.remove_blocks_begin(cur, k, inode, "insert")
+    st = Step("ext4_insert_range: check the offset against i_size", ((inode.size_key, READ),))
+    yield st
+    err = None
+    if not _aligned(k, offset, length) or offset >= inode.i_size:
+        st.note = err = "-EINVAL"
+    else:
+        first_page = offset // PAGE_SIZE
+        yield from filemap_write_and_wait_range(cur, k, inode, first_page, _LAST)
+        yield from truncate_pagecache_range(cur, k, inode, first_page, _LAST)
+        st = Step("ext4_insert_range: i_size_write", ((inode.size_key, WRITE),))
+        yield st
+        inode.i_size += length
+        st.note = f"i_size -> {inode.i_size}"
+        first, n = offset // k.blksize, length // k.blksize
+        yield from down_write(cur, inode.i_data_sem)
+        st = Step("ext4_ext_shift_extents: right",
+                  footprint=lambda: _shift_footprint(k, inode, first))
+        yield st
+        st.note = "; ".join(_shift_extents(k, inode, first, n)) or "nothing after"
+        yield from up_write(cur, inode.i_data_sem)
+    yield from proto.remove_blocks_end(cur, k, inode, "insert")
+    yield from mutex_unlock(cur, inode.i_mutex)
+    return err

@@ -162,10 +162,11 @@ class Inode:
         self.i_mutex = Mutex(f"{name}.i_mutex")
         self.i_data_sem = RWSem(f"{name}.i_data_sem", fair=False)
         self.invalidate_lock = RWSem(f"{name}.invalidate_lock")
-        # Locks only some protocols take: the XFS-style IO lock, ext4 4.5's i_mmap_sem, and
+        # Locks only some protocols take: the XFS IO lock and MMAPLOCK, ext4 4.5's i_mmap_sem, and
         # shmem's hole-punch waitqueue (inode->i_private).
         self.iolock = RWSem(f"{name}.iolock")
         self.i_mmap_sem = RWSem(f"{name}.i_mmap_sem")
+        self.i_mmaplock = RWSem(f"{name}.i_mmaplock")  # XFS 4.1
         self.falloc = WaitQueue(f"{name}.shmem_falloc")
         self.size_key = f"{name}.i_size"
         self.map_key = f"{name}.extents"  # block map and the inode's reservations

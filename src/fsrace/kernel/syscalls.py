@@ -4,10 +4,19 @@ filesystem. Every syscall logs its start and result for the checks."""
 from __future__ import annotations
 
 from ..explore.step import WRITE, Step
-from .ext4 import ext4_da_writepages, ext4_ext_punch_hole, ext4_truncate
+from .direct_io import generic_file_direct_read
+from .ext4 import (
+    ext4_collapse_range,
+    ext4_da_writepages,
+    ext4_ext_punch_hole,
+    ext4_insert_range,
+    ext4_truncate,
+    ext4_zero_range,
+)
 from .filemap import do_generic_file_read, filemap_write_and_wait_range, generic_perform_write
 from .kernel import Kernel
 from .locking import mutex_lock, mutex_unlock
+from .readahead import force_page_cache_readahead
 from .structs import PAGE_SIZE, Current, Inode
 from .truncate import invalidate_mapping_pages, truncate_pagecache
 
@@ -19,6 +28,15 @@ def sys_fallocate_punch_hole(cur: Current, k: Kernel, inode: Inode, offset: int,
     protocol punches its own way."""
     punch = getattr(k.protocol, "punch_hole", None) or ext4_ext_punch_hole
     yield from punch(cur, k, inode, offset, length)
+
+
+_FALLOCATE = {"zero": ext4_zero_range, "collapse": ext4_collapse_range,
+              "insert": ext4_insert_range}
+
+
+def sys_fallocate(cur: Current, k: Kernel, inode: Inode, mode: str, offset: int, length: int):
+    """fallocate(FALLOC_FL_ZERO_RANGE / COLLAPSE_RANGE / INSERT_RANGE) -> ext4_fallocate."""
+    return (yield from _FALLOCATE[mode](cur, k, inode, offset, length))
 
 
 def sys_ftruncate(cur: Current, k: Kernel, inode: Inode, size: int):
@@ -51,6 +69,18 @@ def sys_read(cur: Current, k: Kernel, inode: Inode, pos: int, count: int, dest=N
         out = err or out
     yield from k.protocol.read_end(cur, k, inode)
     return out
+
+
+def sys_readahead(cur: Current, k: Kernel, inode: Inode, pos: int, count: int):
+    """readahead(2); fadvise(WILLNEED) and madvise(WILLNEED) come to the same place."""
+    if count > 0:
+        yield from force_page_cache_readahead(cur, k, inode, pos // PAGE_SIZE,
+                                              (pos + count - 1) // PAGE_SIZE)
+
+
+def sys_read_direct(cur: Current, k: Kernel, inode: Inode, pos: int, count: int):
+    """pread(2) on an O_DIRECT descriptor."""
+    return (yield from generic_file_direct_read(cur, k, inode, pos, count))
 
 
 def sys_write(cur: Current, k: Kernel, inode: Inode, pos: int, buf):

@@ -10,17 +10,25 @@ from .structs import PAGE_SIZE, Disk, Inode, Page
 
 
 def _pte_keys(inode: Inode, first: int, last: int) -> tuple:
-    return tuple((mm.pte_key(inode, i), WRITE) for mm in inode.i_mmap
-                 for i in range(first, last + 1))
+    """The PTE slots of pages [first, last] in every process mapping the file. An
+    open-ended range ("to EOF") stops past the last page that can be mapped now, and then
+    reads i_size: a fault beyond that needs i_size to grow first, which conflicts."""
+    size: tuple = ()
+    bound = max([-(-inode.i_size // PAGE_SIZE), *(i + 1 for i in inode.pages)]
+                + [i + 1 for mm in inode.i_mmap for ino, i in mm.ptes if ino == inode.name])
+    if last >= bound:
+        last, size = bound, ((inode.size_key, READ),)
+    return size + tuple((mm.pte_key(inode, i), WRITE) for mm in inode.i_mmap
+                        for i in range(first, last + 1))
 
 
 def _zap_ptes(inode: Inode, first: int, last: int, page: Page | None = None) -> int:
     zapped = 0
     for mm in inode.i_mmap:
-        for i in range(first, last + 1):
-            pte = mm.ptes.get((inode.name, i))
-            if pte is not None and (page is None or pte.page is page):
-                del mm.ptes[(inode.name, i)]
+        for ino, i in list(mm.ptes):
+            pte = mm.ptes[(ino, i)]
+            if ino == inode.name and first <= i <= last and (page is None or pte.page is page):
+                del mm.ptes[(ino, i)]
                 zapped += 1
     return zapped
 
@@ -34,7 +42,9 @@ def _release_footprint(inode: Inode, page: Page) -> tuple:
 
 def unmap_mapping_range(cur, k: Kernel, inode: Inode, first: int, last: int):
     """Zap the PTEs of pages [first, last] in every process that maps the file."""
-    st = Step(f"unmap_mapping_range({inode.name}:{first}-{last})", _pte_keys(inode, first, last))
+    span = f"{first}-{last}" if last < 1 << 20 else f"{first}-EOF"
+    st = Step(f"unmap_mapping_range({inode.name}:{span})",
+              footprint=lambda: _pte_keys(inode, first, last))
     yield st
     st.note = f"{_zap_ptes(inode, first, last)} PTEs zapped"
 

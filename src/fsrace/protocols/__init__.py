@@ -9,11 +9,12 @@ from .linux_2012 import Linux2012
 from .mmap_sem import MmapSem
 from .page_by_page import PageByPage
 from .shmem_2014 import Shmem2014
+from .xfs import Xfs2012, XfsMmaplock
 
 PROTOCOLS: dict[str, type[Protocol]] = {
     p.name: p
-    for p in (Linux2012, MmapSem, IolockMkwrite, MkwriteRetry, PageByPage, Shmem2014,
-              Ext4IMmapSem, InvalidateLock)
+    for p in (Linux2012, Xfs2012, MmapSem, IolockMkwrite, MkwriteRetry, PageByPage,
+              Shmem2014, XfsMmaplock, Ext4IMmapSem, InvalidateLock)
 }
 
 __all__ = ["PROTOCOLS", "Protocol"]

@@ -2,7 +2,7 @@
 
 Every hook is a generator (it may yield lock steps) and by default does nothing, which is
 the 2012 kernel: nothing kept a fault out of a punch. `op` tells which block-removing
-operation runs ("punch", "truncate").
+operation runs ("punch", "truncate", "zero", "collapse", "insert").
 """
 
 from __future__ import annotations
@@ -74,4 +74,18 @@ class Protocol:
         return _nothing()
 
     def read_end(self, cur: Current, k: Kernel, inode: Inode):
+        return _nothing()
+
+    # Readahead: readahead(2), fadvise/madvise WILLNEED (5.15: invalidate_lock shared).
+    def readahead_begin(self, cur: Current, k: Kernel, inode: Inode):
+        return _nothing()
+
+    def readahead_end(self, cur: Current, k: Kernel, inode: Inode):
+        return _nothing()
+
+    # A direct I/O read as a whole (XFS takes its IO lock shared).
+    def dio_begin(self, cur: Current, k: Kernel, inode: Inode):
+        return _nothing()
+
+    def dio_end(self, cur: Current, k: Kernel, inode: Inode):
         return _nothing()

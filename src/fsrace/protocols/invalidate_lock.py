@@ -1,7 +1,7 @@
 """mapping->invalidate_lock (Linux 5.15, commit 730633f0b7f9 and the ext4 conversion
 d4f5258eae7b): an rwsem held exclusive across a punch's or truncate's flush, page cache
 invalidation and block removal, and shared wherever pages are added to the cache (fault
-miss, read(2) miss) and in page_mkwrite."""
+miss, read(2) miss, readahead) and in page_mkwrite."""
 
 from ..kernel.locking import down_read, down_write, mutex_lock, mutex_unlock, up_read, up_write
 from .base import Protocol
@@ -29,5 +29,5 @@ class InvalidateLock(Protocol):
     def page_mkwrite_end(self, cur, k, inode):
         return up_read(cur, inode.invalidate_lock)
 
-    fault_miss_begin = read_miss_begin = page_mkwrite_begin
-    fault_miss_end = read_miss_end = page_mkwrite_end
+    fault_miss_begin = read_miss_begin = readahead_begin = page_mkwrite_begin
+    fault_miss_end = read_miss_end = readahead_end = page_mkwrite_end

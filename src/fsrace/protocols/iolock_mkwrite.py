@@ -9,10 +9,9 @@ from ..kernel.locking import down_read, down_read_trylock, down_write, up_read, 
 from .base import Protocol
 
 
-class IolockMkwrite(Protocol):
-    name = "iolock-mkwrite"
-    summary = "page_mkwrite takes the IO lock shared (Chinner's 2012 XFS patch)"
-    era = "out-of-tree XFS patch, 2012"
+class XfsIolock(Protocol):
+    """The XFS IO lock (i_iolock): exclusive over block removal and write(2), shared over
+    read(2) and direct I/O reads (xfs_file_aio_read, xfs_file_aio_write)."""
 
     def remove_blocks_begin(self, cur, k, inode, op):
         yield from down_write(cur, inode.iolock)
@@ -31,6 +30,15 @@ class IolockMkwrite(Protocol):
 
     def read_end(self, cur, k, inode):
         return up_read(cur, inode.iolock)
+
+    dio_begin = read_begin
+    dio_end = read_end
+
+
+class IolockMkwrite(XfsIolock):
+    name = "iolock-mkwrite"
+    summary = "page_mkwrite takes the IO lock shared (Chinner's 2012 XFS patch)"
+    era = "out-of-tree XFS patch, 2012"
 
     def page_mkwrite_begin(self, cur, k, inode):
         return down_read(cur, inode.iolock)

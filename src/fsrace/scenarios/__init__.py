@@ -1,7 +1,9 @@
 """Scenarios: one module per race class; `SCENARIOS` maps CLI names to them."""
 
 from .base import Params, Scenario, build_program
-from .punch_read import PunchRead
+from .dio_write_fault import DioWriteFault
+from .fallocate_modes import CollapseReadFault, InsertWriteFault, ZeroRangeWriteFault
+from .punch_read import PunchRead, PunchReadahead
 from .punch_write_fault import PunchWriteFault
 from .read_into_own_mapping import ReadIntoOwnMapping
 from .variants import (
@@ -16,9 +18,10 @@ from .writeback_store import WritebackStore
 
 SCENARIOS: dict[str, Scenario] = {
     s.name: s for s in (PunchWriteFault(), PunchWriteFaultThread(), PunchNoCachedPages(),
-                        PunchReadFault(), PunchRead(), TruncateWriteFault(),
-                        TruncateWriteFaultNoRecheck(), WriteFromOwnMapping(),
-                        ReadIntoOwnMapping(), WritebackStore())
+                        PunchReadFault(), PunchRead(), PunchReadahead(),
+                        DioWriteFault(), TruncateWriteFault(), TruncateWriteFaultNoRecheck(),
+                        ZeroRangeWriteFault(), CollapseReadFault(), InsertWriteFault(),
+                        WriteFromOwnMapping(), ReadIntoOwnMapping(), WritebackStore())
 }
 
 __all__ = ["SCENARIOS", "Params", "Scenario", "build_program"]

@@ -19,24 +19,32 @@ from ..kernel.memory import user_load, user_store
 from ..kernel.structs import PAGE_SIZE, WRITTEN, Buffer, Current, Inode
 from ..kernel.syscalls import (
     drop_caches,
+    sys_fallocate,
     sys_fallocate_punch_hole,
     sys_fsync,
     sys_ftruncate,
     sys_read,
+    sys_read_direct,
+    sys_readahead,
     sys_write,
 )
 from ..kernel.uaccess import MappedBuffer, PlainBuffer
 from ..ops import (
+    Collapse,
+    DirectRead,
     Fsync,
+    Insert,
     Load,
     Op,
     Punch,
     Read,
+    Readahead,
     ReadIntoMapping,
     Store,
     Truncate,
     Write,
     WriteFromMapping,
+    ZeroRange,
 )
 from ..protocols.base import Protocol
 
@@ -153,6 +161,13 @@ def run_op(cur: Current, k: Kernel, op: Op):
         return (yield from user_load(cur, k, inode, op.offset))
     if isinstance(op, Punch):
         return (yield from sys_fallocate_punch_hole(cur, k, inode, op.offset, op.length))
+    if isinstance(op, ZeroRange | Collapse | Insert):
+        mode = {ZeroRange: "zero", Collapse: "collapse", Insert: "insert"}[type(op)]
+        return (yield from sys_fallocate(cur, k, inode, mode, op.offset, op.length))
+    if isinstance(op, Readahead):
+        return (yield from sys_readahead(cur, k, inode, op.offset, op.count))
+    if isinstance(op, DirectRead):
+        return tuple((yield from sys_read_direct(cur, k, inode, op.offset, op.count)))
     if isinstance(op, Truncate):
         return (yield from sys_ftruncate(cur, k, inode, op.size))
     if isinstance(op, Write):
@@ -250,11 +265,14 @@ def describe_state(k: Kernel) -> str:
         for lock in (inode.i_mutex,):
             if lock.owner:
                 held.append(f"{lock.name} by {lock.owner}")
-        for sem in (inode.i_data_sem, inode.invalidate_lock):
+        for sem in (inode.i_data_sem, inode.invalidate_lock, inode.iolock, inode.i_mmap_sem,
+                    inode.i_mmaplock):
             if sem.writer:
                 held.append(f"{sem.name} (write) by {sem.writer}")
             if sem.readers:
                 held.append(f"{sem.name} (read) by {', '.join(sem.readers)}")
+            if sem.waiting_writers:
+                held.append(f"{sem.name} waited for (write) by {', '.join(sem.waiting_writers)}")
     for mm in k.mms.values():
         if mm.mmap_sem.writer or mm.mmap_sem.readers:
             held.append(f"{mm.mmap_sem.name} by {mm.mmap_sem.writer or mm.mmap_sem.readers}")
