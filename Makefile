@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test test-fast lint bench clean
+.PHONY: demo test test-fast lint bench clean browser-deps
 
 $(BIN)/fsrace: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -20,7 +20,19 @@ $(BIN)/fsrace: pyproject.toml
 demo: $(BIN)/fsrace
 	$(BIN)/fsrace demo
 
-test: $(BIN)/fsrace
+# The HTML report's test drives headless Chromium from Debian's packages.
+browser-deps:
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "installing chromium and chromium-driver (Debian packages)"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+				--no-install-recommends chromium chromium-driver >/dev/null; \
+		else \
+			echo "chromium/chromium-driver missing and not root: the browser test will be skipped"; \
+		fi; \
+	fi
+
+test: $(BIN)/fsrace browser-deps
 	$(BIN)/ruff check src tests
 	$(BIN)/pytest -q -m "not slow"
 	$(BIN)/pytest -q -m slow

@@ -19,6 +19,16 @@ def test_check_exits_1_on_a_race_with_the_json_fields():
     assert d["verdict"] == "race"
     assert d["violation"]["invariant"] == "io-to-owned-blocks"
     assert d["violation"]["schedule"]
+    t = d["timeline"]
+    assert len(t["steps"]) == len(t["states"]) == d["violation"]["execution"]["steps"]
+    assert t["failed_at"] == d["violation"]["execution"]["failed_at"]
+
+
+def test_check_html_writes_the_page(tmp_path):
+    page = tmp_path / "race.html"
+    r = run("check", "-s", "punch-write-fault", "-p", "linux-2012", "--html", str(page))
+    assert r.exit_code == 1 and page.exists()
+    assert "io-to-owned-blocks" in page.read_text()
 
 
 def test_check_exits_0_when_safe():

@@ -103,10 +103,12 @@ def list_cmd() -> None:
               help="seconds")
 @click.option("--no-shrink", is_flag=True, help="print the race as found, unshrunk")
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
+@click.option("--html", "html_file", type=click.Path(dir_okay=False, writable=True),
+              help="also write a self-contained HTML timeline to this file")
 @_param_options
 def check_cmd(scenario, protocol, strategy, seed, executions, depth, preemptions, max_retries,
-              max_steps, max_executions, time_limit, no_shrink, as_json, pages, writers,
-              blocks_per_page) -> None:
+              max_steps, max_executions, time_limit, no_shrink, as_json, html_file, pages,
+              writers, blocks_per_page) -> None:
     """Explore a scenario under a protocol. Exit 0: no violation found; 1: a race,
     deadlock or starvation was found."""
     params = _params(pages, writers, blocks_per_page)
@@ -120,9 +122,19 @@ def check_cmd(scenario, protocol, strategy, seed, executions, depth, preemptions
         raise click.UsageError(str(e)) from e
     progress.clear()
     if as_json:
-        click.echo(json.dumps(result_dict(res), indent=2))
+        from .report.html import trace_page_data
+
+        out = result_dict(res)
+        # What the HTML page draws: the execution shown, with the state after each step.
+        out["timeline"] = {k: v for k, v in trace_page_data(res).items() if k != "result"}
+        click.echo(json.dumps(out, indent=2))
     else:
         click.echo(full_report(res))
+    if html_file:
+        from .report.html import write_trace_page
+
+        path = write_trace_page(res, html_file)
+        click.echo(f"timeline written to {path}", err=True)
     sys.exit(1 if res.counterexample is not None else 0)
 
 
@@ -154,7 +166,9 @@ def replay_cmd(scenario, protocol, schedule, as_json, pages, writers, blocks_per
               help="bound per cell (executions, so the table is the same on every machine)")
 @click.option("--markdown", "as_markdown", is_flag=True, help="print docs/verdicts.md")
 @click.option("--json", "as_json", is_flag=True)
-def matrix_cmd(max_executions, as_markdown, as_json) -> None:
+@click.option("--html", "html_dir", type=click.Path(file_okay=False, writable=True),
+              help="also write index.html and a timeline page per cell into this folder")
+def matrix_cmd(max_executions, as_markdown, as_json, html_dir) -> None:
     """Every scenario under every protocol, each verdict from a search."""
     from .matrix import run_matrix
     from .report.matrix_report import markdown, matrix_dict, text_table
@@ -174,6 +188,10 @@ def matrix_cmd(max_executions, as_markdown, as_json) -> None:
         click.echo(markdown(m), nl=False)
     else:
         click.echo(text_table(m))
+    if html_dir:
+        from .report.html import write_matrix_pages
+
+        click.echo(f"matrix pages written to {write_matrix_pages(m, html_dir)}", err=True)
 
 
 @main.command("demo")
