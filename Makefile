@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test test-fast lint bench clean browser-deps
+.PHONY: demo test test-fast lint bench clean system-deps
 
 $(BIN)/fsrace: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -20,25 +20,32 @@ $(BIN)/fsrace: pyproject.toml
 demo: $(BIN)/fsrace
 	$(BIN)/fsrace demo
 
-# The HTML report's test drives headless Chromium from Debian's packages.
-browser-deps:
-	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+# Debian packages some tests need, installed when missing (as root): headless Chromium for
+# the HTML report, mkfs tools, FUSE (fuse3 brings
+# libfuse3, which mfusepy loads) and fio for fsrace stress.
+SYSTEM_DEPS := chromium:chromium chromedriver:chromium-driver mkfs.ext4:e2fsprogs \
+	mkfs.xfs:xfsprogs mkfs.btrfs:btrfs-progs fusermount3:fuse3 fio:fio
+system-deps:
+	@missing=""; for dep in $(SYSTEM_DEPS); do \
+		command -v $${dep%%:*} >/dev/null || missing="$$missing $${dep##*:}"; done; \
+	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-			echo "installing chromium and chromium-driver (Debian packages)"; \
+			echo "installing Debian packages:$$missing"; \
 			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-				--no-install-recommends chromium chromium-driver >/dev/null; \
+				--no-install-recommends $$missing >/dev/null; \
 		else \
-			echo "chromium/chromium-driver missing and not root: the browser test will be skipped"; \
+			echo "missing$$missing and not root: the tests that need them will be skipped"; \
 		fi; \
 	fi
 
-test: $(BIN)/fsrace browser-deps
+test: $(BIN)/fsrace system-deps
 	$(BIN)/ruff check src tests
-	$(BIN)/pytest -q -m "not slow"
+	$(BIN)/pytest -q -m "not slow and not realfs"
+	$(BIN)/pytest -q -m realfs
 	$(BIN)/pytest -q -m slow
 
 test-fast: $(BIN)/fsrace
-	$(BIN)/pytest -q -m "not slow"
+	$(BIN)/pytest -q -m "not slow and not realfs"
 
 lint: $(BIN)/fsrace
 	$(BIN)/ruff check src tests

@@ -194,6 +194,74 @@ def matrix_cmd(max_executions, as_markdown, as_json, html_dir) -> None:
         click.echo(f"matrix pages written to {write_matrix_pages(m, html_dir)}", err=True)
 
 
+@main.command("stress")
+@click.option("--fs", "fs", help="ext4, xfs, btrfs or tmpfs (made, mounted and removed "
+              "again; needs root), or an existing folder to work in a new subfolder of")
+@click.option("--scenario", "-s", "scenario", default=None,
+              help="race class to run (see fsrace stress --list)")
+@click.option("--mix", is_flag=True, help="random mixes of every operation, from the seed")
+@click.option("--workers", type=click.IntRange(1, 64), default=2, show_default=True,
+              help="worker processes, each with its own mapping")
+@click.option("--ops", type=click.IntRange(1), default=None,
+              help="operations per worker [default: 2000 without --duration]")
+@click.option("--duration", type=click.FloatRange(0, min_open=True), default=None,
+              help="seconds to run (at most 50000 operations per worker)")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--pages", type=click.IntRange(1, 4096), default=64, show_default=True,
+              help="file size in pages")
+@click.option("--log", "log_path", type=click.Path(dir_okay=False), default=None,
+              help="where to save the run (gzipped JSON) [default: "
+              "fsrace-stress-FS-SEED.json.gz]")
+@click.option("--replay", "replay_path", type=click.Path(exists=True, dir_okay=False),
+              help="rerun the operations of a saved run (same seed, scenario, sizes)")
+@click.option("--list", "list_only", is_flag=True, help="list the stress scenarios")
+def stress_cmd(fs, scenario, mix, workers, ops, duration, seed, pages, log_path, replay_path,
+               list_only) -> None:
+    """Run a race class against the running kernel on a real file system and check every
+    value read. Exit 0: every slot's history is linearizable; 1: a violation."""
+    from .stress.ops import SCENARIOS as STRESS
+    from .stress.report import stress_report
+    from .stress.run import StressConfig, load_config, run_stress, save_log
+    from .stress.scratch import ScratchError
+
+    if list_only:
+        for name, (remover, faulters) in STRESS.items():
+            click.echo(f"  {name:24} W0: {', '.join(remover)}; others: {', '.join(faulters)}")
+        return
+    try:
+        if replay_path:
+            cfg = load_config(replay_path)
+            if fs:
+                cfg.fs = fs
+        else:
+            if not fs:
+                raise click.UsageError("--fs is required")
+            if mix == (scenario is not None):
+                raise click.UsageError("give one of --scenario S or --mix")
+            cfg = StressConfig(fs, scenario, workers,
+                               ops if ops or duration else 2000, duration, seed, pages)
+    except ValueError as e:
+        raise click.UsageError(str(e)) from e
+    try:
+        res = run_stress(cfg, progress=sys.stderr.isatty())
+    except ScratchError as e:
+        raise click.ClickException(str(e)) from e
+    except KeyboardInterrupt:
+        click.echo("interrupted: the scratch file system was removed", err=True)
+        sys.exit(130)
+    except BaseException as e:  # SIGTERM, turned into an exception by the scratch set-up
+        if type(e).__name__ == "_Terminated":
+            click.echo("terminated: the scratch file system was removed", err=True)
+            sys.exit(143)
+        raise
+    click.echo(stress_report(res))
+    fs_name = cfg.fs if cfg.fs in ("ext4", "xfs", "btrfs", "tmpfs") else "dir"
+    path = log_path or f"fsrace-stress-{fs_name}-{cfg.seed}.json.gz"
+    save_log(res, path)
+    click.echo(f"run saved to {path} (replay: fsrace stress --replay {path})")
+    sys.exit(1 if res.violations else 0)
+
+
 @main.command("demo")
 def demo_cmd() -> None:
     """The seed race found from scratch, and the fix verified."""
@@ -216,3 +284,7 @@ def demo_cmd() -> None:
     for r in results:
         click.echo(full_report(r))
         click.echo("")
+
+
+if __name__ == "__main__":
+    main()

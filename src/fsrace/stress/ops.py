@@ -1,0 +1,103 @@
+"""The operations a stress worker runs, drawn from a seed, and the stamps stores write.
+
+Every store writes a stamp that names its worker and operation, so every value read can be
+traced to the operation that wrote it. The file is checked in 8-byte slots: a store, a
+pwrite of one slot and an aligned load are single 8-byte accesses, which the CPU does not
+tear."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+PAGE = 4096
+SLOT = 8
+SLOTS = PAGE // SLOT
+_MAGIC = 0x5A << 56
+INIT_WORKER = 0xFF  # the stamps of the initial contents
+
+
+def stamp(worker: int, index: int) -> int:
+    return _MAGIC | (worker << 40) | (index + 1)
+
+
+def unstamp(value: int) -> tuple[int, int] | None:
+    """(worker, op index) of a stamp, None for anything else (0 is a hole)."""
+    if value >> 56 != 0x5A:
+        return None
+    return (value >> 40) & 0xFFFF, (value & ((1 << 40) - 1)) - 1
+
+
+def describe_value(value: int) -> str:
+    if value == 0:
+        return "0 (hole/zeroed)"
+    who = unstamp(value)
+    if who is None:
+        return f"{value:#018x} (not a stamp: torn or foreign data)"
+    w, i = who
+    if w == INIT_WORKER:
+        return f"initial contents of page {i}"
+    return f"stamp of W{w} op {i}"
+
+
+@dataclass(frozen=True)
+class Op:
+    """One operation. `page`/`npages` is the range; `slot` the 8-byte slot of a store,
+    load or pwrite; `size` the new size of a truncate (it shrinks, then restores the size)."""
+
+    kind: str
+    page: int = 0
+    slot: int = 0
+    npages: int = 1
+    size: int = 0
+
+    def __str__(self) -> str:
+        if self.kind in ("store", "load", "pwrite"):
+            return f"{self.kind} page {self.page} slot {self.slot}"
+        if self.kind == "truncate":
+            return f"truncate to {self.size} and back"
+        if self.kind in ("fsync",):
+            return self.kind
+        if self.kind in ("pread", "dio_read", "dio_write"):
+            return f"{self.kind} page {self.page}"
+        return f"{self.kind} pages {self.page}-{self.page + self.npages - 1}"
+
+
+KINDS = ("store", "load", "pread", "pwrite", "punch", "zero", "truncate", "fsync", "msync",
+         "willneed", "dontneed", "dio_read", "dio_write")
+
+# Per race class: what worker 0 (the remover) and the others (the faulters) draw from,
+# with weights. They mirror the model's scenarios of the same names.
+SCENARIOS: dict[str, tuple[dict[str, int], dict[str, int]]] = {
+    "punch-write-fault": ({"punch": 5, "pread": 3, "fsync": 1},
+                          {"store": 6, "load": 2, "msync": 1, "pread": 1}),
+    "punch-read-fault": ({"punch": 5, "pread": 3},
+                         {"load": 6, "dontneed": 1, "store": 2}),
+    "punch-read": ({"punch": 5, "pread": 3}, {"pread": 6, "dontneed": 1, "pwrite": 2}),
+    "punch-readahead": ({"punch": 5, "pread": 3},
+                        {"willneed": 4, "dontneed": 1, "pwrite": 2, "pread": 2}),
+    "zero-range-write-fault": ({"zero": 5, "pread": 3},
+                               {"store": 6, "load": 2, "msync": 1}),
+    "truncate-write-fault": ({"truncate": 3, "pread": 2}, {"store": 6, "load": 2}),
+    "dio-write-fault": ({"dio_read": 4, "dio_write": 2, "punch": 2},
+                        {"store": 6, "load": 2, "msync": 1}),
+}
+MIX = {k: 1 for k in KINDS} | {"store": 6, "load": 3, "pread": 2, "punch": 2}
+
+
+def op_stream(seed: int, worker: int, scenario: str | None, pages: int) -> Iterator[Op]:
+    """The worker's operations, forever; the same seed gives the same stream."""
+    rng = random.Random(f"{seed}:{worker}")
+    if scenario is None:
+        weights = MIX
+    else:
+        weights = SCENARIOS[scenario][0 if worker == 0 else 1]
+    kinds, w = list(weights), list(weights.values())
+    while True:
+        kind = rng.choices(kinds, w)[0]
+        page = rng.randrange(pages)
+        npages = min(rng.choice((1, 1, 2)), pages - page)
+        slot = rng.randrange(SLOTS)
+        size = rng.randrange(1, pages) * PAGE if pages > 1 else 0
+        yield Op(kind, page, slot, npages, size)

@@ -1,0 +1,36 @@
+"""The stress run as text."""
+
+from __future__ import annotations
+
+from .run import StressResult
+
+
+def stress_report(res: StressResult) -> str:
+    cfg = res.config
+    what = cfg.scenario or "mix"
+    lines = [
+        f"stress {what} on {cfg.fs}: {cfg.workers} workers, seed {cfg.seed}, "
+        f"file of {cfg.pages} pages",
+        f"  {res.executed} operations executed in {res.elapsed_s:.2f}s "
+        f"({res.ops_per_s:,.0f} ops/s); "
+        + ", ".join(f"{k} {n}" for k, n in sorted(res.by_kind.items())),
+    ]
+    if res.skipped:
+        lines.append("  refused by the file system (not counted): "
+                     + ", ".join(f"{k} x{n}" for k, n in sorted(res.skipped.items())))
+    for k in res.killed:
+        lines.append(f"  {k}")
+    reads = "fsync + cache drop + re-read" + (", and again after a remount"
+                                              if res.remounted else "")
+    lines.append(f"  checked {res.slots_checked} 8-byte slots ({res.histories_searched} "
+                 f"distinct histories searched), final contents by {reads}")
+    if res.kernel_log:
+        lines.append("  kernel log during the run:")
+        lines += [f"    {line}" for line in res.kernel_log[:20]]
+    if res.violations:
+        lines.append(f"VIOLATION: {len(res.violations)}+ slots have no explanation")
+        lines += res.violations
+    else:
+        lines.append("OK: every value read and the final contents are explained by an order "
+                     "of the operations consistent with real time")
+    return "\n".join(lines)

@@ -1,0 +1,321 @@
+"""Run a stress job: make the scratch file system, write the file, start the workers, wait
+(showing progress), read the file back (after fsync and a cache drop, and again after a
+remount), then check every slot's history."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import multiprocessing
+import os
+import signal
+import sys
+import time
+from array import array
+from collections import Counter, defaultdict
+from dataclasses import asdict, dataclass, field
+
+from .checker import INF, Access, canonical, explain, linearizable
+from .ops import INIT_WORKER, PAGE, SCENARIOS, SLOT, SLOTS, Op, describe_value, op_stream, stamp
+from .scratch import scratch_fs
+from .worker import HEADER, RECORD, run_worker
+
+WRITES_SLOT = {"store", "pwrite"}
+WRITES_PAGES = {"punch", "zero"}  # over op.npages pages
+ONE_PAGE = {"pread", "dio_read", "dio_write"}
+READS_PAGE = {"pread", "dio_read"}
+
+
+@dataclass
+class StressConfig:
+    fs: str
+    scenario: str | None  # None: --mix
+    workers: int = 2
+    ops: int | None = 2000  # per worker; None with a duration
+    duration: float | None = None
+    seed: int = 0
+    pages: int = 64
+    size_mb: int = 256
+
+    def __post_init__(self) -> None:
+        if self.scenario is not None and self.scenario not in SCENARIOS:
+            raise ValueError(f"no stress scenario {self.scenario!r}; there are "
+                             f"{', '.join(SCENARIOS)} (or --mix)")
+        if self.workers < 1 or self.pages < 1:
+            raise ValueError("--workers and --pages must be at least 1")
+        if self.scenario is not None and self.workers < 2:
+            raise ValueError("a scenario needs at least 2 workers (a remover and a faulter)")
+        if self.ops is None and self.duration is None:
+            raise ValueError("give --ops or --duration")
+
+
+@dataclass
+class Executed:
+    worker: int
+    index: int
+    op: Op
+    inv: int
+    resp: float  # INF: never returned
+    result: int
+    data: bytes = b""
+
+
+@dataclass
+class StressResult:
+    config: StressConfig
+    elapsed_s: float = 0.0
+    executed: int = 0
+    skipped: Counter = field(default_factory=Counter)
+    by_kind: Counter = field(default_factory=Counter)
+    killed: list[str] = field(default_factory=list)
+    slots_checked: int = 0
+    histories_searched: int = 0
+    violations: list[str] = field(default_factory=list)
+    remounted: bool = False
+    kernel_log: list[str] = field(default_factory=list)
+    history: list[Executed] = field(default_factory=list)
+
+    @property
+    def ops_per_s(self) -> float:
+        return self.executed / self.elapsed_s if self.elapsed_s else 0.0
+
+
+def _max_ops(cfg: StressConfig) -> int:
+    return cfg.ops if cfg.ops is not None else 50_000
+
+
+def _write_initial(path: str, pages: int) -> None:
+    with open(path, "wb") as f:
+        for p in range(pages):
+            f.write(stamp(INIT_WORKER, p).to_bytes(SLOT, "little") * SLOTS)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _read_all(path: str, pages: int) -> bytes:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        return os.pread(fd, pages * PAGE, 0)
+    finally:
+        os.close(fd)
+
+
+def _kmsg_lines() -> list[str]:
+    try:
+        fd = os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return []
+    os.lseek(fd, 0, os.SEEK_END)
+    return [str(fd)]
+
+
+def _kmsg_since(handle: list[str]) -> list[str]:
+    if not handle:
+        return []
+    fd, out = int(handle[0]), []
+    try:
+        while True:
+            try:
+                out.append(os.read(fd, 8192).decode(errors="replace").split(";", 1)[-1].strip())
+            except BlockingIOError:
+                break
+            except OSError:
+                continue  # EPIPE: the ring buffer overran; keep reading
+    finally:
+        os.close(fd)
+    return out
+
+
+def _progress(logs: list[str], total: int | None, started: float, procs) -> None:
+    done = 0
+    for path in logs:
+        with open(path, "rb") as f:
+            lo, hi = 0, os.path.getsize(path) // RECORD
+            while lo < hi:  # the first record never invoked
+                mid = (lo + hi) // 2
+                f.seek(mid * RECORD)
+                if int.from_bytes(f.read(8), "little"):
+                    lo = mid + 1
+                else:
+                    hi = mid
+            done += lo
+    el = time.monotonic() - started
+    of = f"/{total}" if total else ""
+    alive = sum(p.is_alive() for p in procs)
+    sys.stderr.write(f"\r  {done}{of} operations, {done / max(el, 1e-9):,.0f} ops/s, "
+                     f"{el:.1f}s, {alive} workers running ".ljust(78))
+    sys.stderr.flush()
+
+
+def run_stress(cfg: StressConfig, progress: bool = False) -> StressResult:
+    res = StressResult(cfg)
+    with scratch_fs(cfg.fs, cfg.size_mb) as scratch:
+        path = os.path.join(scratch.mnt, "fsrace.dat")
+        _write_initial(path, cfg.pages)
+        max_ops = _max_ops(cfg)
+        logs = []
+        for w in range(cfg.workers):
+            log = os.path.join(scratch.root, f"worker{w}.log")
+            with open(log, "wb") as f:
+                f.truncate(max_ops * RECORD)  # sparse: only what is written takes space
+            logs.append(log)
+        ctx = multiprocessing.get_context("fork")
+        barrier = ctx.Barrier(cfg.workers + 1)
+        kmsg = _kmsg_lines()
+        started = time.monotonic()
+        deadline = time.monotonic_ns() + int(cfg.duration * 1e9) if cfg.duration else 0
+        procs = [ctx.Process(target=run_worker, name=f"W{w}",
+                             args=(w, path, cfg.pages, cfg.seed, cfg.scenario, max_ops,
+                                   deadline, logs[w], barrier))
+                 for w in range(cfg.workers)]
+        try:
+            for p in procs:
+                p.start()
+            barrier.wait(timeout=60)
+            t0 = time.monotonic_ns()
+            while any(p.is_alive() for p in procs):
+                for p in procs:
+                    p.join(timeout=0.5)
+                if progress:
+                    _progress(logs, None if cfg.ops is None else cfg.ops * cfg.workers,
+                              started, procs)
+        finally:
+            for p in procs:
+                if p.is_alive():
+                    p.kill()
+                    p.join()
+            if progress:
+                sys.stderr.write("\r" + " " * 78 + "\r")
+        res.elapsed_s = (time.monotonic_ns() - t0) / 1e9  # from the start barrier
+        for w, p in enumerate(procs):
+            if p.exitcode not in (0, None):
+                sig = -p.exitcode if p.exitcode < 0 else None
+                name = signal.Signals(sig).name if sig else f"exit {p.exitcode}"
+                res.killed.append(f"W{w} ended by {name}")
+        res.history = _read_logs(cfg, logs, max_ops)
+        final = _read_all(path, cfg.pages)
+        t_final = time.monotonic_ns()
+        finals = [("final read (fsync, cache dropped)", t_final, final)]
+        if scratch.remount():
+            res.remounted = True
+            finals.append(("final read after remount", time.monotonic_ns(),
+                           _read_all(path, cfg.pages)))
+        res.kernel_log = _kmsg_since(kmsg)
+    res.executed = sum(1 for e in res.history if e.result >= 0 and e.resp != INF)
+    for e in res.history:
+        res.by_kind[e.op.kind] += 1
+        if e.result < 0:
+            res.skipped[f"{e.op.kind} ({os.strerror(-e.result)})"] += 1
+        if e.resp == INF:
+            res.killed.append(f"W{e.worker} never returned from op {e.index} ({e.op})")
+    _check(res, finals, t0)
+    return res
+
+
+def _read_logs(cfg: StressConfig, logs: list[str], max_ops: int) -> list[Executed]:
+    out = []
+    for w, path in enumerate(logs):
+        with open(path, "rb") as f:
+            stream = op_stream(cfg.seed, w, cfg.scenario, cfg.pages)
+            for i in range(max_ops):
+                rec = f.read(RECORD)
+                inv, resp, result = (int.from_bytes(rec[k * 8:k * 8 + 8], "little", signed=True)
+                                     for k in range(HEADER))
+                if not inv:
+                    break
+                op = next(stream)
+                data = rec[HEADER * 8:HEADER * 8 + max(result, 0)]
+                out.append(Executed(w, i, op, inv, resp if resp else INF, result, data))
+    return out
+
+
+def _words(data: bytes) -> array:
+    a = array("Q")
+    a.frombytes(data[:len(data) // SLOT * SLOT])
+    return a
+
+
+def _check(res: StressResult, finals, t0: int) -> None:
+    """Build each slot's history and search it; equal histories are searched once."""
+    cfg = res.config
+    page_ops: dict[int, list[tuple[Executed, str]]] = defaultdict(list)  # all-slot ops
+    slot_ops: dict[tuple[int, int], list[Access]] = defaultdict(list)
+    for e in res.history:
+        op = e.op
+        if e.result < 0:
+            continue  # refused by the file system: not executed
+        who = f"W{e.worker} op {e.index} {op}"
+        if op.kind in WRITES_SLOT:
+            slot_ops[(op.page, op.slot)].append(
+                Access(e.inv, e.resp, True, stamp(e.worker, e.index), who))
+        elif op.kind == "load" and e.resp != INF:
+            slot_ops[(op.page, op.slot)].append(
+                Access(e.inv, e.resp, False, int.from_bytes(e.data[:SLOT], "little"), who))
+        elif op.kind in WRITES_PAGES or op.kind in ONE_PAGE:
+            for p in range(op.page, op.page + (op.npages if op.kind in WRITES_PAGES else 1)):
+                page_ops[p].append((e, who))
+        elif op.kind == "truncate":
+            for p in range(op.size // PAGE, cfg.pages):
+                page_ops[p].append((e, who))
+    verdicts: dict[tuple, bool] = {}
+    for p in range(cfg.pages):
+        init = stamp(INIT_WORKER, p)
+        shared: list[tuple[Executed, str, array | None]] = []
+        for e, who in page_ops[p]:
+            words = _words(e.data) if e.op.kind in READS_PAGE else None
+            if words is not None and e.resp == INF:
+                continue
+            shared.append((e, who, words))
+        final_words = [(name, t, _words(data[p * PAGE:(p + 1) * PAGE]))
+                       for name, t, data in finals]
+        for s in range(SLOTS):
+            hist = list(slot_ops.get((p, s), ()))
+            for e, who, words in shared:
+                if words is None:
+                    value = stamp(e.worker, e.index) if e.op.kind == "dio_write" else 0
+                    hist.append(Access(e.inv, e.resp, True, value, who))
+                elif s < len(words):
+                    hist.append(Access(e.inv, e.resp, False, words[s], who))
+            for name, t, words in final_words:
+                if s < len(words):
+                    hist.append(Access(t, t, False, words[s], name))
+            key = canonical(hist, init)
+            ok = verdicts.get(key)
+            if ok is None:
+                ok = verdicts[key] = linearizable(hist, init)
+                res.histories_searched += 1
+            res.slots_checked += 1
+            if not ok and len(res.violations) < 5:
+                res.violations.append(
+                    f"page {p} slot {s} (file offset {p * PAGE + s * SLOT}): no order of "
+                    "these operations consistent with real time gives the values read\n"
+                    + explain(hist, init, t0, describe_value))
+
+
+def save_log(res: StressResult, path: str) -> None:
+    """The run's configuration, every operation with its times and result, and the
+    verdict, gzipped JSON: `fsrace stress --replay` reruns the same operations."""
+    doc = {
+        "config": asdict(res.config),
+        "elapsed_s": res.elapsed_s,
+        "executed": res.executed,
+        "killed": res.killed,
+        "violations": res.violations,
+        "kernel_log": res.kernel_log,
+        "operations": [
+            {"worker": e.worker, "index": e.index, "op": str(e.op), "kind": e.op.kind,
+             "page": e.op.page, "invoked_ns": e.inv,
+             "returned_ns": None if e.resp == INF else e.resp, "result": e.result}
+            for e in res.history
+        ],
+    }
+    with gzip.open(path, "wt") as f:
+        json.dump(doc, f)
+
+
+def load_config(path: str) -> StressConfig:
+    with gzip.open(path, "rt") as f:
+        doc = json.load(f)
+    return StressConfig(**doc["config"])

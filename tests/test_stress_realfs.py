@@ -1,0 +1,107 @@
+"""fsrace stress against the running kernel: short runs on every file system, the checker
+proven on a FUSE file system with a real punch bug, and clean-up on every way out. Needs
+root, loop devices and /dev/fuse (make test installs the Debian packages)."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from fsrace.stress.run import StressConfig, run_stress
+from fsrace.stress.scratch import FILESYSTEMS, ScratchError, scratch_fs
+
+pytestmark = pytest.mark.realfs
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="mounting needs root")
+
+
+def _fsrace_mounts() -> list[str]:
+    with open("/proc/mounts") as f:
+        return [line for line in f if "/fsrace-" in line]
+
+
+def _fsrace_loops() -> str:
+    out = subprocess.run(["losetup", "-a"], capture_output=True, text=True).stdout
+    return "\n".join(line for line in out.splitlines() if "/fsrace-" in line)
+
+
+@needs_root
+@pytest.mark.parametrize("fs", FILESYSTEMS)
+def test_a_short_mixed_run_on_each_file_system_is_clean_and_cleaned_up(fs):
+    res = run_stress(StressConfig(fs, None, workers=2, ops=400, pages=16))
+    assert res.executed > 300 and res.slots_checked == 16 * 512
+    assert res.violations == [], "\n".join(res.violations)
+    assert res.remounted == (fs != "tmpfs")
+    assert not _fsrace_mounts() and not _fsrace_loops()
+
+
+def test_folder_mode_works_in_a_new_subfolder_and_removes_it(tmp_path):
+    (tmp_path / "keep.txt").write_text("not fsrace's")
+    res = run_stress(StressConfig(str(tmp_path), "punch-read", workers=2, ops=300, pages=8))
+    assert res.violations == [] and res.executed == 600
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt"]
+
+
+def test_without_root_a_file_system_name_is_refused_with_the_folder_alternative(monkeypatch):
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    with pytest.raises(ScratchError, match="needs root.*folder"):
+        with scratch_fs("ext4"):
+            pass
+
+
+def test_a_name_that_is_neither_a_file_system_nor_a_folder_is_refused():
+    with pytest.raises(ScratchError, match="neither"):
+        with scratch_fs("/nonexistent/fsrace-test"):
+            pass
+
+
+@needs_root
+def test_sigterm_mid_run_unmounts_detaches_and_deletes(tmp_path):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fsrace.cli", "stress", "--fs", "ext4", "--mix",
+         "--duration", "60", "--log", str(tmp_path / "run.json.gz")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not _fsrace_mounts():
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+        time.sleep(0.1)
+    time.sleep(1.0)  # let the workers start
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert "removed" in err
+    assert not _fsrace_mounts() and not _fsrace_loops()
+
+
+def _mfusepy():
+    try:
+        import mfusepy  # noqa: F401
+    except (ImportError, OSError):
+        return False
+    return os.path.exists("/dev/fuse")
+
+
+@needs_root
+@pytest.mark.skipif(not _mfusepy(), reason="needs mfusepy, libfuse3 and /dev/fuse")
+@pytest.mark.parametrize("deferred,scenario", [(True, "punch-read"), (False, "punch-read"),
+                                               (True, "punch-write-fault"),
+                                               (False, "punch-write-fault")])
+def test_the_checker_finds_a_real_punch_bug_and_only_it(tmp_path, deferred, scenario):
+    mnt = tmp_path / "memfs"
+    mnt.mkdir()
+    cmd = [sys.executable, "-m", "fsrace.stress.memfs", str(mnt)]
+    server = subprocess.Popen(cmd + (["--deferred-punch"] if deferred else []),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 20
+        while not os.path.ismount(mnt):
+            assert server.poll() is None and time.monotonic() < deadline, server.stderr.read()
+            time.sleep(0.05)
+        res = run_stress(StressConfig(str(mnt), scenario, workers=2, ops=1000, pages=16))
+        assert res.executed == 2000
+        assert bool(res.violations) == deferred, "\n".join(res.violations)
+    finally:
+        subprocess.run(["umount", str(mnt)], capture_output=True)
+        server.wait(timeout=20)
