@@ -28,8 +28,10 @@ class Access:
     who: str  # for reports: "W1 op 17 store page 3 slot 5"
 
 
-def linearizable(history: Sequence[Access], initial: int) -> bool:
-    """True if some real-time-respecting order of `history` explains every read."""
+def linearizable_wgl(history: Sequence[Access], initial: int) -> bool:
+    """True if some real-time-respecting order of `history` explains every read: the
+    Wing-Gong search over the whole history (the reference the segmented check is tested
+    against)."""
     n = len(history)
     if n == 0:
         return True
@@ -92,13 +94,92 @@ def linearizable(history: Sequence[Access], initial: int) -> bool:
     return True
 
 
-def explain(history: Sequence[Access], initial: int, t0: float, describe) -> str:
-    """The slot's operations in time order, for a violation report."""
-    lines = [f"  initially {describe(initial)}"]
-    for a in sorted(history, key=lambda a: (a.inv, a.resp)):
-        end = "never returned" if a.resp == INF else f"{(a.resp - t0) / 1e6:9.3f} ms"
+def linearizable(history: Sequence[Access], initial: int) -> bool:
+    """True if some real-time-respecting order of `history` explains every read."""
+    return first_unexplained(history, initial) is None
+
+
+def first_unexplained(history: Sequence[Access], initial: int) -> tuple[int, int] | None:
+    """None if the history is linearizable; else (i, j): the operations in time order
+    (by invocation) from i to j form the first stretch no possible value before it can
+    explain."""
+    ops = sorted((a for a in history if a.resp != INF), key=lambda a: a.inv)
+    maybe = sorted((a.inv, a.value) for a in history if a.resp == INF and a.write)
+    states, i, m, n = {initial}, 0, 0, len(ops)
+    while i < n:
+        a = ops[i]
+        j, end = i, a.resp
+        while j + 1 < n and ops[j + 1].inv <= end:
+            j += 1
+            end = max(end, ops[j].resp)
+        while m < len(maybe) and maybe[m][0] <= end:
+            states.add(maybe[m][1])  # a write that never returned may land here
+            m += 1
+        if j == i:  # most stretches are one operation
+            if a.write:
+                states = {a.value}
+            elif a.value in states:
+                states = {a.value}
+            else:
+                return i, j
+        else:
+            states = _stretch(ops[i:j + 1], states)
+            if not states:
+                return i, j
+        if m:
+            states.update(v for _, v in maybe[:m])
+        i = j + 1
+    return None
+
+
+def _stretch(seg: Sequence[Access], starts: set[int]) -> set[int]:
+    """The register values possible after the overlapping operations `seg`, from any of
+    `starts`: every order where an operation goes first only if no other remaining one
+    returned before it was invoked."""
+    out: set[int] = set()
+    full = (1 << len(seg)) - 1
+    seen: set[tuple[int, int]] = set()
+
+    def go(done: int, state: int) -> None:
+        if (done, state) in seen:
+            return
+        seen.add((done, state))
+        if done == full:
+            out.add(state)
+            return
+        left = [k for k in range(len(seg)) if not done >> k & 1]
+        first_return = min(seg[k].resp for k in left)
+        for k in left:
+            a = seg[k]
+            if a.inv > first_return:
+                continue
+            if a.write:
+                go(done | 1 << k, a.value)
+            elif a.value == state:
+                go(done | 1 << k, state)
+
+    for state in starts:
+        go(0, state)
+    return out
+
+
+def explain(history: Sequence[Access], initial: int, t0: float, describe,
+            context: int = 12) -> str:
+    """The operations leading up to the first stretch nothing explains, in time order."""
+    ops = sorted((a for a in history if a.resp != INF), key=lambda a: a.inv)
+    where = first_unexplained(history, initial)
+    lo, hi = (0, len(ops) - 1) if where is None else (max(where[0] - context, 0), where[1])
+    lines = [f"  initially {describe(initial)}"] if lo == 0 else [
+        f"  ... {lo} earlier operations on this slot"]
+    for k in range(lo, hi + 1):
+        a = ops[k]
         what = f"wrote {describe(a.value)}" if a.write else f"read {describe(a.value)}"
-        lines.append(f"  {(a.inv - t0) / 1e6:9.3f} ms .. {end:>12}  {a.who}: {what}")
+        mark = "  <- unexplained" if where and k >= where[0] else ""
+        lines.append(f"  {(a.inv - t0) / 1e6:9.3f} ms .. {(a.resp - t0) / 1e6:9.3f} ms  "
+                     f"{a.who}: {what}{mark}")
+    pending = [a for a in history if a.resp == INF]
+    for a in pending:
+        lines.append(f"  {(a.inv - t0) / 1e6:9.3f} ms .. never returned  {a.who}")
     return "\n".join(lines)
 
 

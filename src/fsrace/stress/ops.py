@@ -14,6 +14,9 @@ from dataclasses import dataclass
 PAGE = 4096
 SLOT = 8
 SLOTS = PAGE // SLOT
+# Stores, loads and pwrites use 16 slots per page, 256 bytes apart: enough to interleave
+# workers within a page, few enough that the other slots share one history per page.
+TOUCHED_SLOTS = 16
 _MAGIC = 0x5A << 56
 INIT_WORKER = 0xFF  # the stamps of the initial contents
 
@@ -98,6 +101,6 @@ def op_stream(seed: int, worker: int, scenario: str | None, pages: int) -> Itera
         kind = rng.choices(kinds, w)[0]
         page = rng.randrange(pages)
         npages = min(rng.choice((1, 1, 2)), pages - page)
-        slot = rng.randrange(SLOTS)
+        slot = rng.randrange(TOUCHED_SLOTS) * (SLOTS // TOUCHED_SLOTS)
         size = rng.randrange(1, pages) * PAGE if pages > 1 else 0
         yield Op(kind, page, slot, npages, size)

@@ -18,12 +18,18 @@ def stress_report(res: StressResult) -> str:
     if res.skipped:
         lines.append("  refused by the file system (not counted): "
                      + ", ".join(f"{k} x{n}" for k, n in sorted(res.skipped.items())))
-    for k in res.killed:
-        lines.append(f"  {k}")
+    if res.killed:
+        lines.append(f"  {len(res.killed)} worker processes killed (a replacement took up each "
+                     "stream after the operation it died in): " + "; ".join(res.killed[:5])
+                     + (" ..." if len(res.killed) > 5 else ""))
+    if res.unfinished:
+        lines.append(f"  {len(res.unfinished)} operations never returned (checked as maybe "
+                     "done): " + "; ".join(res.unfinished[:5])
+                     + (" ..." if len(res.unfinished) > 5 else ""))
     reads = "fsync + cache drop + re-read" + (", and again after a remount"
                                               if res.remounted else "")
     lines.append(f"  checked {res.slots_checked} 8-byte slots ({res.histories_searched} "
-                 f"distinct histories searched), final contents by {reads}")
+                 f"distinct histories searched, {res.check_s:.1f}s), final contents by {reads}")
     if res.kernel_log:
         lines.append("  kernel log during the run:")
         lines += [f"    {line}" for line in res.kernel_log[:20]]

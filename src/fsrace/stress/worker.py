@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import faulthandler
+import itertools
 import mmap
 import os
 import time
@@ -32,7 +33,9 @@ def fallocate(fd: int, mode: int, offset: int, length: int) -> None:
 
 
 def run_worker(w: int, path: str, pages: int, seed: int, scenario: str | None,
-               max_ops: int, deadline_ns: int, log_path: str, barrier) -> None:
+               max_ops: int, deadline_ns: int, log_path: str, barrier, start: int = 0) -> None:
+    """Run operations start, start + 1, ... of worker w's stream (a replacement for a
+    worker killed at op start - 1 resumes there, without waiting at the barrier)."""
     faulthandler.disable()  # a SIGBUS past EOF is an expected end, reported by the parent
     size = pages * PAGE
     fd = os.open(path, os.O_RDWR)
@@ -40,16 +43,23 @@ def run_worker(w: int, path: str, pages: int, seed: int, scenario: str | None,
         dfd = os.open(path, os.O_RDWR | os.O_DIRECT)
     except OSError:
         dfd = None  # tmpfs and friends: direct I/O operations are skipped
-    m = mmap.mmap(fd, size, mmap.MAP_SHARED)
+    while True:
+        try:
+            m = mmap.mmap(fd, size, mmap.MAP_SHARED)
+            break
+        except ValueError:  # a truncate is between its two halves: wait for the size
+            time.sleep(0.0001)
     words = memoryview(m).cast("Q")
     logf = open(log_path, "r+b")
     log = mmap.mmap(logf.fileno(), max_ops * RECORD, mmap.MAP_SHARED)
     head = memoryview(log).cast("q")
     buf = mmap.mmap(-1, PAGE)  # page-aligned, for O_DIRECT
     bufwords = memoryview(buf).cast("Q")
-    barrier.wait()
+    if barrier is not None:
+        barrier.wait()
     now = time.monotonic_ns
-    for i, op in zip(range(max_ops), op_stream(seed, w, scenario, pages), strict=False):
+    stream = itertools.islice(op_stream(seed, w, scenario, pages), start, None)
+    for i, op in zip(range(start, max_ops), stream, strict=False):
         if deadline_ns and now() > deadline_ns:
             break
         at = i * RECORD // 8
