@@ -109,3 +109,14 @@ def test_stepping_to_the_violation_in_headless_chromium(seed_race, tmp_path):
         assert driver.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
     finally:
         driver.quit()
+
+
+@pytest.mark.parametrize("scenario,protocol", [("punch-write-fault", "mkwrite-retry"),
+                                               ("read-into-own-mapping", "iolock-mkwrite")])
+def test_starvation_and_deadlock_pages_show_the_execution_where_the_search_stopped(
+        scenario, protocol):
+    res = check(scenario, protocol, shrink_budget_s=0)
+    d = trace_page_data(res)
+    assert d["outcome"] == res.counterexample.outcome in ("starvation", "deadlock")
+    assert len(d["steps"]) == len(res.counterexample.events)
+    assert res.counterexample.outcome in trace_page(res)

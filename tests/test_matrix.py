@@ -59,6 +59,10 @@ HISTORY = [
     ("zero-range-write-fault", "linux-2012", "race"),
     ("collapse-read-fault", "ext4-i_mmap_sem", "safe"),
     ("insert-write-fault", "xfs-mmaplock", "safe"),
+    # ../shared/reference/nfs-deallocate-race.md: nfs42_proc_deallocate sends DEALLOCATE
+    # before truncate_pagecache_range and nfs_vm_page_mkwrite takes no lock; seen on Debian
+    # 6.1, 6.12 and 7.2.13.
+    ("punch-write-fault", "nfs-4.2", "race"),
 ]
 
 

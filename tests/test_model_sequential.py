@@ -8,14 +8,22 @@ from fsrace.check.spec import run_in_order
 from fsrace.explore.engine import DONE, run_execution
 from fsrace.explore.shrink import lenient_chooser
 from fsrace.protocols import PROTOCOLS
+from fsrace.run import UsageError, check, not_modelled
 from fsrace.scenarios import SCENARIOS, Params, build_program
 
 CASES = [
     (s, p, params)
     for s in SCENARIOS
     for p in PROTOCOLS
+    if not not_modelled(s, p)
     for params in (Params(), Params(blocks_per_page=2), Params(pages=2, writers=2))
 ]
+
+
+def test_a_scenario_needing_what_a_file_system_model_lacks_is_refused_by_name():
+    with pytest.raises(UsageError, match="direct I/O"):
+        check("dio-write-fault", "nfs-4.2")
+    assert not_modelled("punch-write-fault", "nfs-4.2") is None
 
 
 def _task_order_chooser(order):

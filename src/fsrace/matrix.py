@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from .explore.random_walk import RandomWalk
 from .explore.search import Limits, search
 from .protocols import PROTOCOLS
-from .run import CheckResult, builder, check
+from .run import CheckResult, builder, check, not_modelled
 from .scenarios import SCENARIOS, Params
 
 COST_SCENARIO = "punch-write-fault"
@@ -35,7 +35,7 @@ class Cost:
 @dataclass
 class Matrix:
     max_executions: int
-    cells: dict[tuple[str, str], CheckResult] = field(default_factory=dict)
+    cells: dict[tuple[str, str], CheckResult | None] = field(default_factory=dict)  # None: n/a
     costs: dict[str, Cost] = field(default_factory=dict)
 
     @property
@@ -72,6 +72,9 @@ def run_matrix(max_executions: int = 10_000,
     m = Matrix(max_executions)
     for scenario in SCENARIOS:
         for protocol in PROTOCOLS:
+            if not_modelled(scenario, protocol):
+                m.cells[(scenario, protocol)] = None
+                continue
             res = check(scenario, protocol, Params(), "dpor",
                         limits=Limits(max_executions=max_executions), **SHRINK)
             if res.search.verdict == "unknown":

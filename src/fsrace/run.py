@@ -45,9 +45,24 @@ def _lookup(kind: str, name: str, table: dict):
     return table[name]
 
 
+def not_modelled(scenario: str, protocol: str) -> str | None:
+    """Why a scenario cannot run under a protocol (an operation its file system's model
+    lacks), or None."""
+    scen = _lookup("scenario", scenario, SCENARIOS)
+    proto = _lookup("protocol", protocol, PROTOCOLS)
+    missing = sorted(scen.needs & proto.unsupported)
+    if missing:
+        return (f"{protocol} runs the model's {proto.filesystem} client, which has no "
+                f"{', '.join(missing)} operation")
+    return None
+
+
 def builder(scenario: str, protocol: str, params: Params) -> Callable[[], Program]:
     scen = _lookup("scenario", scenario, SCENARIOS)
     proto = _lookup("protocol", protocol, PROTOCOLS)
+    why = not_modelled(scenario, protocol)
+    if why:
+        raise UsageError(f"{scenario} under {protocol} is not modelled: {why}")
     return lambda: build_program(scen, proto, params)
 
 

@@ -13,20 +13,18 @@ from .buffer import (
     block_read_full_page,
     mpage_readpage,
 )
-from .kernel import Kernel
+from .kernel import AddressSpaceOps, Kernel
 from .locking import (
     down_read,
     down_write,
-    end_page_writeback,
     lock_page,
     mutex_lock,
     mutex_unlock,
-    set_page_writeback,
     unlock_page,
     up_read,
     up_write,
-    wait_on_page_writeback,
 )
+from .page_writeback import write_cache_pages, write_out
 from .structs import DELALLOC, PAGE_SIZE, UNWRITTEN, WRITTEN, Buffer, Current, Disk, Inode, Page
 
 
@@ -103,40 +101,15 @@ def ext4_page_mkwrite(cur: Current, k: Kernel, inode: Inode, page: Page):
 
 # -- writeback ------------------------------------------------------------------------------
 def ext4_da_writepages(cur: Current, k: Kernel, inode: Inode, first: int, last: int):
-    """One pass of write_cache_pages over [first, last]: lock each dirty page, allocate its
-    delayed blocks, clear dirty for I/O (write-protecting its PTEs), write it, end
-    writeback."""
-    st = Step("write_cache_pages: find dirty pages",
-              ((inode.pages_key, READ), (inode.dirty_tag_key, READ)))
-    yield st
-    todo = [p for i, p in sorted(inode.pages.items()) if first <= i <= last and p.dirty]
-    st.note = f"{len(todo)} dirty"
-    for page in todo:
-        yield from ext4_writepage(cur, k, inode, page)
+    yield from write_cache_pages(cur, k, inode, first, last, ext4_writepage)
 
 
 def ext4_writepage(cur: Current, k: Kernel, inode: Inode, page: Page):
-    yield from lock_page(cur, page)
-    st = Step("write_cache_pages: recheck page->mapping, PageDirty",
-              ((page.key, READ), (inode.size_key, READ)))
-    yield st
-    if page.inode is not inode or not page.dirty:
-        st.note = "truncated or cleaned meanwhile: skip"
-        yield from unlock_page(cur, page)
-        return
-    if page.index * PAGE_SIZE >= inode.i_size:
-        st.note = "beyond EOF: skip"
-        yield from unlock_page(cur, page)
-        return
-    yield from wait_on_page_writeback(cur, page)
+    """Called with the dirty page locked: allocate its delayed blocks, then write it."""
     assert page.buffers is not None, "a dirty page always has buffers"
     if any(b.delay for b in page.buffers):
         yield from mpage_da_map_blocks(cur, k, inode, page)
-    yield from clear_page_dirty_for_io(cur, k, inode, page)
-    yield from set_page_writeback(cur, page)
-    yield from unlock_page(cur, page)
-    yield from ext4_bio_write_page(cur, k, inode, page)
-    yield from end_page_writeback(cur, page)
+    yield from write_out(cur, k, inode, page, ext4_bio_write_page)
 
 
 def mpage_da_map_blocks(cur: Current, k: Kernel, inode: Inode, page: Page):
@@ -179,23 +152,6 @@ def mpage_da_map_blocks(cur: Current, k: Kernel, inode: Inode, page: Page):
         bh.new = False
     st.note = "; ".join(notes)
     yield from up_write(cur, inode.i_data_sem)
-
-
-def clear_page_dirty_for_io(cur: Current, k: Kernel, inode: Inode, page: Page):
-    """page_mkclean: write-protect every PTE of the page, so the next store faults again,
-    and move their dirty bits to the page before clearing it for I/O."""
-    ptes = tuple((mm.pte_key(inode, page.index), WRITE) for mm in inode.i_mmap)
-    yield Step("clear_page_dirty_for_io: page_mkclean",
-               ((page.key, WRITE), (inode.dirty_tag_key, WRITE), *ptes))
-    for mm in inode.i_mmap:
-        pte = mm.ptes.get((inode.name, page.index))
-        if pte is not None and pte.page is page:
-            pte.writable = False
-            pte.dirty = False
-    page.dirty = False
-    assert page.buffers is not None
-    for bh in page.buffers:
-        bh.dirty = False
 
 
 def ext4_bio_write_page(cur: Current, k: Kernel, inode: Inode, page: Page):
@@ -515,3 +471,7 @@ def ext4_insert_range(cur: Current, k: Kernel, inode: Inode, offset: int, length
     yield from proto.remove_blocks_end(cur, k, inode, "insert")
     yield from mutex_unlock(cur, inode.i_mutex)
     return err
+
+
+AOPS = AddressSpaceOps(readpage=ext4_readpage, page_mkwrite=ext4_page_mkwrite,
+                       writepages=ext4_da_writepages)

@@ -10,7 +10,7 @@ from .buffer import (
     block_commit_write,
     create_empty_buffers,
 )
-from .ext4 import ext4_da_get_block_prep, ext4_da_writepages, ext4_readpage
+from .ext4 import ext4_da_get_block_prep
 from .kernel import Kernel
 from .locking import lock_page, unlock_page, wait_on_page_writeback
 from .structs import PAGE_SIZE, Current, Inode
@@ -43,7 +43,7 @@ def page_cache_read(cur: Current, k: Kernel, inode: Inode, index: int):
     """Bring a missing page into the cache (filemap_fault's miss path, read(2)'s too)."""
     page = yield from add_to_page_cache_lru(cur, k, inode, index)
     if page is not None:
-        yield from ext4_readpage(cur, k, inode, page)
+        yield from k.fs.readpage(cur, k, inode, page)
 
 
 def filemap_fault(cur: Current, k: Kernel, inode: Inode, index: int):
@@ -94,7 +94,7 @@ def filemap_fault(cur: Current, k: Kernel, inode: Inode, index: int):
 def filemap_write_and_wait_range(cur: Current, k: Kernel, inode: Inode, first: int,
                                  last: int):
     """Write back the dirty pages of [first, last] and wait for their I/O."""
-    yield from ext4_da_writepages(cur, k, inode, first, last)
+    yield from k.fs.writepages(cur, k, inode, first, last)
     st = Step("filemap_fdatawait_range: find pages under writeback", ((inode.pages_key, READ),))
     yield st
     pages = [p for i, p in sorted(inode.pages.items()) if first <= i <= last]

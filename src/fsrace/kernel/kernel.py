@@ -11,6 +11,16 @@ if TYPE_CHECKING:
     from ..protocols.base import Protocol
 
 
+@dataclass(frozen=True)
+class AddressSpaceOps:
+    """What differs between the file systems modelled (ext4, the NFS client): how a page
+    is read, made writable by a fault, and written back. Each is a generator function."""
+
+    readpage: Any  # (cur, k, inode, page), page locked; unlocks it
+    page_mkwrite: Any  # (cur, k, inode, page) -> VM_FAULT_*
+    writepages: Any  # (cur, k, inode, first, last)
+
+
 @dataclass
 class KEvent:
     """Something the checks want to see: an I/O, a syscall boundary, a value read."""
@@ -34,6 +44,16 @@ class Kernel:
         self.resizing: set[str] = set()  # inodes a truncate is shrinking right now
         self.mkwrite_recheck = True  # False removes block_page_mkwrite's recheck (a test)
         self._page_gen = 0
+        self._fs: AddressSpaceOps | None = None
+
+    @property
+    def fs(self) -> AddressSpaceOps:
+        """The address-space operations of the protocol's file system."""
+        if self._fs is None:
+            from importlib import import_module
+
+            self._fs = import_module(f"{__package__}.{self.protocol.filesystem}").AOPS
+        return self._fs
 
     def log(self, kind: str, task: str, **data: Any) -> None:
         self.events.append(KEvent(kind, task, data))

@@ -110,9 +110,12 @@ def unlock_page(cur: Current, page: Page):
 def set_page_writeback(cur: Current, page: Page):
     """Writeback holds PG_writeback like a lock until the I/O ends; called with the page
     locked, so no other writeback can hold it."""
-    yield Step(f"set_page_writeback({page.name})", ((page.wb_key, ACQ), (page.key, WRITE_)))
+    tag = ((page.inode.dirty_tag_key, WRITE_),) if page.inode is not None else ()
+    yield Step(f"set_page_writeback({page.name})",
+               ((page.wb_key, ACQ), (page.key, WRITE_), *tag))
     assert not page.writeback
     page.writeback = True
+    page.tagged_dirty = page.dirty
 
 
 def end_page_writeback(cur: Current, page: Page):

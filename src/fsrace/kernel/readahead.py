@@ -4,7 +4,6 @@ all of which end in force_page_cache_readahead."""
 from __future__ import annotations
 
 from ..explore.step import READ, Step
-from .ext4 import ext4_readpage
 from .filemap import add_to_page_cache_lru, find_get_page
 from .kernel import Kernel
 from .structs import PAGE_SIZE, Current, Inode
@@ -26,5 +25,5 @@ def force_page_cache_readahead(cur: Current, k: Kernel, inode: Inode, first: int
             continue
         page = yield from add_to_page_cache_lru(cur, k, inode, index)
         if page is not None:
-            yield from ext4_readpage(cur, k, inode, page)
+            yield from k.fs.readpage(cur, k, inode, page)
     yield from proto.readahead_end(cur, k, inode)

@@ -127,6 +127,10 @@ class Page:
     locked_by: str | None = None
     uptodate: bool = False
     dirty: bool = False
+    # PAGECACHE_TAG_DIRTY outlives PG_dirty while writeback is being started: cleared by
+    # set_page_writeback, not by clear_page_dirty_for_io, so a data-integrity flush still
+    # finds (and locks) a page the flusher is about to write.
+    tagged_dirty: bool = False
     writeback: bool = False
     data: list = field(default_factory=lambda: [0] * PAGE_SIZE)
     buffers: list[Buffer] | None = None

@@ -7,7 +7,6 @@ from ..explore.step import WRITE, Step
 from .direct_io import generic_file_direct_read
 from .ext4 import (
     ext4_collapse_range,
-    ext4_da_writepages,
     ext4_ext_punch_hole,
     ext4_insert_range,
     ext4_truncate,
@@ -107,7 +106,7 @@ def drop_caches(cur: Current, k: Kernel):
 def wb_writeback(cur: Current, k: Kernel):
     """The flusher: one pass of writeback over every dirty inode."""
     for inode in k.inodes.values():
-        yield from ext4_da_writepages(cur, k, inode, 0, _LAST)
+        yield from k.fs.writepages(cur, k, inode, 0, _LAST)
 
 
 def pages_of(inode: Inode) -> int:

@@ -78,7 +78,7 @@ def truncate_inode_page(cur, k: Kernel, inode: Inode, page: Page):
         return
     _zap_ptes(inode, page.index, page.index, page)
     ext4_da_invalidatepage(k, inode, page)
-    page.dirty = False
+    page.dirty = page.tagged_dirty = False
     page.inode = None
     del inode.pages[page.index]
     st.note = "deleted from page cache"

@@ -7,6 +7,7 @@ from .invalidate_lock import InvalidateLock
 from .iolock_mkwrite import IolockMkwrite, MkwriteRetry
 from .linux_2012 import Linux2012
 from .mmap_sem import MmapSem
+from .nfs import Nfs42, NfsInvalidateLock
 from .page_by_page import PageByPage
 from .shmem_2014 import Shmem2014
 from .xfs import Xfs2012, XfsMmaplock
@@ -14,7 +15,7 @@ from .xfs import Xfs2012, XfsMmaplock
 PROTOCOLS: dict[str, type[Protocol]] = {
     p.name: p
     for p in (Linux2012, Xfs2012, MmapSem, IolockMkwrite, MkwriteRetry, PageByPage,
-              Shmem2014, XfsMmaplock, Ext4IMmapSem, InvalidateLock)
+              Shmem2014, XfsMmaplock, Ext4IMmapSem, InvalidateLock, Nfs42, NfsInvalidateLock)
 }
 
 __all__ = ["PROTOCOLS", "Protocol"]

@@ -23,6 +23,8 @@ class Protocol:
     name = ""
     summary = ""
     era = ""  # the kernel versions and commits it stands for
+    filesystem = "ext4"  # whose address-space operations run: fsrace.kernel.<filesystem>
+    unsupported: frozenset[str] = frozenset()  # operations that file system's model lacks
     # A protocol that frees blocks differently sets punch_hole(cur, k, inode, off, len).
     punch_hole = None
 

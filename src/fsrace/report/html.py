@@ -11,7 +11,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from ..explore.engine import ExecutionRecord, replay_chooser, run_execution
 from ..explore.schedule import Schedule
 from ..explore.shrink import lenient_chooser
-from ..run import CheckResult, builder
+from ..run import CheckResult, builder, not_modelled
 from .json_report import result_dict
 from .matrix_report import why
 
@@ -36,7 +36,14 @@ def _replay_with_states(res: CheckResult, schedule: Schedule | None
         return failure
 
     program.check_step = check_and_keep
-    choose = replay_chooser(schedule) if schedule is not None else lenient_chooser(())
+    if schedule is None:
+        choose = lenient_chooser(())
+    else:
+        follow = replay_chooser(schedule)
+
+        def choose(ex, enabled):  # the schedule, then stop where the search stopped
+            return follow(ex, enabled) if len(ex.events) < len(schedule.choices) else None
+
     rec = run_execution(program, choose, 100_000, None)
     return rec, before, states
 
@@ -84,7 +91,7 @@ def trace_page_data(res: CheckResult) -> dict:
         "changed": changed,
         "failed_at": failed,
         "conflicts_with": conflict,
-        "outcome": rec.outcome,
+        "outcome": cx.outcome if cx is not None else rec.outcome,
     }
 
 
@@ -109,8 +116,10 @@ def write_matrix_pages(m, directory: str | pathlib.Path) -> pathlib.Path:
     out = pathlib.Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     for (scen, proto), res in m.cells.items():
-        (out / cell_file(scen, proto)).write_text(trace_page(res, back_link="index.html"))
-    cells = {f"{s}|{p}": {"verdict": cell_word(r), "why": why(r), "href": cell_file(s, p)}
+        if res is not None:
+            (out / cell_file(scen, proto)).write_text(trace_page(res, back_link="index.html"))
+    cells = {f"{s}|{p}": {"verdict": cell_word(r), "href": cell_file(s, p) if r else None,
+                          "why": why(r) if r else not_modelled(s, p)}
              for (s, p), r in m.cells.items()}
     index = _env.get_template("matrix.html.j2").render(
         scenarios=m.scenarios, protocols=m.protocols, cells=cells, costs=m.costs,

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from ..matrix import COST_PARAMS, COST_SCENARIO, RANDOM_EXECUTIONS, Matrix
 from ..protocols import PROTOCOLS
-from ..run import CheckResult
+from ..run import CheckResult, not_modelled
 from ..scenarios import SCENARIOS
 from .json_report import result_dict
 
 
-def cell_word(res: CheckResult) -> str:
-    return res.search.verdict
+def cell_word(res: CheckResult | None) -> str:
+    return "n/a" if res is None else res.search.verdict
 
 
 def why(res: CheckResult) -> str:
@@ -67,7 +67,8 @@ def markdown(m: Matrix) -> str:
         f"default parameters, stopped at the first failure or after {m.max_executions}",
         "executions; a cell DPOR leaves open also gets a seeded random walk of",
         f"{RANDOM_EXECUTIONS} executions. `safe` means the DPOR search was complete and nothing",
-        "broke; `unknown` means neither search found a violation within its bound.",
+        "broke; `unknown` means neither search found a violation within its bound; `n/a`: the",
+        "protocol's file system model lacks an operation the scenario needs.",
         "",
         "| scenario | " + " | ".join(f"`{p}`" for p in m.protocols) + " |",
         "|---|" + "---|" * len(m.protocols),
@@ -98,6 +99,9 @@ def markdown(m: Matrix) -> str:
         out.append("")
         for p in m.protocols:
             res = m.cells[(scen, p)]
+            if res is None:
+                out.append(f"- `{p}`: **n/a**. {not_modelled(scen, p)}.")
+                continue
             out.append(f"- `{p}` ({PROTOCOLS[p].era}): **{cell_word(res)}**. {why(res)}")
         out.append("")
     return "\n".join(out).rstrip() + "\n"
@@ -106,6 +110,8 @@ def markdown(m: Matrix) -> str:
 def matrix_dict(m: Matrix) -> dict:
     return {
         "max_executions": m.max_executions,
-        "cells": [dict(result_dict(res), why=why(res)) for res in m.cells.values()],
+        "cells": [dict(result_dict(res), why=why(res)) if res is not None else
+                  {"scenario": s, "protocol": p, "verdict": "n/a", "why": not_modelled(s, p)}
+                  for (s, p), res in m.cells.items()],
         "costs": {p: vars(c) for p, c in m.costs.items()},
     }

@@ -77,6 +77,7 @@ class Scenario:
     name = ""
     summary = ""
     exercises: tuple[str, ...] = ()  # invariant families it is built to break
+    needs: frozenset[str] = frozenset()  # operations a protocol's file system must have
 
     def initial_files(self, params: Params) -> dict[str, list]:
         raise NotImplementedError

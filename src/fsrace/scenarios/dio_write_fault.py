@@ -16,6 +16,7 @@ class DioWriteFault(Scenario):
     name = "dio-write-fault"
     summary = "O_DIRECT read vs a write fault into a hole: direct I/O finds delalloc"
     exercises = ("dio-sees-no-delalloc", "file-contents")
+    needs = frozenset({"direct I/O"})
 
     def initial_files(self, params: Params) -> dict[str, list]:
         return {"A": [0] * (params.pages * PAGE_SIZE)}

@@ -46,6 +46,7 @@ class ZeroRangeWriteFault(_AgainstFaults):
     summary = ("zero range vs a write fault: a page mapped to a block before it turned "
                "unwritten loses its store")
     exercises = ("file-contents",)
+    needs = frozenset({"zero range"})
 
     def operation(self, params: Params):
         return ZeroRange("A", 0, params.pages * PAGE_SIZE)
@@ -57,6 +58,7 @@ class CollapseReadFault(_AgainstFaults):
     name = "collapse-read-fault"
     summary = "collapse range vs a read fault: the cache keeps pre-shift data at an offset"
     exercises = ("file-contents", "nothing-beyond-eof")
+    needs = frozenset({"collapse range"})
     store = False
 
     def pages(self, params: Params) -> int:
@@ -71,6 +73,7 @@ class InsertWriteFault(_AgainstFaults):
     summary = ("insert range vs a write fault: a store lands on a block that moved to "
                "another offset")
     exercises = ("io-to-owned-blocks", "file-contents")
+    needs = frozenset({"insert range"})
     read_back = False  # the misplaced store shows on disk; the cache adds nothing
 
     def operation(self, params: Params):

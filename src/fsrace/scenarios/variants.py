@@ -112,3 +112,4 @@ class TruncateWriteFaultNoRecheck(TruncateWriteFault):
     name = "truncate-write-fault-norecheck"
     summary = "truncate vs a write fault with page_mkwrite's recheck removed (must race)"
     recheck = False
+    needs = frozenset({"block_page_mkwrite"})  # the recheck it removes is that function's

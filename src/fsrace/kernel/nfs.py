@@ -1,0 +1,150 @@
+"""The NFS v4.2 client (fs/nfs), with the server's file as the block store behind it.
+
+The server's file is the model's block map and disk: a READ returns its blocks, a WRITE
+RPC stores a whole page at its file offset (the server allocates a block for a hole), and
+DEALLOCATE frees the range on the server. The client has no delayed allocation and no
+buffers: nfs_vm_page_mkwrite only marks the whole page dirty.
+
+The punch is nfs42_proc_deallocate: inode_lock, nfs_sync_inode (flush), the DEALLOCATE
+RPC, and only then truncate_pagecache_range. A store that write-faults the cached page
+while the RPC is in flight, and a writeback of that page (msync, fsync, the flusher)
+before the truncate, sends pre-punch data back to the server after it punched
+(../shared/reference/nfs-deallocate-race.md: seen on Debian 6.1, 6.12 and 7.2.13).
+"""
+
+from __future__ import annotations
+
+from ..explore.step import READ, WRITE, Step
+from .buffer import VM_FAULT_LOCKED, VM_FAULT_NOPAGE, VM_FAULT_RETRY
+from .ext4 import (
+    ext4_da_release_reservation,
+    ext4_ext_remove_space,
+)
+from .kernel import AddressSpaceOps, Kernel
+from .locking import (
+    lock_page,
+    unlock_page,
+    wait_on_page_writeback,
+)
+from .page_writeback import write_cache_pages, write_out
+from .structs import DELALLOC, PAGE_SIZE, WRITTEN, Current, Disk, Inode, Page
+
+
+def nfs_readpage(cur: Current, k: Kernel, inode: Inode, page: Page):
+    """READ RPC for the whole page: the server reads its file (holes read as zeros).
+    Called with the page locked; unlocks it."""
+    lblks = [k.lblk(page.index, nr) for nr in range(k.blocks_per_page)]
+
+    def footprint():
+        out = [(inode.map_key, READ), (page.key, WRITE), (page.data_key, WRITE)]
+        for lb in lblks:
+            state, pblk = inode.extents.get(lb, ("hole", None))
+            if state == WRITTEN:
+                out.append((k.disk.key(pblk), READ))
+        return tuple(out)
+
+    st = Step("nfs_readpage: READ RPC, nfsd_read on the server", footprint=footprint)
+    yield st
+    for nr, lb in enumerate(lblks):
+        state, pblk = inode.extents.get(lb, ("hole", None))
+        lo = nr * k.blksize
+        src = k.disk.blocks[pblk].data if state == WRITTEN else [0] * k.blksize
+        page.data[lo:lo + k.blksize] = list(src)
+    page.uptodate = True
+    yield from unlock_page(cur, page)
+
+
+def nfs_vm_page_mkwrite(cur: Current, k: Kernel, inode: Inode, page: Page):
+    """Lock the page, check it is still in the file, mark the whole page dirty
+    (nfs_updatepage(page, 0, pagelen)). No lock against DEALLOCATE is taken unless the
+    protocol takes one."""
+    proto = k.protocol
+    if (yield from proto.page_mkwrite_begin(cur, k, inode)) is False:
+        return VM_FAULT_RETRY
+    yield from lock_page(cur, page)
+    st = Step("nfs_vm_page_mkwrite: recheck page->mapping; nfs_updatepage(whole page)",
+              ((page.key, WRITE), (inode.size_key, READ), (inode.dirty_tag_key, WRITE)))
+    yield st
+    if page.inode is not inode or page.index * PAGE_SIZE >= inode.i_size:
+        st.note = "page truncated: VM_FAULT_NOPAGE"
+        yield from unlock_page(cur, page)
+        yield from proto.page_mkwrite_end(cur, k, inode)
+        return VM_FAULT_NOPAGE
+    page.dirty = True
+    st.note = "page dirty (whole page)"
+    yield from wait_on_page_writeback(cur, page)
+    yield from proto.page_mkwrite_end(cur, k, inode)
+    return VM_FAULT_LOCKED
+
+
+def nfs_writepages(cur: Current, k: Kernel, inode: Inode, first: int, last: int):
+    """write_cache_pages with nfs_writepage: each dirty page becomes a WRITE RPC."""
+    yield from write_cache_pages(cur, k, inode, first, last, nfs_writepage)
+
+
+def nfs_writepage(cur: Current, k: Kernel, inode: Inode, page: Page):
+    yield from write_out(cur, k, inode, page, nfsd_write)
+
+
+def nfsd_write(cur: Current, k: Kernel, inode: Inode, page: Page):
+    """nfs_initiate_write -> the server's nfsd_write: store the whole page at its offset,
+    allocating server blocks for holes (a page written through write(2) may still carry
+    delay buffers: the server's allocation takes their reservation)."""
+    lblks = [k.lblk(page.index, nr) for nr in range(k.blocks_per_page)]
+
+    def footprint():
+        new = sum(1 for lb in lblks if inode.extents.get(lb, ("hole",))[0] != WRITTEN)
+        out = [(page.key, WRITE), (page.data_key, READ), (inode.map_key, WRITE),
+               (Disk.RESV_KEY, WRITE), *k.disk.alloc_footprint(new)]
+        for lb in lblks:
+            state, pblk = inode.extents.get(lb, ("hole", None))
+            if state == WRITTEN:
+                out += [(k.disk.key(pblk), WRITE), (k.disk.owner_key(pblk), READ)]
+        return tuple(out)
+
+    st = Step("nfs_initiate_write: WRITE RPC, nfsd_write on the server", footprint=footprint)
+    yield st
+    notes = []
+    for nr, lb in enumerate(lblks):
+        state, pblk = inode.extents.get(lb, ("hole", None))
+        if state != WRITTEN:
+            if state == DELALLOC:
+                ext4_da_release_reservation(k, inode, lb)
+            pblk = k.disk.alloc((inode.name, lb))
+            inode.extents[lb] = (WRITTEN, pblk)
+        lo = nr * k.blksize
+        k.disk.blocks[pblk].data = page.data[lo:lo + k.blksize]
+        k.log("bio_write", cur.comm, inode=inode.name, lblk=lb, pblk=pblk, source="WRITE RPC")
+        notes.append(f"lblk {lb} -> blk{pblk}")
+    page.buffers = None
+    st.note = "; ".join(notes)
+
+
+def nfs42_proc_deallocate(cur: Current, k: Kernel, inode: Inode, offset: int, length: int):
+    """fallocate(PUNCH_HOLE) on NFS v4.2: under the protocol's lock (inode_lock), flush the
+    file, send DEALLOCATE (the server punches its file), then drop the cached pages."""
+    from .filemap import filemap_write_and_wait_range
+    from .truncate import truncate_pagecache_range
+
+    proto = k.protocol
+    yield from proto.remove_blocks_begin(cur, k, inode, "punch")
+    st = Step("nfs42_proc_deallocate: clamp to i_size", ((inode.size_key, READ),))
+    yield st
+    end = min(offset + length, -(-inode.i_size // PAGE_SIZE) * PAGE_SIZE)
+    if offset < end:
+        yield from filemap_write_and_wait_range(cur, k, inode, 0, 1 << 30)  # nfs_sync_inode
+        st = Step("nfs42_proc_deallocate: DEALLOCATE RPC sent", ((inode.map_key, READ),))
+        yield st
+        first_block, stop_block = -(-offset // k.blksize), end // k.blksize
+        if first_block < stop_block:
+            yield from ext4_ext_remove_space(cur, k, inode, first_block, stop_block - 1)
+        first_full, last_full = -(-offset // PAGE_SIZE), end // PAGE_SIZE - 1
+        if first_full <= last_full:
+            yield from truncate_pagecache_range(cur, k, inode, first_full, last_full)
+    else:
+        st.note = "beyond EOF: nothing to do"
+    yield from proto.remove_blocks_end(cur, k, inode, "punch")
+
+
+AOPS = AddressSpaceOps(readpage=nfs_readpage, page_mkwrite=nfs_vm_page_mkwrite,
+                       writepages=nfs_writepages)

@@ -1,0 +1,48 @@
+"""The NFS v4.2 client's hole punch (nfs42_proc_deallocate), as in Debian's 6.1, 6.12 and
+7.2.13 kernels, and the fix in the spirit of 5.15's invalidate_lock.
+
+nfs-4.2: the punch holds the inode lock across flush, DEALLOCATE RPC and
+truncate_pagecache_range; nfs_vm_page_mkwrite takes nothing, so a store can dirty the cached
+page while the RPC is in flight and any writeback sends it back to the server after the
+punch (../shared/reference/nfs-deallocate-race.md).
+
+nfs-invalidate-lock: filemap_invalidate_lock exclusive across flush, RPC and truncate,
+shared in nfs_vm_page_mkwrite and wherever the client adds pages to the cache. Untested on
+a real kernel; the model's verdict is in docs/verdicts.md."""
+
+from ..kernel.locking import mutex_lock, mutex_unlock
+from ..kernel.nfs import nfs42_proc_deallocate
+from .base import Protocol
+from .invalidate_lock import InvalidateLock
+
+# The model's NFS client has the punch (DEALLOCATE) and buffered I/O; its other fallocate
+# modes and direct I/O would run ext4's code under NFS's locks, which stands for nothing,
+# and its page_mkwrite is not block_page_mkwrite.
+NFS_LACKS = frozenset({"zero range", "collapse range", "insert range", "direct I/O",
+                       "block_page_mkwrite"})
+
+
+class Nfs42(Protocol):
+    name = "nfs-4.2"
+    summary = "NFS v4.2 client: punch = inode lock, flush, DEALLOCATE, truncate; mkwrite free"
+    era = "Linux 6.1-7.2 fs/nfs/nfs42proc.c nfs42_proc_deallocate, nfs_vm_page_mkwrite"
+    filesystem = "nfs"
+    unsupported = NFS_LACKS
+    punch_hole = staticmethod(nfs42_proc_deallocate)
+
+    def remove_blocks_begin(self, cur, k, inode, op):
+        if op == "punch":  # truncate comes with the inode lock from the VFS
+            yield from mutex_lock(cur, inode.i_mutex)
+
+    def remove_blocks_end(self, cur, k, inode, op):
+        if op == "punch":
+            yield from mutex_unlock(cur, inode.i_mutex)
+
+
+class NfsInvalidateLock(InvalidateLock):
+    name = "nfs-invalidate-lock"
+    summary = "NFS client with invalidate_lock across flush+DEALLOCATE+truncate, shared in mkwrite"
+    era = "proposed fix (not merged): 5.15's invalidate_lock applied to nfs42_proc_deallocate"
+    filesystem = "nfs"
+    unsupported = NFS_LACKS
+    punch_hole = staticmethod(nfs42_proc_deallocate)
