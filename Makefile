@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test test-fast lint bench clean system-deps
+.PHONY: demo test test-fast lint bench bench-stress clean system-deps
 
 $(BIN)/fsrace: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -22,9 +22,10 @@ demo: $(BIN)/fsrace
 
 # Debian packages some tests need, installed when missing (as root): headless Chromium for
 # the HTML report, mkfs tools, FUSE (fuse3 brings
-# libfuse3, which mfusepy loads) and fio for fsrace stress.
+# libfuse3, which mfusepy loads) and fio for fsrace stress, debootstrap and qemu for --vm.
 SYSTEM_DEPS := chromium:chromium chromedriver:chromium-driver mkfs.ext4:e2fsprogs \
-	mkfs.xfs:xfsprogs mkfs.btrfs:btrfs-progs fusermount3:fuse3 fio:fio
+	mkfs.xfs:xfsprogs mkfs.btrfs:btrfs-progs fusermount3:fuse3 fio:fio \
+	debootstrap:debootstrap qemu-system-x86_64:qemu-system-x86
 system-deps:
 	@missing=""; for dep in $(SYSTEM_DEPS); do \
 		command -v $${dep%%:*} >/dev/null || missing="$$missing $${dep##*:}"; done; \
@@ -40,18 +41,22 @@ system-deps:
 
 test: $(BIN)/fsrace system-deps
 	$(BIN)/ruff check src tests
-	$(BIN)/pytest -q -m "not slow and not realfs"
+	$(BIN)/pytest -q -m "not slow and not realfs and not vm"
 	$(BIN)/pytest -q -m realfs
-	$(BIN)/pytest -q -m slow
+	$(BIN)/pytest -q -m vm
+	$(BIN)/pytest -q -m slow -n 2  # two processes: the verdict table alone takes minutes
 
 test-fast: $(BIN)/fsrace
-	$(BIN)/pytest -q -m "not slow and not realfs"
+	$(BIN)/pytest -q -m "not slow and not realfs and not vm"
 
 lint: $(BIN)/fsrace
 	$(BIN)/ruff check src tests
 
 bench: $(BIN)/fsrace
 	$(BIN)/python bench/run.py
+
+bench-stress: $(BIN)/fsrace system-deps
+	$(BIN)/python bench/stress.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .ruff_cache

@@ -105,3 +105,16 @@ def test_the_checker_finds_a_real_punch_bug_and_only_it(tmp_path, deferred, scen
     finally:
         subprocess.run(["umount", str(mnt)], capture_output=True)
         server.wait(timeout=20)
+
+
+def test_a_saved_run_replays_the_same_operations(tmp_path):
+    from fsrace.stress.run import load_config, save_log
+
+    work = tmp_path / "work"
+    work.mkdir()
+    first = run_stress(StressConfig(str(work), "punch-write-fault", workers=2, ops=200,
+                                    pages=8, seed=42))
+    save_log(first, str(tmp_path / "run.json.gz"))
+    again = run_stress(load_config(str(tmp_path / "run.json.gz")))
+    ops = [[(e.worker, e.index, e.op) for e in r.history] for r in (first, again)]
+    assert ops[0] == ops[1] and len(ops[0]) == 400

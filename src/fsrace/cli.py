@@ -215,8 +215,10 @@ def matrix_cmd(max_executions, as_markdown, as_json, html_dir) -> None:
 @click.option("--replay", "replay_path", type=click.Path(exists=True, dir_okay=False),
               help="rerun the operations of a saved run (same seed, scenario, sizes)")
 @click.option("--list", "list_only", is_flag=True, help="list the stress scenarios")
+@click.option("--vm", is_flag=True, help="run inside a qemu guest (Debian bookworm, 6.1): "
+              "--fs nfs (v4.2 over loopback) or ext4")
 def stress_cmd(fs, scenario, mix, workers, ops, duration, seed, pages, log_path, replay_path,
-               list_only) -> None:
+               list_only, vm) -> None:
     """Run a race class against the running kernel on a real file system and check every
     value read. Exit 0: every slot's history is linearizable; 1: a violation."""
     from .stress.ops import SCENARIOS as STRESS
@@ -242,6 +244,8 @@ def stress_cmd(fs, scenario, mix, workers, ops, duration, seed, pages, log_path,
                                ops if ops or duration else 2000, duration, seed, pages)
     except ValueError as e:
         raise click.UsageError(str(e)) from e
+    if vm:
+        _stress_in_vm(cfg, log_path)
     try:
         res = run_stress(cfg, progress=sys.stderr.isatty())
     except ScratchError as e:
@@ -260,6 +264,22 @@ def stress_cmd(fs, scenario, mix, workers, ops, duration, seed, pages, log_path,
     save_log(res, path)
     click.echo(f"run saved to {path} (replay: fsrace stress --replay {path})")
     sys.exit(1 if res.violations else 0)
+
+
+def _stress_in_vm(cfg, log_path) -> None:
+    from .stress.vm import VMError, main_progress, run_in_vm
+
+    try:
+        out = run_in_vm(cfg, progress=main_progress)
+    except VMError as e:
+        raise click.ClickException(str(e)) from e
+    click.echo(f"guest kernel {out['kernel.txt'].strip()}")
+    click.echo(out["report.txt"].rstrip())
+    path = log_path or f"fsrace-stress-vm-{cfg.fs}-{cfg.seed}.json.gz"
+    with open(path, "wb") as f:
+        f.write(out["run_log"])
+    click.echo(f"run saved to {path}")
+    sys.exit(int(out["status.txt"].strip() or 1))
 
 
 @main.command("demo")

@@ -33,6 +33,13 @@ def stress_report(res: StressResult) -> str:
     if res.kernel_log:
         lines.append("  kernel log during the run:")
         lines += [f"    {line}" for line in res.kernel_log[:20]]
+    eio = {k: n for k, n in res.skipped.items()
+           if k.startswith(("fsync", "msync")) and "Input/output" in k}
+    if eio:
+        lines.append("  the kernel itself reported lost writes: "
+                     + ", ".join(f"{k} x{n}" for k, n in eio.items())
+                     + " (a writeback error on the file, e.g. a direct write that could not "
+                     "invalidate a page a mapping had dirtied)")
     if res.violations:
         lines.append(f"VIOLATION: {len(res.violations)}+ slots have no explanation")
         lines += res.violations

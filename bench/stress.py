@@ -1,0 +1,110 @@
+"""Benchmarks and findings of `fsrace stress` on this machine's kernel (needs root).
+
+    python bench/stress.py [--seconds S] [--only throughput|fio|classes]
+
+throughput: verified operations per second of a --mix run, per file system and worker
+count. fio: a verified mapped-I/O job (ioengine=mmap, verify=crc32c) beside a punching job
+(ioengine=falloc, rw=randtrim) on the same file system, for scale. classes: every race
+class on every file system for a fixed time, with what the check found. Prints Markdown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
+
+from fsrace.stress.ops import SCENARIOS  # noqa: E402
+from fsrace.stress.run import StressConfig, run_stress  # noqa: E402
+from fsrace.stress.scratch import FILESYSTEMS, scratch_fs  # noqa: E402
+
+FIO_JOB = """
+[global]
+directory={dir}
+size=256k
+bs=4k
+time_based
+runtime={seconds}
+
+[mmap-verify]
+ioengine=mmap
+rw=randrw
+verify=crc32c
+verify_backlog=64
+filename=fio-mmap.dat
+
+[punch]
+ioengine=falloc
+rw=randtrim
+filename=fio-punch.dat
+"""
+
+
+def throughput(seconds: float) -> None:
+    print("| file system | workers | verified ops/s | refused | killed (SIGBUS) | check s |")
+    print("|---|---|---|---|---|---|")
+    for fs in FILESYSTEMS:
+        for workers in (1, 2, 4):
+            r = run_stress(StressConfig(fs, None, workers, None, seconds, 0, 64))
+            refused = sum(r.skipped.values())
+            total = r.executed + refused
+            print(f"| {fs} | {workers} | {r.ops_per_s:,.0f} | "
+                  f"{100 * refused / max(total, 1):.0f}% | {r.restarts} | {r.check_s:.1f} |",
+                  flush=True)
+
+
+def fio(seconds: float) -> None:
+    print("| file system | fio mmap+verify ops/s | fio punch ops/s | fio total |")
+    print("|---|---|---|---|")
+    for fs in FILESYSTEMS:
+        with scratch_fs(fs) as s:
+            job = os.path.join(s.root, "job.fio")
+            with open(job, "w") as f:
+                f.write(FIO_JOB.format(dir=s.mnt, seconds=int(seconds)))
+            out = subprocess.run(["fio", "--output-format=json", job], capture_output=True,
+                                 text=True, check=True).stdout
+        jobs = {j["jobname"]: j for j in json.loads(out)["jobs"]}
+        m = jobs["mmap-verify"]
+        mmap_iops = m["read"]["iops"] + m["write"]["iops"]
+        trim = jobs["punch"]["trim"]["iops"]
+        print(f"| {fs} | {mmap_iops:,.0f} | {trim:,.0f} | {mmap_iops + trim:,.0f} |",
+              flush=True)
+
+
+def classes(seconds: float) -> None:
+    print("| race class | " + " | ".join(FILESYSTEMS) + " |")
+    print("|---|" + "---|" * len(FILESYSTEMS))
+    for scenario in SCENARIOS:
+        cells = []
+        for fs in FILESYSTEMS:
+            r = run_stress(StressConfig(fs, scenario, 2, None, seconds, 0, 64))
+            verdict = f"**{len(r.violations)}+ violations**" if r.violations else "ok"
+            refused = sum(r.skipped.values())
+            extra = f", {refused} refused" if refused else ""
+            cells.append(f"{verdict}: {r.executed:,} ops{extra}")
+        print(f"| `{scenario}` | " + " | ".join(cells) + " |", flush=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=float, default=3.0)
+    ap.add_argument("--only", choices=("throughput", "fio", "classes"))
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("bench/stress.py makes and mounts file systems: run it as root")
+    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Linux {platform.release()}, "
+          f"Python {platform.python_version()}; {args.seconds:g} s per run\n")
+    for name, fn in (("throughput", throughput), ("fio", fio), ("classes", classes)):
+        if args.only in (None, name):
+            print(f"### {name}\n")
+            fn(args.seconds)
+            print()
+
+
+if __name__ == "__main__":
+    main()
