@@ -19,7 +19,7 @@ def test_nfs_punch_write_fault_race_is_found_in_a_vm(tmp_path):
     log = tmp_path / "run.json.gz"
     r = subprocess.run(
         [sys.executable, "-m", "fsrace.cli", "stress", "--vm", "--fs", "nfs", "--scenario",
-         "punch-write-fault", "--duration", "30", "--pages", "4", "--log", str(log)],
+         "punch-write-fault", "--duration", "20", "--pages", "4", "--log", str(log)],
         capture_output=True, text=True, timeout=1500)
     assert r.returncode == 1, r.stdout + r.stderr
     assert "guest kernel 6.1" in r.stdout and "on /mnt/nfs" in r.stdout

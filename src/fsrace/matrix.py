@@ -37,14 +37,8 @@ class Matrix:
     max_executions: int
     cells: dict[tuple[str, str], CheckResult | None] = field(default_factory=dict)  # None: n/a
     costs: dict[str, Cost] = field(default_factory=dict)
-
-    @property
-    def scenarios(self) -> list[str]:
-        return list(SCENARIOS)
-
-    @property
-    def protocols(self) -> list[str]:
-        return list(PROTOCOLS)
+    scenarios: list[str] = field(default_factory=lambda: list(SCENARIOS))
+    protocols: list[str] = field(default_factory=lambda: list(PROTOCOLS))
 
 
 def measure_cost(protocol: str, executions: int = 200, seed: int = 0) -> Cost:
@@ -68,10 +62,12 @@ SHRINK = {"shrink_budget_s": 600.0, "shrink_attempts": 150}  # bounded by replay
 
 def run_matrix(max_executions: int = 10_000,
                on_cell: Callable[[str, str, CheckResult], None] | None = None,
-               cost_executions: int = 200) -> Matrix:
-    m = Matrix(max_executions)
-    for scenario in SCENARIOS:
-        for protocol in PROTOCOLS:
+               cost_executions: int = 200, scenarios: list[str] | None = None,
+               costs: bool = True) -> Matrix:
+    """Every scenario (or those named) under every protocol, and each protocol's cost."""
+    m = Matrix(max_executions, scenarios=list(SCENARIOS) if scenarios is None else scenarios)
+    for scenario in m.scenarios:
+        for protocol in m.protocols:
             if not_modelled(scenario, protocol):
                 m.cells[(scenario, protocol)] = None
                 continue
@@ -85,6 +81,7 @@ def run_matrix(max_executions: int = 10_000,
             m.cells[(scenario, protocol)] = res
             if on_cell:
                 on_cell(scenario, protocol, res)
-    for protocol in PROTOCOLS:
-        m.costs[protocol] = measure_cost(protocol, cost_executions)
+    if costs:
+        for protocol in m.protocols:
+            m.costs[protocol] = measure_cost(protocol, cost_executions)
     return m

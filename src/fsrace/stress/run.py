@@ -5,6 +5,7 @@ remount), then check every slot's history."""
 from __future__ import annotations
 
 import gzip
+import itertools
 import json
 import multiprocessing
 import os
@@ -153,14 +154,16 @@ def run_stress(cfg: StressConfig, progress: bool = False) -> StressResult:
             with open(log, "wb") as f:
                 f.truncate(max_ops * RECORD)  # sparse: only what is written takes space
             logs.append(log)
+        streams = [list(itertools.islice(op_stream(cfg.seed, w, cfg.scenario, cfg.pages),
+                                         max_ops)) for w in range(cfg.workers)]
         ctx = multiprocessing.get_context("fork")
         barrier = ctx.Barrier(cfg.workers + 1)
         kmsg = _kmsg_lines()
         started = time.monotonic()
         deadline = time.monotonic_ns() + int(cfg.duration * 1e9) if cfg.duration else 0
         procs = [ctx.Process(target=run_worker, name=f"W{w}",
-                             args=(w, path, cfg.pages, cfg.seed, cfg.scenario, max_ops,
-                                   deadline, logs[w], barrier))
+                             args=(w, path, cfg.pages, streams[w], deadline, logs[w],
+                                   barrier))
                  for w in range(cfg.workers)]
         try:
             for p in procs:
@@ -177,8 +180,8 @@ def run_stress(cfg: StressConfig, progress: bool = False) -> StressResult:
                         res.killed.append(f"W{w} killed by SIGBUS in op {stuck}")
                         procs[w] = ctx.Process(
                             target=run_worker, name=f"W{w}",
-                            args=(w, path, cfg.pages, cfg.seed, cfg.scenario, max_ops,
-                                  deadline, logs[w], None, stuck + 1))
+                            args=(w, path, cfg.pages, streams[w], deadline, logs[w],
+                                  None, stuck + 1))
                         procs[w].start()
                 if progress:
                     _progress(logs, None if cfg.ops is None else cfg.ops * cfg.workers,
@@ -197,7 +200,7 @@ def run_stress(cfg: StressConfig, progress: bool = False) -> StressResult:
                 name = signal.Signals(sig).name if sig else f"exit {p.exitcode}"
                 res.killed.append(f"W{w} ended by {name}")
         res.restarts = sum("SIGBUS" in k for k in res.killed)
-        res.history = _read_logs(cfg, logs, max_ops)
+        res.history = _read_logs(streams, logs)
         final = _read_all(path, cfg.pages)
         t_final = time.monotonic_ns()
         finals = [("final read (fsync, cache dropped)", t_final, final)]
@@ -233,18 +236,16 @@ def _invoked(log: str) -> int:
     return lo
 
 
-def _read_logs(cfg: StressConfig, logs: list[str], max_ops: int) -> list[Executed]:
+def _read_logs(streams: list[list[Op]], logs: list[str]) -> list[Executed]:
     out = []
     for w, path in enumerate(logs):
         with open(path, "rb") as f:
-            stream = op_stream(cfg.seed, w, cfg.scenario, cfg.pages)
-            for i in range(max_ops):
+            for i, op in enumerate(streams[w]):
                 rec = f.read(RECORD)
                 inv, resp, result = (int.from_bytes(rec[k * 8:k * 8 + 8], "little", signed=True)
                                      for k in range(HEADER))
                 if not inv:
                     break
-                op = next(stream)
                 data = rec[HEADER * 8:HEADER * 8 + max(result, 0)]
                 out.append(Executed(w, i, op, inv, resp if resp else INF, result, data))
     return out

@@ -11,12 +11,11 @@ from __future__ import annotations
 import ctypes
 import errno
 import faulthandler
-import itertools
 import mmap
 import os
 import time
 
-from .ops import PAGE, SLOT, SLOTS, op_stream, stamp
+from .ops import PAGE, SLOT, SLOTS, stamp
 
 HEADER = 3  # int64 words: invoked ns, returned ns, result (bytes read, 0, or -errno)
 RECORD = HEADER * 8 + PAGE  # header, then what the operation read
@@ -32,10 +31,11 @@ def fallocate(fd: int, mode: int, offset: int, length: int) -> None:
         raise OSError(e, os.strerror(e))
 
 
-def run_worker(w: int, path: str, pages: int, seed: int, scenario: str | None,
-               max_ops: int, deadline_ns: int, log_path: str, barrier, start: int = 0) -> None:
-    """Run operations start, start + 1, ... of worker w's stream (a replacement for a
-    worker killed at op start - 1 resumes there, without waiting at the barrier)."""
+def run_worker(w: int, path: str, pages: int, ops: list, deadline_ns: int, log_path: str,
+               barrier, start: int = 0) -> None:
+    """Run operations start, start + 1, ... of worker w's list `ops` (drawn by the parent
+    before the start, so drawing costs nothing here; a replacement for a worker killed at
+    op start - 1 resumes there, without waiting at the barrier)."""
     faulthandler.disable()  # a SIGBUS past EOF is an expected end, reported by the parent
     size = pages * PAGE
     fd = os.open(path, os.O_RDWR)
@@ -51,15 +51,15 @@ def run_worker(w: int, path: str, pages: int, seed: int, scenario: str | None,
             time.sleep(0.0001)
     words = memoryview(m).cast("Q")
     logf = open(log_path, "r+b")
-    log = mmap.mmap(logf.fileno(), max_ops * RECORD, mmap.MAP_SHARED)
+    log = mmap.mmap(logf.fileno(), len(ops) * RECORD, mmap.MAP_SHARED)
     head = memoryview(log).cast("q")
     buf = mmap.mmap(-1, PAGE)  # page-aligned, for O_DIRECT
     bufwords = memoryview(buf).cast("Q")
     if barrier is not None:
         barrier.wait()
     now = time.monotonic_ns
-    stream = itertools.islice(op_stream(seed, w, scenario, pages), start, None)
-    for i, op in zip(range(start, max_ops), stream, strict=False):
+    for i in range(start, len(ops)):
+        op = ops[i]
         if deadline_ns and now() > deadline_ns:
             break
         at = i * RECORD // 8
