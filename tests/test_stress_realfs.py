@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 import pytest
@@ -17,14 +18,17 @@ pytestmark = pytest.mark.realfs
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="mounting needs root")
 
 
+SCRATCH = os.path.join(tempfile.gettempdir(), "fsrace-")  # where stress makes its scratch
+
+
 def _fsrace_mounts() -> list[str]:
     with open("/proc/mounts") as f:
-        return [line for line in f if "/fsrace-" in line]
+        return [line for line in f if SCRATCH in line]
 
 
 def _fsrace_loops() -> str:
     out = subprocess.run(["losetup", "-a"], capture_output=True, text=True).stdout
-    return "\n".join(line for line in out.splitlines() if "/fsrace-" in line)
+    return "\n".join(line for line in out.splitlines() if SCRATCH in line)
 
 
 @needs_root

@@ -217,8 +217,11 @@ def matrix_cmd(max_executions, as_markdown, as_json, html_dir) -> None:
 @click.option("--list", "list_only", is_flag=True, help="list the stress scenarios")
 @click.option("--vm", is_flag=True, help="run inside a qemu guest (Debian bookworm, 6.1): "
               "--fs nfs (v4.2 over loopback) or ext4")
+@click.option("--kernel", default=None, metavar="PKG",
+              help="with --vm: boot this kernel package from bookworm-backports instead "
+              "(e.g. linux-image-amd64)")
 def stress_cmd(fs, scenario, mix, workers, ops, duration, seed, pages, log_path, replay_path,
-               list_only, vm) -> None:
+               list_only, vm, kernel) -> None:
     """Run a race class against the running kernel on a real file system and check every
     value read. Exit 0: every slot's history is linearizable; 1: a violation."""
     from .stress.ops import SCENARIOS as STRESS
@@ -244,8 +247,10 @@ def stress_cmd(fs, scenario, mix, workers, ops, duration, seed, pages, log_path,
                                ops if ops or duration else 2000, duration, seed, pages)
     except ValueError as e:
         raise click.UsageError(str(e)) from e
+    if kernel and not vm:
+        raise click.UsageError("--kernel needs --vm")
     if vm:
-        _stress_in_vm(cfg, log_path)
+        _stress_in_vm(cfg, log_path, kernel)
     try:
         res = run_stress(cfg, progress=sys.stderr.isatty())
     except ScratchError as e:
@@ -266,11 +271,11 @@ def stress_cmd(fs, scenario, mix, workers, ops, duration, seed, pages, log_path,
     sys.exit(1 if res.violations else 0)
 
 
-def _stress_in_vm(cfg, log_path) -> None:
+def _stress_in_vm(cfg, log_path, kernel) -> None:
     from .stress.vm import VMError, main_progress, run_in_vm
 
     try:
-        out = run_in_vm(cfg, progress=main_progress)
+        out = run_in_vm(cfg, progress=main_progress, kernel=kernel)
     except VMError as e:
         raise click.ClickException(str(e)) from e
     click.echo(f"guest kernel {out['kernel.txt'].strip()}")

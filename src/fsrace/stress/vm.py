@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -92,9 +93,33 @@ def cache_dir() -> Path:
     return Path(base) / "fsrace" / "vm"
 
 
-def recipe_hash() -> str:
-    recipe = json.dumps([SUITE, MIRROR, PACKAGES, GUEST_INIT])
+def recipe_hash(kernel: str | None = None) -> str:
+    recipe = json.dumps([SUITE, MIRROR, PACKAGES, GUEST_INIT, kernel])
     return hashlib.sha256(recipe.encode()).hexdigest()[:12]
+
+
+def _version(path: Path) -> tuple:
+    """'vmlinuz-6.12.38+deb12-amd64' -> (6, 12, 38, 12): newest sorts last."""
+    return tuple(int(n) for n in re.findall(r"\d+", path.name.split("-", 1)[1]))
+
+
+def _install_kernel(root: Path, kernel: str) -> None:
+    """apt-get install a kernel package from bookworm-backports inside the root file
+    system (proc and sys mounted in the chroot for its scripts, and unmounted again)."""
+    (root / "etc/apt/sources.list.d/backports.list").write_text(
+        f"deb {MIRROR} {SUITE}-backports main\n")
+    mounted = []
+    try:
+        for fs, where in (("proc", "proc"), ("sysfs", "sys")):
+            _run(["mount", "-t", fs, fs, str(root / where)])
+            mounted.append(root / where)
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        _run(["chroot", str(root), "apt-get", "update", "-qq"], env=env)
+        _run(["chroot", str(root), "apt-get", "install", "-y", "-qq", "--no-install-recommends",
+              "-t", f"{SUITE}-backports", kernel], env=env)
+    finally:
+        for where in reversed(mounted):
+            subprocess.run(["umount", "-l", str(where)], capture_output=True)
 
 
 def _run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
@@ -108,42 +133,50 @@ def _run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
         raise VMError(f"{' '.join(cmd[:3])} ... failed: " + " | ".join(tail)) from e
 
 
-def disk_image(progress=print) -> Path:
-    """The cached guest disk for the current recipe, built if missing."""
+def disk_image(progress=print, kernel: str | None = None) -> Path:
+    """The cached guest disk for the current recipe (and kernel package), built if
+    missing."""
     cache = cache_dir()
     cache.mkdir(parents=True, exist_ok=True)
-    image = cache / f"disk-{recipe_hash()}.img"
+    h = recipe_hash(kernel)
+    image = cache / f"disk-{h}.img"
     if image.exists():
         return image
     if os.geteuid() != 0:
         raise VMError("building the guest disk (debootstrap) needs root")
-    work = Path(tempfile.mkdtemp(prefix="fsrace-rootfs-", dir=cache))
+    work = Path(tempfile.mkdtemp(prefix="build-", dir=cache))
     try:
         root = work / "rootfs"
         progress(f"building the guest root file system ({SUITE}, debootstrap); cached in {cache}")
         _run(["debootstrap", "--variant=minbase", "--include=" + ",".join(PACKAGES), SUITE,
               str(root), MIRROR])
+        if kernel:
+            progress(f"installing {kernel} from {SUITE}-backports into the guest")
+            _install_kernel(root, kernel)
         (root / "fsrace-init").write_text(GUEST_INIT)
         (root / "fsrace-init").chmod(0o755)
-        shutil.copy(next(root.glob("boot/vmlinuz-*")), work / "vmlinuz")
-        shutil.copy(next(root.glob("boot/initrd.img-*")), work / "initrd.img")
+        vmlinuz = max(root.glob("boot/vmlinuz-*"), key=_version)  # the newest kernel
+        shutil.copy(vmlinuz, work / "vmlinuz")
+        shutil.copy(root / "boot" / vmlinuz.name.replace("vmlinuz", "initrd.img"),
+                    work / "initrd.img")
         tmp = work / "disk.img"
         _run(["mkfs.ext4", "-q", "-F", "-d", str(root), str(tmp), "3G"])
         for name in ("vmlinuz", "initrd.img"):
-            os.replace(work / name, cache / f"{name}-{recipe_hash()}")
+            os.replace(work / name, cache / f"{name}-{h}")
         os.replace(tmp, image)  # last: the image's presence means the build finished
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return image
 
 
-def run_in_vm(cfg, timeout_s: float = 900, progress=print) -> dict:
-    """Boot the guest, run the stress job `cfg` (a StressConfig whose fs is one of
+def run_in_vm(cfg, timeout_s: float = 900, progress=print, kernel: str | None = None) -> dict:
+    """Boot the guest (with the newest kernel installed: bookworm's, or the package
+    `kernel` from backports), run the stress job `cfg` (a StressConfig whose fs is one of
     VM_FILESYSTEMS) inside it, and return what it reported."""
     if cfg.fs not in VM_FILESYSTEMS:
         raise VMError(f"--vm runs {', '.join(VM_FILESYSTEMS)} so far, not {cfg.fs!r}")
-    image = disk_image(progress)
-    h = recipe_hash()
+    image = disk_image(progress, kernel)
+    h = recipe_hash(kernel)
     kernel, initrd = cache_dir() / f"vmlinuz-{h}", cache_dir() / f"initrd.img-{h}"
     src = Path(__file__).resolve().parent.parent  # the fsrace package
     work = Path(tempfile.mkdtemp(prefix="fsrace-vm-"))
