@@ -25,7 +25,18 @@ from .locking import (
     up_write,
 )
 from .page_writeback import write_cache_pages, write_out
-from .structs import DELALLOC, PAGE_SIZE, UNWRITTEN, WRITTEN, Buffer, Current, Disk, Inode, Page
+from .structs import (
+    DELALLOC,
+    PAGE_SIZE,
+    TO_EOF,
+    UNWRITTEN,
+    WRITTEN,
+    Buffer,
+    Current,
+    Disk,
+    Inode,
+    Page,
+)
 
 
 # -- block mapping ------------------------------------------------------------------------
@@ -317,7 +328,6 @@ def ext4_truncate(cur: Current, k: Kernel, inode: Inode, new_size: int):
 # Each runs under i_mutex, flushes and drops the affected pages, then changes the block map.
 # Until 4.5 (ea3d7209ca01, 32ebffd3bbb4) no lock kept faults and reads from refilling the
 # cache in between; the protocol hooks sit where 4.5 put i_mmap_sem.
-_LAST = 1 << 30  # "to the end of the file" in page indices
 
 
 def _aligned(k: Kernel, offset: int, length: int) -> bool:
@@ -419,8 +429,8 @@ def ext4_collapse_range(cur: Current, k: Kernel, inode: Inode, offset: int, leng
         st.note = err = "-EINVAL"
     else:
         first_page = offset // PAGE_SIZE
-        yield from filemap_write_and_wait_range(cur, k, inode, first_page, _LAST)
-        yield from truncate_pagecache_range(cur, k, inode, first_page, _LAST)
+        yield from filemap_write_and_wait_range(cur, k, inode, first_page, TO_EOF)
+        yield from truncate_pagecache_range(cur, k, inode, first_page, TO_EOF)
         first, n = offset // k.blksize, length // k.blksize
         yield from down_write(cur, inode.i_data_sem)
         yield from ext4_ext_remove_space_locked(cur, k, inode, first, first + n - 1)
@@ -455,8 +465,8 @@ def ext4_insert_range(cur: Current, k: Kernel, inode: Inode, offset: int, length
         st.note = err = "-EINVAL"
     else:
         first_page = offset // PAGE_SIZE
-        yield from filemap_write_and_wait_range(cur, k, inode, first_page, _LAST)
-        yield from truncate_pagecache_range(cur, k, inode, first_page, _LAST)
+        yield from filemap_write_and_wait_range(cur, k, inode, first_page, TO_EOF)
+        yield from truncate_pagecache_range(cur, k, inode, first_page, TO_EOF)
         st = Step("ext4_insert_range: i_size_write", ((inode.size_key, WRITE),))
         yield st
         inode.i_size += length

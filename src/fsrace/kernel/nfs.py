@@ -27,7 +27,7 @@ from .locking import (
     wait_on_page_writeback,
 )
 from .page_writeback import write_cache_pages, write_out
-from .structs import DELALLOC, PAGE_SIZE, WRITTEN, Current, Disk, Inode, Page
+from .structs import DELALLOC, PAGE_SIZE, TO_EOF, WRITTEN, Current, Disk, Inode, Page
 
 
 def nfs_readpage(cur: Current, k: Kernel, inode: Inode, page: Page):
@@ -132,7 +132,7 @@ def nfs42_proc_deallocate(cur: Current, k: Kernel, inode: Inode, offset: int, le
     yield st
     end = min(offset + length, -(-inode.i_size // PAGE_SIZE) * PAGE_SIZE)
     if offset < end:
-        yield from filemap_write_and_wait_range(cur, k, inode, 0, 1 << 30)  # nfs_sync_inode
+        yield from filemap_write_and_wait_range(cur, k, inode, 0, TO_EOF)  # nfs_sync_inode
         st = Step("nfs42_proc_deallocate: DEALLOCATE RPC sent", ((inode.map_key, READ),))
         yield st
         first_block, stop_block = -(-offset // k.blksize), end // k.blksize

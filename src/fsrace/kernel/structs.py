@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 PAGE_SIZE = 4  # cells per page
+TO_EOF = 1 << 30  # a page index beyond any file: "to the end of the file"
 
 # Block map states of a file block (a missing entry is a hole).
 DELALLOC = "delalloc"  # reserved, no block yet (ext4 delay buffer + reservation)

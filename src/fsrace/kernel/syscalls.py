@@ -16,10 +16,8 @@ from .filemap import do_generic_file_read, filemap_write_and_wait_range, generic
 from .kernel import Kernel
 from .locking import mutex_lock, mutex_unlock
 from .readahead import force_page_cache_readahead
-from .structs import PAGE_SIZE, Current, Inode
+from .structs import PAGE_SIZE, TO_EOF, Current, Inode
 from .truncate import invalidate_mapping_pages, truncate_pagecache
-
-_LAST = 1 << 30  # "to the end of the file" in page indices
 
 
 def sys_fallocate_punch_hole(cur: Current, k: Kernel, inode: Inode, offset: int, length: int):
@@ -94,7 +92,7 @@ def sys_write(cur: Current, k: Kernel, inode: Inode, pos: int, buf):
 
 def sys_fsync(cur: Current, k: Kernel, inode: Inode):
     """ext4_sync_file: flush and wait (the journal commit is not modelled)."""
-    yield from filemap_write_and_wait_range(cur, k, inode, 0, _LAST)
+    yield from filemap_write_and_wait_range(cur, k, inode, 0, TO_EOF)
 
 
 def drop_caches(cur: Current, k: Kernel):
@@ -106,7 +104,7 @@ def drop_caches(cur: Current, k: Kernel):
 def wb_writeback(cur: Current, k: Kernel):
     """The flusher: one pass of writeback over every dirty inode."""
     for inode in k.inodes.values():
-        yield from k.fs.writepages(cur, k, inode, 0, _LAST)
+        yield from k.fs.writepages(cur, k, inode, 0, TO_EOF)
 
 
 def pages_of(inode: Inode) -> int:

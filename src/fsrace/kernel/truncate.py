@@ -6,7 +6,7 @@ from ..explore.step import READ, TRY, WRITE, Step
 from .ext4 import ext4_da_invalidatepage
 from .kernel import Kernel
 from .locking import lock_page, unlock_page, wait_on_page_writeback
-from .structs import PAGE_SIZE, Disk, Inode, Page
+from .structs import PAGE_SIZE, TO_EOF, Disk, Inode, Page
 
 
 def _pte_keys(inode: Inode, first: int, last: int) -> tuple:
@@ -42,7 +42,7 @@ def _release_footprint(inode: Inode, page: Page) -> tuple:
 
 def unmap_mapping_range(cur, k: Kernel, inode: Inode, first: int, last: int):
     """Zap the PTEs of pages [first, last] in every process that maps the file."""
-    span = f"{first}-{last}" if last < 1 << 20 else f"{first}-EOF"
+    span = f"{first}-{last}" if last < TO_EOF else f"{first}-EOF"
     st = Step(f"unmap_mapping_range({inode.name}:{span})",
               footprint=lambda: _pte_keys(inode, first, last))
     yield st

@@ -13,9 +13,7 @@ from ..explore.step import READ, WRITE, Step
 from .ext4 import ext4_da_release_reservation
 from .kernel import Kernel
 from .locking import down_read, down_write, up_read, up_write
-from .structs import DELALLOC, PAGE_SIZE, UNWRITTEN, WRITTEN, Current, Disk, Inode
-
-_LAST = 1 << 30  # "to the end of the file" in page indices
+from .structs import DELALLOC, PAGE_SIZE, TO_EOF, UNWRITTEN, WRITTEN, Current, Disk, Inode
 
 
 def xfs_free_file_space(cur: Current, k: Kernel, inode: Inode, offset: int, length: int):
@@ -33,8 +31,8 @@ def xfs_free_file_space(cur: Current, k: Kernel, inode: Inode, offset: int, leng
     else:
         # xfs_flushinval_pages(ip, ioffset, -1): everything from the punch start to EOF.
         first_page = offset // PAGE_SIZE
-        yield from filemap_write_and_wait_range(cur, k, inode, first_page, _LAST)
-        yield from truncate_inode_pages_range(cur, k, inode, first_page, _LAST)
+        yield from filemap_write_and_wait_range(cur, k, inode, first_page, TO_EOF)
+        yield from truncate_inode_pages_range(cur, k, inode, first_page, TO_EOF)
         first_block, stop_block = -(-offset // k.blksize), end // k.blksize
         for start, stop in ((offset, min(end, first_block * k.blksize)),
                             (max(offset, stop_block * k.blksize), end)):

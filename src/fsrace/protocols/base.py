@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..kernel.locking import down_write, mutex_lock, mutex_unlock, up_write
+
 if TYPE_CHECKING:
     from ..kernel.kernel import Kernel
     from ..kernel.structs import Current, Inode
@@ -91,3 +93,24 @@ class Protocol:
 
     def dio_end(self, cur: Current, k: Kernel, inode: Inode):
         return _nothing()
+
+
+class ExclusiveOverRemoval(Protocol):
+    """A fault-exclusion rwsem (`lock_of(inode)`) taken exclusive over every block-removing
+    operation, inside i_mutex: the punch takes i_mutex here, the other operations come
+    with it from their syscalls. The 4.5 and 5.15 protocols differ in where they take it
+    shared."""
+
+    @staticmethod
+    def lock_of(inode: Inode):
+        raise NotImplementedError
+
+    def remove_blocks_begin(self, cur, k, inode, op):
+        if op == "punch":
+            yield from mutex_lock(cur, inode.i_mutex)
+        yield from down_write(cur, self.lock_of(inode))
+
+    def remove_blocks_end(self, cur, k, inode, op):
+        yield from up_write(cur, self.lock_of(inode))
+        if op == "punch":
+            yield from mutex_unlock(cur, inode.i_mutex)

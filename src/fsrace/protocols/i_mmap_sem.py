@@ -3,24 +3,18 @@
 (inside i_mutex) over punch, truncate and the other block-removing operations. read(2) and
 readahead are not covered; that waited for invalidate_lock in 5.15."""
 
-from ..kernel.locking import down_read, down_write, mutex_lock, mutex_unlock, up_read, up_write
-from .base import Protocol
+from ..kernel.locking import down_read, up_read
+from .base import ExclusiveOverRemoval
 
 
-class Ext4IMmapSem(Protocol):
+class Ext4IMmapSem(ExclusiveOverRemoval):
     name = "ext4-i_mmap_sem"
     summary = "ext4 4.5 i_mmap_sem: shared in faults and page_mkwrite, exclusive in punch"
     era = "Linux 4.5: ea3d7209ca01 (ext4), after XFS 4.1's MMAPLOCK (653c60b633a9)"
 
-    def remove_blocks_begin(self, cur, k, inode, op):
-        if op == "punch":
-            yield from mutex_lock(cur, inode.i_mutex)
-        yield from down_write(cur, inode.i_mmap_sem)
-
-    def remove_blocks_end(self, cur, k, inode, op):
-        yield from up_write(cur, inode.i_mmap_sem)
-        if op == "punch":
-            yield from mutex_unlock(cur, inode.i_mutex)
+    @staticmethod
+    def lock_of(inode):
+        return inode.i_mmap_sem
 
     # ext4_filemap_fault and ext4_page_mkwrite
     def fault_begin(self, cur, k, inode):

@@ -3,24 +3,18 @@ d4f5258eae7b): an rwsem held exclusive across a punch's or truncate's flush, pag
 invalidation and block removal, and shared wherever pages are added to the cache (fault
 miss, read(2) miss, readahead) and in page_mkwrite."""
 
-from ..kernel.locking import down_read, down_write, mutex_lock, mutex_unlock, up_read, up_write
-from .base import Protocol
+from ..kernel.locking import down_read, up_read
+from .base import ExclusiveOverRemoval
 
 
-class InvalidateLock(Protocol):
+class InvalidateLock(ExclusiveOverRemoval):
     name = "invalidate-lock"
     summary = "5.15 invalidate_lock: exclusive in punch/truncate, shared in faults, mkwrite, reads"
     era = "Linux 5.15: 730633f0b7f9, d4f5258eae7b (ext4_fallocate: inode_lock, invalidate_lock)"
 
-    def remove_blocks_begin(self, cur, k, inode, op):
-        if op == "punch":  # truncate comes with i_rwsem from the VFS already
-            yield from mutex_lock(cur, inode.i_mutex)
-        yield from down_write(cur, inode.invalidate_lock)
-
-    def remove_blocks_end(self, cur, k, inode, op):
-        yield from up_write(cur, inode.invalidate_lock)
-        if op == "punch":
-            yield from mutex_unlock(cur, inode.i_mutex)
+    @staticmethod
+    def lock_of(inode):
+        return inode.invalidate_lock
 
     # Shared wherever pages are added to the cache, and in page_mkwrite.
     def page_mkwrite_begin(self, cur, k, inode):
