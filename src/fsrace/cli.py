@@ -227,7 +227,7 @@ def stress_cmd(fs, scenario, mix, workers, ops, duration, seed, pages, log_path,
     from .stress.ops import SCENARIOS as STRESS
     from .stress.report import stress_report
     from .stress.run import StressConfig, load_config, run_stress, save_log
-    from .stress.scratch import ScratchError
+    from .stress.scratch import ScratchError, Terminated
 
     if list_only:
         for name, (remover, faulters) in STRESS.items():
@@ -258,11 +258,9 @@ def stress_cmd(fs, scenario, mix, workers, ops, duration, seed, pages, log_path,
     except KeyboardInterrupt:
         click.echo("interrupted: the scratch file system was removed", err=True)
         sys.exit(130)
-    except BaseException as e:  # SIGTERM, turned into an exception by the scratch set-up
-        if type(e).__name__ == "_Terminated":
-            click.echo("terminated: the scratch file system was removed", err=True)
-            sys.exit(143)
-        raise
+    except Terminated:
+        click.echo("terminated: the scratch file system was removed", err=True)
+        sys.exit(143)
     click.echo(stress_report(res))
     fs_name = cfg.fs if cfg.fs in ("ext4", "xfs", "btrfs", "tmpfs") else "dir"
     path = log_path or f"fsrace-stress-{fs_name}-{cfg.seed}.json.gz"

@@ -181,14 +181,3 @@ def explain(history: Sequence[Access], initial: int, t0: float, describe,
     for a in pending:
         lines.append(f"  {(a.inv - t0) / 1e6:9.3f} ms .. never returned  {a.who}")
     return "\n".join(lines)
-
-
-def canonical(history: Sequence[Access], initial: int) -> tuple:
-    """A key under which two slot histories that differ only in their values' names get
-    the same verdict (most slots of a page share their page-wide operations)."""
-    names: dict[int, int] = {0: 0}
-
-    def name(v: int) -> int:
-        return names.setdefault(v, len(names))
-
-    return (name(initial),) + tuple((a.inv, a.resp, a.write, name(a.value)) for a in history)

@@ -106,19 +106,21 @@ def _read_all(path: str, pages: int) -> bytes:
         os.close(fd)
 
 
-def _kmsg_lines() -> list[str]:
+def _kmsg_open() -> int | None:
+    """/dev/kmsg positioned at its end, to read what the kernel logs during the run."""
     try:
         fd = os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK)
     except OSError:
-        return []
+        return None
     os.lseek(fd, 0, os.SEEK_END)
-    return [str(fd)]
+    return fd
 
 
-def _kmsg_since(handle: list[str]) -> list[str]:
-    if not handle:
+def _kmsg_since(fd: int | None) -> list[str]:
+    """The messages logged since _kmsg_open, without their priority prefix."""
+    if fd is None:
         return []
-    fd, out = int(handle[0]), []
+    out = []
     try:
         while True:
             try:
@@ -158,7 +160,7 @@ def run_stress(cfg: StressConfig, progress: bool = False) -> StressResult:
                                          max_ops)) for w in range(cfg.workers)]
         ctx = multiprocessing.get_context("fork")
         barrier = ctx.Barrier(cfg.workers + 1)
-        kmsg = _kmsg_lines()
+        kmsg = _kmsg_open()
         started = time.monotonic()
         deadline = time.monotonic_ns() + int(cfg.duration * 1e9) if cfg.duration else 0
         procs = [ctx.Process(target=run_worker, name=f"W{w}",

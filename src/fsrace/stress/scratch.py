@@ -62,12 +62,12 @@ class Scratch:
         return True
 
 
-class _Terminated(BaseException):
-    pass
+class Terminated(BaseException):
+    """SIGTERM arrived: raised so every clean-up runs on the way out."""
 
 
 def _raise_terminated(signum, frame):
-    raise _Terminated(f"signal {signum}")
+    raise Terminated(f"signal {signum}")
 
 
 @contextmanager
