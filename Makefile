@@ -22,13 +22,16 @@ demo: $(BIN)/fsrace
 
 # Debian packages some tests need, installed when missing (as root): headless Chromium for
 # the HTML report, mkfs tools, FUSE (fuse3 brings
-# libfuse3, which mfusepy loads) and fio for fsrace stress, debootstrap and qemu for --vm.
+# libfuse3, which mfusepy loads) and fio for fsrace stress, debootstrap and qemu for --vm,
+# gcc and the C library (static) for the stress worker. A path is checked as a file.
 SYSTEM_DEPS := chromium:chromium chromedriver:chromium-driver mkfs.ext4:e2fsprogs \
 	mkfs.xfs:xfsprogs mkfs.btrfs:btrfs-progs fusermount3:fuse3 fio:fio \
-	debootstrap:debootstrap qemu-system-x86_64:qemu-system-x86
+	debootstrap:debootstrap qemu-system-x86_64:qemu-system-x86 \
+	cc:gcc /usr/include/stdio.h:libc6-dev
 system-deps:
-	@missing=""; for dep in $(SYSTEM_DEPS); do \
-		command -v $${dep%%:*} >/dev/null || missing="$$missing $${dep##*:}"; done; \
+	@missing=""; for dep in $(SYSTEM_DEPS); do what=$${dep%%:*}; \
+		if [ "$${what#/}" != "$$what" ]; then [ -e "$$what" ]; else command -v $$what >/dev/null; fi \
+			|| missing="$$missing $${dep##*:}"; done; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 			echo "installing Debian packages:$$missing"; \

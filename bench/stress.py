@@ -3,7 +3,9 @@
     python bench/stress.py [--seconds S] [--only throughput|fio|classes]
 
 throughput: verified operations per second of a --mix run, per file system and worker
-count. fio: a verified mapped-I/O job (ioengine=mmap, verify=crc32c) beside a punching job
+count, beside a single-process C tester (the worker, `worker --bare`: the same code
+without the record) running the same operations on the same file system, unchecked.
+fio: a verified mapped-I/O job (ioengine=mmap, verify=crc32c) beside a punching job
 (ioengine=falloc, rw=randtrim) on the same file system, for scale. classes: every race
 class on every file system for a fixed time, with what the check found. Prints Markdown.
 """
@@ -11,6 +13,7 @@ class on every file system for a fixed time, with what the check found. Prints M
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -19,9 +22,10 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
 
-from fsrace.stress.ops import SCENARIOS  # noqa: E402
-from fsrace.stress.run import StressConfig, run_stress  # noqa: E402
+from fsrace.stress.ops import SCENARIOS, op_stream  # noqa: E402
+from fsrace.stress.run import StressConfig, _write_initial, run_stress  # noqa: E402
 from fsrace.stress.scratch import FILESYSTEMS, scratch_fs  # noqa: E402
+from fsrace.stress.worker import worker_binary, write_ops  # noqa: E402
 
 FIO_JOB = """
 [global]
@@ -45,16 +49,36 @@ filename=fio-punch.dat
 """
 
 
+def c_tester(fs: str, seconds: float, pages: int, binary: str) -> tuple[float, float]:
+    """(operations/s the C tester executed, share refused) on a fresh file system: the
+    --mix streams of two workers, interleaved, run by one process."""
+    streams = [op_stream(0, w, None, pages) for w in range(2)]
+    ops = [op for pair in itertools.islice(zip(*streams, strict=True), 500_000) for op in pair]
+    with scratch_fs(fs) as s:
+        path = os.path.join(s.mnt, "fsrace.dat")
+        _write_initial(path, pages)
+        opsfile = os.path.join(s.root, "ops.bin")
+        write_ops(opsfile, ops)
+        out = subprocess.run([binary, "--bare", path, str(pages), opsfile, str(seconds)],
+                             capture_output=True, text=True, check=True).stdout.split()
+    executed, refused, elapsed = int(out[0]), int(out[1]), float(out[2])
+    return executed / elapsed, refused / max(executed + refused, 1)
+
+
 def throughput(seconds: float) -> None:
-    print("| file system | workers | verified ops/s | refused | killed (SIGBUS) | check s |")
-    print("|---|---|---|---|---|---|")
+    binary = str(worker_binary())
+    print("| file system | workers | verified ops/s | refused | killed (SIGBUS) | check s "
+          "| C tester ops/s (1 process, unverified) | refused | fsrace / C |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for fs in FILESYSTEMS:
+        c_rate, c_refused = c_tester(fs, seconds, 64, binary)
         for workers in (1, 2, 4):
             r = run_stress(StressConfig(fs, None, workers, None, seconds, 0, 64))
             refused = sum(r.skipped.values())
             total = r.executed + refused
             print(f"| {fs} | {workers} | {r.ops_per_s:,.0f} | "
-                  f"{100 * refused / max(total, 1):.0f}% | {r.restarts} | {r.check_s:.1f} |",
+                  f"{100 * refused / max(total, 1):.0f}% | {r.restarts} | {r.check_s:.1f} | "
+                  f"{c_rate:,.0f} | {100 * c_refused:.0f}% | {r.ops_per_s / c_rate:.2f} |",
                   flush=True)
 
 
@@ -82,7 +106,7 @@ def classes(seconds: float) -> None:
     for scenario in SCENARIOS:
         cells = []
         for fs in FILESYSTEMS:
-            r = run_stress(StressConfig(fs, scenario, 2, None, seconds, 0, 64))
+            r = run_stress(StressConfig(fs, scenario, 2, None, seconds, 0))
             verdict = f"**{len(r.violations)}+ violations**" if r.violations else "ok"
             refused = sum(r.skipped.values())
             extra = f", {refused} refused" if refused else ""

@@ -9,6 +9,12 @@ interval, gives every read the value it saw: linearizability of a register (Herl
 Wing), decided by the Wing-Gong search with Lowe's memoisation, as Porcupine and Knossos do.
 An operation that never returned (its worker was killed) may take effect at any time after
 it was invoked, or never.
+
+A write may also store one of several values: a collapse, insert, copy or clone moves into
+a slot whatever its source slot held at some instant while the operation ran, and that is
+a set (see `window_values`). Checking each slot with such a set, rather than all slots under
+one order, can miss a violation whose proof needs two slots at once, but never flags a
+history a correct kernel can produce.
 """
 
 from __future__ import annotations
@@ -24,8 +30,36 @@ class Access:
     inv: float
     resp: float
     write: bool
-    value: int
+    value: int  # what a read saw, what a write stored (the first of `choices`)
     who: str  # for reports: "W1 op 17 store page 3 slot 5"
+    choices: tuple[int, ...] = ()  # a write that stores one of these (none: `value`)
+
+    @property
+    def outcomes(self) -> tuple[int, ...]:
+        return self.choices or (self.value,)
+
+
+def choice_write(inv: float, resp: float, values, who: str) -> Access:
+    """A write that stores one of `values` (at least one)."""
+    vs = tuple(sorted(set(values)))
+    return Access(inv, resp, True, vs[0], who, vs)
+
+
+def window_values(writes: Sequence[Access], initial: int, inv: float, resp: float,
+                  exclude: Access | None = None) -> set[int]:
+    """The values a register with these writes may hold at some instant in [inv, resp]:
+    those of every write that may have taken effect by `resp` and was not certainly
+    overwritten before `inv` (by a write that began after it returned and returned itself
+    before `inv`), and the initial value if no write certainly took effect before `inv`."""
+    done_before = [a for a in writes if a.resp < inv and a is not exclude]
+    last_start = max((a.inv for a in done_before), default=None)
+    out = set() if done_before else {initial}
+    for a in writes:
+        if a is exclude or a.inv > resp:
+            continue
+        if last_start is None or a.resp >= last_start:
+            out.update(a.outcomes)
+    return out
 
 
 def linearizable_wgl(history: Sequence[Access], initial: int) -> bool:
@@ -64,33 +98,34 @@ def linearizable_wgl(history: Sequence[Access], initial: int) -> bool:
                 prv[nxt[node]] = node
 
     seen: set[tuple[int, int]] = set()
-    stack: list[tuple[int, int]] = []  # (op, state before it)
+    stack: list[tuple[int, int, int]] = []  # (op, state before it, which outcome)
     state, done = initial, 0
-    node = nxt[0]
+    node, first_choice = nxt[0], 0
     while nxt[0] != end:
         if node == end:
             return False
         if not kind[node]:
             i = opof[node]
             a = history[i]
-            ok = a.write or a.value == state
-            new_state = a.value if a.write else state
-            key = (done | (1 << i), new_state)
-            if ok and key not in seen:
-                seen.add(key)
-                stack.append((i, state))
-                state, done = new_state, done | (1 << i)
-                lift(i)
-                node = nxt[0]
-                continue
-            node = nxt[node]
+            outcomes = a.outcomes if a.write else (state,) if a.value == state else ()
+            for c in range(first_choice, len(outcomes)):
+                key = (done | (1 << i), outcomes[c])
+                if key not in seen:
+                    seen.add(key)
+                    stack.append((i, state, c))
+                    state, done = outcomes[c], done | (1 << i)
+                    lift(i)
+                    node, first_choice = nxt[0], 0
+                    break
+            else:
+                node, first_choice = nxt[node], 0
         else:
             if not stack:
                 return False
-            i, state = stack.pop()
+            i, state, c = stack.pop()
             done &= ~(1 << i)
             unlift(i)
-            node = nxt[call_at[i]]
+            node, first_choice = call_at[i], c + 1  # the same operation's next outcome
     return True
 
 
@@ -104,7 +139,8 @@ def first_unexplained(history: Sequence[Access], initial: int) -> tuple[int, int
     (by invocation) from i to j form the first stretch no possible value before it can
     explain."""
     ops = sorted((a for a in history if a.resp != INF), key=lambda a: a.inv)
-    maybe = sorted((a.inv, a.value) for a in history if a.resp == INF and a.write)
+    maybe = sorted((a.inv, v) for a in history if a.resp == INF and a.write
+                   for v in a.outcomes)
     states, i, m, n = {initial}, 0, 0, len(ops)
     while i < n:
         a = ops[i]
@@ -117,7 +153,7 @@ def first_unexplained(history: Sequence[Access], initial: int) -> tuple[int, int
             m += 1
         if j == i:  # most stretches are one operation
             if a.write:
-                states = {a.value}
+                states = set(a.outcomes)
             elif a.value in states:
                 states = {a.value}
             else:
@@ -154,7 +190,8 @@ def _stretch(seg: Sequence[Access], starts: set[int]) -> set[int]:
             if a.inv > first_return:
                 continue
             if a.write:
-                go(done | 1 << k, a.value)
+                for v in a.outcomes:
+                    go(done | 1 << k, v)
             elif a.value == state:
                 go(done | 1 << k, state)
 
@@ -173,7 +210,10 @@ def explain(history: Sequence[Access], initial: int, t0: float, describe,
         f"  ... {lo} earlier operations on this slot"]
     for k in range(lo, hi + 1):
         a = ops[k]
-        what = f"wrote {describe(a.value)}" if a.write else f"read {describe(a.value)}"
+        if a.choices:
+            what = "wrote one of " + "; ".join(describe(v) for v in a.choices)
+        else:
+            what = f"wrote {describe(a.value)}" if a.write else f"read {describe(a.value)}"
         mark = "  <- unexplained" if where and k >= where[0] else ""
         lines.append(f"  {(a.inv - t0) / 1e6:9.3f} ms .. {(a.resp - t0) / 1e6:9.3f} ms  "
                      f"{a.who}: {what}{mark}")

@@ -17,6 +17,11 @@ SLOTS = PAGE // SLOT
 # Stores, loads and pwrites use 16 slots per page, 256 bytes apart: enough to interleave
 # workers within a page, few enough that the other slots share one history per page.
 TOUCHED_SLOTS = 16
+# A collapse, insert, copy or clone moves every slot class of every page it shifts, and
+# the checker follows each (page, class) through it: the race classes built on them use 4
+# slot classes and 16 pages by default, so that checking keeps pace with running.
+MOVES = ("collapse", "insert", "copy", "clone")
+MOVING_TOUCHED_SLOTS, MOVING_PAGES, PAGES = 4, 16, 64
 _MAGIC = 0x5A << 56
 INIT_WORKER = 0xFF  # the stamps of the initial contents
 
@@ -47,13 +52,17 @@ def describe_value(value: int) -> str:
 @dataclass(frozen=True)
 class Op:
     """One operation. `page`/`npages` is the range; `slot` the 8-byte slot of a store,
-    load or pwrite; `size` the new size of a truncate (it shrinks, then restores the size)."""
+    load or pwrite; `size` the new size of a truncate (it shrinks, then restores the size);
+    `src` the first page of the range a copy, clone or dedupe reads (never overlapping the
+    destination). A collapse is followed by a truncate up to the old size, an insert by one
+    down to it, so that the file keeps its size for the other workers' mappings."""
 
     kind: str
     page: int = 0
     slot: int = 0
     npages: int = 1
     size: int = 0
+    src: int = 0
 
     def __str__(self) -> str:
         if self.kind in ("store", "load", "pwrite"):
@@ -64,11 +73,16 @@ class Op:
             return self.kind
         if self.kind in ("pread", "dio_read", "dio_write"):
             return f"{self.kind} page {self.page}"
+        if self.kind in MOVES_FROM:
+            return (f"{self.kind} pages {self.src}-{self.src + self.npages - 1} to "
+                    f"{self.page}-{self.page + self.npages - 1}")
         return f"{self.kind} pages {self.page}-{self.page + self.npages - 1}"
 
 
 KINDS = ("store", "load", "pread", "pwrite", "punch", "zero", "truncate", "fsync", "msync",
-         "willneed", "dontneed", "dio_read", "dio_write")
+         "willneed", "dontneed", "dio_read", "dio_write", "collapse", "insert", "copy",
+         "clone", "dedupe")
+MOVES_FROM = ("copy", "clone", "dedupe")  # ops with a source range `src`
 
 # Per race class: what worker 0 (the remover) and the others (the faulters) draw from,
 # with weights. They mirror the model's scenarios of the same names.
@@ -85,8 +99,28 @@ SCENARIOS: dict[str, tuple[dict[str, int], dict[str, int]]] = {
     "truncate-write-fault": ({"truncate": 3, "pread": 2}, {"store": 6, "load": 2}),
     "dio-write-fault": ({"dio_read": 4, "dio_write": 2, "punch": 2},
                         {"store": 6, "load": 2, "msync": 1}),
+    "collapse-read-fault": ({"collapse": 5, "pread": 3},
+                            {"load": 6, "dontneed": 1, "store": 2}),
+    "insert-write-fault": ({"insert": 5, "pread": 3}, {"store": 6, "load": 2, "msync": 1}),
+    # Not in the model: the operations that replace a range's contents or blocks.
+    "copy-write-fault": ({"copy": 5, "pread": 3}, {"store": 6, "load": 2, "msync": 1}),
+    "clone-write-fault": ({"clone": 5, "pread": 3}, {"store": 6, "load": 2, "msync": 1}),
+    # Copies make ranges equal, so that some dedupes share blocks rather than differ.
+    "dedupe-write-fault": ({"dedupe": 4, "copy": 2, "pread": 2},
+                           {"store": 6, "load": 2, "msync": 1}),
 }
-MIX = {k: 1 for k in KINDS} | {"store": 6, "load": 3, "pread": 2, "punch": 2}
+# The mix leaves out collapse and insert: each shifts every page after its range, which
+# costs the check a search per page and slot class (they have their own classes).
+MIX = {k: 1 for k in KINDS if k not in ("collapse", "insert")} | {
+    "store": 6, "load": 3, "pread": 2, "punch": 2}
+
+
+def moves_values(scenario: str | None) -> bool:
+    return scenario is not None and any(k in MOVES for k in SCENARIOS[scenario][0])
+
+
+def default_pages(scenario: str | None) -> int:
+    return MOVING_PAGES if moves_values(scenario) else PAGES
 
 
 def op_stream(seed: int, worker: int, scenario: str | None, pages: int) -> Iterator[Op]:
@@ -97,10 +131,16 @@ def op_stream(seed: int, worker: int, scenario: str | None, pages: int) -> Itera
     else:
         weights = SCENARIOS[scenario][0 if worker == 0 else 1]
     kinds, w = list(weights), list(weights.values())
+    touched = MOVING_TOUCHED_SLOTS if moves_values(scenario) else TOUCHED_SLOTS
     while True:
         kind = rng.choices(kinds, w)[0]
         page = rng.randrange(pages)
         npages = min(rng.choice((1, 1, 2)), pages - page)
-        slot = rng.randrange(TOUCHED_SLOTS) * (SLOTS // TOUCHED_SLOTS)
+        slot = rng.randrange(touched) * (SLOTS // touched)
         size = rng.randrange(1, pages) * PAGE if pages > 1 else 0
-        yield Op(kind, page, slot, npages, size)
+        src = 0
+        if kind == "collapse" and page + npages >= pages:  # may not reach EOF
+            page = max(pages - npages - 1, 0)
+        elif kind in MOVES_FROM and pages >= 2 * npages:
+            page, src = rng.sample(range(0, pages - npages + 1, npages), 2)
+        yield Op(kind, page, slot, npages, size, src)

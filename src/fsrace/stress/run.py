@@ -4,27 +4,37 @@ remount), then check every slot's history."""
 
 from __future__ import annotations
 
+import bisect
 import gzip
 import itertools
 import json
-import multiprocessing
 import os
 import signal
+import subprocess
 import sys
 import time
 from array import array
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 
-from .checker import INF, Access, explain, linearizable
-from .ops import INIT_WORKER, PAGE, SCENARIOS, SLOT, SLOTS, Op, describe_value, op_stream, stamp
+from .checker import INF, Access, choice_write, explain, linearizable
+from .ops import (
+    INIT_WORKER,
+    PAGE,
+    SCENARIOS,
+    SLOT,
+    SLOTS,
+    Op,
+    default_pages,
+    describe_value,
+    op_stream,
+    stamp,
+)
 from .scratch import scratch_fs
-from .worker import HEADER, RECORD, run_worker
+from .worker import READS_PAGE, WORDS, WorkerBuildError, worker_binary, write_ops
 
 WRITES_SLOT = {"store", "pwrite"}
 WRITES_PAGES = {"punch", "zero"}  # over op.npages pages
-ONE_PAGE = {"pread", "dio_read", "dio_write"}
-READS_PAGE = {"pread", "dio_read"}
 
 
 @dataclass
@@ -35,10 +45,12 @@ class StressConfig:
     ops: int | None = 2000  # per worker; None with a duration
     duration: float | None = None
     seed: int = 0
-    pages: int = 64
+    pages: int | None = None  # None: the scenario's default (ops.default_pages)
     size_mb: int = 256
 
     def __post_init__(self) -> None:
+        if self.pages is None:
+            self.pages = default_pages(self.scenario)
         if self.scenario is not None and self.scenario not in SCENARIOS:
             raise ValueError(f"no stress scenario {self.scenario!r}; there are "
                              f"{', '.join(SCENARIOS)} (or --mix)")
@@ -138,7 +150,7 @@ def _progress(logs: list[str], total: int | None, started: float, procs) -> None
     done = sum(_invoked(path) for path in logs)
     el = time.monotonic() - started
     of = f"/{total}" if total else ""
-    alive = sum(p.is_alive() for p in procs)
+    alive = sum(p.poll() is None for p in procs)
     sys.stderr.write(f"\r  {done}{of} operations, {done / max(el, 1e-9):,.0f} ops/s, "
                      f"{el:.1f}s, {alive} workers running ".ljust(78))
     sys.stderr.flush()
@@ -150,59 +162,73 @@ def run_stress(cfg: StressConfig, progress: bool = False) -> StressResult:
         path = os.path.join(scratch.mnt, "fsrace.dat")
         _write_initial(path, cfg.pages)
         max_ops = _max_ops(cfg)
-        logs = []
-        for w in range(cfg.workers):
-            log = os.path.join(scratch.root, f"worker{w}.log")
-            with open(log, "wb") as f:
-                f.truncate(max_ops * RECORD)  # sparse: only what is written takes space
-            logs.append(log)
         streams = [list(itertools.islice(op_stream(cfg.seed, w, cfg.scenario, cfg.pages),
                                          max_ops)) for w in range(cfg.workers)]
-        ctx = multiprocessing.get_context("fork")
-        barrier = ctx.Barrier(cfg.workers + 1)
+        logs = [os.path.join(scratch.root, f"worker{w}.log") for w in range(cfg.workers)]
+        datas = [os.path.join(scratch.root, f"worker{w}.data") for w in range(cfg.workers)]
+        for w in range(cfg.workers):  # sparse: only what is written takes space
+            with open(logs[w], "wb") as f:
+                f.truncate(len(streams[w]) * WORDS * 8)
+            with open(datas[w], "wb") as f:
+                f.truncate(max(sum(o.kind in READS_PAGE for o in streams[w]), 1) * PAGE)
+        binary = str(worker_binary())
+        opsfiles = [os.path.join(scratch.root, f"worker{w}.ops") for w in range(cfg.workers)]
+        for w in range(cfg.workers):
+            write_ops(opsfiles[w], streams[w])
         kmsg = _kmsg_open()
         started = time.monotonic()
         deadline = time.monotonic_ns() + int(cfg.duration * 1e9) if cfg.duration else 0
-        procs = [ctx.Process(target=run_worker, name=f"W{w}",
-                             args=(w, path, cfg.pages, streams[w], deadline, logs[w],
-                                   barrier))
-                 for w in range(cfg.workers)]
+
+        def start(w: int, first: int) -> subprocess.Popen:
+            return subprocess.Popen(
+                [binary, path, str(cfg.pages), opsfiles[w], logs[w], datas[w], str(w), str(first),
+                 str(deadline)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE)
+
+        procs = []
         try:
-            for p in procs:
-                p.start()
-            barrier.wait(timeout=60)
+            procs = [start(w, 0) for w in range(cfg.workers)]
+            for w, p in enumerate(procs):  # each says it is ready; then all start at once
+                if p.stdout.read(1) != b"r":
+                    raise WorkerBuildError(f"worker W{w} failed to start: "
+                                           + p.stderr.read().decode(errors="replace"))
             t0 = time.monotonic_ns()
-            while any(p.is_alive() for p in procs):
+            for p in procs:
+                p.stdin.write(b"g")
+                p.stdin.close()
+            while any(p.poll() is None for p in procs):
                 for w, p in enumerate(procs):
-                    p.join(timeout=0.5 / cfg.workers)
-                    if p.exitcode == -signal.SIGBUS:
+                    try:
+                        p.wait(timeout=0.5 / cfg.workers)
+                    except subprocess.TimeoutExpired:
+                        continue
+                    if p.returncode == -signal.SIGBUS:
                         # Killed by a fault past EOF: report it, and let a new process
                         # take the stream up after the operation it died in.
                         stuck = _invoked(logs[w]) - 1
                         res.killed.append(f"W{w} killed by SIGBUS in op {stuck}")
-                        procs[w] = ctx.Process(
-                            target=run_worker, name=f"W{w}",
-                            args=(w, path, cfg.pages, streams[w], deadline, logs[w],
-                                  None, stuck + 1))
-                        procs[w].start()
+                        procs[w] = start(w, stuck + 1)
                 if progress:
                     _progress(logs, None if cfg.ops is None else cfg.ops * cfg.workers,
                               started, procs)
         finally:
             for p in procs:
-                if p.is_alive():
+                if p.poll() is None:
                     p.kill()
-                    p.join()
+                    p.wait()
             if progress:
                 sys.stderr.write("\r" + " " * 78 + "\r")
-        res.elapsed_s = (time.monotonic_ns() - t0) / 1e9  # from the start barrier
+        res.elapsed_s = (time.monotonic_ns() - t0) / 1e9  # from the start
         for w, p in enumerate(procs):
-            if p.exitcode not in (0, None):
-                sig = -p.exitcode if p.exitcode < 0 else None
-                name = signal.Signals(sig).name if sig else f"exit {p.exitcode}"
-                res.killed.append(f"W{w} ended by {name}")
+            if p.returncode != 0:
+                sig = -p.returncode if p.returncode < 0 else None
+                name = signal.Signals(sig).name if sig else f"exit {p.returncode}"
+                err = p.stderr.read().decode(errors="replace").strip()
+                res.killed.append(f"W{w} ended by {name}" + (f": {err}" if err else ""))
+            for stream in (p.stdout, p.stderr):
+                stream.close()
         res.restarts = sum("SIGBUS" in k for k in res.killed)
-        res.history = _read_logs(streams, logs)
+        res.history = _read_logs(streams, logs, datas)
         final = _read_all(path, cfg.pages)
         t_final = time.monotonic_ns()
         finals = [("final read (fsync, cache dropped)", t_final, final)]
@@ -227,10 +253,10 @@ def run_stress(cfg: StressConfig, progress: bool = False) -> StressResult:
 def _invoked(log: str) -> int:
     """How many operations a worker's log shows invoked (records are written in order)."""
     with open(log, "rb") as f:
-        lo, hi = 0, os.path.getsize(log) // RECORD
+        lo, hi = 0, os.path.getsize(log) // (WORDS * 8)
         while lo < hi:  # the first record never invoked
             mid = (lo + hi) // 2
-            f.seek(mid * RECORD)
+            f.seek(mid * WORDS * 8)
             if int.from_bytes(f.read(8), "little"):
                 lo = mid + 1
             else:
@@ -238,18 +264,25 @@ def _invoked(log: str) -> int:
     return lo
 
 
-def _read_logs(streams: list[list[Op]], logs: list[str]) -> list[Executed]:
+def _read_logs(streams: list[list[Op]], logs: list[str], datas: list[str]) -> list[Executed]:
     out = []
-    for w, path in enumerate(logs):
-        with open(path, "rb") as f:
-            for i, op in enumerate(streams[w]):
-                rec = f.read(RECORD)
-                inv, resp, result = (int.from_bytes(rec[k * 8:k * 8 + 8], "little", signed=True)
-                                     for k in range(HEADER))
-                if not inv:
-                    break
-                data = rec[HEADER * 8:HEADER * 8 + max(result, 0)]
-                out.append(Executed(w, i, op, inv, resp if resp else INF, result, data))
+    for w, (log, data_path) in enumerate(zip(logs, datas, strict=True)):
+        words = array("q")
+        with open(log, "rb") as f:
+            words.frombytes(f.read())
+        with open(data_path, "rb") as f:
+            pages = f.read()
+        page = 0
+        for i, op in enumerate(streams[w]):
+            inv, resp, result, loaded = words[i * WORDS:(i + 1) * WORDS]
+            if not inv:
+                break
+            if op.kind in READS_PAGE:
+                data = pages[page * PAGE:page * PAGE + max(result, 0)]
+                page += 1
+            else:
+                data = loaded.to_bytes(SLOT, "little", signed=True) if op.kind == "load" else b""
+            out.append(Executed(w, i, op, inv, resp if resp else INF, result, data))
     return out
 
 
@@ -259,55 +292,185 @@ def _words(data: bytes) -> array:
     return a
 
 
+OTHER = -1  # the class of the slots no store, load or pwrite touches
+
+
+@dataclass
+class _Write:
+    """A write in a register's history, by worker `worker`: fixed values, or those of
+    move `move`."""
+    inv: float
+    resp: float
+    who: str
+    worker: int
+    values: tuple[int, ...] = ()
+    move: int = -1
+
+
+@dataclass
+class _Move:
+    """Op `who` stores into register (page, cls) what (src, cls) held meanwhile (and, if
+    `keep`, perhaps leaves what the register held: a copy that stopped inside the page)."""
+    inv: float
+    resp: float
+    who: str
+    page: int
+    cls: int
+    src: int
+    keep: bool = False
+
+
+class _Register:
+    """One register's writes indexed by time, to ask what it may hold in a window
+    (checker.window_values, by binary search). A worker runs one operation at a time, so
+    its writes' invocations and returns both increase: a window is a slice of each
+    worker's list."""
+
+    def __init__(self, initial: int, writes: list[_Write]):
+        self.initial = initial
+        self.pending = [w for w in writes if w.resp == INF]
+        per: dict[int, list[_Write]] = defaultdict(list)
+        for w in writes:
+            if w.resp != INF:
+                per[w.worker].append(w)
+        self.workers = [(ws, [w.inv for w in ws], [w.resp for w in ws])
+                        for ws in (sorted(ws, key=lambda w: w.inv) for ws in per.values())]
+
+    def window(self, inv: float, resp: float, exclude: str, moved: list[set]) -> set[int]:
+        last_start = -INF  # the latest start of a write that returned before inv
+        for _, invs, resps in self.workers:
+            k = bisect.bisect_left(resps, inv)
+            if k and invs[k - 1] > last_start:
+                last_start = invs[k - 1]
+        out = set() if last_start > -INF else {self.initial}
+        for ws, invs, resps in self.workers:
+            for w in ws[bisect.bisect_left(resps, last_start):bisect.bisect_right(invs, resp)]:
+                if w.who != exclude:
+                    out.update(w.values if w.move < 0 else moved[w.move])
+        for w in self.pending:
+            if w.inv <= resp and w.who != exclude:
+                out.update(w.values if w.move < 0 else moved[w.move])
+        return out
+
+
+def _effects(e: Executed, pages: int):
+    """What operation e did to each page: ("read", p), ("write", p, value) or
+    ("move", p, src, keep)."""
+    op, k = e.op, e.op.npages
+    if op.kind in READS_PAGE:
+        yield "read", op.page
+    elif op.kind == "dio_write":
+        yield "write", op.page, stamp(e.worker, e.index)
+    elif op.kind in WRITES_PAGES:
+        for p in range(op.page, op.page + k):
+            yield "write", p, 0
+    elif op.kind == "truncate":
+        for p in range(op.size // PAGE, pages):
+            yield "write", p, 0
+    elif op.kind == "collapse":  # pages after the range move down; the restored tail is 0
+        for p in range(op.page, pages):
+            yield ("move", p, p + k, False) if p + k < pages else ("write", p, 0)
+    elif op.kind == "insert":  # pages from the range on move up; the range is a hole
+        for p in range(op.page, pages):
+            yield ("move", p, p - k, False) if p >= op.page + k else ("write", p, 0)
+    elif op.kind in ("copy", "clone"):
+        copied = e.result if op.kind == "copy" else k * PAGE  # a copy may stop short
+        for i in range(min(-(-copied // PAGE), k)):
+            yield "move", op.page + i, op.src + i, copied < (i + 1) * PAGE
+    # a dedupe shares blocks only where both ranges hold the same bytes: values unchanged
+
+
 def _check(res: StressResult, finals, t0: int) -> None:
-    """Build each slot's history and search it. Within a page, slots that saw the same
-    values in every page-wide read and had no operation of their own share one search."""
+    """Build each slot's history and search it. A page's slots fall in classes: each slot
+    that stores, loads and pwrites use, and the rest, which share one history; within a
+    class, slots that saw the same values in every page-wide read share one search."""
     cfg = res.config
-    page_ops: dict[int, list[tuple[Executed, str]]] = defaultdict(list)  # all-slot ops
-    slot_ops: dict[tuple[int, int], list[Access]] = defaultdict(list)
+    page_reads: dict[int, list[tuple[float, float, str, array]]] = defaultdict(list)
+    fixed: dict[int, list[_Write]] = defaultdict(list)  # page-wide, the same in every class
+    own: dict[tuple[int, int], list[_Write]] = defaultdict(list)  # stores and pwrites
+    moved_in: dict[tuple[int, int], list[_Write]] = defaultdict(list)
+    loads: dict[tuple[int, int], list[Access]] = defaultdict(list)
+    moves: list[_Move] = []
+    touched = sorted({e.op.slot for e in res.history if e.op.kind in WRITES_SLOT | {"load"}})
+    classes = (OTHER, *touched)
     for e in res.history:
         op = e.op
         if e.result < 0:
             continue  # refused by the file system: not executed
         who = f"W{e.worker} op {e.index} {op}"
         if op.kind in WRITES_SLOT:
-            slot_ops[(op.page, op.slot)].append(
-                Access(e.inv, e.resp, True, stamp(e.worker, e.index), who))
-        elif op.kind == "load" and e.resp != INF:
-            slot_ops[(op.page, op.slot)].append(
-                Access(e.inv, e.resp, False, int.from_bytes(e.data[:SLOT], "little"), who))
-        elif op.kind in WRITES_PAGES or op.kind in ONE_PAGE:
-            for p in range(op.page, op.page + (op.npages if op.kind in WRITES_PAGES else 1)):
-                page_ops[p].append((e, who))
-        elif op.kind == "truncate":
-            for p in range(op.size // PAGE, cfg.pages):
-                page_ops[p].append((e, who))
+            own[(op.page, op.slot)].append(
+                _Write(e.inv, e.resp, who, e.worker, (stamp(e.worker, e.index),)))
+            continue
+        if op.kind == "load":
+            if e.resp != INF:
+                loads[(op.page, op.slot)].append(
+                    Access(e.inv, e.resp, False, int.from_bytes(e.data[:SLOT], "little"), who))
+            continue
+        for what, p, *rest in _effects(e, cfg.pages):
+            if what == "read":
+                if e.resp != INF:
+                    page_reads[p].append((e.inv, e.resp, who, _words(e.data)))
+            elif what == "write":
+                fixed[p].append(_Write(e.inv, e.resp, who, e.worker, (rest[0],)))
+            else:
+                for c in classes:
+                    moved_in[(p, c)].append(
+                        _Write(e.inv, e.resp, who, e.worker, move=len(moves)))
+                    moves.append(_Move(e.inv, e.resp, who, p, c, *rest))
+    regs: dict[tuple[int, int], _Register] = {}
+
+    def register(p: int, c: int) -> _Register:  # built for the registers moves read
+        if (p, c) not in regs:
+            regs[(p, c)] = _Register(stamp(INIT_WORKER, p),
+                                     fixed[p] + own[(p, c)] + moved_in[(p, c)])
+        return regs[(p, c)]
+
+    # What each move stored: the least fixed point, growing from nothing (a move's source
+    # may itself have been written by moves). Moves come in time order, so the first pass
+    # finds nearly everything; later ones revisit the moves whose source changed.
+    moved: list[set[int]] = [set() for _ in moves]
+    todo = range(len(moves))
+    while todo:
+        grew = set()
+        for i in todo:
+            m = moves[i]
+            vals = register(m.src, m.cls).window(m.inv, m.resp, m.who, moved)
+            if m.keep:
+                vals |= register(m.page, m.cls).window(m.inv, m.resp, m.who, moved)
+            if not vals <= moved[i]:
+                moved[i] |= vals
+                grew.add((m.page, m.cls))
+        todo = [i for i, m in enumerate(moves)
+                if (m.src, m.cls) in grew or m.keep and (m.page, m.cls) in grew]
+
+    def accesses(ws: list[_Write]) -> list[Access]:
+        return [choice_write(w.inv, w.resp, moved[w.move], w.who) if w.move >= 0 else
+                Access(w.inv, w.resp, True, w.values[0], w.who) for w in ws]
+
     for p in range(cfg.pages):
         init = stamp(INIT_WORKER, p)
-        writes: list[Access] = []
-        reads: list[tuple[float, float, str, array]] = []
-        for e, who in page_ops[p]:
-            if e.op.kind in READS_PAGE:
-                if e.resp != INF:
-                    reads.append((e.inv, e.resp, who, _words(e.data)))
-            else:
-                value = stamp(e.worker, e.index) if e.op.kind == "dio_write" else 0
-                writes.append(Access(e.inv, e.resp, True, value, who))
-        for name, t, data in finals:
-            reads.append((t, t, name, _words(data[p * PAGE:(p + 1) * PAGE])))
+        reads = page_reads[p] + [(t, t, name, _words(data[p * PAGE:(p + 1) * PAGE]))
+                                 for name, t, data in finals]
+        page_wide = accesses(fixed[p])
+        hists = {OTHER: page_wide + accesses(moved_in[(p, OTHER)])}
+        others_moved = [moved[w.move] for w in moved_in[(p, OTHER)]]
+        for c in touched:  # a class of its own where it has its own operations or values
+            if (own[(p, c)] or loads[(p, c)]
+                    or [moved[w.move] for w in moved_in[(p, c)]] != others_moved):
+                hists[c] = (page_wide + accesses(own[(p, c)] + moved_in[(p, c)])
+                            + loads[(p, c)])
         searched: dict[tuple, bool] = {}
         for s in range(SLOTS):
             column = tuple(words[s] if s < len(words) else None for *_, words in reads)
-            own = slot_ops.get((p, s))
-            key = (column, id(own) if own else None)
+            base = hists.get(s, hists[OTHER])
+            key = (column, id(base))
             ok = searched.get(key)
             res.slots_checked += 1
             if ok is not None:
                 continue
-            hist = writes + (own or []) + [Access(inv, resp, False, v, who) for
-                                           (inv, resp, who, _), v in zip(reads, column,
-                                                                         strict=True)
-                                           if v is not None]
+            hist = base + [Access(inv, resp, False, v, who) for (inv, resp, who, _), v
+                          in zip(reads, column, strict=True) if v is not None]
             ok = searched[key] = linearizable(hist, init)
             res.histories_searched += 1
             if not ok and len(res.violations) < 5:

@@ -1,0 +1,260 @@
+/* fsrace stress worker: one process with its own shared mapping of the file, running an
+ * operation stream drawn by fsrace (fsrace/stress/ops.py) and recording, for each operation,
+ * when it was invoked and when it returned (CLOCK_MONOTONIC, the same clock in every
+ * process), its result and what it read.
+ *
+ *   worker FILE PAGES OPS LOG DATA W START DEADLINE_NS
+ *   worker --bare FILE PAGES OPS SECONDS     (no record: the benchmark's baseline)
+ *
+ * OPS: records of six little-endian uint32 (kind, page, slot, npages, size, src), kinds
+ * numbered as ops.KINDS. LOG and DATA are mapped shared, so a worker killed by a signal
+ * (SIGBUS on a store beyond EOF) loses nothing: its last operation shows as invoked and
+ * never returned. LOG: four int64 words per operation (invoked ns, returned ns, result:
+ * bytes read, 0 or -errno; the value a load read). DATA: a page per page-reading operation
+ * (pread, direct read), in stream order, for what it read. START > 0: a replacement for a
+ * worker killed in operation START - 1, which starts at once; otherwise the worker says
+ * "ready" on stdout and starts when a byte arrives on stdin, with the others. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#define PAGE 4096
+#define WORDS 4  /* per operation in LOG */
+#define SLOTS (PAGE / 8)
+#define INIT_WORKER 0xff
+
+enum { STORE, LOAD, PREAD, PWRITE, PUNCH, ZERO, TRUNCATE, FSYNC, MSYNC, WILLNEED, DONTNEED,
+       DIO_READ, DIO_WRITE, COLLAPSE, INSERT, COPY, CLONE, DEDUPE };
+struct op { uint32_t kind, page, slot, npages, size, src; };
+
+struct file {
+	int fd, dfd;  /* dfd: O_DIRECT, -1 where the file system has none */
+	size_t size;
+	volatile uint64_t *map;
+	uint64_t *buf;  /* page-aligned, for O_DIRECT */
+};
+
+static int64_t now_ns(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+static uint64_t stamp(uint64_t worker, uint64_t index)  /* as ops.stamp */
+{
+	return (0x5aull << 56) | (worker << 40) | (index + 1);
+}
+
+#define CHECK(call) ((call) < 0 ? -errno : 0)
+
+/* Run one operation; `out` (may be NULL) receives what it read. The result: bytes read,
+ * 0, or -errno. */
+static int64_t run(struct file *f, const struct op *o, uint64_t value, char *out)
+{
+	off_t off = (off_t)o->page * PAGE, len = (off_t)o->npages * PAGE;
+	off_t src = (off_t)o->src * PAGE;
+	ssize_t n;
+
+	switch (o->kind) {
+	case STORE:
+		f->map[off / 8 + o->slot] = value;
+		return 0;
+	case LOAD: {
+		uint64_t v = f->map[off / 8 + o->slot];
+		if (out)
+			memcpy(out, &v, 8);
+		return 8;
+	}  /* out: the LOG record's last word for a load, a DATA page for the page reads */
+	case PREAD:
+		n = pread(f->fd, out ? out : (char *)f->buf, PAGE, off);
+		return n < 0 ? -errno : n;
+	case PWRITE:
+		return CHECK(pwrite(f->fd, &value, 8, off + o->slot * 8));
+	case PUNCH:
+		return CHECK(fallocate(f->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, len));
+	case ZERO:
+		return CHECK(fallocate(f->fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, off, len));
+	case TRUNCATE:  /* shrink, then restore the size for the other workers' mappings */
+		if (ftruncate(f->fd, o->size) < 0)
+			return -errno;
+		return CHECK(ftruncate(f->fd, f->size));
+	case FSYNC:
+		return CHECK(fsync(f->fd));
+	case MSYNC:
+		return CHECK(msync((char *)f->map + off, len, MS_SYNC));
+	case WILLNEED:
+		return -posix_fadvise(f->fd, off, len, POSIX_FADV_WILLNEED);
+	case DONTNEED:
+		return -posix_fadvise(f->fd, off, len, POSIX_FADV_DONTNEED);
+	case DIO_READ:
+		if (f->dfd < 0)
+			return -EINVAL;
+		n = pread(f->dfd, f->buf, PAGE, off);
+		if (n > 0 && out)
+			memcpy(out, f->buf, n);
+		return n < 0 ? -errno : n;
+	case DIO_WRITE:
+		if (f->dfd < 0)
+			return -EINVAL;
+		for (int i = 0; i < SLOTS; i++)
+			f->buf[i] = value;
+		return CHECK(pwrite(f->dfd, f->buf, PAGE, off));
+	case COLLAPSE:  /* then back to the old size, as a truncate */
+		if (fallocate(f->fd, FALLOC_FL_COLLAPSE_RANGE, off, len) < 0)
+			return -errno;
+		return CHECK(ftruncate(f->fd, f->size));
+	case INSERT:
+		if (fallocate(f->fd, FALLOC_FL_INSERT_RANGE, off, len) < 0)
+			return -errno;
+		return CHECK(ftruncate(f->fd, f->size));
+	case COPY: {
+		loff_t in = src, to = off;
+		n = copy_file_range(f->fd, &in, f->fd, &to, len, 0);
+		return n < 0 ? -errno : n;  /* bytes copied: a copy may stop short */
+	}
+	case CLONE: {
+		struct file_clone_range r = { .src_fd = f->fd, .src_offset = src,
+					      .src_length = len, .dest_offset = off };
+		return CHECK(ioctl(f->fd, FICLONERANGE, &r));
+	}
+	case DEDUPE: {  /* bytes now shared, 0 if the ranges differed */
+		struct {
+			struct file_dedupe_range r;
+			struct file_dedupe_range_info i;
+		} d;
+		memset(&d, 0, sizeof(d));
+		d.r.src_offset = src;
+		d.r.src_length = len;
+		d.r.dest_count = 1;
+		d.i.dest_fd = f->fd;
+		d.i.dest_offset = off;
+		if (ioctl(f->fd, FIDEDUPERANGE, &d) < 0)
+			return -errno;
+		if (d.i.status < 0)
+			return d.i.status;
+		return d.i.status == FILE_DEDUPE_RANGE_DIFFERS ? 0 : (int64_t)d.i.bytes_deduped;
+	}
+	}
+	return -EINVAL;
+}
+
+static void die(const char *what, const char *arg)
+{
+	fprintf(stderr, "fsrace worker: %s %s: %s\n", what, arg, strerror(errno));
+	exit(2);
+}
+
+static void *map_file(const char *path, size_t *len, int prot)
+{
+	int fd = open(path, prot & PROT_WRITE ? O_RDWR : O_RDONLY);
+	if (fd < 0)
+		die("cannot open", path);
+	off_t end = lseek(fd, 0, SEEK_END);
+	void *p = end > 0 ? mmap(NULL, end, prot, MAP_SHARED, fd, 0) : NULL;
+	if (p == MAP_FAILED || !p)
+		die("cannot map", path);
+	close(fd);
+	*len = end;
+	return p;
+}
+
+static void open_file(struct file *f, const char *path, int pages)
+{
+	f->size = (size_t)pages * PAGE;
+	f->fd = open(path, O_RDWR);
+	if (f->fd < 0)
+		die("cannot open", path);
+	f->dfd = open(path, O_RDWR | O_DIRECT);  /* tmpfs and friends: none */
+	/* A mapping may outlast the file's size (a truncate between its halves): an access
+	 * there is the SIGBUS the parent reports. */
+	f->map = mmap(NULL, f->size, PROT_READ | PROT_WRITE, MAP_SHARED, f->fd, 0);
+	if (f->map == MAP_FAILED)
+		die("cannot map", path);
+	if (posix_memalign((void **)&f->buf, PAGE, PAGE))
+		die("out of memory", "");
+	memset(f->buf, 0, PAGE);
+}
+
+static int bare(char **argv)
+{
+	struct file f;
+	size_t len;
+	open_file(&f, argv[0], atoi(argv[1]));
+	const struct op *ops = map_file(argv[2], &len, PROT_READ);
+	size_t n = len / sizeof(struct op);
+	int64_t start = now_ns(), end = start + (int64_t)(atof(argv[3]) * 1e9);
+	long executed = 0, refused = 0;
+	for (size_t i = 0; i < n && (i & 63 || now_ns() < end); i++) {
+		if (run(&f, &ops[i], stamp(0, i), NULL) < 0)
+			refused++;
+		else
+			executed++;
+	}
+	printf("%ld %ld %.3f\n", executed, refused, (now_ns() - start) / 1e9);
+	return 0;
+}
+
+static int reads_page(const struct op *o)
+{
+	return o->kind == PREAD || o->kind == DIO_READ;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc == 6 && !strcmp(argv[1], "--bare"))
+		return bare(argv + 2);
+	if (argc != 9) {
+		fprintf(stderr, "usage: worker FILE PAGES OPS LOG DATA W START DEADLINE_NS\n"
+				"       worker --bare FILE PAGES OPS SECONDS\n");
+		return 2;
+	}
+	struct file f;
+	size_t len, loglen, datalen;
+	open_file(&f, argv[1], atoi(argv[2]));
+	const struct op *ops = map_file(argv[3], &len, PROT_READ);
+	int64_t *log = map_file(argv[4], &loglen, PROT_READ | PROT_WRITE);
+	char *data = map_file(argv[5], &datalen, PROT_READ | PROT_WRITE);
+	uint64_t w = strtoull(argv[6], NULL, 10);
+	size_t start = strtoull(argv[7], NULL, 10), n = len / sizeof(struct op), page = 0;
+	int64_t deadline = strtoll(argv[8], NULL, 10);
+	for (size_t i = 0; i < n; i++)
+		page += reads_page(&ops[i]);
+	if (loglen < n * WORDS * 8 || datalen < page * PAGE) {
+		fprintf(stderr, "fsrace worker: %s or %s too short\n", argv[4], argv[5]);
+		return 2;
+	}
+	page = 0;
+	for (size_t i = 0; i < start; i++)
+		page += reads_page(&ops[i]);
+	if (start == 0) {  /* wait for the others: say ready, start on a byte from stdin */
+		char c;
+		if (write(1, "r", 1) != 1 || read(0, &c, 1) != 1)
+			return 2;
+	}
+	for (size_t i = start; i < n; i++) {
+		volatile int64_t *rec = log + i * WORDS;
+		char *out = reads_page(&ops[i]) ? data + page++ * PAGE : (char *)(log + i * WORDS + 3);
+		int64_t t = now_ns();
+		if (deadline && t > deadline)
+			break;
+		rec[0] = t;
+		/* The operation's effect lies between the two times: full fences keep its
+		 * loads and stores (and the record) from moving across them. */
+		__atomic_thread_fence(__ATOMIC_SEQ_CST);
+		int64_t res = run(&f, &ops[i], stamp(w, i), out);
+		__atomic_thread_fence(__ATOMIC_SEQ_CST);
+		rec[2] = res;
+		rec[1] = now_ns();
+	}
+	return 0;
+}
