@@ -207,8 +207,9 @@ def matrix_cmd(max_executions, as_markdown, as_json, html_dir) -> None:
 @click.option("--duration", type=click.FloatRange(0, min_open=True), default=None,
               help="seconds to run (at most 50000 operations per worker)")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--pages", type=click.IntRange(1, 4096), default=64, show_default=True,
-              help="file size in pages")
+@click.option("--pages", type=click.IntRange(1, 4096), default=None,
+              help="file size in pages [default: 16 for the classes that collapse, insert, "
+              "copy or clone; 64 otherwise]")
 @click.option("--log", "log_path", type=click.Path(dir_okay=False), default=None,
               help="where to save the run (gzipped JSON) [default: "
               "fsrace-stress-FS-SEED.json.gz]")
@@ -216,10 +217,11 @@ def matrix_cmd(max_executions, as_markdown, as_json, html_dir) -> None:
               help="rerun the operations of a saved run (same seed, scenario, sizes)")
 @click.option("--list", "list_only", is_flag=True, help="list the stress scenarios")
 @click.option("--vm", is_flag=True, help="run inside a qemu guest (Debian bookworm, 6.1): "
-              "--fs nfs (v4.2 over loopback) or ext4")
-@click.option("--kernel", default=None, metavar="PKG",
-              help="with --vm: boot this kernel package from bookworm-backports instead "
-              "(e.g. linux-image-amd64)")
+              "--fs nfs, nfs-xfs (NFS v4.2 over loopback exporting ext4 or xfs), smb, "
+              "smb-xfs (SMB 3.1.1, ksmbd), ext4, xfs, btrfs, f2fs, nilfs2, gfs2, ocfs2, tmpfs")
+@click.option("--kernel", default=None, metavar="PKG[/SUITE]",
+              help="with --vm: boot this kernel package instead, from bookworm-backports or "
+              "SUITE (e.g. linux-image-amd64, linux-image-amd64/sid)")
 def stress_cmd(fs, scenario, mix, workers, ops, duration, seed, pages, log_path, replay_path,
                list_only, vm, kernel) -> None:
     """Run a race class against the running kernel on a real file system and check every
@@ -269,20 +271,62 @@ def stress_cmd(fs, scenario, mix, workers, ops, duration, seed, pages, log_path,
     sys.exit(1 if res.violations else 0)
 
 
+@main.command("stress-sweep")
+@click.option("--fs", "filesystems", default=",".join(
+    ("nfs", "nfs-xfs", "smb", "smb-xfs", "ext4", "xfs", "btrfs", "f2fs", "nilfs2", "gfs2",
+     "ocfs2", "tmpfs")), show_default=True, help="comma-separated guest file systems")
+@click.option("--kernel", "kernels", multiple=True, metavar="PKG[/SUITE]",
+              help="kernel packages to boot, repeatable [default: bookworm's 6.1]")
+@click.option("--scenario", "-s", "scenarios", multiple=True,
+              help="race classes, repeatable [default: all]")
+@click.option("--duration", type=click.FloatRange(0, min_open=True), default=2.0,
+              show_default=True, help="seconds per class")
+@click.option("--pages", type=click.IntRange(1, 4096), default=4, show_default=True)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="fsrace-sweep",
+              show_default=True, help="folder for every report and saved run")
+def stress_sweep_cmd(filesystems, kernels, scenarios, duration, pages, out_dir) -> None:
+    """Every race class on every file system in a qemu guest, on each kernel: prints the
+    table of docs/real-kernels.md (markdown) as it fills."""
+    from pathlib import Path
+
+    from .stress.ops import SCENARIOS as STRESS
+    from .stress.sweep import markdown, sweep
+    from .stress.vm import VM_FILESYSTEMS, main_progress
+
+    fss = [f for f in filesystems.split(",") if f]
+    bad = [f for f in fss if f not in VM_FILESYSTEMS]
+    unknown = [s for s in scenarios if s not in STRESS]
+    if bad or unknown:
+        raise click.UsageError(f"unknown: {', '.join(bad + unknown)}; file systems: "
+                               f"{', '.join(VM_FILESYSTEMS)}; classes: {', '.join(STRESS)}")
+    cells = []
+    for cell in sweep(fss, list(kernels) or [None], list(scenarios) or list(STRESS), duration,
+                      pages, Path(out_dir), progress=main_progress):
+        cells.append(cell)
+        main_progress(f"{cell.kernel} {cell.fs} {cell.scenario}: {cell.text}")
+    table = markdown(cells)
+    (Path(out_dir) / "table.md").write_text(table)
+    click.echo(table)
+    sys.exit(1 if any(c.violated for c in cells) else 0)
+
+
 def _stress_in_vm(cfg, log_path, kernel) -> None:
     from .stress.vm import VMError, main_progress, run_in_vm
 
     try:
-        out = run_in_vm(cfg, progress=main_progress, kernel=kernel)
+        out = run_in_vm([cfg], progress=main_progress, kernel=kernel)
     except VMError as e:
         raise click.ClickException(str(e)) from e
-    click.echo(f"guest kernel {out['kernel.txt'].strip()}")
-    click.echo(out["report.txt"].rstrip())
+    (run,) = out.runs
+    click.echo(f"guest kernel {out.kernel}, {cfg.fs} ({out.fstype}), booted in "
+               f"{out.boot_s:.1f}s")
+    click.echo(run.report.rstrip())
     path = log_path or f"fsrace-stress-vm-{cfg.fs}-{cfg.seed}.json.gz"
-    with open(path, "wb") as f:
-        f.write(out["run_log"])
-    click.echo(f"run saved to {path}")
-    sys.exit(int(out["status.txt"].strip() or 1))
+    if run.log:
+        with open(path, "wb") as f:
+            f.write(run.log)
+        click.echo(f"run saved to {path}")
+    sys.exit(run.status)
 
 
 @main.command("demo")

@@ -2,8 +2,9 @@
 can use file systems and kernels the host does not run. Everything comes from Debian's
 packages: a root file system built by debootstrap (cached by its recipe's hash, built
 into a temporary folder and renamed into place, so a failed build leaves nothing), the
-guest kernel it installs (bookworm's linux-image-amd64, 6.1), nfs-kernel-server for NFS
-v4.2 over loopback.
+guest kernel it installs (bookworm's linux-image-amd64, 6.1, or another kernel package from
+backports or sid), the servers for NFS v4.2 (nfsd) and SMB 3 (ksmbd) over loopback, and
+the mkfs tools for the block file systems, made on a third, scratch disk.
 
 Each run boots the cached disk image with snapshot=on (the guest cannot change it) and a
 small second disk that carries the fsrace stress code and the run's settings in, and the
@@ -21,14 +22,23 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from .worker import PREBUILT, worker_binary
 
 SUITE = "bookworm"
 MIRROR = "http://deb.debian.org/debian"
 PACKAGES = ["linux-image-amd64", "initramfs-tools", "kmod", "iproute2", "util-linux",
-            "procps", "busybox", "e2fsprogs", "nfs-kernel-server", "nfs-common", "python3"]
-VM_FILESYSTEMS = ("nfs", "ext4")  # nfs: v4.2 over loopback, exporting ext4; ext4: the root
+            "procps", "busybox", "e2fsprogs", "nfs-kernel-server", "nfs-common", "python3",
+            "xfsprogs", "btrfs-progs", "f2fs-tools", "nilfs-tools", "gfs2-utils",
+            "ocfs2-tools", "ksmbd-tools", "cifs-utils"]
+# Block file systems are made on the scratch disk (gfs2 with lock_nolock and ocfs2 in
+# local mode: one node, no cluster stack); nfs and smb are the v4.2 and SMB 3.1.1 clients
+# over loopback, exporting ext4 or, with -xfs, xfs (reflink on, the mkfs default).
+BLOCK_FILESYSTEMS = ("ext4", "xfs", "btrfs", "f2fs", "nilfs2", "gfs2", "ocfs2")
+VM_FILESYSTEMS = ("nfs", "nfs-xfs", "smb", "smb-xfs", *BLOCK_FILESYSTEMS, "tmpfs")
+SCRATCH_DISK_MB = 2048
 GUEST_INIT = """#!/bin/sh
 # fsrace guest init: mount the basics and the run's disk, hand over to its script.
 mount -t proc proc /proc
@@ -46,8 +56,24 @@ mount -t tmpfs tmpfs /tmp
 mount -t tmpfs tmpfs /run
 mkdir -p /dev/shm
 mount -t tmpfs tmpfs /dev/shm
-if [ "{fs}" = nfs ]; then
-    mkdir -p /srv/export /mnt/nfs /proc/fs/nfsd
+mkfs_mount() {{  # type, where: a fresh file system on the scratch disk
+    mkdir -p "$2"
+    case "$1" in
+    ext4) mkfs.ext4 -q -F /dev/vdc ;;
+    xfs) mkfs.xfs -q -f /dev/vdc ;;
+    btrfs) mkfs.btrfs -q -f /dev/vdc ;;
+    f2fs) mkfs.f2fs -q -f /dev/vdc ;;
+    nilfs2) mkfs.nilfs2 -q -f /dev/vdc ;;
+    gfs2) mkfs.gfs2 -O -q -p lock_nolock -j 1 /dev/vdc ;;
+    ocfs2) mkfs.ocfs2 -q -F -M local /dev/vdc ;;
+    esac
+    mount -t "$1" /dev/vdc "$2"
+}}
+FS={fs}
+case "$FS" in
+nfs|nfs-xfs)
+    case "$FS" in *-xfs) mkfs_mount xfs /srv/export ;; *) mkfs_mount ext4 /srv/export ;; esac
+    mkdir -p /mnt/nfs /proc/fs/nfsd
     mount -t nfsd nfsd /proc/fs/nfsd
     echo 10 > /proc/fs/nfsd/nfsv4gracetime
     echo 10 > /proc/fs/nfsd/nfsv4leasetime
@@ -56,31 +82,66 @@ if [ "{fs}" = nfs ]; then
     exportfs -ra
     rpc.mountd
     rpc.nfsd -N 3 8
-    mount -t nfs4 -o vers=4.2 localhost:/ /mnt/nfs
-    DIR=/mnt/nfs
-else
+    timeout 120 mount -t nfs4 -o vers=4.2 localhost:/ /mnt/nfs
+    DIR=/mnt/nfs ;;
+smb|smb-xfs)
+    case "$FS" in *-xfs) mkfs_mount xfs /srv/export ;; *) mkfs_mount ext4 /srv/export ;; esac
+    mkdir -p /etc/ksmbd /mnt/smb
+    cat > /etc/ksmbd/ksmbd.conf <<EOF
+[global]
+    bind interfaces only = yes
+    interfaces = lo
+[export]
+    path = /srv/export
+    read only = no
+    force user = root
+EOF
+    modprobe ksmbd
+    ksmbd.adduser -a fsrace -p fsrace
+    ksmbd.mountd
+    timeout 60 mount -t cifs //127.0.0.1/export /mnt/smb \\
+        -o username=fsrace,password=fsrace,vers=3.1.1,uid=0,gid=0
+    DIR=/mnt/smb ;;
+tmpfs)
     mkdir -p /srv/work
-    DIR=/srv/work
-fi
+    mount -t tmpfs tmpfs /srv/work
+    DIR=/srv/work ;;
+*)
+    mkfs_mount "$FS" /srv/work
+    DIR=/srv/work ;;
+esac
 uname -r > /io/kernel.txt
-python3 /io/guest.py "$DIR" > /io/report.txt 2>&1
-echo $? > /io/status.txt
+cut -d' ' -f1 /proc/uptime > /io/uptime.txt  # booted and set up: the runs start
+if mountpoint -q "$DIR"; then
+    stat -f -c %T "$DIR" > /io/fstype.txt
+    python3 /io/guest.py "$DIR"
+else
+    echo "$FS: nothing is mounted on $DIR" > /io/failed.txt
+    dmesg | tail -25 >> /io/console.txt
+fi
 dmesg > /io/dmesg.txt
 sync
-umount /mnt/nfs 2>/dev/null
+umount /mnt/nfs /mnt/smb 2>/dev/null
 umount /io
 poweroff -f
 """
-GUEST_PY = """import json, sys
+GUEST_PY = """import json, sys, traceback
 sys.path.insert(0, "/io")
 from fsrace.stress.run import StressConfig, run_stress, save_log
 from fsrace.stress.report import stress_report
-cfg = StressConfig(**json.load(open("/io/config.json")))
-cfg.fs = sys.argv[1]
-res = run_stress(cfg)
-print(stress_report(res))
-save_log(res, "/io/run.json.gz")
-sys.exit(1 if res.violations else 0)
+for i, doc in enumerate(json.load(open("/io/configs.json"))):
+    cfg = StressConfig(**doc)
+    cfg.fs = sys.argv[1]
+    with open(f"/io/report-{i}.txt", "w") as out:
+        try:
+            res = run_stress(cfg)
+            out.write(stress_report(res) + "\\n")
+            save_log(res, f"/io/run-{i}.json.gz")
+            status = 1 if res.violations else 0
+        except Exception:
+            out.write(traceback.format_exc())
+            status = 2
+    open(f"/io/status-{i}.txt", "w").write(f"{status}\\n")
 """
 
 
@@ -103,23 +164,55 @@ def _version(path: Path) -> tuple:
     return tuple(int(n) for n in re.findall(r"\d+", path.name.split("-", 1)[1]))
 
 
+def kernel_suite(kernel: str) -> tuple[str, str]:
+    """'PKG' -> (PKG, bookworm-backports); 'PKG/SUITE' (apt's own syntax) -> (PKG, SUITE)."""
+    pkg, _, suite = kernel.partition("/")
+    if not re.fullmatch(r"[a-z0-9][a-z0-9.+-]+", pkg) or (
+            suite and not re.fullmatch(r"[a-z0-9-]+", suite)):
+        raise VMError(f"--kernel {kernel!r}: give a Debian package name, optionally /SUITE "
+                      "(e.g. linux-image-amd64/sid)")
+    return pkg, suite or f"{SUITE}-backports"
+
+
 def _install_kernel(root: Path, kernel: str) -> None:
-    """apt-get install a kernel package from bookworm-backports inside the root file
-    system (proc and sys mounted in the chroot for its scripts, and unmounted again)."""
-    (root / "etc/apt/sources.list.d/backports.list").write_text(
-        f"deb {MIRROR} {SUITE}-backports main\n")
+    """apt-get install a kernel package from bookworm-backports, or from the suite named
+    after a slash, inside the root file system (proc and sys mounted in the chroot for its
+    scripts, and unmounted again). The rest of the guest stays bookworm's."""
+    pkg, suite = kernel_suite(kernel)
+    (root / "etc/apt/sources.list.d/kernel.list").write_text(f"deb {MIRROR} {suite} main\n")
     mounted = []
     try:
         for fs, where in (("proc", "proc"), ("sysfs", "sys")):
             _run(["mount", "-t", fs, fs, str(root / where)])
             mounted.append(root / where)
         env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-        _run(["chroot", str(root), "apt-get", "update", "-qq"], env=env)
-        _run(["chroot", str(root), "apt-get", "install", "-y", "-qq", "--no-install-recommends",
-              "-t", f"{SUITE}-backports", kernel], env=env)
+        # A mirror may serve a snapshot older than its Release file's Valid-Until.
+        _run(["chroot", str(root), "apt-get", "-o", "Acquire::Check-Valid-Until=false",
+              "update", "-qq"], env=env)
+        try:
+            _run(["chroot", str(root), "apt-get", "install", "-y", "-qq",
+                  "--no-install-recommends", f"{pkg}/{suite}"], env=env)
+        except VMError:
+            # Newer kernel packages (sid's) run hooks through linux-run-hooks, which
+            # bookworm's run-parts cannot; their files are unpacked all the same, in
+            # /usr/lib/modules/VERSION, and are put in /boot below.
+            if not _unplaced_kernels(root):
+                raise
+        for version in _unplaced_kernels(root):
+            for name in ("vmlinuz", "config", "System.map"):
+                shutil.copy(root / "usr/lib/modules" / version / name,
+                            root / "boot" / f"{name}-{version}")
+            _run(["chroot", str(root), "mkinitramfs", "-o", f"/boot/initrd.img-{version}",
+                  version])
     finally:
         for where in reversed(mounted):
             subprocess.run(["umount", "-l", str(where)], capture_output=True)
+
+
+def _unplaced_kernels(root: Path) -> list[str]:
+    """Kernel versions unpacked in /usr/lib/modules with no image in /boot."""
+    return [d.name for d in (root / "usr/lib/modules").glob("*/")
+            if (d / "vmlinuz").exists() and not (root / "boot" / f"vmlinuz-{d.name}").exists()]
 
 
 def _run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
@@ -151,7 +244,7 @@ def disk_image(progress=print, kernel: str | None = None) -> Path:
         _run(["debootstrap", "--variant=minbase", "--include=" + ",".join(PACKAGES), SUITE,
               str(root), MIRROR])
         if kernel:
-            progress(f"installing {kernel} from {SUITE}-backports into the guest")
+            progress("installing {} from {} into the guest".format(*kernel_suite(kernel)))
             _install_kernel(root, kernel)
         (root / "fsrace-init").write_text(GUEST_INIT)
         (root / "fsrace-init").chmod(0o755)
@@ -169,15 +262,37 @@ def disk_image(progress=print, kernel: str | None = None) -> Path:
     return image
 
 
-def run_in_vm(cfg, timeout_s: float = 900, progress=print, kernel: str | None = None) -> dict:
+@dataclass
+class GuestRun:
+    """One stress job's outcome in the guest: its report, exit status (0 clean, 1
+    violations, 2 the run failed) and saved run (gzipped JSON)."""
+    report: str
+    status: int
+    log: bytes
+
+
+@dataclass
+class GuestResult:
+    kernel: str  # the guest's uname -r
+    fstype: str  # what statfs says the run's folder is on
+    runs: list[GuestRun]
+    dmesg: str
+    boot_s: float  # the guest's uptime when its first run started (boot and setup)
+
+
+def run_in_vm(cfgs, timeout_s: float = 900, progress=print,
+              kernel: str | None = None) -> GuestResult:
     """Boot the guest (with the newest kernel installed: bookworm's, or the package
-    `kernel` from backports), run the stress job `cfg` (a StressConfig whose fs is one of
-    VM_FILESYSTEMS) inside it, and return what it reported."""
-    if cfg.fs not in VM_FILESYSTEMS:
-        raise VMError(f"--vm runs {', '.join(VM_FILESYSTEMS)} so far, not {cfg.fs!r}")
+    `kernel` from backports or the suite after its slash), run the stress jobs `cfgs`
+    (StressConfigs, all on the same file system, one of VM_FILESYSTEMS) one after the
+    other inside it, and return what they reported."""
+    fs = {c.fs for c in cfgs}
+    if len(fs) != 1 or not fs <= set(VM_FILESYSTEMS):
+        raise VMError(f"--vm runs one of {', '.join(VM_FILESYSTEMS)}, not {', '.join(fs)}")
+    (fs,) = fs
     image = disk_image(progress, kernel)
     h = recipe_hash(kernel)
-    kernel, initrd = cache_dir() / f"vmlinuz-{h}", cache_dir() / f"initrd.img-{h}"
+    vmlinuz, initrd = cache_dir() / f"vmlinuz-{h}", cache_dir() / f"initrd.img-{h}"
     src = Path(__file__).resolve().parent.parent  # the fsrace package
     work = Path(tempfile.mkdtemp(prefix="fsrace-vm-"))
     proc = None
@@ -186,18 +301,24 @@ def run_in_vm(cfg, timeout_s: float = 900, progress=print, kernel: str | None = 
         shutil.copytree(src, io / "fsrace", ignore=shutil.ignore_patterns(
             "__pycache__", "templates", "explore", "kernel", "protocols", "scenarios",
             "check", "report"))
-        (io / "init.sh").write_text(RUN_SCRIPT.format(fs=cfg.fs))
+        shutil.copy(worker_binary(), io / "fsrace" / "stress" / PREBUILT.name)  # static
+        (io / "init.sh").write_text(RUN_SCRIPT.format(fs=fs))
         (io / "guest.py").write_text(GUEST_PY)
-        (io / "config.json").write_text(json.dumps(asdict(cfg)))
+        (io / "configs.json").write_text(json.dumps([asdict(c) for c in cfgs]))
         io_img = work / "io.img"
         _run(["mkfs.ext4", "-q", "-F", "-d", str(io), str(io_img), "512M"])
+        scratch = work / "scratch.img"
+        with open(scratch, "wb") as f:
+            f.truncate(SCRATCH_DISK_MB << 20)  # sparse; the guest makes its file system
         cmd = ["qemu-system-x86_64", "-accel", "tcg,thread=multi", "-smp", "2", "-m", "1536",
-               "-kernel", str(kernel), "-initrd", str(initrd),
+               "-kernel", str(vmlinuz), "-initrd", str(initrd),
                "-append", "console=ttyS0 root=/dev/vda rw init=/fsrace-init panic=-1 quiet",
                "-drive", f"file={image},if=virtio,format=raw,snapshot=on",
                "-drive", f"file={io_img},if=virtio,format=raw",
+               "-drive", f"file={scratch},if=virtio,format=raw",
                "-nographic", "-no-reboot"]
-        progress(f"booting the guest (qemu, TCG) for {cfg.scenario or 'mix'} on {cfg.fs}")
+        what = ", ".join(c.scenario or "mix" for c in cfgs)
+        progress(f"booting the guest (qemu, TCG) for {what} on {fs}")
         with open(work / "serial.txt", "w") as serial:
             proc = subprocess.Popen(cmd, stdout=serial, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL)
@@ -205,20 +326,31 @@ def run_in_vm(cfg, timeout_s: float = 900, progress=print, kernel: str | None = 
                 proc.wait(timeout=timeout_s)
             except subprocess.TimeoutExpired as e:
                 raise VMError(f"the guest did not finish within {timeout_s:.0f}s") from e
-        out = {}
-        for name in ("report.txt", "status.txt", "kernel.txt", "dmesg.txt", "console.txt"):
+        serial_text = (work / "serial.txt").read_text(errors="replace")
+
+        def fetch(name: str) -> bytes | None:
             dest = work / f"out-{name}"
             subprocess.run(["debugfs", "-R", f"dump /{name} {dest}", str(io_img)],
                            capture_output=True)
-            out[name] = dest.read_text(errors="replace") if dest.exists() else ""
-        run_log = work / "out-run.json.gz"
-        subprocess.run(["debugfs", "-R", f"dump /run.json.gz {run_log}", str(io_img)],
-                       capture_output=True)
-        out["run_log"] = run_log.read_bytes() if run_log.exists() else b""
-        if not out["status.txt"].strip():
-            raise VMError("the guest stopped before the run finished; its console:\n"
-                          + (out["console.txt"] or (work / "serial.txt").read_text())[-3000:])
-        return out
+            return dest.read_bytes() if dest.exists() else None
+
+        def text(name: str) -> str:
+            data = fetch(name)
+            return "" if data is None else data.decode(errors="replace")
+
+        if text("failed.txt"):
+            raise VMError(text("failed.txt").strip() + "; the guest's console:\n"
+                          + text("console.txt")[-3000:])
+        runs = []
+        for i in range(len(cfgs)):
+            status = text(f"status-{i}.txt").strip()
+            if not status:
+                raise VMError(f"the guest stopped before run {i + 1} of {len(cfgs)} finished;"
+                              " its console:\n" + (text("console.txt") or serial_text)[-3000:])
+            runs.append(GuestRun(text(f"report-{i}.txt"), int(status),
+                                 fetch(f"run-{i}.json.gz") or b""))
+        return GuestResult(text("kernel.txt").strip(), text("fstype.txt").strip(), runs,
+                           text("dmesg.txt"), float(text("uptime.txt") or "nan"))
     finally:
         if proc is not None and proc.poll() is None:
             proc.kill()

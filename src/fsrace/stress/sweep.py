@@ -1,0 +1,90 @@
+"""`fsrace stress-sweep`: every race class on every file system the guest offers, on each
+kernel, for a fixed budget each; one boot per (kernel, file system) runs all the classes.
+Prints the table of docs/real-kernels.md as it fills, and keeps every report and saved run
+in the output folder."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from .ops import SCENARIOS
+from .run import StressConfig
+from .vm import GuestRun, VMError, run_in_vm
+
+
+@dataclass
+class Cell:
+    kernel: str  # the guest's uname -r, or the --kernel asked for if the boot failed
+    fs: str
+    scenario: str
+    text: str  # for the table
+    violated: bool = False
+
+
+def summarize(scenario: str, run: GuestRun) -> tuple[str, bool]:
+    """A cell's text: operations executed, and violations or why the class does not apply
+    (its removing operation refused every time)."""
+    if run.status == 2 or not run.log:
+        return "run failed (see report)", False
+    doc = json.loads(gzip.decompress(run.log))
+    done, errors = Counter(), {}
+    for op in doc["operations"]:
+        if op["result"] < 0:
+            errors.setdefault(op["kind"], set()).add(os.strerror(-op["result"]))
+        else:
+            done[op["kind"]] += 1
+    remover = next(iter(SCENARIOS[scenario][0]))  # the class's block-removing operation
+    if remover in errors and not done[remover]:
+        return f"n/a ({remover}: {', '.join(sorted(errors[remover]))})", False
+    n = doc["executed"]
+    if doc["violations"]:
+        more = "+" if len(doc["violations"]) >= 5 else ""
+        return f"**{len(doc['violations'])}{more} slots violated** ({n:,} ops)", True
+    return f"clean ({n:,} ops)", False
+
+
+def sweep(filesystems: list[str], kernels: list[str | None], scenarios: list[str],
+          duration: float, pages: int, out_dir: Path, progress=print):
+    """Yield a Cell per (kernel, file system, class), booting once per (kernel, fs)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for kernel in kernels:
+        for fs in filesystems:
+            cfgs = [StressConfig(fs, sc, workers=2, ops=None, duration=duration, pages=pages)
+                    for sc in scenarios]
+            name = f"{(kernel or 'default').replace('/', '-')}-{fs}"
+            try:
+                res = run_in_vm(cfgs, timeout_s=600 + len(cfgs) * (duration * 20 + 60),
+                                progress=progress, kernel=kernel)
+            except VMError as e:
+                (out_dir / f"{name}.error.txt").write_text(str(e))
+                first = str(e).splitlines()[0][:80]
+                for sc in scenarios:
+                    yield Cell(kernel or "default", fs, sc, f"boot/setup failed: {first}")
+                continue
+            (out_dir / f"{name}.dmesg.txt").write_text(res.dmesg)
+            for sc, run in zip(scenarios, res.runs, strict=True):
+                (out_dir / f"{name}-{sc}.txt").write_text(run.report)
+                if run.log:
+                    (out_dir / f"{name}-{sc}.json.gz").write_bytes(run.log)
+                text, bad = summarize(sc, run)
+                yield Cell(res.kernel, f"{fs} ({res.fstype})", sc, text, bad)
+            progress(f"{res.kernel} {fs}: booted in {res.boot_s:.1f}s")
+
+
+def markdown(cells: list[Cell]) -> str:
+    """Rows: kernel and file system; columns: race classes."""
+    scenarios = list(dict.fromkeys(c.scenario for c in cells))
+    rows: dict[tuple[str, str], dict[str, str]] = {}
+    for c in cells:
+        rows.setdefault((c.kernel, c.fs), {})[c.scenario] = c.text
+    head = "| kernel | file system | " + " | ".join(f"`{s}`" for s in scenarios) + " |"
+    lines = [head, "|" + "---|" * (len(scenarios) + 2)]
+    for (kernel, fs), row in rows.items():
+        lines.append(f"| {kernel} | {fs} | "
+                     + " | ".join(row.get(s, "") for s in scenarios) + " |")
+    return "\n".join(lines) + os.linesep

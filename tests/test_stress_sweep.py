@@ -1,0 +1,56 @@
+"""The VM sweep's pieces that need no VM: kernel package names, the cells of the table
+and the command's input checks."""
+
+import gzip
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from fsrace.cli import main
+from fsrace.stress.sweep import Cell, markdown, summarize
+from fsrace.stress.vm import GuestRun, VMError, kernel_suite
+
+
+def test_kernel_packages_come_from_backports_unless_a_suite_is_named():
+    assert kernel_suite("linux-image-amd64") == ("linux-image-amd64", "bookworm-backports")
+    assert kernel_suite("linux-image-amd64/sid") == ("linux-image-amd64", "sid")
+    for bad in ("linux image", "x/y/z", "/sid", "-rf"):
+        with pytest.raises(VMError):
+            kernel_suite(bad)
+
+
+def run_of(ops, violations=(), status=None):
+    doc = {"executed": sum(r >= 0 for _, r in ops), "violations": list(violations),
+           "operations": [{"kind": k, "result": r} for k, r in ops]}
+    return GuestRun("report", status if status is not None else int(bool(violations)),
+                    gzip.compress(json.dumps(doc).encode()))
+
+
+def test_a_cell_says_clean_violated_not_applicable_or_failed():
+    clean = run_of([("punch", 0), ("store", 0), ("load", 8)])
+    assert summarize("punch-write-fault", clean) == ("clean (3 ops)", False)
+    bad = run_of([("punch", 0)] * 4, violations=["v"] * 5)
+    assert summarize("punch-write-fault", bad) == ("**5+ slots violated** (4 ops)", True)
+    refused = run_of([("collapse", -95), ("collapse", -95), ("load", 8)])
+    assert summarize("collapse-read-fault", refused) == (
+        "n/a (collapse: Operation not supported)", False)
+    partly = run_of([("collapse", -22), ("collapse", 0)])
+    assert summarize("collapse-read-fault", partly)[0] == "clean (1 ops)"
+    assert summarize("punch-write-fault", GuestRun("Traceback", 2, b""))[0].startswith(
+        "run failed")
+
+
+def test_the_table_has_a_row_per_kernel_and_file_system():
+    cells = [Cell("6.1", "nfs", "a", "clean"), Cell("6.1", "nfs", "b", "**1 slots**", True),
+             Cell("7.2", "ext4", "a", "n/a")]
+    lines = markdown(cells).splitlines()
+    assert lines[0] == "| kernel | file system | `a` | `b` |"
+    assert lines[2:] == ["| 6.1 | nfs | clean | **1 slots** |", "| 7.2 | ext4 | n/a |  |"]
+
+
+def test_the_sweep_refuses_unknown_file_systems_and_classes():
+    r = CliRunner().invoke(main, ["stress-sweep", "--fs", "ext4,zfs"])
+    assert r.exit_code == 2 and "zfs" in r.output
+    r = CliRunner().invoke(main, ["stress-sweep", "-s", "punch-everything"])
+    assert r.exit_code == 2 and "punch-everything" in r.output
