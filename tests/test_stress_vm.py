@@ -25,3 +25,31 @@ def test_nfs_punch_write_fault_race_is_found_in_a_vm(tmp_path):
     assert "guest kernel 6.1" in r.stdout and "on /mnt/nfs" in r.stdout
     assert "VIOLATION" in r.stdout and "punch" in r.stdout and "<- unexplained" in r.stdout
     assert log.stat().st_size > 0
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("qemu-system-x86_64")
+                    or not shutil.which("debootstrap"),
+                    reason="needs root, qemu-system-x86 and debootstrap")
+def test_sigterm_while_the_guest_runs_kills_it_and_removes_its_files():
+    import glob
+    import signal
+    import tempfile
+    import time
+
+    before = set(glob.glob(os.path.join(tempfile.gettempdir(), "fsrace-vm-*")))
+    p = subprocess.Popen(
+        [sys.executable, "-m", "fsrace.cli", "stress", "--vm", "--fs", "ext4", "--scenario",
+         "punch-write-fault", "--duration", "60"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in p.stderr:  # the disk is cached by the test above: this comes quickly
+        if "booting the guest" in line:
+            break
+    time.sleep(5)
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 143 and "guest was killed" in err
+    assert set(glob.glob(os.path.join(tempfile.gettempdir(), "fsrace-vm-*"))) == before
+    guests = subprocess.run(["pgrep", "-af", "qemu-system-x86_64"], capture_output=True,
+                            text=True).stdout.splitlines()
+    assert not [g for g in guests if "fsrace-vm-" in g
+                and not any(d in g for d in before)]  # its guest is gone

@@ -202,6 +202,9 @@ def matrix_cmd(max_executions, as_markdown, as_json, html_dir) -> None:
 @click.option("--mix", is_flag=True, help="random mixes of every operation, from the seed")
 @click.option("--workers", type=click.IntRange(1, 64), default=2, show_default=True,
               help="worker processes, each with its own mapping")
+@click.option("--threads", type=click.IntRange(1, 16), default=1, show_default=True,
+              help="threads per worker process, each with its own operations, sharing the "
+              "process's mapping (W0, the remover, is the first process's first thread)")
 @click.option("--ops", type=click.IntRange(1), default=None,
               help="operations per worker [default: 2000 without --duration]")
 @click.option("--duration", type=click.FloatRange(0, min_open=True), default=None,
@@ -222,8 +225,8 @@ def matrix_cmd(max_executions, as_markdown, as_json, html_dir) -> None:
 @click.option("--kernel", default=None, metavar="PKG[/SUITE]",
               help="with --vm: boot this kernel package instead, from bookworm-backports or "
               "SUITE (e.g. linux-image-amd64, linux-image-amd64/sid)")
-def stress_cmd(fs, scenario, mix, workers, ops, duration, seed, pages, log_path, replay_path,
-               list_only, vm, kernel) -> None:
+def stress_cmd(fs, scenario, mix, workers, threads, ops, duration, seed, pages, log_path,
+               replay_path, list_only, vm, kernel) -> None:
     """Run a race class against the running kernel on a real file system and check every
     value read. Exit 0: every slot's history is linearizable; 1: a violation."""
     from .stress.ops import SCENARIOS as STRESS
@@ -246,7 +249,8 @@ def stress_cmd(fs, scenario, mix, workers, ops, duration, seed, pages, log_path,
             if mix == (scenario is not None):
                 raise click.UsageError("give one of --scenario S or --mix")
             cfg = StressConfig(fs, scenario, workers,
-                               ops if ops or duration else 2000, duration, seed, pages)
+                               ops if ops or duration else 2000, duration, seed, pages,
+                               threads=threads)
     except ValueError as e:
         raise click.UsageError(str(e)) from e
     if kernel and not vm:
@@ -290,6 +294,7 @@ def stress_sweep_cmd(filesystems, kernels, scenarios, duration, pages, out_dir) 
     from pathlib import Path
 
     from .stress.ops import SCENARIOS as STRESS
+    from .stress.scratch import Terminated
     from .stress.sweep import markdown, sweep
     from .stress.vm import VM_FILESYSTEMS, main_progress
 
@@ -300,10 +305,14 @@ def stress_sweep_cmd(filesystems, kernels, scenarios, duration, pages, out_dir) 
         raise click.UsageError(f"unknown: {', '.join(bad + unknown)}; file systems: "
                                f"{', '.join(VM_FILESYSTEMS)}; classes: {', '.join(STRESS)}")
     cells = []
-    for cell in sweep(fss, list(kernels) or [None], list(scenarios) or list(STRESS), duration,
-                      pages, Path(out_dir), progress=main_progress):
-        cells.append(cell)
-        main_progress(f"{cell.kernel} {cell.fs} {cell.scenario}: {cell.text}")
+    try:
+        for cell in sweep(fss, list(kernels) or [None], list(scenarios) or list(STRESS),
+                          duration, pages, Path(out_dir), progress=main_progress):
+            cells.append(cell)
+            main_progress(f"{cell.kernel} {cell.fs} {cell.scenario}: {cell.text}")
+    except (KeyboardInterrupt, Terminated) as e:
+        click.echo(f"stopped; the cells so far:\n{markdown(cells)}", err=True)
+        sys.exit(130 if isinstance(e, KeyboardInterrupt) else 143)
     table = markdown(cells)
     (Path(out_dir) / "table.md").write_text(table)
     click.echo(table)
@@ -311,12 +320,16 @@ def stress_sweep_cmd(filesystems, kernels, scenarios, duration, pages, out_dir) 
 
 
 def _stress_in_vm(cfg, log_path, kernel) -> None:
+    from .stress.scratch import Terminated
     from .stress.vm import VMError, main_progress, run_in_vm
 
     try:
         out = run_in_vm([cfg], progress=main_progress, kernel=kernel)
     except VMError as e:
         raise click.ClickException(str(e)) from e
+    except (KeyboardInterrupt, Terminated) as e:
+        click.echo("stopped: the guest was killed and its files removed", err=True)
+        sys.exit(130 if isinstance(e, KeyboardInterrupt) else 143)
     (run,) = out.runs
     click.echo(f"guest kernel {out.kernel}, {cfg.fs} ({out.fstype}), booted in "
                f"{out.boot_s:.1f}s")

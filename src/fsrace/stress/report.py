@@ -9,7 +9,8 @@ def stress_report(res: StressResult) -> str:
     cfg = res.config
     what = cfg.scenario or "mix"
     lines = [
-        f"stress {what} on {cfg.fs}: {cfg.workers} workers, seed {cfg.seed}, "
+        f"stress {what} on {cfg.fs}: {cfg.workers} workers"
+        + (f" x {cfg.threads} threads" if cfg.threads > 1 else "") + f", seed {cfg.seed}, "
         f"file of {cfg.pages} pages",
         f"  {res.executed} operations executed in {res.elapsed_s:.2f}s "
         f"({res.ops_per_s:,.0f} ops/s); "

@@ -47,6 +47,14 @@ class StressConfig:
     seed: int = 0
     pages: int | None = None  # None: the scenario's default (ops.default_pages)
     size_mb: int = 256
+    max_ops: int = 50_000  # per stream, with a duration: the operations drawn beforehand
+    threads: int = 1  # per worker process, each with its own stream, sharing the mapping
+
+    @property
+    def streams(self) -> int:
+        """Operation streams: W0 (the remover in a scenario) is the first process's first
+        thread, and so on."""
+        return self.workers * self.threads
 
     def __post_init__(self) -> None:
         if self.pages is None:
@@ -54,10 +62,11 @@ class StressConfig:
         if self.scenario is not None and self.scenario not in SCENARIOS:
             raise ValueError(f"no stress scenario {self.scenario!r}; there are "
                              f"{', '.join(SCENARIOS)} (or --mix)")
-        if self.workers < 1 or self.pages < 1:
-            raise ValueError("--workers and --pages must be at least 1")
-        if self.scenario is not None and self.workers < 2:
-            raise ValueError("a scenario needs at least 2 workers (a remover and a faulter)")
+        if self.workers < 1 or self.threads < 1 or self.pages < 1:
+            raise ValueError("--workers, --threads and --pages must be at least 1")
+        if self.scenario is not None and self.streams < 2:
+            raise ValueError("a scenario needs at least 2 workers or threads (a remover and "
+                             "a faulter)")
         if self.ops is None and self.duration is None:
             raise ValueError("give --ops or --duration")
 
@@ -97,7 +106,7 @@ class StressResult:
 
 
 def _max_ops(cfg: StressConfig) -> int:
-    return cfg.ops if cfg.ops is not None else 50_000
+    return cfg.ops if cfg.ops is not None else cfg.max_ops
 
 
 def _write_initial(path: str, pages: int) -> None:
@@ -162,71 +171,79 @@ def run_stress(cfg: StressConfig, progress: bool = False) -> StressResult:
         path = os.path.join(scratch.mnt, "fsrace.dat")
         _write_initial(path, cfg.pages)
         max_ops = _max_ops(cfg)
+        n = cfg.streams
         streams = [list(itertools.islice(op_stream(cfg.seed, w, cfg.scenario, cfg.pages),
-                                         max_ops)) for w in range(cfg.workers)]
-        logs = [os.path.join(scratch.root, f"worker{w}.log") for w in range(cfg.workers)]
-        datas = [os.path.join(scratch.root, f"worker{w}.data") for w in range(cfg.workers)]
-        for w in range(cfg.workers):  # sparse: only what is written takes space
+                                         max_ops)) for w in range(n)]
+        logs = [os.path.join(scratch.root, f"stream{w}.log") for w in range(n)]
+        datas = [os.path.join(scratch.root, f"stream{w}.data") for w in range(n)]
+        opsfiles = [os.path.join(scratch.root, f"stream{w}.ops") for w in range(n)]
+        for w in range(n):  # sparse: only what is written takes space
             with open(logs[w], "wb") as f:
                 f.truncate(len(streams[w]) * WORDS * 8)
             with open(datas[w], "wb") as f:
                 f.truncate(max(sum(o.kind in READS_PAGE for o in streams[w]), 1) * PAGE)
-        binary = str(worker_binary())
-        opsfiles = [os.path.join(scratch.root, f"worker{w}.ops") for w in range(cfg.workers)]
-        for w in range(cfg.workers):
             write_ops(opsfiles[w], streams[w])
+        binary = str(worker_binary())
         kmsg = _kmsg_open()
         started = time.monotonic()
         deadline = time.monotonic_ns() + int(cfg.duration * 1e9) if cfg.duration else 0
+        members = [range(p * cfg.threads, (p + 1) * cfg.threads) for p in range(cfg.workers)]
 
-        def start(w: int, first: int) -> subprocess.Popen:
-            return subprocess.Popen(
-                [binary, path, str(cfg.pages), opsfiles[w], logs[w], datas[w], str(w), str(first),
-                 str(deadline)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE)
+        def start(p: int, wait: bool) -> subprocess.Popen:
+            """Worker process p; a replacement takes each stream up after the last
+            operation it invoked (the one it died in never returned)."""
+            args = [binary, path, str(cfg.pages), str(deadline), str(int(wait))]
+            for w in members[p]:
+                args += [str(w), str(_invoked(logs[w])), opsfiles[w], logs[w], datas[w]]
+            return subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE)
+
+        def name(p: int) -> str:
+            return f"W{p}" if cfg.threads == 1 else f"process {p} (W{members[p][0]}-" \
+                f"W{members[p][-1]})"
 
         procs = []
         try:
-            procs = [start(w, 0) for w in range(cfg.workers)]
-            for w, p in enumerate(procs):  # each says it is ready; then all start at once
-                if p.stdout.read(1) != b"r":
-                    raise WorkerBuildError(f"worker W{w} failed to start: "
-                                           + p.stderr.read().decode(errors="replace"))
+            procs = [start(p, True) for p in range(cfg.workers)]
+            for p, proc in enumerate(procs):  # each says it is ready; then all start at once
+                if proc.stdout.read(1) != b"r":
+                    raise WorkerBuildError(f"worker {name(p)} failed to start: "
+                                           + proc.stderr.read().decode(errors="replace"))
             t0 = time.monotonic_ns()
-            for p in procs:
-                p.stdin.write(b"g")
-                p.stdin.close()
-            while any(p.poll() is None for p in procs):
-                for w, p in enumerate(procs):
+            for proc in procs:
+                proc.stdin.write(b"g")
+                proc.stdin.close()
+            while any(proc.poll() is None for proc in procs):
+                for p, proc in enumerate(procs):
                     try:
-                        p.wait(timeout=0.5 / cfg.workers)
+                        proc.wait(timeout=0.5 / cfg.workers)
                     except subprocess.TimeoutExpired:
                         continue
-                    if p.returncode == -signal.SIGBUS:
+                    if proc.returncode == -signal.SIGBUS:
                         # Killed by a fault past EOF: report it, and let a new process
-                        # take the stream up after the operation it died in.
-                        stuck = _invoked(logs[w]) - 1
-                        res.killed.append(f"W{w} killed by SIGBUS in op {stuck}")
-                        procs[w] = start(w, stuck + 1)
+                        # take the streams up after the operations they died in.
+                        where = ", ".join(f"W{w} op {_invoked(logs[w]) - 1}"
+                                          for w in members[p] if _in_flight(logs[w]))
+                        res.killed.append(f"{name(p)} killed by SIGBUS in {where}")
+                        _close(proc)
+                        procs[p] = start(p, False)
                 if progress:
-                    _progress(logs, None if cfg.ops is None else cfg.ops * cfg.workers,
-                              started, procs)
+                    _progress(logs, None if cfg.ops is None else cfg.ops * n, started, procs)
         finally:
-            for p in procs:
-                if p.poll() is None:
-                    p.kill()
-                    p.wait()
+            for proc in procs:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
             if progress:
                 sys.stderr.write("\r" + " " * 78 + "\r")
         res.elapsed_s = (time.monotonic_ns() - t0) / 1e9  # from the start
-        for w, p in enumerate(procs):
-            if p.returncode != 0:
-                sig = -p.returncode if p.returncode < 0 else None
-                name = signal.Signals(sig).name if sig else f"exit {p.returncode}"
-                err = p.stderr.read().decode(errors="replace").strip()
-                res.killed.append(f"W{w} ended by {name}" + (f": {err}" if err else ""))
-            for stream in (p.stdout, p.stderr):
-                stream.close()
+        for p, proc in enumerate(procs):
+            if proc.returncode != 0:
+                sig = -proc.returncode if proc.returncode < 0 else None
+                how = signal.Signals(sig).name if sig else f"exit {proc.returncode}"
+                err = proc.stderr.read().decode(errors="replace").strip()
+                res.killed.append(f"{name(p)} ended by {how}" + (f": {err}" if err else ""))
+            _close(proc)
         res.restarts = sum("SIGBUS" in k for k in res.killed)
         res.history = _read_logs(streams, logs, datas)
         final = _read_all(path, cfg.pages)
@@ -248,6 +265,21 @@ def run_stress(cfg: StressConfig, progress: bool = False) -> StressResult:
     _check(res, finals, t0)
     res.check_s = time.monotonic() - checking
     return res
+
+
+def _close(proc: subprocess.Popen) -> None:
+    for pipe in (proc.stdin, proc.stdout, proc.stderr):
+        pipe.close()
+
+
+def _in_flight(log: str) -> bool:
+    """Whether the last operation the log shows invoked never returned."""
+    k = _invoked(log)
+    if not k:
+        return False
+    with open(log, "rb") as f:
+        f.seek((k - 1) * WORDS * 8 + 8)
+        return not int.from_bytes(f.read(8), "little")
 
 
 def _invoked(log: str) -> int:

@@ -71,6 +71,16 @@ def _raise_terminated(signum, frame):
 
 
 @contextmanager
+def sigterm_raises():
+    """Within: SIGTERM raises Terminated, so that every clean-up on the way out runs."""
+    old = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+@contextmanager
 def scratch_fs(fs: str, size_mb: int = 256, base: str | None = None):
     """Yield a Scratch with a fresh file system (or a fresh folder under `fs` when `fs` is
     a folder). SIGTERM is turned into an exception here so clean-up always runs."""
@@ -81,7 +91,11 @@ def scratch_fs(fs: str, size_mb: int = 256, base: str | None = None):
     if not is_dir and os.geteuid() != 0:
         raise ScratchError(f"making and mounting {fs} needs root; without root, name a "
                            "folder instead (--fs DIR) and fsrace works in a new subfolder")
-    old_term = signal.signal(signal.SIGTERM, _raise_terminated)
+    with sigterm_raises():
+        yield from _scratch(fs, is_dir, size_mb, base)
+
+
+def _scratch(fs: str, is_dir: bool, size_mb: int, base: str | None):
     root = tempfile.mkdtemp(prefix="fsrace-", dir=fs if is_dir else base)
     s = Scratch(fs if not is_dir else "dir", root, os.path.join(root, "mnt"))
     try:
@@ -100,7 +114,6 @@ def scratch_fs(fs: str, size_mb: int = 256, base: str | None = None):
         yield s
     finally:
         cleanup(s)
-        signal.signal(signal.SIGTERM, old_term)
 
 
 def cleanup(s: Scratch) -> None:

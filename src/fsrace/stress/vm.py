@@ -25,6 +25,7 @@ import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from .scratch import sigterm_raises
 from .worker import PREBUILT, worker_binary
 
 SUITE = "bookworm"
@@ -290,6 +291,11 @@ def run_in_vm(cfgs, timeout_s: float = 900, progress=print,
     if len(fs) != 1 or not fs <= set(VM_FILESYSTEMS):
         raise VMError(f"--vm runs one of {', '.join(VM_FILESYSTEMS)}, not {', '.join(fs)}")
     (fs,) = fs
+    with sigterm_raises():
+        return _boot_and_run(cfgs, fs, timeout_s, progress, kernel)
+
+
+def _boot_and_run(cfgs, fs: str, timeout_s: float, progress, kernel: str | None) -> GuestResult:
     image = disk_image(progress, kernel)
     h = recipe_hash(kernel)
     vmlinuz, initrd = cache_dir() / f"vmlinuz-{h}", cache_dir() / f"initrd.img-{h}"

@@ -3,21 +3,25 @@
  * when it was invoked and when it returned (CLOCK_MONOTONIC, the same clock in every
  * process), its result and what it read.
  *
- *   worker FILE PAGES OPS LOG DATA W START DEADLINE_NS
+ *   worker FILE PAGES DEADLINE_NS WAIT (W START OPS LOG DATA)...
  *   worker --bare FILE PAGES OPS SECONDS     (no record: the benchmark's baseline)
  *
+ * Each group of five runs stream W in a thread of its own; the threads share the mapping
+ * (one address space, as two tasks of one process), and a signal that kills the process
+ * ends them all.
  * OPS: records of six little-endian uint32 (kind, page, slot, npages, size, src), kinds
  * numbered as ops.KINDS. LOG and DATA are mapped shared, so a worker killed by a signal
  * (SIGBUS on a store beyond EOF) loses nothing: its last operation shows as invoked and
  * never returned. LOG: four int64 words per operation (invoked ns, returned ns, result:
  * bytes read, 0 or -errno; the value a load read). DATA: a page per page-reading operation
  * (pread, direct read), in stream order, for what it read. START > 0: a replacement for a
- * worker killed in operation START - 1, which starts at once; otherwise the worker says
- * "ready" on stdout and starts when a byte arrives on stdin, with the others. */
+ * worker killed in operation START - 1. WAIT 1: the worker says "ready" on stdout and
+ * starts when a byte arrives on stdin, with the others; 0 (a replacement): at once. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/fs.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,7 +44,7 @@ struct file {
 	int fd, dfd;  /* dfd: O_DIRECT, -1 where the file system has none */
 	size_t size;
 	volatile uint64_t *map;
-	uint64_t *buf;  /* page-aligned, for O_DIRECT */
+	uint64_t *buf;  /* page-aligned, for O_DIRECT: one per thread */
 };
 
 static int64_t now_ns(void)
@@ -209,52 +213,93 @@ static int reads_page(const struct op *o)
 	return o->kind == PREAD || o->kind == DIO_READ;
 }
 
-int main(int argc, char **argv)
+struct stream {
+	struct file f;  /* a copy per thread: its own direct I/O buffer, the same mapping */
+	uint64_t w;
+	size_t start, n;
+	int64_t deadline;
+	const struct op *ops;
+	int64_t *log;
+	char *data;
+};
+
+static struct stream *open_stream(const struct file *f, char **arg, int64_t deadline)
 {
-	if (argc == 6 && !strcmp(argv[1], "--bare"))
-		return bare(argv + 2);
-	if (argc != 9) {
-		fprintf(stderr, "usage: worker FILE PAGES OPS LOG DATA W START DEADLINE_NS\n"
-				"       worker --bare FILE PAGES OPS SECONDS\n");
-		return 2;
+	struct stream *s = calloc(1, sizeof(*s));
+	size_t len, loglen, datalen, pages = 0;
+	if (!s || posix_memalign((void **)&s->f.buf, PAGE, PAGE))
+		die("out of memory", "");
+	s->f = (struct file){ f->fd, f->dfd, f->size, f->map, s->f.buf };
+	s->w = strtoull(arg[0], NULL, 10);
+	s->start = strtoull(arg[1], NULL, 10);
+	s->ops = map_file(arg[2], &len, PROT_READ);
+	s->log = map_file(arg[3], &loglen, PROT_READ | PROT_WRITE);
+	s->data = map_file(arg[4], &datalen, PROT_READ | PROT_WRITE);
+	s->n = len / sizeof(struct op);
+	s->deadline = deadline;
+	for (size_t i = 0; i < s->n; i++)
+		pages += reads_page(&s->ops[i]);
+	if (loglen < s->n * WORDS * 8 || datalen < pages * PAGE) {
+		fprintf(stderr, "fsrace worker: %s or %s too short\n", arg[3], arg[4]);
+		exit(2);
 	}
-	struct file f;
-	size_t len, loglen, datalen;
-	open_file(&f, argv[1], atoi(argv[2]));
-	const struct op *ops = map_file(argv[3], &len, PROT_READ);
-	int64_t *log = map_file(argv[4], &loglen, PROT_READ | PROT_WRITE);
-	char *data = map_file(argv[5], &datalen, PROT_READ | PROT_WRITE);
-	uint64_t w = strtoull(argv[6], NULL, 10);
-	size_t start = strtoull(argv[7], NULL, 10), n = len / sizeof(struct op), page = 0;
-	int64_t deadline = strtoll(argv[8], NULL, 10);
-	for (size_t i = 0; i < n; i++)
-		page += reads_page(&ops[i]);
-	if (loglen < n * WORDS * 8 || datalen < page * PAGE) {
-		fprintf(stderr, "fsrace worker: %s or %s too short\n", argv[4], argv[5]);
-		return 2;
-	}
-	page = 0;
-	for (size_t i = 0; i < start; i++)
-		page += reads_page(&ops[i]);
-	if (start == 0) {  /* wait for the others: say ready, start on a byte from stdin */
-		char c;
-		if (write(1, "r", 1) != 1 || read(0, &c, 1) != 1)
-			return 2;
-	}
-	for (size_t i = start; i < n; i++) {
-		volatile int64_t *rec = log + i * WORDS;
-		char *out = reads_page(&ops[i]) ? data + page++ * PAGE : (char *)(log + i * WORDS + 3);
+	return s;
+}
+
+static void *run_stream(void *arg)
+{
+	struct stream *s = arg;
+	size_t page = 0;
+	for (size_t i = 0; i < s->start; i++)
+		page += reads_page(&s->ops[i]);
+	for (size_t i = s->start; i < s->n; i++) {
+		volatile int64_t *rec = s->log + i * WORDS;
+		char *out = reads_page(&s->ops[i]) ? s->data + page++ * PAGE
+						   : (char *)(s->log + i * WORDS + 3);
 		int64_t t = now_ns();
-		if (deadline && t > deadline)
+		if (s->deadline && t > s->deadline)
 			break;
 		rec[0] = t;
 		/* The operation's effect lies between the two times: full fences keep its
 		 * loads and stores (and the record) from moving across them. */
 		__atomic_thread_fence(__ATOMIC_SEQ_CST);
-		int64_t res = run(&f, &ops[i], stamp(w, i), out);
+		int64_t res = run(&s->f, &s->ops[i], stamp(s->w, i), out);
 		__atomic_thread_fence(__ATOMIC_SEQ_CST);
 		rec[2] = res;
 		rec[1] = now_ns();
 	}
+	return NULL;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc == 6 && !strcmp(argv[1], "--bare"))
+		return bare(argv + 2);
+	if (argc < 10 || (argc - 5) % 5) {
+		fprintf(stderr, "usage: worker FILE PAGES DEADLINE_NS WAIT (W START OPS LOG DATA)...\n"
+				"       worker --bare FILE PAGES OPS SECONDS\n");
+		return 2;
+	}
+	struct file f;
+	open_file(&f, argv[1], atoi(argv[2]));
+	int64_t deadline = strtoll(argv[3], NULL, 10);
+	int nstreams = (argc - 5) / 5;
+	struct stream **streams = calloc(nstreams, sizeof(*streams));
+	pthread_t *threads = calloc(nstreams, sizeof(*threads));
+	if (!streams || !threads)
+		die("out of memory", "");
+	for (int k = 0; k < nstreams; k++)
+		streams[k] = open_stream(&f, argv + 5 + 5 * k, deadline);
+	if (atoi(argv[4])) {  /* wait for the others: say ready, start on a byte from stdin */
+		char c;
+		if (write(1, "r", 1) != 1 || read(0, &c, 1) != 1)
+			return 2;
+	}
+	for (int k = 1; k < nstreams; k++)
+		if (pthread_create(&threads[k], NULL, run_stream, streams[k]))
+			die("cannot start a thread", "");
+	run_stream(streams[0]);
+	for (int k = 1; k < nstreams; k++)
+		pthread_join(threads[k], NULL);
 	return 0;
 }

@@ -46,7 +46,7 @@ def worker_binary() -> Path:
     fd, tmp = tempfile.mkstemp(dir=cache, prefix=".build-")
     os.close(fd)
     try:
-        r = subprocess.run([cc, "-O2", "-Wall", "-static", "-o", tmp, str(SOURCE)],
+        r = subprocess.run([cc, "-O2", "-Wall", "-static", "-pthread", "-o", tmp, str(SOURCE)],
                            capture_output=True, text=True)
         if r.returncode != 0:
             raise WorkerBuildError(f"building {SOURCE.name} failed:\n{r.stderr.strip()}")
