@@ -15,6 +15,7 @@ import sys
 import time
 from array import array
 from collections import Counter, defaultdict
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 
 from .checker import INF, Access, choice_write, explain, linearizable
@@ -167,21 +168,30 @@ def _progress(logs: list[str], total: int | None, started: float, procs) -> None
 
 def run_stress(cfg: StressConfig, progress: bool = False) -> StressResult:
     res = StressResult(cfg)
-    with scratch_fs(cfg.fs, cfg.size_mb) as scratch:
+    with scratch_fs(cfg.fs, cfg.size_mb) as scratch, ExitStack() as records:
         path = os.path.join(scratch.mnt, "fsrace.dat")
         _write_initial(path, cfg.pages)
         max_ops = _max_ops(cfg)
         n = cfg.streams
         streams = [list(itertools.islice(op_stream(cfg.seed, w, cfg.scenario, cfg.pages),
                                          max_ops)) for w in range(n)]
-        logs = [os.path.join(scratch.root, f"stream{w}.log") for w in range(n)]
-        datas = [os.path.join(scratch.root, f"stream{w}.data") for w in range(n)]
+        record_fds: list[int] = []
+
+        def record_file(name: str, size: int) -> str:
+            """A file in memory (memfd: no disk block to reserve when a worker first
+            writes a page of it), sparse, passed to the workers by descriptor."""
+            fd = os.memfd_create(name)
+            records.callback(os.close, fd)
+            os.ftruncate(fd, size)
+            record_fds.append(fd)
+            return f"/proc/self/fd/{fd}"
+
+        logs = [record_file(f"fsrace-log{w}", len(streams[w]) * WORDS * 8) for w in range(n)]
+        datas = [record_file(f"fsrace-data{w}",
+                             max(sum(o.kind in READS_PAGE for o in streams[w]), 1) * PAGE)
+                 for w in range(n)]
         opsfiles = [os.path.join(scratch.root, f"stream{w}.ops") for w in range(n)]
-        for w in range(n):  # sparse: only what is written takes space
-            with open(logs[w], "wb") as f:
-                f.truncate(len(streams[w]) * WORDS * 8)
-            with open(datas[w], "wb") as f:
-                f.truncate(max(sum(o.kind in READS_PAGE for o in streams[w]), 1) * PAGE)
+        for w in range(n):
             write_ops(opsfiles[w], streams[w])
         binary = str(worker_binary())
         kmsg = _kmsg_open()
@@ -196,7 +206,7 @@ def run_stress(cfg: StressConfig, progress: bool = False) -> StressResult:
             for w in members[p]:
                 args += [str(w), str(_invoked(logs[w])), opsfiles[w], logs[w], datas[w]]
             return subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE)
+                                    stderr=subprocess.PIPE, pass_fds=record_fds)
 
         def name(p: int) -> str:
             return f"W{p}" if cfg.threads == 1 else f"process {p} (W{members[p][0]}-" \
@@ -246,6 +256,11 @@ def run_stress(cfg: StressConfig, progress: bool = False) -> StressResult:
             _close(proc)
         res.restarts = sum("SIGBUS" in k for k in res.killed)
         res.history = _read_logs(streams, logs, datas)
+        # The run ends when its last operation returns, not when the parent, polling,
+        # notices the workers are gone.
+        last = max((e.resp for e in res.history if e.resp != INF), default=None)
+        if last is not None:
+            res.elapsed_s = (last - t0) / 1e9
         final = _read_all(path, cfg.pages)
         t_final = time.monotonic_ns()
         finals = [("final read (fsync, cache dropped)", t_final, final)]

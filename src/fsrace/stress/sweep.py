@@ -64,9 +64,10 @@ def sweep(filesystems: list[str], kernels: list[str | None], scenarios: list[str
                                 progress=progress, kernel=kernel)
             except VMError as e:
                 (out_dir / f"{name}.error.txt").write_text(str(e))
-                first = str(e).splitlines()[0][:80]
+                progress(f"{kernel or 'default'} {fs}: {str(e).splitlines()[0]}")
                 for sc in scenarios:
-                    yield Cell(kernel or "default", fs, sc, f"boot/setup failed: {first}")
+                    yield Cell(kernel or "default", fs, sc,
+                               f"setup failed ({name}.error.txt)")
                 continue
             (out_dir / f"{name}.dmesg.txt").write_text(res.dmesg)
             for sc, run in zip(scenarios, res.runs, strict=True):
@@ -74,7 +75,7 @@ def sweep(filesystems: list[str], kernels: list[str | None], scenarios: list[str
                 if run.log:
                     (out_dir / f"{name}-{sc}.json.gz").write_bytes(run.log)
                 text, bad = summarize(sc, run)
-                yield Cell(res.kernel, f"{fs} ({res.fstype})", sc, text, bad)
+                yield Cell(res.kernel, fs, sc, text, bad)
             progress(f"{res.kernel} {fs}: booted in {res.boot_s:.1f}s")
 
 

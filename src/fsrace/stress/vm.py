@@ -57,6 +57,7 @@ mount -t tmpfs tmpfs /tmp
 mount -t tmpfs tmpfs /run
 mkdir -p /dev/shm
 mount -t tmpfs tmpfs /dev/shm
+ln -sf /proc/self/mounts /etc/mtab  # mkfs.nilfs2 checks it
 mkfs_mount() {{  # type, where: a fresh file system on the scratch disk
     mkdir -p "$2"
     case "$1" in
