@@ -64,6 +64,11 @@ HISTORY = [
     # before truncate_pagecache_range and nfs_vm_page_mkwrite takes no lock; seen on Debian
     # 6.1, 6.12 and 7.2.13.
     ("punch-write-fault", "nfs-4.2", "race"),
+    # docs/findings/nfs-clone-mmap.md: the same shape in nfs42_remap_file_range (flush,
+    # CLONE, then truncate_inode_pages_range), found by fsrace stress on 6.1 over an xfs
+    # export; the invalidate_lock fix covers it.
+    ("clone-write-fault", "nfs-4.2", "race"),
+    ("clone-write-fault", "nfs-invalidate-lock", "safe"),
 ]
 
 

@@ -1,7 +1,7 @@
 """The abstract file: the meaning of the operations, independent of the model."""
 
 from fsrace.check.spec import SIGBUS, apply, check_per_page, interleavings, sequential_outcomes
-from fsrace.ops import Load, Punch, Read, Store, Truncate, Write
+from fsrace.ops import Clone, Load, Punch, Read, Store, Truncate, Write
 
 
 def test_punch_zeroes_within_eof_only():
@@ -24,6 +24,16 @@ def test_truncate_and_extending_write_change_the_size():
     apply(files, Write("A", 5, ("w",)))
     assert files["A"] == [1, 2, 0, 0, 0, "w"]
     assert apply(files, Read("A", 4, 8)) == (0, "w")
+
+
+def test_clone_copies_the_source_range_over_the_destination():
+    files = {"A": ["a0", "a0", "a1", "a1"]}
+    assert apply(files, Clone("A", 2, 0, 2)) is None
+    assert files["A"] == ["a1", "a1", "a1", "a1"]
+    assert apply(files, Clone("A", 3, 0, 2)) == "-EINVAL"  # the source runs past EOF
+    outs = sequential_outcomes({"A": ["a0", "a1"]}, [[Clone("A", 1, 0, 1)],
+                                                     [Store("A", 0, "x")]])
+    assert {tuple(o.files["A"]) for o in outs} == {("x", "a1"), ("a1", "a1")}
 
 
 def test_interleavings_keep_each_tasks_order():

@@ -104,6 +104,24 @@ class Insert:
 
 
 @dataclass(frozen=True)
+class Clone:
+    """ioctl(FICLONERANGE) within one file: the destination range shares (on NFS: the
+    server copies) the source range's blocks."""
+
+    file: str
+    src_offset: int
+    offset: int  # the destination
+    length: int
+
+    def pages(self) -> range:
+        return _pages(self.offset, self.offset + self.length)
+
+    def __str__(self) -> str:
+        return (f"clone_range({self.file}, {self.src_offset} -> {self.offset}, "
+                f"{self.length})")
+
+
+@dataclass(frozen=True)
 class Truncate:
     file: str
     size: int

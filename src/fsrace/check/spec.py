@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from ..kernel.structs import PAGE_SIZE
 from ..ops import (
+    Clone,
     Collapse,
     DirectRead,
     Fsync,
@@ -57,6 +58,11 @@ def apply(files: Files, op: Op):
         if op.offset >= len(data):
             return "-EINVAL"
         data[op.offset:op.offset] = [0] * op.length
+        return None
+    if isinstance(op, Clone):
+        if max(op.src_offset, op.offset) + op.length > len(data):
+            return "-EINVAL"  # the model's clones stay inside the file
+        data[op.offset:op.offset + op.length] = data[op.src_offset:op.src_offset + op.length]
         return None
     if isinstance(op, Truncate):
         del data[op.size:]

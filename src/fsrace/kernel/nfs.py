@@ -146,5 +146,60 @@ def nfs42_proc_deallocate(cur: Current, k: Kernel, inode: Inode, offset: int, le
     yield from proto.remove_blocks_end(cur, k, inode, "punch")
 
 
+def nfs42_remap_file_range(cur: Current, k: Kernel, inode: Inode, src: int, dst: int,
+                           length: int):
+    """ioctl(FICLONERANGE) within one file on NFS v4.2 (nfs42_remap_file_range): under the
+    protocol's lock (the inode lock), flush the file (nfs_sync_inode), send CLONE (the
+    server gives the destination its own copy of the source's data), then drop the
+    destination's cached pages (truncate_inode_pages_range). Page-aligned ranges."""
+    from .filemap import filemap_write_and_wait_range
+    from .truncate import truncate_pagecache_range
+
+    proto = k.protocol
+    yield from proto.remove_blocks_begin(cur, k, inode, "clone")
+    yield from filemap_write_and_wait_range(cur, k, inode, 0, TO_EOF)  # nfs_sync_inode
+    yield from nfsd_clone(cur, k, inode, src // k.blksize, dst // k.blksize,
+                          length // k.blksize)
+    yield from truncate_pagecache_range(cur, k, inode, dst // PAGE_SIZE,
+                                        (dst + length) // PAGE_SIZE - 1)
+    yield from proto.remove_blocks_end(cur, k, inode, "clone")
+
+
+def nfsd_clone(cur: Current, k: Kernel, inode: Inode, src: int, dst: int, count: int):
+    """The CLONE RPC on the server (vfs_clone_file_range on its file, which copies here):
+    each destination block is freed and, where the source block holds data, replaced by a
+    new block with a copy of it."""
+    pairs = [(src + i, dst + i) for i in range(count)]
+
+    def footprint():
+        out = [(inode.map_key, WRITE), *k.disk.alloc_footprint(count)]
+        for s_lb, d_lb in pairs:
+            for lb, mode in ((s_lb, READ), (d_lb, WRITE)):
+                state, pblk = inode.extents.get(lb, ("hole", None))
+                if state == WRITTEN:
+                    out += [(k.disk.key(pblk), mode), (k.disk.owner_key(pblk), WRITE)]
+        return tuple(out)
+
+    st = Step("nfs42_proc_clone: CLONE RPC, the server copies the blocks", footprint=footprint)
+    yield st
+    notes = []
+    for s_lb, d_lb in pairs:
+        s_state, s_pblk = inode.extents.get(s_lb, ("hole", None))
+        data = list(k.disk.blocks[s_pblk].data) if s_state == WRITTEN else None
+        d_state, d_pblk = inode.extents.get(d_lb, ("hole", None))
+        if d_state == WRITTEN:
+            k.disk.free(d_pblk)
+            del inode.extents[d_lb]
+        ext4_da_release_reservation(k, inode, d_lb)  # a delay block: drop its reservation
+        if data is None:
+            notes.append(f"lblk {d_lb}: hole")
+            continue
+        pblk = k.disk.alloc((inode.name, d_lb))
+        k.disk.blocks[pblk].data = data
+        inode.extents[d_lb] = (WRITTEN, pblk)
+        notes.append(f"lblk {d_lb} -> blk{pblk} (copy of blk{s_pblk})")
+    st.note = "; ".join(notes)
+
+
 AOPS = AddressSpaceOps(readpage=nfs_readpage, page_mkwrite=nfs_vm_page_mkwrite,
                        writepages=nfs_writepages)

@@ -21,14 +21,23 @@ def _nothing():
     yield  # a generator that yields no step
 
 
+# The block-removing operations whose file system takes the inode lock itself (the others
+# come with it from their syscalls): the punch, and a clone (->remap_file_range).
+LOCKS_OWN_INODE = ("punch", "clone")
+
+
 class Protocol:
     name = ""
     summary = ""
     era = ""  # the kernel versions and commits it stands for
     filesystem = "ext4"  # whose address-space operations run: fsrace.kernel.<filesystem>
-    unsupported: frozenset[str] = frozenset()  # operations that file system's model lacks
-    # A protocol that frees blocks differently sets punch_hole(cur, k, inode, off, len).
+    # Operations that file system's model lacks: only the NFS client's has a clone (ext4
+    # has no reflink; the model's XFS does not model its own).
+    unsupported: frozenset[str] = frozenset({"clone range"})
+    # A protocol that frees blocks differently sets punch_hole(cur, k, inode, off, len);
+    # one with a clone sets clone_range(cur, k, inode, src, dst, len).
     punch_hole = None
+    clone_range = None
 
     # Block removal: punch, truncate (around flush, page cache invalidation, block freeing).
     def remove_blocks_begin(self, cur: Current, k: Kernel, inode: Inode, op: str):
@@ -106,11 +115,11 @@ class ExclusiveOverRemoval(Protocol):
         raise NotImplementedError
 
     def remove_blocks_begin(self, cur, k, inode, op):
-        if op == "punch":
+        if op in LOCKS_OWN_INODE:
             yield from mutex_lock(cur, inode.i_mutex)
         yield from down_write(cur, self.lock_of(inode))
 
     def remove_blocks_end(self, cur, k, inode, op):
         yield from up_write(cur, self.lock_of(inode))
-        if op == "punch":
+        if op in LOCKS_OWN_INODE:
             yield from mutex_unlock(cur, inode.i_mutex)

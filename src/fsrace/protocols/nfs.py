@@ -4,15 +4,16 @@
 nfs-4.2: the punch holds the inode lock across flush, DEALLOCATE RPC and
 truncate_pagecache_range; nfs_vm_page_mkwrite takes nothing, so a store can dirty the cached
 page while the RPC is in flight and any writeback sends it back to the server after the
-punch (../shared/reference/nfs-deallocate-race.md).
+punch (../shared/reference/nfs-deallocate-race.md). A clone (nfs42_remap_file_range) has
+the same shape: inode lock, flush, CLONE RPC, then the destination's pages are dropped.
 
 nfs-invalidate-lock: filemap_invalidate_lock exclusive across flush, RPC and truncate,
 shared in nfs_vm_page_mkwrite and wherever the client adds pages to the cache. Untested on
 a real kernel; the model's verdict is in docs/verdicts.md."""
 
 from ..kernel.locking import mutex_lock, mutex_unlock
-from ..kernel.nfs import nfs42_proc_deallocate
-from .base import Protocol
+from ..kernel.nfs import nfs42_proc_deallocate, nfs42_remap_file_range
+from .base import LOCKS_OWN_INODE, Protocol
 from .invalidate_lock import InvalidateLock
 
 # The model's NFS client has the punch (DEALLOCATE) and buffered I/O; its other fallocate
@@ -29,20 +30,23 @@ class Nfs42(Protocol):
     filesystem = "nfs"
     unsupported = NFS_LACKS
     punch_hole = staticmethod(nfs42_proc_deallocate)
+    clone_range = staticmethod(nfs42_remap_file_range)
 
     def remove_blocks_begin(self, cur, k, inode, op):
-        if op == "punch":  # truncate comes with the inode lock from the VFS
+        if op in LOCKS_OWN_INODE:  # truncate comes with the inode lock from the VFS
             yield from mutex_lock(cur, inode.i_mutex)
 
     def remove_blocks_end(self, cur, k, inode, op):
-        if op == "punch":
+        if op in LOCKS_OWN_INODE:
             yield from mutex_unlock(cur, inode.i_mutex)
 
 
 class NfsInvalidateLock(InvalidateLock):
     name = "nfs-invalidate-lock"
     summary = "NFS client with invalidate_lock across flush+DEALLOCATE+truncate, shared in mkwrite"
-    era = "proposed fix (not merged): 5.15's invalidate_lock applied to nfs42_proc_deallocate"
+    era = ("proposed fix (not merged): 5.15's invalidate_lock applied to nfs42_proc_deallocate "
+           "and nfs42_remap_file_range")
     filesystem = "nfs"
     unsupported = NFS_LACKS
     punch_hole = staticmethod(nfs42_proc_deallocate)
+    clone_range = staticmethod(nfs42_remap_file_range)

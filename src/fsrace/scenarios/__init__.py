@@ -2,7 +2,12 @@
 
 from .base import Params, Scenario, build_program
 from .dio_write_fault import DioWriteFault
-from .fallocate_modes import CollapseReadFault, InsertWriteFault, ZeroRangeWriteFault
+from .fallocate_modes import (
+    CloneWriteFault,
+    CollapseReadFault,
+    InsertWriteFault,
+    ZeroRangeWriteFault,
+)
 from .punch_read import PunchRead, PunchReadahead
 from .punch_write_fault import PunchWriteFault
 from .read_into_own_mapping import ReadIntoOwnMapping
@@ -21,6 +26,7 @@ SCENARIOS: dict[str, Scenario] = {
                         PunchReadFault(), PunchRead(), PunchReadahead(),
                         DioWriteFault(), TruncateWriteFault(), TruncateWriteFaultNoRecheck(),
                         ZeroRangeWriteFault(), CollapseReadFault(), InsertWriteFault(),
+                        CloneWriteFault(),
                         WriteFromOwnMapping(), ReadIntoOwnMapping(), WritebackStore())
 }
 

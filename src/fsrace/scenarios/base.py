@@ -30,6 +30,7 @@ from ..kernel.syscalls import (
 )
 from ..kernel.uaccess import MappedBuffer, PlainBuffer
 from ..ops import (
+    Clone,
     Collapse,
     DirectRead,
     Fsync,
@@ -165,6 +166,9 @@ def run_op(cur: Current, k: Kernel, op: Op):
     if isinstance(op, ZeroRange | Collapse | Insert):
         mode = {ZeroRange: "zero", Collapse: "collapse", Insert: "insert"}[type(op)]
         return (yield from sys_fallocate(cur, k, inode, mode, op.offset, op.length))
+    if isinstance(op, Clone):
+        return (yield from k.protocol.clone_range(cur, k, inode, op.src_offset, op.offset,
+                                                  op.length))
     if isinstance(op, Readahead):
         return (yield from sys_readahead(cur, k, inode, op.offset, op.count))
     if isinstance(op, DirectRead):

@@ -2,13 +2,15 @@
 zero range against a write fault, collapse range against a read fault, insert range against
 a write fault. Each drops the page cache and then changes the block map; a fault in
 between brings back a page whose data or block mapping the change makes wrong. ext4 closed
-them in 4.5 (ea3d7209ca01, 32ebffd3bbb4), XFS in 4.1 (e8e9ad42c1f1)."""
+them in 4.5 (ea3d7209ca01, 32ebffd3bbb4), XFS in 4.1 (e8e9ad42c1f1). A clone replaces the
+destination's blocks the same way; fsrace stress found the NFS client's exposed."""
 
 from __future__ import annotations
 
 from ..kernel.kernel import Kernel
 from ..kernel.structs import PAGE_SIZE
-from ..ops import Collapse, Insert, Load, Read, Store, ZeroRange
+from ..kernel.syscalls import wb_writeback
+from ..ops import Clone, Collapse, Insert, Load, Read, Store, ZeroRange
 from .base import CachedFileScenario, Params, TaskSpec
 
 
@@ -19,6 +21,7 @@ class _AgainstFaults(CachedFileScenario):
 
     store = True
     read_back = True
+    flusher = False  # a FLUSHER task writing back meanwhile
 
     def operation(self, params: Params):
         raise NotImplementedError
@@ -38,6 +41,8 @@ class _AgainstFaults(CachedFileScenario):
             fault = Store("A", offset, name) if self.store else Load("A", offset)
             specs.append(TaskSpec(name, "store via mmap" if self.store else "load via mmap",
                                   [fault], process=mm.name))
+        if self.flusher:
+            specs.append(TaskSpec("FLUSHER", "writeback", thread=wb_writeback))
         return specs
 
 
@@ -78,3 +83,23 @@ class InsertWriteFault(_AgainstFaults):
 
     def operation(self, params: Params):
         return Insert("A", 0, PAGE_SIZE)
+
+
+class CloneWriteFault(_AgainstFaults):
+    """The file has twice --pages pages; the second half is cloned onto the first, which the
+    other tasks store to."""
+
+    name = "clone-write-fault"
+    summary = ("clone range vs a write fault: a store dirties a destination page while "
+               "the clone replaces its blocks, and its writeback undoes the clone")
+    exercises = ("file-contents",)
+    needs = frozenset({"clone range"})
+    flusher = True  # the stale page reaches the server only by a writeback in the window
+    read_back = False  # the undone clone shows in the final contents
+
+    def pages(self, params: Params) -> int:
+        return 2 * params.pages
+
+    def operation(self, params: Params):
+        n = params.pages * PAGE_SIZE
+        return Clone("A", n, 0, n)
