@@ -54,3 +54,23 @@ def test_the_sweep_refuses_unknown_file_systems_and_classes():
     assert r.exit_code == 2 and "zfs" in r.output
     r = CliRunner().invoke(main, ["stress-sweep", "-s", "punch-everything"])
     assert r.exit_code == 2 and "punch-everything" in r.output
+
+
+def test_a_hung_run_is_its_own_cell():
+    assert summarize("dio-write-fault", GuestRun("did not end", 3, b""))[0].startswith(
+        "**hung**")
+
+
+def test_the_watch_stops_a_guest_whose_run_does_not_end(tmp_path):
+    import subprocess
+    import sys
+
+    from fsrace.stress.vm import _watch
+
+    serial = tmp_path / "serial.txt"
+    script = ("import time; f = open(%r, 'w'); f.write('fsrace-run start 0\\n'); f.flush(); "
+              "f.write('fsrace-run end 0\\nfsrace-run start 1\\n'); f.flush(); "
+              "time.sleep(60)") % str(serial)
+    proc = subprocess.Popen([sys.executable, "-c", script])
+    assert _watch(proc, serial, timeout_s=30, run_timeout_s=2) == 1  # run 0 ended, 1 hung
+    assert proc.returncode is not None

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .ops import SCENARIOS
 from .run import StressConfig
-from .vm import GuestRun, VMError, run_in_vm
+from .vm import HUNG, GuestRun, VMError, run_in_vm
 
 
 @dataclass
@@ -29,6 +29,8 @@ class Cell:
 def summarize(scenario: str, run: GuestRun) -> tuple[str, bool]:
     """A cell's text: operations executed, and violations or why the class does not apply
     (its removing operation refused every time)."""
+    if run.status == HUNG:
+        return "**hung** (no end within the run's time; guest stopped)", True
     if run.status == 2 or not run.log:
         return "run failed (see report)", False
     doc = json.loads(gzip.decompress(run.log))
@@ -61,7 +63,8 @@ def sweep(filesystems: list[str], kernels: list[str | None], scenarios: list[str
             name = f"{(kernel or 'default').replace('/', '-')}-{fs}"
             try:
                 res = run_in_vm(cfgs, timeout_s=600 + len(cfgs) * (duration * 20 + 60),
-                                progress=progress, kernel=kernel)
+                                progress=progress, kernel=kernel,
+                                run_timeout_s=180 + duration * 30)
             except VMError as e:
                 (out_dir / f"{name}.error.txt").write_text(str(e))
                 progress(f"{kernel or 'default'} {fs}: {str(e).splitlines()[0]}")
@@ -70,7 +73,11 @@ def sweep(filesystems: list[str], kernels: list[str | None], scenarios: list[str
                                f"setup failed ({name}.error.txt)")
                 continue
             (out_dir / f"{name}.dmesg.txt").write_text(res.dmesg)
-            for sc, run in zip(scenarios, res.runs, strict=True):
+            for k, sc in enumerate(scenarios):
+                if k >= len(res.runs):  # after a hang the guest was stopped
+                    yield Cell(res.kernel, fs, sc, "not run (guest stopped after a hang)")
+                    continue
+                run = res.runs[k]
                 (out_dir / f"{name}-{sc}.txt").write_text(run.report)
                 if run.log:
                     (out_dir / f"{name}-{sc}.json.gz").write_bytes(run.log)

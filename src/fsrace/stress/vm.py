@@ -22,6 +22,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -113,6 +114,7 @@ tmpfs)
     DIR=/srv/work ;;
 esac
 uname -r > /io/kernel.txt
+(while sleep 15; do dmesg > /io/dmesg.txt; sync; done) &  # kept if the guest hangs
 cut -d' ' -f1 /proc/uptime > /io/uptime.txt  # booted and set up: the runs start
 if mountpoint -q "$DIR"; then
     stat -f -c %T "$DIR" > /io/fstype.txt
@@ -131,9 +133,12 @@ GUEST_PY = """import json, sys, traceback
 sys.path.insert(0, "/io")
 from fsrace.stress.run import StressConfig, run_stress, save_log
 from fsrace.stress.report import stress_report
+console = open("/dev/ttyS0", "w")  # the host watches these lines for a run that hangs
 for i, doc in enumerate(json.load(open("/io/configs.json"))):
     cfg = StressConfig(**doc)
     cfg.fs = sys.argv[1]
+    console.write(f"fsrace-run start {i}\\n")
+    console.flush()
     with open(f"/io/report-{i}.txt", "w") as out:
         try:
             res = run_stress(cfg)
@@ -144,6 +149,8 @@ for i, doc in enumerate(json.load(open("/io/configs.json"))):
             out.write(traceback.format_exc())
             status = 2
     open(f"/io/status-{i}.txt", "w").write(f"{status}\\n")
+    console.write(f"fsrace-run end {i}\\n")
+    console.flush()
 """
 
 
@@ -282,21 +289,50 @@ class GuestResult:
     boot_s: float  # the guest's uptime when its first run started (boot and setup)
 
 
-def run_in_vm(cfgs, timeout_s: float = 900, progress=print,
-              kernel: str | None = None) -> GuestResult:
+HUNG = 3  # GuestRun.status of a run the guest never finished
+
+
+def _watch(proc: subprocess.Popen, serial: Path, timeout_s: float,
+           run_timeout_s: float) -> int | None:
+    """Wait for the guest; stop it when it runs past `timeout_s`, or when one run has
+    started and not ended for `run_timeout_s` (the index of that run is returned)."""
+    began: dict[int, float] = {}
+    ended: set[int] = set()
+    stop_at = time.monotonic() + timeout_s
+    while proc.poll() is None:
+        time.sleep(1)
+        for what, i in re.findall(r"fsrace-run (start|end) (\d+)",
+                                  serial.read_text(errors="replace")):
+            if what == "start":
+                began.setdefault(int(i), time.monotonic())
+            else:
+                ended.add(int(i))
+        now = time.monotonic()
+        stuck = [i for i, t in began.items() if i not in ended and now - t > run_timeout_s]
+        if stuck or now > stop_at:
+            proc.kill()
+            proc.wait()
+            return stuck[0] if stuck else None
+    return None
+
+
+def run_in_vm(cfgs, timeout_s: float = 900, progress=print, kernel: str | None = None,
+              run_timeout_s: float = 300) -> GuestResult:
     """Boot the guest (with the newest kernel installed: bookworm's, or the package
     `kernel` from backports or the suite after its slash), run the stress jobs `cfgs`
     (StressConfigs, all on the same file system, one of VM_FILESYSTEMS) one after the
-    other inside it, and return what they reported."""
+    other inside it, and return what they reported: every run that finished, and one that
+    ran past `run_timeout_s` (a hung kernel) as HUNG, after which the guest is stopped."""
     fs = {c.fs for c in cfgs}
     if len(fs) != 1 or not fs <= set(VM_FILESYSTEMS):
         raise VMError(f"--vm runs one of {', '.join(VM_FILESYSTEMS)}, not {', '.join(fs)}")
     (fs,) = fs
     with sigterm_raises():
-        return _boot_and_run(cfgs, fs, timeout_s, progress, kernel)
+        return _boot_and_run(cfgs, fs, timeout_s, progress, kernel, run_timeout_s)
 
 
-def _boot_and_run(cfgs, fs: str, timeout_s: float, progress, kernel: str | None) -> GuestResult:
+def _boot_and_run(cfgs, fs: str, timeout_s: float, progress, kernel: str | None,
+                  run_timeout_s: float) -> GuestResult:
     image = disk_image(progress, kernel)
     h = recipe_hash(kernel)
     vmlinuz, initrd = cache_dir() / f"vmlinuz-{h}", cache_dir() / f"initrd.img-{h}"
@@ -329,10 +365,7 @@ def _boot_and_run(cfgs, fs: str, timeout_s: float, progress, kernel: str | None)
         with open(work / "serial.txt", "w") as serial:
             proc = subprocess.Popen(cmd, stdout=serial, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL)
-            try:
-                proc.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired as e:
-                raise VMError(f"the guest did not finish within {timeout_s:.0f}s") from e
+            hung = _watch(proc, work / "serial.txt", timeout_s, run_timeout_s)
         serial_text = (work / "serial.txt").read_text(errors="replace")
 
         def fetch(name: str) -> bytes | None:
@@ -351,11 +384,20 @@ def _boot_and_run(cfgs, fs: str, timeout_s: float, progress, kernel: str | None)
         runs = []
         for i in range(len(cfgs)):
             status = text(f"status-{i}.txt").strip()
-            if not status:
-                raise VMError(f"the guest stopped before run {i + 1} of {len(cfgs)} finished;"
-                              " its console:\n" + (text("console.txt") or serial_text)[-3000:])
-            runs.append(GuestRun(text(f"report-{i}.txt"), int(status),
-                                 fetch(f"run-{i}.json.gz") or b""))
+            if status:
+                runs.append(GuestRun(text(f"report-{i}.txt"), int(status),
+                                     fetch(f"run-{i}.json.gz") or b""))
+            elif i == hung:
+                runs.append(GuestRun(f"run {i + 1} did not end within {run_timeout_s:.0f}s: "
+                                     "the guest was stopped (its kernel log, saved every 15 "
+                                     "s, is kept)", HUNG, b""))
+                break
+            else:
+                if not runs:
+                    raise VMError(f"the guest stopped before run {i + 1} of {len(cfgs)} "
+                                  "finished; its console:\n"
+                                  + (text("console.txt") or serial_text)[-3000:])
+                break  # the runs that finished are reported
         return GuestResult(text("kernel.txt").strip(), text("fstype.txt").strip(), runs,
                            text("dmesg.txt"), float(text("uptime.txt") or "nan"))
     finally:
