@@ -228,7 +228,9 @@ def matrix_cmd(max_executions, as_markdown, as_json, html_dir) -> None:
 def stress_cmd(fs, scenario, mix, workers, threads, ops, duration, seed, pages, log_path,
                replay_path, list_only, vm, kernel) -> None:
     """Run a race class against the running kernel on a real file system and check every
-    value read. Exit 0: every slot's history is linearizable; 1: a violation."""
+    value read. Exit 0: every slot's history is linearizable; 1: a violation (or an error);
+    2: bad usage, or with --vm the run failed in the guest; 3 (--vm): the guest never
+    finished the run (a hung kernel)."""
     from .stress.ops import SCENARIOS as STRESS
     from .stress.report import stress_report
     from .stress.run import StressConfig, load_config, run_stress, save_log
