@@ -68,9 +68,10 @@ def test_the_watch_stops_a_guest_whose_run_does_not_end(tmp_path):
     from fsrace.stress.vm import _watch
 
     serial = tmp_path / "serial.txt"
-    script = ("import time; f = open(%r, 'w'); f.write('fsrace-run start 0\\n'); f.flush(); "
-              "f.write('fsrace-run end 0\\nfsrace-run start 1\\n'); f.flush(); "
-              "time.sleep(60)") % str(serial)
+    path = str(serial)
+    script = (f"import time; f = open({path!r}, 'w'); f.write('fsrace-run start 0\\n'); "
+              "f.flush(); f.write('fsrace-run end 0\\nfsrace-run start 1\\n'); f.flush(); "
+              "time.sleep(60)")
     proc = subprocess.Popen([sys.executable, "-c", script])
     assert _watch(proc, serial, timeout_s=30, run_timeout_s=2) == 1  # run 0 ended, 1 hung
     assert proc.returncode is not None
