@@ -52,7 +52,7 @@ def not_modelled(scenario: str, protocol: str) -> str | None:
     proto = _lookup("protocol", protocol, PROTOCOLS)
     missing = sorted(scen.needs & proto.unsupported)
     if missing:
-        return (f"{protocol} runs the model's {proto.filesystem} client, which has no "
+        return (f"{protocol} runs fsrace.kernel.{proto.filesystem}, which has no "
                 f"{', '.join(missing)} operation")
     return None
 

@@ -2,6 +2,7 @@
 model. `PROTOCOLS` maps CLI names to them, in history order."""
 
 from .base import Protocol
+from .f2fs import F2fs, F2fsInsertLocked
 from .i_mmap_sem import Ext4IMmapSem
 from .invalidate_lock import InvalidateLock
 from .iolock_mkwrite import IolockMkwrite, MkwriteRetry
@@ -15,7 +16,8 @@ from .xfs import Xfs2012, XfsMmaplock
 PROTOCOLS: dict[str, type[Protocol]] = {
     p.name: p
     for p in (Linux2012, Xfs2012, MmapSem, IolockMkwrite, MkwriteRetry, PageByPage,
-              Shmem2014, XfsMmaplock, Ext4IMmapSem, InvalidateLock, Nfs42, NfsInvalidateLock)
+              Shmem2014, XfsMmaplock, Ext4IMmapSem, InvalidateLock, Nfs42, NfsInvalidateLock,
+              F2fs, F2fsInsertLocked)
 }
 
 __all__ = ["PROTOCOLS", "Protocol"]

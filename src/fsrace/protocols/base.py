@@ -34,9 +34,11 @@ class Protocol:
     # Operations that file system's model lacks: only the NFS client's has a clone (ext4
     # has no reflink; the model's XFS does not model its own).
     unsupported: frozenset[str] = frozenset({"clone range"})
-    # A protocol that frees blocks differently sets punch_hole(cur, k, inode, off, len);
-    # one with a clone sets clone_range(cur, k, inode, src, dst, len).
+    # A protocol that frees blocks differently sets punch_hole(cur, k, inode, off, len), or
+    # zero_range, collapse_range, insert_range with the same arguments; one with a clone
+    # sets clone_range(cur, k, inode, src, dst, len).
     punch_hole = None
+    zero_range = collapse_range = insert_range = None
     clone_range = None
 
     # Block removal: punch, truncate (around flush, page cache invalidation, block freeing).

@@ -1,0 +1,167 @@
+"""fs/f2fs/file.c as in Linux 6.1 and 7.2.13: the insert range, f2fs_insert_range.
+
+f2fs's write fault, reads and writeback run the model's ext4 code here (f2fs_vm_page_mkwrite
+reserves a block for the page, NEW_ADDR, much as delayed allocation does, and writeback
+allocates the real block). What f2fs does its own way is moving blocks:
+__exchange_data_block moves a block's address only while the block is not yet checkpointed;
+a checkpointed block is *copied through the page cache* (f2fs_get_lock_data_page reads the
+source page in, f2fs_get_new_data_page makes a dirty destination page, f2fs_truncate_hole
+frees the source block), which leaves the source page cached, uptodate and clean, over a
+hole. The model takes every written block as checkpointed: a file written and synced
+before the insert, as in the stress run that found this.
+
+f2fs_insert_range holds invalidate_lock in three sections: around f2fs_truncate_blocks
+beyond EOF (nothing there in the model), around truncate_pagecache and the exchange, and
+around the final flush and truncate_pagecache. The first flush runs before the second
+section, and the lock is dropped between the last two: a store in the first gap is
+discarded with its page, and a write fault in the second dirties a stale source page that
+the final flush writes back at its old offset. i_gc_rwsem and f2fs_lock_op (against GC and
+checkpoints, which the model has not) are left out.
+"""
+
+from __future__ import annotations
+
+from ..explore.step import READ, WRITE, Step
+from .buffer import __block_write_begin, block_commit_write, create_empty_buffers
+from .ext4 import AOPS as EXT4_AOPS
+from .ext4 import _aligned, ext4_da_get_block_prep, ext4_ext_remove_space_locked
+from .kernel import Kernel
+from .locking import (
+    down_write,
+    lock_page,
+    mutex_lock,
+    mutex_unlock,
+    unlock_page,
+    up_write,
+    wait_on_page_writeback,
+)
+from .structs import PAGE_SIZE, TO_EOF, WRITTEN, Current, Inode
+
+
+def f2fs_insert_range(cur: Current, k: Kernel, inode: Inode, offset: int, length: int):
+    """f2fs_fallocate (inode_lock) -> f2fs_insert_range. The protocol says which of the two
+    gaps in the invalidate lock it has: `insert_flushes_unlocked` (the first flush before
+    the lock) and `insert_drops_lock` (unlocked between the exchange and the final flush);
+    f2fs has both, the fix neither. Returns None or -EINVAL."""
+    from .filemap import filemap_write_and_wait_range
+    from .truncate import truncate_pagecache_range
+
+    proto = k.protocol
+    lock = inode.invalidate_lock
+    yield from mutex_lock(cur, inode.i_mutex)
+    st = Step("f2fs_insert_range: check the offset against i_size", ((inode.size_key, READ),))
+    yield st
+    err = None
+    if not _aligned(k, offset, length) or offset >= inode.i_size:
+        st.note = err = "-EINVAL"
+    else:
+        first, delta = offset // PAGE_SIZE, length // PAGE_SIZE
+        old_size = inode.i_size
+        if not proto.insert_flushes_unlocked:
+            yield from down_write(cur, lock)
+        # "write out all dirty pages from offset"
+        yield from filemap_write_and_wait_range(cur, k, inode, first, TO_EOF)
+        if proto.insert_flushes_unlocked:
+            yield from down_write(cur, lock)
+        yield from truncate_pagecache_range(cur, k, inode, first, TO_EOF)
+        for src in reversed(range(first, -(-old_size // PAGE_SIZE))):
+            yield from __exchange_data_block(cur, k, inode, src, src + delta)
+        if proto.insert_drops_lock:
+            yield from up_write(cur, lock)
+            yield from down_write(cur, lock)
+        # "write out all moved pages, if possible"
+        yield from filemap_write_and_wait_range(cur, k, inode, first, TO_EOF)
+        yield from truncate_pagecache_range(cur, k, inode, first, TO_EOF)
+        yield from up_write(cur, lock)
+        st = Step("f2fs_insert_range: f2fs_i_size_write", ((inode.size_key, WRITE),))
+        yield st
+        inode.i_size = old_size + length
+        st.note = f"i_size -> {inode.i_size}"
+    yield from mutex_unlock(cur, inode.i_mutex)
+    return err
+
+
+def _blocks(k: Kernel, index: int) -> range:
+    return range(k.lblk(index, 0), k.lblk(index + 1, 0))
+
+
+def __exchange_data_block(cur: Current, k: Kernel, inode: Inode, src: int, dst: int):
+    """Move page `src`'s blocks to page `dst` (a hole: the file was cut at EOF and each
+    destination was the previous source): __read_out_blkaddrs, then __clone_blkaddrs."""
+    yield from down_write(cur, inode.i_data_sem)  # the dnode's lock
+    st = Step(f"__read_out_blkaddrs({src})", ((inode.map_key, READ),))
+    yield st
+    states = [inode.extents.get(lblk, ("hole", None))[0] for lblk in _blocks(k, src)]
+    if all(s == "hole" for s in states):
+        st.note = "NULL_ADDR: nothing to move"
+        yield from up_write(cur, inode.i_data_sem)
+        return
+    if WRITTEN not in states:  # not checkpointed: do_replace, the address moves
+        st = Step(f"__clone_blkaddrs: f2fs_replace_block({src} -> {dst})",
+                  footprint=lambda: ((inode.map_key, WRITE), *(
+                      (k.disk.owner_key(p), WRITE) for lblk in _blocks(k, src)
+                      for _, p in [inode.extents.get(lblk, ("hole", None))] if p is not None)))
+        yield st
+        for a, b in zip(_blocks(k, src), _blocks(k, dst), strict=True):
+            if a in inode.extents:
+                inode.extents[b] = inode.extents.pop(a)
+                pblk = inode.extents[b][1]
+                if pblk is not None:
+                    k.disk.blocks[pblk].owner = (inode.name, b)
+        st.note = "moved the block addresses"
+        yield from up_write(cur, inode.i_data_sem)
+        return
+    st.note = "checkpointed: copy through the page cache"
+    yield from up_write(cur, inode.i_data_sem)
+    psrc = yield from f2fs_get_lock_data_page(cur, k, inode, src)
+    pdst = yield from f2fs_get_new_data_page(cur, k, inode, dst)
+    st = Step(f"__clone_blkaddrs: memcpy_page({src} -> {dst}), set_page_dirty",
+              ((psrc.data_key, READ), (pdst.key, WRITE), (pdst.data_key, WRITE),
+               (inode.dirty_tag_key, WRITE), (inode.size_key, WRITE)))
+    yield st
+    pdst.data[:] = psrc.data
+    block_commit_write(k, pdst, 0, PAGE_SIZE)
+    # f2fs_get_new_data_page(new_i_size=true) grows i_size to cover the page.
+    inode.i_size = max(inode.i_size, (dst + 1) * PAGE_SIZE)
+    st.note = f"copied {psrc.data}; page {src} stays cached"
+    yield from unlock_page(cur, pdst)
+    yield from unlock_page(cur, psrc)
+    # f2fs_truncate_hole(src, src + 1): the block goes, the cached page stays.
+    yield from down_write(cur, inode.i_data_sem)
+    yield from ext4_ext_remove_space_locked(cur, k, inode, k.lblk(src, 0),
+                                            k.lblk(src + 1, 0) - 1)
+    yield from up_write(cur, inode.i_data_sem)
+
+
+def f2fs_get_lock_data_page(cur: Current, k: Kernel, inode: Inode, index: int):
+    """Find the page or read it in, and return it locked and still in the file."""
+    from .filemap import find_get_page, page_cache_read
+
+    while True:
+        page = yield from find_get_page(cur, k, inode, index)
+        if page is None:
+            yield from page_cache_read(cur, k, inode, index)
+            continue
+        yield from lock_page(cur, page)
+        st = Step("f2fs_get_lock_data_page: recheck page->mapping", ((page.key, READ),))
+        yield st
+        if page.inode is inode:
+            return page
+        st.note = "page truncated: find it again"
+        st.retry = True
+        yield from unlock_page(cur, page)
+
+
+def f2fs_get_new_data_page(cur: Current, k: Kernel, inode: Inode, index: int):
+    """A locked page for `index` with a block reserved (NEW_ADDR) under it, its writeback
+    waited for; the caller fills it."""
+    from .filemap import grab_cache_page_write_begin
+
+    page = yield from grab_cache_page_write_begin(cur, k, inode, index)
+    create_empty_buffers(k, page)
+    yield from wait_on_page_writeback(cur, page)
+    yield from __block_write_begin(cur, k, inode, page, 0, PAGE_SIZE, ext4_da_get_block_prep)
+    return page
+
+
+AOPS = EXT4_AOPS  # the fault, read and writeback paths: see the module's docstring
