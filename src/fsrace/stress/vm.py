@@ -3,7 +3,7 @@ can use file systems and kernels the host does not run. Everything comes from De
 packages: a root file system built by debootstrap (cached by its recipe's hash, built
 into a temporary folder and renamed into place, so a failed build leaves nothing), the
 guest kernel it installs (bookworm's linux-image-amd64, 6.1, or another kernel package from
-backports or sid), the servers for NFS v4.2 (nfsd) and SMB 3 (ksmbd) over loopback, and
+backports or sid), the servers for NFS v4.2 (nfsd) and SMB 3 (Samba) over loopback, and
 the mkfs tools for the block file systems, made on a third, scratch disk.
 
 Each run boots the cached disk image with snapshot=on (the guest cannot change it) and a
@@ -34,10 +34,11 @@ MIRROR = "http://deb.debian.org/debian"
 PACKAGES = ["linux-image-amd64", "initramfs-tools", "kmod", "iproute2", "util-linux",
             "procps", "busybox", "e2fsprogs", "nfs-kernel-server", "nfs-common", "python3",
             "xfsprogs", "btrfs-progs", "f2fs-tools", "nilfs-tools", "gfs2-utils",
-            "ocfs2-tools", "ksmbd-tools", "cifs-utils"]
+            "ocfs2-tools", "samba", "cifs-utils"]
 # Block file systems are made on the scratch disk (gfs2 with lock_nolock and ocfs2 in
 # local mode: one node, no cluster stack); nfs and smb are the v4.2 and SMB 3.1.1 clients
-# over loopback, exporting ext4 or, with -xfs, xfs (reflink on, the mkfs default).
+# over loopback, exporting ext4 or, with -xfs, xfs (reflink on, the mkfs default). The SMB
+# server is Samba: bookworm's ksmbd-tools oopsed 6.1's ksmbd and could not serve 7.2's.
 BLOCK_FILESYSTEMS = ("ext4", "xfs", "btrfs", "f2fs", "nilfs2", "gfs2", "ocfs2")
 VM_FILESYSTEMS = ("nfs", "nfs-xfs", "smb", "smb-xfs", *BLOCK_FILESYSTEMS, "tmpfs")
 SCRATCH_DISK_MB = 2048
@@ -89,21 +90,26 @@ nfs|nfs-xfs)
     DIR=/mnt/nfs ;;
 smb|smb-xfs)
     case "$FS" in *-xfs) mkfs_mount xfs /srv/export ;; *) mkfs_mount ext4 /srv/export ;; esac
-    mkdir -p /etc/ksmbd /mnt/smb
-    cat > /etc/ksmbd/ksmbd.conf <<EOF
+    mkdir -p /etc/samba /mnt/smb /run/samba /var/lib/samba/private /var/log/samba
+    cat > /etc/samba/smb.conf <<EOF
 [global]
-    bind interfaces only = yes
+    server role = standalone server
     interfaces = lo
+    bind interfaces only = yes
+    disable netbios = yes
+    smb ports = 445
+    server min protocol = SMB3
+    log file = /var/log/samba/%m.log
 [export]
     path = /srv/export
     read only = no
     force user = root
 EOF
-    modprobe ksmbd
-    ksmbd.adduser -a fsrace -p fsrace
-    ksmbd.mountd
+    printf 'fsrace\\nfsrace\\n' | smbpasswd -a -s root
+    smbd -D
+    sleep 2
     timeout 60 mount -t cifs //127.0.0.1/export /mnt/smb \\
-        -o username=fsrace,password=fsrace,vers=3.1.1,uid=0,gid=0
+        -o username=root,password=fsrace,vers=3.1.1,uid=0,gid=0
     DIR=/mnt/smb ;;
 tmpfs)
     mkdir -p /srv/work
