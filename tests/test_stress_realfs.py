@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from fsrace.stress.ops import SCENARIOS
+from fsrace.stress.ops import own_operation
 from fsrace.stress.run import StressConfig, run_stress
 from fsrace.stress.scratch import FILESYSTEMS, ScratchError, scratch_fs
 
@@ -149,7 +149,7 @@ def test_threads_share_a_mapping_and_a_killed_process_resumes_every_stream():
                                           ("tmpfs", "copy-write-fault")])
 def test_the_moving_operations_run_and_check_clean(fs, scenario):
     res = run_stress(StressConfig(fs, scenario, workers=2, ops=500))
-    remover = next(iter(SCENARIOS[scenario][0]))
+    remover = own_operation(scenario)
     moved = [e for e in res.history if e.op.kind == remover and e.result >= 0]
     assert len(moved) > 50, res.skipped
     assert res.violations == [], "\n".join(res.violations)

@@ -102,7 +102,7 @@ SCENARIOS: dict[str, tuple[dict[str, int], dict[str, int]]] = {
     "collapse-read-fault": ({"collapse": 5, "pread": 3},
                             {"load": 6, "dontneed": 1, "store": 2}),
     "insert-write-fault": ({"insert": 5, "pread": 3}, {"store": 6, "load": 2, "msync": 1}),
-    # Not in the model: the operations that replace a range's contents or blocks.
+    # The operations that replace a range's contents or blocks (the model has the clone).
     "copy-write-fault": ({"copy": 5, "pread": 3}, {"store": 6, "load": 2, "msync": 1}),
     "clone-write-fault": ({"clone": 5, "pread": 3}, {"store": 6, "load": 2, "msync": 1}),
     # Copies make ranges equal, so that some dedupes share blocks rather than differ.
@@ -113,6 +113,11 @@ SCENARIOS: dict[str, tuple[dict[str, int], dict[str, int]]] = {
 # costs the check a search per page and slot class (they have their own classes).
 MIX = {k: 1 for k in KINDS if k not in ("collapse", "insert")} | {
     "store": 6, "load": 3, "pread": 2, "punch": 2}
+
+
+def own_operation(scenario: str) -> str:
+    """The race class's own operation (its remover's first): what the class is about."""
+    return next(iter(SCENARIOS[scenario][0]))
 
 
 def moves_values(scenario: str | None) -> bool:

@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from .ops import SCENARIOS
+from .ops import own_operation
 from .run import StressConfig
 from .vm import HUNG, GuestRun, VMError, run_in_vm
 
@@ -40,7 +40,7 @@ def summarize(scenario: str, run: GuestRun) -> tuple[str, bool]:
             errors.setdefault(op["kind"], set()).add(os.strerror(-op["result"]))
         else:
             done[op["kind"]] += 1
-    remover = next(iter(SCENARIOS[scenario][0]))  # the class's block-removing operation
+    remover = own_operation(scenario)
     if remover in errors and not done[remover]:
         return f"n/a ({remover}: {', '.join(sorted(errors[remover]))})", False
     n = doc["executed"]
