@@ -169,3 +169,27 @@ def test_operation_streams_are_reproducible_from_the_seed():
         c = list(itertools.islice(op_stream(8, 1, scenario, 16), 200))
         assert a == b and a != c
         assert all(0 <= op.page and op.page + op.npages <= 16 for op in a)
+
+
+def test_a_final_fsync_error_is_noted_and_the_contents_read_after_a_second(tmp_path,
+                                                                           monkeypatch):
+    # The kernel reports a writeback error once per file (a direct write that could not
+    # invalidate a mapped page sets it): the run notes it instead of failing.
+    import errno
+    import os
+
+    from fsrace.stress import run
+
+    path = tmp_path / "f"
+    path.write_bytes(b"x" * run.PAGE)
+    calls = []
+
+    def fsync(fd):
+        calls.append(fd)
+        if len(calls) == 1:
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    monkeypatch.setattr(run.os, "fsync", fsync)
+    errors: list[str] = []
+    assert run._read_all(str(path), 1, errors) == b"x" * run.PAGE
+    assert len(calls) == 2 and errors == ["Input/output error (errno 5)"]

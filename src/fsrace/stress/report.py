@@ -41,6 +41,9 @@ def stress_report(res: StressResult) -> str:
                      + ", ".join(f"{k} x{n}" for k, n in eio.items())
                      + " (a writeback error on the file, e.g. a direct write that could not "
                      "invalidate a page a mapping had dirtied)")
+    if res.final_fsync_errors:
+        lines.append("  the final fsync returned " + ", ".join(res.final_fsync_errors)
+                     + "; a second returned 0 and the final contents were read after it")
     if res.violations:
         lines.append(f"VIOLATION: {len(res.violations)}+ slots have no explanation")
         lines += res.violations

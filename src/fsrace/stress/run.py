@@ -99,6 +99,7 @@ class StressResult:
     remounted: bool = False
     check_s: float = 0.0
     kernel_log: list[str] = field(default_factory=list)
+    final_fsync_errors: list[str] = field(default_factory=list)  # then fsync succeeded
     history: list[Executed] = field(default_factory=list)
 
     @property
@@ -118,10 +119,16 @@ def _write_initial(path: str, pages: int) -> None:
         os.fsync(f.fileno())
 
 
-def _read_all(path: str, pages: int) -> bytes:
+def _read_all(path: str, pages: int, errors: list[str]) -> bytes:
     fd = os.open(path, os.O_RDONLY)
     try:
-        os.fsync(fd)
+        try:
+            os.fsync(fd)
+        except OSError as e:
+            # A writeback error is reported once per file (errseq): it is noted, and a
+            # second fsync says whether everything is on disk now.
+            errors.append(f"{e.strerror} (errno {e.errno})")
+            os.fsync(fd)
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
         return os.pread(fd, pages * PAGE, 0)
     finally:
@@ -261,13 +268,13 @@ def run_stress(cfg: StressConfig, progress: bool = False) -> StressResult:
         last = max((e.resp for e in res.history if e.resp != INF), default=None)
         if last is not None:
             res.elapsed_s = (last - t0) / 1e9
-        final = _read_all(path, cfg.pages)
+        final = _read_all(path, cfg.pages, res.final_fsync_errors)
         t_final = time.monotonic_ns()
         finals = [("final read (fsync, cache dropped)", t_final, final)]
         if scratch.remount():
             res.remounted = True
             finals.append(("final read after remount", time.monotonic_ns(),
-                           _read_all(path, cfg.pages)))
+                           _read_all(path, cfg.pages, res.final_fsync_errors)))
         res.kernel_log = _kmsg_since(kmsg)
     res.executed = sum(1 for e in res.history if e.result >= 0 and e.resp != INF)
     for e in res.history:
