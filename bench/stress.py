@@ -4,7 +4,8 @@
 
 throughput: verified operations per second of a --mix run, per file system and worker
 count, beside a single-process C tester (the worker, `worker --bare`: the same code
-without the record) running the same operations on the same file system, unchecked.
+without the record) running the same operations on the same file system, unchecked, and
+beside two such processes sharing the file as fsrace's two workers do.
 fio: a verified mapped-I/O job (ioengine=mmap, verify=crc32c) beside a punching job
 (ioengine=falloc, rw=randtrim) on the same file system, for scale. classes: every race
 class on every file system for a fixed time, with what the check found. Prints Markdown.
@@ -22,7 +23,7 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
 
-from fsrace.stress.ops import SCENARIOS, op_stream  # noqa: E402
+from fsrace.stress.ops import SCENARIOS, op_stream, own_operation  # noqa: E402
 from fsrace.stress.run import StressConfig, _write_initial, run_stress  # noqa: E402
 from fsrace.stress.scratch import FILESYSTEMS, scratch_fs  # noqa: E402
 from fsrace.stress.worker import worker_binary, write_ops  # noqa: E402
@@ -49,37 +50,55 @@ filename=fio-punch.dat
 """
 
 
-def c_tester(fs: str, seconds: float, pages: int, binary: str) -> tuple[float, float]:
+def c_tester(fs: str, seconds: float, pages: int, binary: str,
+             processes: int = 1) -> tuple[float, float]:
     """(operations/s the C tester executed, share refused) on a fresh file system: the
-    --mix streams of two workers, interleaved, run by one process."""
+    --mix streams of two workers, interleaved and run by one process, or (processes=2)
+    each run by its own process on the same file, as fsrace's two workers run them."""
     streams = [op_stream(0, w, None, pages) for w in range(2)]
-    ops = [op for pair in itertools.islice(zip(*streams, strict=True), 500_000) for op in pair]
+    if processes == 1:
+        jobs = [[op for pair in itertools.islice(zip(*streams, strict=True), 500_000)
+                 for op in pair]]
+    else:
+        jobs = [list(itertools.islice(stream, 500_000)) for stream in streams]
     with scratch_fs(fs) as s:
         path = os.path.join(s.mnt, "fsrace.dat")
         _write_initial(path, pages)
-        opsfile = os.path.join(s.root, "ops.bin")
-        write_ops(opsfile, ops)
-        out = subprocess.run([binary, "--bare", path, str(pages), opsfile, str(seconds)],
-                             capture_output=True, text=True, check=True).stdout.split()
-    executed, refused, elapsed = int(out[0]), int(out[1]), float(out[2])
+        procs = []
+        for i, ops in enumerate(jobs):
+            opsfile = os.path.join(s.root, f"ops-{i}.bin")
+            write_ops(opsfile, ops)
+            procs.append(subprocess.Popen(
+                [binary, "--bare", path, str(pages), opsfile, str(seconds)],
+                stdout=subprocess.PIPE, text=True))
+        outs = [proc.communicate()[0].split() for proc in procs]
+        if any(proc.returncode for proc in procs):
+            raise RuntimeError(f"the C tester failed on {fs}")
+    executed = sum(int(o[0]) for o in outs)
+    refused = sum(int(o[1]) for o in outs)
+    elapsed = max(float(o[2]) for o in outs)
     return executed / elapsed, refused / max(executed + refused, 1)
 
 
 def throughput(seconds: float) -> None:
     binary = str(worker_binary())
     print("| file system | workers | verified ops/s | refused | killed (SIGBUS) | check s "
-          "| C tester ops/s (1 process, unverified) | refused | fsrace / C |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "| C tester ops/s (1 process, unverified) | refused | fsrace / C "
+          "| C tester, 2 processes | fsrace / C (2 processes) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for fs in FILESYSTEMS:
         c_rate, c_refused = c_tester(fs, seconds, 64, binary)
+        c2_rate, _ = c_tester(fs, seconds, 64, binary, processes=2)
         for workers in (1, 2, 4):
             r = run_stress(StressConfig(fs, None, workers, None, seconds, 0, 64))
             refused = sum(r.skipped.values())
             total = r.executed + refused
+            two = (f"{c2_rate:,.0f} | {r.ops_per_s / c2_rate:.2f}" if workers == 2
+                   else "  | ")
             print(f"| {fs} | {workers} | {r.ops_per_s:,.0f} | "
                   f"{100 * refused / max(total, 1):.0f}% | {r.restarts} | {r.check_s:.1f} | "
-                  f"{c_rate:,.0f} | {100 * c_refused:.0f}% | {r.ops_per_s / c_rate:.2f} |",
-                  flush=True)
+                  f"{c_rate:,.0f} | {100 * c_refused:.0f}% | {r.ops_per_s / c_rate:.2f} | "
+                  f"{two} |", flush=True)
 
 
 def fio(seconds: float) -> None:
@@ -107,7 +126,7 @@ def classes(seconds: float) -> None:
         cells = []
         for fs in FILESYSTEMS:
             r = run_stress(StressConfig(fs, scenario, 2, None, seconds, 0))
-            remover = next(iter(SCENARIOS[scenario][0]))  # the class's removing operation
+            remover = own_operation(scenario)
             if not any(e.op.kind == remover and e.result >= 0 for e in r.history):
                 why = {os.strerror(-e.result) for e in r.history if e.op.kind == remover}
                 cells.append(f"n/a ({remover}: {', '.join(sorted(why))})")

@@ -9,6 +9,7 @@ import gzip
 import itertools
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -220,6 +221,7 @@ def run_stress(cfg: StressConfig, progress: bool = False) -> StressResult:
                 f"W{members[p][-1]})"
 
         procs = []
+        live: dict[int, int] = {}  # worker process index -> pidfd, while it runs
         try:
             procs = [start(p, True) for p in range(cfg.workers)]
             for p, proc in enumerate(procs):  # each says it is ready; then all start at once
@@ -230,12 +232,16 @@ def run_stress(cfg: StressConfig, progress: bool = False) -> StressResult:
             for proc in procs:
                 proc.stdin.write(b"g")
                 proc.stdin.close()
-            while any(proc.poll() is None for proc in procs):
-                for p, proc in enumerate(procs):
-                    try:
-                        proc.wait(timeout=0.5 / cfg.workers)
-                    except subprocess.TimeoutExpired:
+            # A pidfd per running worker: the parent wakes the moment one ends, so a
+            # worker killed by SIGBUS is replaced at once, not at the next poll.
+            live.update({p: os.pidfd_open(proc.pid) for p, proc in enumerate(procs)})
+            while live:
+                select.select(list(live.values()), [], [], 0.5)
+                for p in list(live):
+                    proc = procs[p]
+                    if proc.poll() is None:
                         continue
+                    os.close(live.pop(p))
                     if proc.returncode == -signal.SIGBUS:
                         # Killed by a fault past EOF: report it, and let a new process
                         # take the streams up after the operations they died in.
@@ -244,9 +250,12 @@ def run_stress(cfg: StressConfig, progress: bool = False) -> StressResult:
                         res.killed.append(f"{name(p)} killed by SIGBUS in {where}")
                         _close(proc)
                         procs[p] = start(p, False)
+                        live[p] = os.pidfd_open(procs[p].pid)
                 if progress:
                     _progress(logs, None if cfg.ops is None else cfg.ops * n, started, procs)
         finally:
+            for fd in live.values():
+                os.close(fd)
             for proc in procs:
                 if proc.poll() is None:
                     proc.kill()
