@@ -206,8 +206,8 @@ def check_per_page(initial: Files, tasks: Sequence[Sequence[Op]], final: Files,
 
 
 def _explain_file(name, got, allowed, tasks, task_names) -> str:
-    """Name the first page on which `got` differs from every allowed state, with the file's
-    other pages alongside, and list the allowed states whole."""
+    """The whole file as it ended, page by page, what each operation saw, and every
+    allowed state of the whole file."""
     def cells(state):
         return [list(data) for _, data, _ in state]
 

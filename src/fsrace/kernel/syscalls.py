@@ -34,7 +34,7 @@ _FALLOCATE = {"zero": ext4_zero_range, "collapse": ext4_collapse_range,
 def sys_fallocate(cur: Current, k: Kernel, inode: Inode, mode: str, offset: int, length: int):
     """fallocate(FALLOC_FL_ZERO_RANGE / COLLAPSE_RANGE / INSERT_RANGE) -> ext4_fallocate,
     unless the protocol's file system has its own (insert_range and the like)."""
-    own = getattr(k.protocol, f"{mode}_range", None)
+    own = getattr(k.protocol, f"{mode}_range")
     return (yield from (own or _FALLOCATE[mode])(cur, k, inode, offset, length))
 
 
