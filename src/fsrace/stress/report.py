@@ -20,9 +20,8 @@ def stress_report(res: StressResult) -> str:
         lines.append("  refused by the file system (not counted): "
                      + ", ".join(f"{k} x{n}" for k, n in sorted(res.skipped.items())))
     if res.killed:
-        lines.append(f"  {len(res.killed)} worker processes killed (a replacement took up each "
-                     "stream after the operation it died in): " + "; ".join(res.killed[:5])
-                     + (" ..." if len(res.killed) > 5 else ""))
+        lines.append(f"  {len(res.killed)} worker processes ended early: "
+                     + "; ".join(res.killed[:5]) + (" ..." if len(res.killed) > 5 else ""))
     if res.unfinished:
         lines.append(f"  {len(res.unfinished)} operations never returned (checked as maybe "
                      "done): " + "; ".join(res.unfinished[:5])

@@ -9,7 +9,6 @@ import gzip
 import itertools
 import json
 import os
-import select
 import signal
 import subprocess
 import sys
@@ -33,7 +32,7 @@ from .ops import (
     stamp,
 )
 from .scratch import scratch_fs
-from .worker import READS_PAGE, WORDS, WorkerBuildError, worker_binary, write_ops
+from .worker import READS_PAGE, WORDS, WorkerBuildError, refusal, worker_binary, write_ops
 
 WRITES_SLOT = {"store", "pwrite"}
 WRITES_PAGES = {"punch", "zero"}  # over op.npages pages
@@ -91,8 +90,7 @@ class StressResult:
     executed: int = 0
     skipped: Counter = field(default_factory=Counter)
     by_kind: Counter = field(default_factory=Counter)
-    killed: list[str] = field(default_factory=list)
-    restarts: int = 0
+    killed: list[str] = field(default_factory=list)  # worker processes ended by a signal
     unfinished: list[str] = field(default_factory=list)  # invoked, never returned
     slots_checked: int = 0
     histories_searched: int = 0
@@ -207,12 +205,10 @@ def run_stress(cfg: StressConfig, progress: bool = False) -> StressResult:
         deadline = time.monotonic_ns() + int(cfg.duration * 1e9) if cfg.duration else 0
         members = [range(p * cfg.threads, (p + 1) * cfg.threads) for p in range(cfg.workers)]
 
-        def start(p: int, wait: bool) -> subprocess.Popen:
-            """Worker process p; a replacement takes each stream up after the last
-            operation it invoked (the one it died in never returned)."""
-            args = [binary, path, str(cfg.pages), str(deadline), str(int(wait))]
+        def start(p: int) -> subprocess.Popen:
+            args = [binary, path, str(cfg.pages), str(deadline)]
             for w in members[p]:
-                args += [str(w), str(_invoked(logs[w])), opsfiles[w], logs[w], datas[w]]
+                args += [str(w), opsfiles[w], logs[w], datas[w]]
             return subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                     stderr=subprocess.PIPE, pass_fds=record_fds)
 
@@ -221,9 +217,8 @@ def run_stress(cfg: StressConfig, progress: bool = False) -> StressResult:
                 f"W{members[p][-1]})"
 
         procs = []
-        live: dict[int, int] = {}  # worker process index -> pidfd, while it runs
         try:
-            procs = [start(p, True) for p in range(cfg.workers)]
+            procs = [start(p) for p in range(cfg.workers)]
             for p, proc in enumerate(procs):  # each says it is ready; then all start at once
                 if proc.stdout.read(1) != b"r":
                     raise WorkerBuildError(f"worker {name(p)} failed to start: "
@@ -232,30 +227,16 @@ def run_stress(cfg: StressConfig, progress: bool = False) -> StressResult:
             for proc in procs:
                 proc.stdin.write(b"g")
                 proc.stdin.close()
-            # A pidfd per running worker: the parent wakes the moment one ends, so a
-            # worker killed by SIGBUS is replaced at once, not at the next poll.
-            live.update({p: os.pidfd_open(proc.pid) for p, proc in enumerate(procs)})
-            while live:
-                select.select(list(live.values()), [], [], 0.5)
-                for p in list(live):
-                    proc = procs[p]
-                    if proc.poll() is None:
-                        continue
-                    os.close(live.pop(p))
-                    if proc.returncode == -signal.SIGBUS:
-                        # Killed by a fault past EOF: report it, and let a new process
-                        # take the streams up after the operations they died in.
-                        where = ", ".join(f"W{w} op {_invoked(logs[w]) - 1}"
-                                          for w in members[p] if _in_flight(logs[w]))
-                        res.killed.append(f"{name(p)} killed by SIGBUS in {where}")
-                        _close(proc)
-                        procs[p] = start(p, False)
-                        live[p] = os.pidfd_open(procs[p].pid)
-                if progress:
-                    _progress(logs, None if cfg.ops is None else cfg.ops * n, started, procs)
+            for proc in procs:
+                while True:
+                    try:
+                        proc.wait(0.5)
+                        break
+                    except subprocess.TimeoutExpired:
+                        if progress:
+                            _progress(logs, None if cfg.ops is None else cfg.ops * n,
+                                      started, procs)
         finally:
-            for fd in live.values():
-                os.close(fd)
             for proc in procs:
                 if proc.poll() is None:
                     proc.kill()
@@ -270,7 +251,6 @@ def run_stress(cfg: StressConfig, progress: bool = False) -> StressResult:
                 err = proc.stderr.read().decode(errors="replace").strip()
                 res.killed.append(f"{name(p)} ended by {how}" + (f": {err}" if err else ""))
             _close(proc)
-        res.restarts = sum("SIGBUS" in k for k in res.killed)
         res.history = _read_logs(streams, logs, datas)
         # The run ends when its last operation returns, not when the parent, polling,
         # notices the workers are gone.
@@ -289,7 +269,7 @@ def run_stress(cfg: StressConfig, progress: bool = False) -> StressResult:
     for e in res.history:
         res.by_kind[e.op.kind] += 1
         if e.result < 0:
-            res.skipped[f"{e.op.kind} ({os.strerror(-e.result)})"] += 1
+            res.skipped[f"{e.op.kind} ({refusal(e.result)})"] += 1
         if e.resp == INF:
             res.unfinished.append(f"W{e.worker} op {e.index} ({e.op})")
     checking = time.monotonic()
@@ -301,16 +281,6 @@ def run_stress(cfg: StressConfig, progress: bool = False) -> StressResult:
 def _close(proc: subprocess.Popen) -> None:
     for pipe in (proc.stdin, proc.stdout, proc.stderr):
         pipe.close()
-
-
-def _in_flight(log: str) -> bool:
-    """Whether the last operation the log shows invoked never returned."""
-    k = _invoked(log)
-    if not k:
-        return False
-    with open(log, "rb") as f:
-        f.seek((k - 1) * WORDS * 8 + 8)
-        return not int.from_bytes(f.read(8), "little")
 
 
 def _invoked(log: str) -> int:

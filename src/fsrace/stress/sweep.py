@@ -15,6 +15,7 @@ from pathlib import Path
 from .ops import own_operation
 from .run import StressConfig
 from .vm import HUNG, GuestRun, VMError, run_in_vm
+from .worker import refusal
 
 
 @dataclass
@@ -37,7 +38,7 @@ def summarize(scenario: str, run: GuestRun) -> tuple[str, bool]:
     done, errors = Counter(), {}
     for op in doc["operations"]:
         if op["result"] < 0:
-            errors.setdefault(op["kind"], set()).add(os.strerror(-op["result"]))
+            errors.setdefault(op["kind"], set()).add(refusal(op["result"]))
         else:
             done[op["kind"]] += 1
     remover = own_operation(scenario)

@@ -3,20 +3,18 @@
  * when it was invoked and when it returned (CLOCK_MONOTONIC, the same clock in every
  * process), its result and what it read.
  *
- *   worker FILE PAGES DEADLINE_NS WAIT (W START OPS LOG DATA)...
+ *   worker FILE PAGES DEADLINE_NS (W OPS LOG DATA)...
  *   worker --bare FILE PAGES OPS SECONDS     (no record: the benchmark's baseline)
  *
- * Each group of five runs stream W in a thread of its own; the threads share the mapping
- * (one address space, as two tasks of one process), and a signal that kills the process
- * ends them all.
+ * Each group of four runs stream W in a thread of its own; the threads share the mapping
+ * (one address space, as two tasks of one process).
  * OPS: records of six little-endian uint32 (kind, page, slot, npages, size, src), kinds
  * numbered as ops.KINDS. LOG and DATA are mapped shared, so a worker killed by a signal
- * (SIGBUS on a store beyond EOF) loses nothing: its last operation shows as invoked and
- * never returned. LOG: four int64 words per operation (invoked ns, returned ns, result:
- * bytes read, 0 or -errno; the value a load read). DATA: a page per page-reading operation
- * (pread, direct read), in stream order, for what it read. START > 0: a replacement for a
- * worker killed in operation START - 1. WAIT 1: the worker says "ready" on stdout and
- * starts when a byte arrives on stdin, with the others; 0 (a replacement): at once. */
+ * loses nothing: its last operation shows as invoked and never returned. LOG: four int64
+ * words per operation (invoked ns, returned ns, result: bytes read, 0, -errno or PAST_EOF;
+ * the value a load read). DATA: a page per page-reading operation (pread, direct read), in
+ * stream order, for what it read. The worker says "ready" on stdout once set up and starts
+ * when a byte arrives on stdin, with the others. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -37,6 +35,9 @@
 #define WORDS 4  /* per operation in LOG */
 #define SLOTS (PAGE / 8)
 #define INIT_WORKER 0xff
+/* The result of a store or load that raised SIGBUS: the file was shorter than the mapping
+ * (another worker's truncate), so the access did nothing. As worker.PAST_EOF. */
+#define PAST_EOF (-((int64_t)1 << 32))
 
 enum { STORE, LOAD, PREAD, PWRITE, PUNCH, ZERO, TRUNCATE, FSYNC, MSYNC, WILLNEED, DONTNEED,
        DIO_READ, DIO_WRITE, COLLAPSE, INSERT, COPY, CLONE, DEDUPE };
@@ -63,6 +64,27 @@ static uint64_t stamp(uint64_t worker, uint64_t index)  /* as ops.stamp */
 
 #define CHECK(call) ((call) < 0 ? -errno : 0)
 
+/* Where a SIGBUS in this thread's mapping access returns to; NULL outside one. The
+ * handler runs with SIGBUS unblocked (SA_NODEFER), so jumping out of it needs no saved
+ * signal mask, and an access costs no system call. Volatile, as the mapping is: the
+ * compiler must set it before the access and clear it after, in that order. */
+static __thread sigjmp_buf *volatile past_eof;
+
+static void on_sigbus(int sig)
+{
+	if (!past_eof) {  /* not one of ours: die of it as if unhandled */
+		signal(sig, SIG_DFL);
+		raise(sig);
+	}
+	siglongjmp(*past_eof, 1);
+}
+
+static void catch_sigbus(void)
+{
+	struct sigaction sa = { .sa_handler = on_sigbus, .sa_flags = SA_NODEFER };
+	sigaction(SIGBUS, &sa, NULL);
+}
+
 /* Run one operation; `out` (may be NULL) receives what it read. The result: bytes read,
  * 0, or -errno. */
 static int64_t run(struct file *f, const struct op *o, uint64_t value, char *out)
@@ -73,14 +95,23 @@ static int64_t run(struct file *f, const struct op *o, uint64_t value, char *out
 
 	switch (o->kind) {
 	case STORE:
-		f->map[off / 8 + o->slot] = value;
-		return 0;
-	case LOAD: {
-		uint64_t v = f->map[off / 8 + o->slot];
-		if (out)
-			memcpy(out, &v, 8);
-		return 8;
-	}  /* out: the LOG record's last word for a load, a DATA page for the page reads */
+	case LOAD: {  /* out: the LOG record's last word for a load */
+		sigjmp_buf jb;
+		if (sigsetjmp(jb, 0)) {
+			past_eof = NULL;
+			return PAST_EOF;
+		}
+		past_eof = &jb;
+		if (o->kind == STORE)
+			f->map[off / 8 + o->slot] = value;
+		else {
+			uint64_t v = f->map[off / 8 + o->slot];
+			if (out)
+				memcpy(out, &v, 8);
+		}
+		past_eof = NULL;
+		return o->kind == STORE ? 0 : 8;
+	}  /* out for the page reads: a DATA page */
 	case PREAD:
 		n = pread(f->fd, out ? out : (char *)f->buf, PAGE, off);
 		return n < 0 ? -errno : n;
@@ -166,7 +197,9 @@ static void *map_file(const char *path, size_t *len, int prot)
 	if (fd < 0)
 		die("cannot open", path);
 	off_t end = lseek(fd, 0, SEEK_END);
-	void *p = end > 0 ? mmap(NULL, end, prot, MAP_SHARED, fd, 0) : NULL;
+	/* Writable ones are the records: their pages are allocated now, not in the run. */
+	int flags = MAP_SHARED | (prot & PROT_WRITE ? MAP_POPULATE : 0);
+	void *p = end > 0 ? mmap(NULL, end, prot, flags, fd, 0) : NULL;
 	if (p == MAP_FAILED || !p)
 		die("cannot map", path);
 	close(fd);
@@ -191,14 +224,6 @@ static void open_file(struct file *f, const char *path, int pages)
 	memset(f->buf, 0, PAGE);
 }
 
-static sigjmp_buf past_eof;
-
-static void on_sigbus(int sig)
-{
-	(void)sig;
-	siglongjmp(past_eof, 1);
-}
-
 static int bare(char **argv)
 {
 	struct file f;
@@ -207,16 +232,10 @@ static int bare(char **argv)
 	const struct op *ops = map_file(argv[2], &len, PROT_READ);
 	size_t n = len / sizeof(struct op);
 	int64_t start = now_ns(), end = start + (int64_t)(atof(argv[3]) * 1e9);
-	volatile long executed = 0, refused = 0;
+	long executed = 0, refused = 0;
 	/* Alone, a process never faults past EOF (its truncates grow the file back before
 	 * its next store); beside another, it can: such an access counts as refused. */
-	struct sigaction sa = { .sa_handler = on_sigbus };
-	sigaction(SIGBUS, &sa, NULL);
-	for (volatile size_t i = 0; i < n && (i & 63 || now_ns() < end); i++) {
-		if (sigsetjmp(past_eof, 1)) {
-			refused++;
-			continue;
-		}
+	for (size_t i = 0; i < n && (i & 63 || now_ns() < end); i++) {
 		if (run(&f, &ops[i], stamp(0, i), NULL) < 0)
 			refused++;
 		else
@@ -234,7 +253,7 @@ static int reads_page(const struct op *o)
 struct stream {
 	struct file f;  /* a copy per thread: its own direct I/O buffer, the same mapping */
 	uint64_t w;
-	size_t start, n;
+	size_t n;
 	int64_t deadline;
 	const struct op *ops;
 	int64_t *log;
@@ -249,16 +268,15 @@ static struct stream *open_stream(const struct file *f, char **arg, int64_t dead
 		die("out of memory", "");
 	s->f = (struct file){ f->fd, f->dfd, f->size, f->map, s->f.buf };
 	s->w = strtoull(arg[0], NULL, 10);
-	s->start = strtoull(arg[1], NULL, 10);
-	s->ops = map_file(arg[2], &len, PROT_READ);
-	s->log = map_file(arg[3], &loglen, PROT_READ | PROT_WRITE);
-	s->data = map_file(arg[4], &datalen, PROT_READ | PROT_WRITE);
+	s->ops = map_file(arg[1], &len, PROT_READ);
+	s->log = map_file(arg[2], &loglen, PROT_READ | PROT_WRITE);
+	s->data = map_file(arg[3], &datalen, PROT_READ | PROT_WRITE);
 	s->n = len / sizeof(struct op);
 	s->deadline = deadline;
 	for (size_t i = 0; i < s->n; i++)
 		pages += reads_page(&s->ops[i]);
 	if (loglen < s->n * WORDS * 8 || datalen < pages * PAGE) {
-		fprintf(stderr, "fsrace worker: %s or %s too short\n", arg[3], arg[4]);
+		fprintf(stderr, "fsrace worker: %s or %s too short\n", arg[2], arg[3]);
 		exit(2);
 	}
 	return s;
@@ -268,9 +286,7 @@ static void *run_stream(void *arg)
 {
 	struct stream *s = arg;
 	size_t page = 0;
-	for (size_t i = 0; i < s->start; i++)
-		page += reads_page(&s->ops[i]);
-	for (size_t i = s->start; i < s->n; i++) {
+	for (size_t i = 0; i < s->n; i++) {
 		volatile int64_t *rec = s->log + i * WORDS;
 		char *out = reads_page(&s->ops[i]) ? s->data + page++ * PAGE
 						   : (char *)(s->log + i * WORDS + 3);
@@ -291,28 +307,27 @@ static void *run_stream(void *arg)
 
 int main(int argc, char **argv)
 {
+	catch_sigbus();
 	if (argc == 6 && !strcmp(argv[1], "--bare"))
 		return bare(argv + 2);
-	if (argc < 10 || (argc - 5) % 5) {
-		fprintf(stderr, "usage: worker FILE PAGES DEADLINE_NS WAIT (W START OPS LOG DATA)...\n"
+	if (argc < 8 || (argc - 4) % 4) {
+		fprintf(stderr, "usage: worker FILE PAGES DEADLINE_NS (W OPS LOG DATA)...\n"
 				"       worker --bare FILE PAGES OPS SECONDS\n");
 		return 2;
 	}
 	struct file f;
 	open_file(&f, argv[1], atoi(argv[2]));
 	int64_t deadline = strtoll(argv[3], NULL, 10);
-	int nstreams = (argc - 5) / 5;
+	int nstreams = (argc - 4) / 4;
 	struct stream **streams = calloc(nstreams, sizeof(*streams));
 	pthread_t *threads = calloc(nstreams, sizeof(*threads));
 	if (!streams || !threads)
 		die("out of memory", "");
 	for (int k = 0; k < nstreams; k++)
-		streams[k] = open_stream(&f, argv + 5 + 5 * k, deadline);
-	if (atoi(argv[4])) {  /* wait for the others: say ready, start on a byte from stdin */
-		char c;
-		if (write(1, "r", 1) != 1 || read(0, &c, 1) != 1)
-			return 2;
-	}
+		streams[k] = open_stream(&f, argv + 4 + 4 * k, deadline);
+	char c;  /* wait for the others: say ready, start on a byte from stdin */
+	if (write(1, "r", 1) != 1 || read(0, &c, 1) != 1)
+		return 2;
 	for (int k = 1; k < nstreams; k++)
 		if (pthread_create(&threads[k], NULL, run_stream, streams[k]))
 			die("cannot start a thread", "");

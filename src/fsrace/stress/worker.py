@@ -14,9 +14,11 @@ from pathlib import Path
 
 from .ops import KINDS, Op
 
-# The log: four int64 words per operation (invoked ns, returned ns, result: bytes read, 0
-# or -errno; the value a load read); the data file: a page per page-reading operation.
+# The log: four int64 words per operation (invoked ns, returned ns, result: bytes read, 0,
+# -errno or PAST_EOF; the value a load read); the data file: a page per page-reading
+# operation.
 WORDS = 4
+PAST_EOF = -(1 << 32)  # a store or load that raised SIGBUS (the file was shorter): no effect
 READS_PAGE = ("pread", "dio_read")
 SOURCE = Path(__file__).with_name("worker.c")
 PREBUILT = Path(__file__).with_name("worker.bin")  # shipped into the guest by stress.vm
@@ -25,6 +27,11 @@ _OP = struct.Struct("<6I")
 
 class WorkerBuildError(RuntimeError):
     pass
+
+
+def refusal(result: int) -> str:
+    """Why an operation with a negative result did nothing."""
+    return "SIGBUS: past EOF" if result == PAST_EOF else os.strerror(-result)
 
 
 def worker_binary() -> Path:
