@@ -43,3 +43,17 @@ def test_the_ocfs2_reflink_reproducer_finds_nothing_on_xfs(args, tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
     clones = int(r.stdout.split()[0])
     assert clones > 50 and " 0 with zero words" in r.stdout, r.stdout
+
+
+@needs_cc
+@pytest.mark.realfs
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting needs root")
+@pytest.mark.parametrize("fs", ["ext4", "xfs"])
+def test_the_smb_copy_reproducer_finds_nothing_on_local_file_systems(fs, tmp_path):
+    # ext4 copies, xfs reflinks; both keep write faults out of the copied range.
+    binary = _build(FINDINGS / "smb-copy-mmap.c", tmp_path / "repro")
+    with scratch_fs(fs) as s:
+        r = subprocess.run([str(binary), os.path.join(s.mnt, "file"), "500"],
+                           capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "500 rounds, 0 copies refused or short: 500 clean" in r.stdout, r.stdout
