@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from fsrace.cli import main
 from fsrace.stress.sweep import Cell, markdown, summarize
-from fsrace.stress.vm import GuestRun, VMError, kernel_suite
+from fsrace.stress.vm import HUNG, GuestRun, VMError, kernel_suite
 
 
 def test_kernel_packages_come_from_backports_unless_a_suite_is_named():
@@ -57,7 +57,7 @@ def test_the_sweep_refuses_unknown_file_systems_and_classes():
 
 
 def test_a_hung_run_is_its_own_cell():
-    assert summarize("dio-write-fault", GuestRun("did not end", 3, b""))[0].startswith(
+    assert summarize("dio-write-fault", GuestRun("did not end", HUNG, b""))[0].startswith(
         "**hung**")
 
 
@@ -75,3 +75,16 @@ def test_the_watch_stops_a_guest_whose_run_does_not_end(tmp_path):
     proc = subprocess.Popen([sys.executable, "-c", script])
     assert _watch(proc, serial, timeout_s=30, run_timeout_s=2) == 1  # run 0 ended, 1 hung
     assert proc.returncode is not None
+
+
+def test_vm_run_refuses_an_unknown_file_system_or_a_file_it_cannot_run(tmp_path):
+    prog = tmp_path / "notes.txt"
+    prog.write_text("not a program")
+    r = CliRunner().invoke(main, ["vm-run", "--fs", "zfs", str(prog)])
+    assert r.exit_code == 2 and "not zfs" in r.output
+    r = CliRunner().invoke(main, ["vm-run", "--fs", "ext4", str(prog)])
+    assert r.exit_code == 2 and "neither a C file nor an executable" in r.output
+    bad = tmp_path / "broken.c"
+    bad.write_text("int main(void) { return }\n")
+    r = CliRunner().invoke(main, ["vm-run", "--fs", "ext4", str(bad)])
+    assert r.exit_code == 2 and "building broken.c failed" in r.output

@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .scratch import sigterm_raises
-from .worker import PREBUILT, worker_binary
+from .worker import PREBUILT, build_static, worker_binary
 
 SUITE = "bookworm"
 MIRROR = "http://deb.debian.org/debian"
@@ -160,6 +160,21 @@ for i, doc in enumerate(json.load(open("/io/configs.json"))):
 """
 
 
+# The guest side of run_program_in_vm: /io/program once per argument list.
+PROGRAM_PY = """import json, subprocess, sys
+console = open("/dev/ttyS0", "w")  # the host watches these lines for a run that hangs
+for i, args in enumerate(json.load(open("/io/programs.json"))):
+    console.write(f"fsrace-run start {i}\\n")
+    console.flush()
+    r = subprocess.run(["/io/program", f"{sys.argv[1]}/file{i}", *args],
+                       capture_output=True, text=True)
+    open(f"/io/report-{i}.txt", "w").write(r.stdout + r.stderr)
+    open(f"/io/status-{i}.txt", "w").write(f"{r.returncode}\\n")
+    console.write(f"fsrace-run end {i}\\n")
+    console.flush()
+"""
+
+
 class VMError(RuntimeError):
     pass
 
@@ -279,8 +294,9 @@ def disk_image(progress=print, kernel: str | None = None) -> Path:
 
 @dataclass
 class GuestRun:
-    """One stress job's outcome in the guest: its report, exit status (0 clean, 1
-    violations, 2 the run failed) and saved run (gzipped JSON)."""
+    """One run's outcome in the guest: its report (a program's output), exit status (a
+    stress job's: 0 clean, 1 violations, 2 the run failed; HUNG: never ended) and saved
+    run (gzipped JSON; empty for a program)."""
     report: str
     status: int
     log: bytes
@@ -295,7 +311,7 @@ class GuestResult:
     boot_s: float  # the guest's uptime when its first run started (boot and setup)
 
 
-HUNG = 3  # GuestRun.status of a run the guest never finished
+HUNG = -1  # GuestRun.status of a run the guest never finished (not an exit status)
 
 
 def _watch(proc: subprocess.Popen, serial: Path, timeout_s: float,
@@ -333,27 +349,61 @@ def run_in_vm(cfgs, timeout_s: float = 900, progress=print, kernel: str | None =
     if len(fs) != 1 or not fs <= set(VM_FILESYSTEMS):
         raise VMError(f"--vm runs one of {', '.join(VM_FILESYSTEMS)}, not {', '.join(fs)}")
     (fs,) = fs
-    with sigterm_raises():
-        return _boot_and_run(cfgs, fs, timeout_s, progress, kernel, run_timeout_s)
 
-
-def _boot_and_run(cfgs, fs: str, timeout_s: float, progress, kernel: str | None,
-                  run_timeout_s: float) -> GuestResult:
-    image = disk_image(progress, kernel)
-    h = recipe_hash(kernel)
-    vmlinuz, initrd = cache_dir() / f"vmlinuz-{h}", cache_dir() / f"initrd.img-{h}"
-    src = Path(__file__).resolve().parent.parent  # the fsrace package
-    work = Path(tempfile.mkdtemp(prefix="fsrace-vm-"))
-    proc = None
-    try:
-        io = work / "io"
+    def payload(io: Path) -> None:
+        src = Path(__file__).resolve().parent.parent  # the fsrace package
         shutil.copytree(src, io / "fsrace", ignore=shutil.ignore_patterns(
             "__pycache__", "templates", "explore", "kernel", "protocols", "scenarios",
             "check", "report"))
         shutil.copy(worker_binary(), io / "fsrace" / "stress" / PREBUILT.name)  # static
-        (io / "init.sh").write_text(RUN_SCRIPT.format(fs=fs))
         (io / "guest.py").write_text(GUEST_PY)
         (io / "configs.json").write_text(json.dumps([asdict(c) for c in cfgs]))
+
+    what = ", ".join(c.scenario or "mix" for c in cfgs)
+    with sigterm_raises():
+        return _boot_and_run(payload, len(cfgs), what, fs, timeout_s, progress, kernel,
+                             run_timeout_s)
+
+
+def run_program_in_vm(program: Path, arg_sets: list[list[str]], fs: str,
+                      timeout_s: float = 900, progress=print, kernel: str | None = None,
+                      run_timeout_s: float = 300) -> GuestResult:
+    """Boot the guest as for a stress run on `fs` and run `program` (a C file, built
+    statically here, or a static executable) once per argument list, one after the
+    other, each on a fresh file in the mounted file system given as its first argument.
+    Each GuestRun holds the program's output and exit status."""
+    if fs not in VM_FILESYSTEMS:
+        raise VMError(f"the guest mounts one of {', '.join(VM_FILESYSTEMS)}, not {fs}")
+    binary = build_static(program) if program.suffix == ".c" else program
+    if not os.access(binary, os.X_OK):
+        raise VMError(f"{program} is neither a C file nor an executable")
+
+    def payload(io: Path) -> None:
+        shutil.copy(binary, io / "program")
+        (io / "guest.py").write_text(PROGRAM_PY)
+        (io / "programs.json").write_text(json.dumps(arg_sets))
+
+    with sigterm_raises():
+        return _boot_and_run(payload, len(arg_sets), program.name, fs, timeout_s, progress,
+                             kernel, run_timeout_s)
+
+
+
+
+def _boot_and_run(payload, n_runs: int, what: str, fs: str, timeout_s: float, progress,
+                  kernel: str | None, run_timeout_s: float) -> GuestResult:
+    """Boot, set `fs` up, and let guest.py (which `payload(io)` writes into the guest's
+    /io with what it needs) make `n_runs` runs; collect what they left in /io."""
+    image = disk_image(progress, kernel)
+    h = recipe_hash(kernel)
+    vmlinuz, initrd = cache_dir() / f"vmlinuz-{h}", cache_dir() / f"initrd.img-{h}"
+    work = Path(tempfile.mkdtemp(prefix="fsrace-vm-"))
+    proc = None
+    try:
+        io = work / "io"
+        io.mkdir()
+        payload(io)
+        (io / "init.sh").write_text(RUN_SCRIPT.format(fs=fs))
         io_img = work / "io.img"
         _run(["mkfs.ext4", "-q", "-F", "-d", str(io), str(io_img), "512M"])
         scratch = work / "scratch.img"
@@ -366,7 +416,6 @@ def _boot_and_run(cfgs, fs: str, timeout_s: float, progress, kernel: str | None,
                "-drive", f"file={io_img},if=virtio,format=raw",
                "-drive", f"file={scratch},if=virtio,format=raw",
                "-nographic", "-no-reboot"]
-        what = ", ".join(c.scenario or "mix" for c in cfgs)
         progress(f"booting the guest (qemu, TCG) for {what} on {fs}")
         with open(work / "serial.txt", "w") as serial:
             proc = subprocess.Popen(cmd, stdout=serial, stderr=subprocess.STDOUT,
@@ -388,7 +437,7 @@ def _boot_and_run(cfgs, fs: str, timeout_s: float, progress, kernel: str | None,
             raise VMError(text("failed.txt").strip() + "; the guest's console:\n"
                           + text("console.txt")[-3000:])
         runs = []
-        for i in range(len(cfgs)):
+        for i in range(n_runs):
             status = text(f"status-{i}.txt").strip()
             if status:
                 runs.append(GuestRun(text(f"report-{i}.txt"), int(status),
@@ -400,7 +449,7 @@ def _boot_and_run(cfgs, fs: str, timeout_s: float, progress, kernel: str | None,
                 break
             else:
                 if not runs:
-                    raise VMError(f"the guest stopped before run {i + 1} of {len(cfgs)} "
+                    raise VMError(f"the guest stopped before run {i + 1} of {n_runs} "
                                   "finished; its console:\n"
                                   + (text("console.txt") or serial_text)[-3000:])
                 break  # the runs that finished are reported

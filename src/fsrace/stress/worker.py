@@ -39,25 +39,31 @@ def worker_binary() -> Path:
     else the cached build of the current source, compiling it if missing."""
     if PREBUILT.exists():
         return PREBUILT
-    source = SOURCE.read_bytes()
+    return build_static(SOURCE, "worker")
+
+
+def build_static(source: Path, name: str | None = None) -> Path:
+    """`source` (a C file) built statically, so that it also runs in the qemu guest, with
+    the system's C compiler; cached by content in ~/.cache/fsrace/bin."""
+    text = source.read_bytes()
     base = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
     cache = Path(base) / "fsrace" / "bin"
-    binary = cache / f"worker-{hashlib.sha256(source).hexdigest()[:12]}"
+    binary = cache / f"{name or source.stem}-{hashlib.sha256(text).hexdigest()[:12]}"
     if binary.exists():
         return binary
     cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
     if not cc:
-        raise WorkerBuildError("fsrace stress builds its worker with a C compiler, and none "
+        raise WorkerBuildError("fsrace builds its C programs with a C compiler, and none "
                                "was found (Debian: apt install gcc libc6-dev; or set CC)")
     cache.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=cache, prefix=".build-")
     os.close(fd)
     try:
-        r = subprocess.run([cc, "-O2", "-Wall", "-static", "-pthread", "-o", tmp, str(SOURCE)],
+        r = subprocess.run([cc, "-O2", "-Wall", "-static", "-pthread", "-o", tmp, str(source)],
                            capture_output=True, text=True)
         if r.returncode != 0:
-            raise WorkerBuildError(f"building {SOURCE.name} failed:\n{r.stderr.strip()}")
-        os.replace(tmp, binary)  # atomic: a half-built worker is never used
+            raise WorkerBuildError(f"building {source.name} failed:\n{r.stderr.strip()}")
+        os.replace(tmp, binary)  # atomic: a half-built program is never used
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
