@@ -353,8 +353,7 @@ def vm_run_cmd(program, fs, kernel, arg_sets, run_timeout) -> None:
         click.echo(f"Error: {e}", err=True)
         sys.exit(2)
     except (KeyboardInterrupt, Terminated) as e:
-        click.echo("stopped: the guest was killed and its files removed", err=True)
-        sys.exit(130 if isinstance(e, KeyboardInterrupt) else 143)
+        _guest_stopped(e)
     click.echo(f"guest kernel {out.kernel}, {fs} ({out.fstype}), booted in "
                f"{out.boot_s:.1f}s")
     for args, run in zip(sets, out.runs, strict=False):
@@ -368,6 +367,12 @@ def vm_run_cmd(program, fs, kernel, arg_sets, run_timeout) -> None:
     sys.exit(0 if len(out.runs) == len(sets) and not any(r.status for r in out.runs) else 1)
 
 
+def _guest_stopped(e: BaseException) -> None:
+    """Ctrl-C or SIGTERM while a guest ran (vm.py has killed it and removed its files)."""
+    click.echo("stopped: the guest was killed and its files removed", err=True)
+    sys.exit(130 if isinstance(e, KeyboardInterrupt) else 143)
+
+
 def _stress_in_vm(cfg, log_path, kernel) -> None:
     from .stress.scratch import Terminated
     from .stress.vm import HUNG, VMError, main_progress, run_in_vm
@@ -377,8 +382,7 @@ def _stress_in_vm(cfg, log_path, kernel) -> None:
     except VMError as e:
         raise click.ClickException(str(e)) from e
     except (KeyboardInterrupt, Terminated) as e:
-        click.echo("stopped: the guest was killed and its files removed", err=True)
-        sys.exit(130 if isinstance(e, KeyboardInterrupt) else 143)
+        _guest_stopped(e)
     (run,) = out.runs
     click.echo(f"guest kernel {out.kernel}, {cfg.fs} ({out.fstype}), booted in "
                f"{out.boot_s:.1f}s")

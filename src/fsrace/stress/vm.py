@@ -388,8 +388,6 @@ def run_program_in_vm(program: Path, arg_sets: list[list[str]], fs: str,
                              kernel, run_timeout_s)
 
 
-
-
 def _boot_and_run(payload, n_runs: int, what: str, fs: str, timeout_s: float, progress,
                   kernel: str | None, run_timeout_s: float) -> GuestResult:
     """Boot, set `fs` up, and let guest.py (which `payload(io)` writes into the guest's

@@ -86,7 +86,7 @@ static void catch_sigbus(void)
 }
 
 /* Run one operation; `out` (may be NULL) receives what it read. The result: bytes read,
- * 0, or -errno. */
+ * 0, -errno, or PAST_EOF for a store or load that raised SIGBUS. */
 static int64_t run(struct file *f, const struct op *o, uint64_t value, char *out)
 {
 	off_t off = (off_t)o->page * PAGE, len = (off_t)o->npages * PAGE;
