@@ -221,6 +221,51 @@ def test_a_task_retrying_past_the_bound_is_reported_as_starvation():
     assert "T0 started over" in res.counterexample.starved
 
 
+SPIN_FIRST_SEED = 2  # its first execution starves
+
+
+def test_a_starving_execution_does_not_end_the_search_before_a_violation():
+    """A spin the scheduler never lets end is reported only if nothing worse is found:
+    T0 spins until T1 clears the flag, and T1 breaks a check when T2 wrote y first."""
+    from fsrace.explore.step import READ, WRITE, Failure, Step, touches
+
+    def build():
+        state = {"busy": True, "y": False}
+        broken = []
+
+        def t0():
+            while True:
+                st = Step("try", (touches("flag", READ),))
+                yield st
+                if not state["busy"]:
+                    return
+                st.retry = True
+
+        def t1():
+            st = Step("read y, clear flag", (touches("y", READ), touches("flag", WRITE)))
+            yield st
+            state["busy"] = False
+            if state["y"]:
+                broken.append(1)
+
+        def t2():
+            yield Step("write y", (touches("y", WRITE),))
+            state["y"] = True
+
+        return Program([Task("T0", t0()), Task("T1", t1()), Task("T2", t2())],
+                       check_step=lambda step: Failure("y-first", "", "T2 ran first")
+                       if broken else None)
+
+    starved = []
+    res = search(build, RandomWalk(seed=SPIN_FIRST_SEED, executions=200), Limits(max_retries=2),
+                 observe=lambda rec: starved.append(rec.outcome == "starvation"))
+    assert starved[0], "the seed no longer starves first: pick another"
+    assert res.verdict == "race", res.counterexample and res.counterexample.outcome
+    assert res.counterexample.failure.name == "y-first"
+    only_spin = search(_spinner_program, RandomWalk(seed=1, executions=50), Limits(max_retries=5))
+    assert only_spin.verdict == "starvation" and only_spin.executions == 50
+
+
 def test_an_interrupted_search_reports_partial_coverage_not_safety():
     import fsrace.explore.search as search_mod
 

@@ -21,6 +21,15 @@ from .trace import fingerprint
 
 SAFE, RACE, DEADLOCKED, STARVED, UNKNOWN = "safe", "race", "deadlock", "starvation", "unknown"
 FAILURES = (VIOLATION, DEADLOCK, STARVATION)
+# A starving execution may be no more than an unfair schedule: a task spinning (a fault
+# retried after VM_FAULT_NOPAGE) while the task that would end the spin is never chosen.
+# So it does not stop the search; a violation or a deadlock found later replaces it.
+_RANK = {VIOLATION: 0, DEADLOCK: 0, STARVATION: 1}
+
+
+def _better(rec: ExecutionRecord, than: ExecutionRecord | None) -> bool:
+    return than is None or (_RANK[rec.outcome], len(rec.events)) < (
+        _RANK[than.outcome], len(than.events))
 
 
 @dataclass
@@ -41,6 +50,7 @@ class SearchResult:
     steps: int = 0
     complete: bool = False
     bounded: int = 0  # executions cut at the step bound
+    starved: int = 0  # executions cut because a task retried more than the retry bound
     max_depth: int = 0  # longest execution, in steps
     elapsed_s: float = 0.0
     stopped_by: str = ""  # why the search ended early, if it did
@@ -91,11 +101,12 @@ def search(
                 res.bounded += 1
             else:
                 res.fingerprints.add(fingerprint(rec.events))
+            res.starved += rec.outcome == STARVATION
             if rec.outcome in FAILURES:
-                if res.counterexample is None or len(rec.events) < len(res.counterexample.events):
+                if _better(rec, res.counterexample):
                     res.counterexample = rec
                     res.found_by = getattr(strategy, "current_name", strategy.name)
-                if stop_on_failure:
+                if stop_on_failure and rec.outcome != STARVATION:
                     res.stopped_by = "first failure"
                     break
             now = time.monotonic()
@@ -108,7 +119,8 @@ def search(
         res.stopped_by = "interrupted"
     res.elapsed_s = time.monotonic() - start
     res.traces = len(res.fingerprints)
-    res.complete = strategy.complete and not res.bounded and not res.stopped_by
+    res.complete = (strategy.complete and not res.bounded and not res.starved
+                    and not res.stopped_by)
     res.coverage = strategy.bounds()
     cx = res.counterexample
     if cx is not None:
