@@ -67,8 +67,16 @@ def test_reservations_balance_fires_when_the_total_drifts(k):
     assert BY_NAME["reservations-balance"].check(k, [])
 
 
+def _truncate_blocks(k, name, size):
+    """i_size lowered and the blocks past it freed, as a finished truncate leaves them."""
+    inode = k.inodes[name]
+    inode.i_size = size
+    for lblk in [lb for lb in inode.extents if lb * k.blksize >= size]:
+        k.disk.free(inode.extents.pop(lblk)[1])
+
+
 def test_nothing_beyond_eof_fires_on_a_dirty_page_past_i_size(k):
-    k.inodes["A"].i_size = 4
+    _truncate_blocks(k, "A", 4)
     cache_clean_page(k, k.inodes["A"], 1)
     assert BY_NAME["nothing-beyond-eof"].check(k, []) is None  # clean: unreachable, harmless
     k.inodes["A"].pages[1].dirty = True
@@ -77,10 +85,20 @@ def test_nothing_beyond_eof_fires_on_a_dirty_page_past_i_size(k):
 
 
 def test_nothing_beyond_eof_fires_on_a_pte_past_i_size(k):
-    k.inodes["A"].i_size = 0
+    _truncate_blocks(k, "A", 0)
     k.inodes["A"].pages.clear()
     msg = BY_NAME["nothing-beyond-eof"].check(k, [])
     assert msg and "P2 maps A:0" in msg
+
+
+def test_nothing_beyond_eof_fires_on_a_block_past_i_size(k):
+    """What a write past the NFS server's new end leaves: the file's block map (the
+    server's file) holds data past the client's i_size."""
+    k.inodes["A"].i_size = 4  # blk1, lblk 1, still mapped
+    msg = BY_NAME["nothing-beyond-eof"].check(k, [])
+    assert msg and "lblk 1 -> blk1 is written beyond EOF" in msg
+    _truncate_blocks(k, "A", 4)
+    assert BY_NAME["nothing-beyond-eof"].check(k, []) is None
 
 
 def test_nothing_beyond_eof_waits_for_a_truncate_in_progress(k):

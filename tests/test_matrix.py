@@ -69,6 +69,10 @@ HISTORY = [
     # export; the invalidate_lock fix covers it.
     ("clone-write-fault", "nfs-4.2", "race"),
     ("clone-write-fault", "nfs-invalidate-lock", "safe"),
+    # docs/findings/nfs-truncate-mmap.md: nfs_setattr flushes, sends SETATTR, and only
+    # then nfs_vmtruncate drops the pages; stale data past EOF on 6.1 and 7.2.13.
+    ("truncate-write-fault", "nfs-4.2", "race"),
+    ("truncate-write-fault", "nfs-invalidate-lock", "safe"),
     # docs/findings/f2fs-insert-mmap.md: f2fs_insert_range flushes before taking
     # invalidate_lock and drops it between the block exchange and the last flush, and its
     # exchange leaves copied pages cached over holes; found by fsrace stress on 6.1 and

@@ -57,3 +57,25 @@ def test_lenient_replay_of_nothing_runs_tasks_in_order():
     program = build_program(SCENARIOS["punch-write-fault"], PROTOCOLS["linux-2012"], Params())
     rec = run_execution(program, lenient_chooser(()), 10_000)
     assert rec.outcome == DONE and rec.preemptions == 0
+
+
+@pytest.mark.parametrize("protocol,blocks_per_page", [("linux-2012", 1), ("linux-2012", 2),
+                                                      ("nfs-4.2", 1)])
+def test_a_page_read_past_eof_is_zero_filled_not_read_from_its_old_blocks(protocol,
+                                                                          blocks_per_page):
+    """A truncate lowers i_size before it frees the blocks; a page added past the new end
+    in between (a fault's retry_find) must read zeros, as do_mpage_readpage,
+    block_read_full_page and nfs_readpage clamp to i_size, not the blocks being freed."""
+    from fsrace.kernel.kernel import Kernel
+    from fsrace.kernel.structs import PAGE_SIZE, Current
+
+    k = Kernel(PROTOCOLS[protocol](), nblocks=8, blocks_per_page=blocks_per_page)
+    a = k.create_file("A", ["a0"] * PAGE_SIZE + ["a1"] * PAGE_SIZE)
+    a.i_size = PAGE_SIZE  # truncate_setsize ran; the blocks of page 1 are still mapped
+    page = k.new_page(a, 1)
+    page.data[:] = ["junk"] * PAGE_SIZE
+    page.locked_by = "T"
+    for _ in k.fs.readpage(Current("T", None), k, a, page):
+        pass
+    assert page.uptodate and page.locked_by is None
+    assert page.data == [0] * PAGE_SIZE

@@ -92,6 +92,13 @@ def _nothing_beyond_eof(k: Kernel, new: Sequence[KEvent]) -> str | None:
                 if ino == inode.name and index >= eof_page:
                     return (f"{mm.name} maps {inode.name}:{index} beyond EOF "
                             f"(i_size {inode.i_size})")
+        # Data stored past EOF: growing the file exposes it where zeros belong (on NFS the
+        # block map is the server's file, which is then longer than the client's i_size).
+        eof_block = -(-inode.i_size // k.blksize)
+        for lblk, (state, pblk) in sorted(inode.extents.items()):
+            if lblk >= eof_block and state in (WRITTEN, UNWRITTEN):
+                return (f"{inode.name} lblk {lblk} -> blk{pblk} is {state} beyond EOF "
+                        f"(i_size {inode.i_size}): a grow would expose its data")
     return None
 
 
@@ -115,8 +122,9 @@ INVARIANTS = [
               "reserved blocks equal the delalloc blocks, per inode and in total",
               _reservations_balance, frozenset({"extents", "s_dirtyclusters"})),
     Invariant("nothing-beyond-eof",
-              "once a truncate returned, no PTE maps and no dirty page holds data beyond i_size",
-              _nothing_beyond_eof, frozenset({"i_pages", "page", "pte", "i_size"})),
+              "once a truncate returned, no PTE maps, no dirty page and no block holds data "
+              "beyond i_size",
+              _nothing_beyond_eof, frozenset({"i_pages", "page", "pte", "i_size", "extents"})),
     Invariant("dio-sees-no-delalloc",
               "direct I/O never finds a delalloc extent inside EOF",
               _dio_sees_no_delalloc),

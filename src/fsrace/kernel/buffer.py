@@ -34,9 +34,36 @@ def _reads_of(k: Kernel, bhs: list[Buffer]) -> tuple:
                  if bh.blocknr is not None and not bh.unwritten)
 
 
+def _blocks_in_file(cur: Current, k: Kernel, inode: Inode, page: Page, who: str):
+    """The i_size read that starts a page read: blocks at or past it are not mapped but
+    zero-filled, so a page added past a truncate's new EOF reads zeros, not the blocks the
+    truncate has yet to free. A page wholly past EOF is finished here (zeroed, uptodate,
+    unlocked); returns how many of the page's blocks lie inside the file."""
+    def inside() -> int:
+        last_block_in_file = -(-inode.i_size // k.blksize)
+        return max(0, min(k.blocks_per_page, last_block_in_file - k.lblk(page.index, 0)))
+
+    def footprint():
+        if inside():
+            return ((inode.size_key, READ),)
+        return ((inode.size_key, READ), (page.key, WRITE), (page.data_key, WRITE))
+
+    st = Step(f"{who}: i_size_read", footprint=footprint)
+    yield st
+    n = inside()
+    if n == 0:
+        page.data[:] = [0] * PAGE_SIZE
+        page.uptodate = True
+        st.note = "page beyond EOF: zero-filled, no I/O"
+        yield from unlock_page(cur, page)
+    return n
+
+
 def mpage_readpage(cur: Current, k: Kernel, inode: Inode, page: Page, get_block):
     """Whole-page read (blocks_per_page == 1): no buffers are attached to the page.
     Called with the page locked; unlocks it."""
+    if not (yield from _blocks_in_file(cur, k, inode, page, "do_mpage_readpage")):
+        return
     bh = Buffer()
     yield from get_block(cur, k, inode, k.lblk(page.index, 0), bh, False)
     st = Step("mpage_readpage: submit_bio(READ)",
@@ -49,12 +76,16 @@ def mpage_readpage(cur: Current, k: Kernel, inode: Inode, page: Page, get_block)
 
 
 def block_read_full_page(cur: Current, k: Kernel, inode: Inode, page: Page, get_block):
-    """Sub-page blocks: buffers are attached and mapped to their blocks, and stay so.
-    Called with the page locked; unlocks it."""
+    """Sub-page blocks: buffers are attached and mapped to their blocks, and stay so;
+    buffers past EOF are zeroed, unmapped. Called with the page locked; unlocks it."""
+    inside = yield from _blocks_in_file(cur, k, inode, page, "block_read_full_page")
+    if not inside:
+        return
     found: list[Buffer] = []
     for nr in range(k.blocks_per_page):
         bh = Buffer()
-        yield from get_block(cur, k, inode, k.lblk(page.index, nr), bh, False)
+        if nr < inside:
+            yield from get_block(cur, k, inode, k.lblk(page.index, nr), bh, False)
         found.append(bh)
     st = Step("block_read_full_page: attach buffers, submit_bh(READ)",
               (*_reads_of(k, found), (page.key, WRITE), (page.data_key, WRITE)))

@@ -319,6 +319,24 @@ def ext4_da_invalidatepage(k: Kernel, inode: Inode, page: Page) -> None:
     page.buffers = None
 
 
+def ext4_setattr_size(cur: Current, k: Kernel, inode: Inode, size: int):
+    """ext4_setattr with ATTR_SIZE: truncate_setsize sets i_size first, then truncates the
+    page cache, then ext4_truncate frees the blocks. Growing only sets i_size."""
+    from .truncate import truncate_pagecache
+
+    st = Step("truncate_setsize: i_size_write", ((inode.size_key, WRITE),))
+    yield st
+    k.resizing.add(inode.name)
+    old, inode.i_size = inode.i_size, size
+    st.note = f"i_size {old} -> {size}"
+    if size < old:
+        yield from truncate_pagecache(cur, k, inode, size, old)
+        yield from ext4_truncate(cur, k, inode, size)
+    st = Step("ext4_setattr: truncate done", ((inode.size_key, WRITE),))
+    yield st
+    k.resizing.discard(inode.name)
+
+
 def ext4_truncate(cur: Current, k: Kernel, inode: Inode, new_size: int):
     """Remove the blocks wholly beyond the new size."""
     yield from ext4_ext_remove_space(cur, k, inode, -(-new_size // k.blksize), None)

@@ -57,6 +57,7 @@ def f2fs_insert_range(cur: Current, k: Kernel, inode: Inode, offset: int, length
     else:
         first, delta = offset // PAGE_SIZE, length // PAGE_SIZE
         old_size = inode.i_size
+        k.resizing.add(inode.name)  # moved blocks lie past i_size until the end
         if not proto.insert_flushes_unlocked:
             yield from down_write(cur, lock)
         # "write out all dirty pages from offset"
@@ -77,6 +78,7 @@ def f2fs_insert_range(cur: Current, k: Kernel, inode: Inode, offset: int, length
         yield st
         inode.i_size = old_size + length
         st.note = f"i_size -> {inode.i_size}"
+        k.resizing.discard(inode.name)
     yield from mutex_unlock(cur, inode.i_mutex)
     return err
 

@@ -41,7 +41,7 @@ class Kernel:
         self.inodes: dict[str, Inode] = {}
         self.mms: dict[str, MM] = {}
         self.events: list[KEvent] = []
-        self.resizing: set[str] = set()  # inodes a truncate is shrinking right now
+        self.resizing: set[str] = set()  # inodes a truncate or an insert is resizing now
         self.mkwrite_recheck = True  # False removes block_page_mkwrite's recheck (a test)
         self._page_gen = 0
         self._fs: AddressSpaceOps | None = None

@@ -10,6 +10,8 @@ RPC, and only then truncate_pagecache_range. A store that write-faults the cache
 while the RPC is in flight, and a writeback of that page (msync, fsync, the flusher)
 before the truncate, sends pre-punch data back to the server after it punched
 (../shared/reference/nfs-deallocate-race.md: seen on Debian 6.1, 6.12 and 7.2.13).
+A truncate (nfs_setattr) has the same gap between its flush and its page-cache truncate
+(docs/findings/nfs-truncate-mmap.md).
 """
 
 from __future__ import annotations
@@ -31,12 +33,19 @@ from .structs import DELALLOC, PAGE_SIZE, TO_EOF, WRITTEN, Current, Disk, Inode,
 
 
 def nfs_readpage(cur: Current, k: Kernel, inode: Inode, page: Page):
-    """READ RPC for the whole page: the server reads its file (holes read as zeros).
-    Called with the page locked; unlocks it."""
+    """READ RPC for the whole page: the server reads its file (holes read as zeros). A
+    page past the client's i_size is zero-filled without an RPC (nfs_page_length is 0:
+    nfs_return_empty_page). Called with the page locked; unlocks it."""
     lblks = [k.lblk(page.index, nr) for nr in range(k.blocks_per_page)]
 
+    def beyond_eof() -> bool:
+        return page.index * PAGE_SIZE >= inode.i_size
+
     def footprint():
-        out = [(inode.map_key, READ), (page.key, WRITE), (page.data_key, WRITE)]
+        out = [(inode.size_key, READ), (page.key, WRITE), (page.data_key, WRITE)]
+        if beyond_eof():
+            return tuple(out)
+        out.append((inode.map_key, READ))
         for lb in lblks:
             state, pblk = inode.extents.get(lb, ("hole", None))
             if state == WRITTEN:
@@ -45,6 +54,12 @@ def nfs_readpage(cur: Current, k: Kernel, inode: Inode, page: Page):
 
     st = Step("nfs_readpage: READ RPC, nfsd_read on the server", footprint=footprint)
     yield st
+    if beyond_eof():
+        page.data[:] = [0] * PAGE_SIZE
+        page.uptodate = True
+        st.note = "page beyond EOF: nfs_return_empty_page, no RPC"
+        yield from unlock_page(cur, page)
+        return
     for nr, lb in enumerate(lblks):
         state, pblk = inode.extents.get(lb, ("hole", None))
         lo = nr * k.blksize
@@ -144,6 +159,39 @@ def nfs42_proc_deallocate(cur: Current, k: Kernel, inode: Inode, offset: int, le
     else:
         st.note = "beyond EOF: nothing to do"
     yield from proto.remove_blocks_end(cur, k, inode, "punch")
+
+
+def nfs_setattr_size(cur: Current, k: Kernel, inode: Inode, size: int):
+    """ftruncate on NFS (nfs_setattr with ATTR_SIZE, under the VFS's inode lock): write
+    back and wait on the whole file (nfs_sync_inode), send SETATTR (the server truncates or
+    extends its file), and only when the reply is processed set i_size and drop the pages
+    beyond it (nfs_setattr_update_inode -> nfs_vmtruncate). nfs_vm_page_mkwrite takes no
+    lock the truncate holds, and the client's i_size is still the old one until the end, so
+    a store after the flush dirties a page the server has already cut off; its WRITE puts
+    the page back past the server's new end of file (the server's size is not modelled
+    apart from the client's: a WRITE past it extends the server's file, here by mapping
+    the block again)."""
+    from .filemap import filemap_write_and_wait_range
+    from .truncate import truncate_pagecache
+
+    yield from filemap_write_and_wait_range(cur, k, inode, 0, TO_EOF)  # nfs_sync_inode
+    st = Step("nfs4_proc_setattr: SETATTR RPC, nfsd_setattr on the server",
+              ((inode.size_key, READ),))
+    yield st
+    old = inode.i_size
+    st.note = f"server size -> {size}"
+    if size < old:
+        yield from ext4_ext_remove_space(cur, k, inode, -(-size // k.blksize), None)
+    st = Step("nfs_vmtruncate: i_size_write", ((inode.size_key, WRITE),))
+    yield st
+    k.resizing.add(inode.name)
+    inode.i_size = size
+    st.note = f"i_size {old} -> {size}"
+    if size < old:
+        yield from truncate_pagecache(cur, k, inode, size, old)
+    st = Step("nfs_setattr: done", ((inode.size_key, WRITE),))
+    yield st
+    k.resizing.discard(inode.name)
 
 
 def nfs42_remap_file_range(cur: Current, k: Kernel, inode: Inode, src: int, dst: int,

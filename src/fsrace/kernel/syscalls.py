@@ -3,13 +3,12 @@ filesystem. Every syscall logs its start and result for the checks."""
 
 from __future__ import annotations
 
-from ..explore.step import WRITE, Step
 from .direct_io import generic_file_direct_read
 from .ext4 import (
     ext4_collapse_range,
     ext4_ext_punch_hole,
     ext4_insert_range,
-    ext4_truncate,
+    ext4_setattr_size,
     ext4_zero_range,
 )
 from .filemap import do_generic_file_read, filemap_write_and_wait_range, generic_perform_write
@@ -17,7 +16,7 @@ from .kernel import Kernel
 from .locking import mutex_lock, mutex_unlock
 from .readahead import force_page_cache_readahead
 from .structs import PAGE_SIZE, TO_EOF, Current, Inode
-from .truncate import invalidate_mapping_pages, truncate_pagecache
+from .truncate import invalidate_mapping_pages
 
 
 def sys_fallocate_punch_hole(cur: Current, k: Kernel, inode: Inode, offset: int, length: int):
@@ -39,21 +38,12 @@ def sys_fallocate(cur: Current, k: Kernel, inode: Inode, mode: str, offset: int,
 
 
 def sys_ftruncate(cur: Current, k: Kernel, inode: Inode, size: int):
-    """do_truncate (i_mutex) -> ext4_setattr: truncate_setsize sets i_size first, then
-    truncates the page cache, then ext4_truncate frees the blocks."""
+    """do_truncate (i_mutex) -> ->setattr(ATTR_SIZE): ext4_setattr, unless the protocol's
+    file system has its own (the NFS client's nfs_setattr)."""
     yield from mutex_lock(cur, inode.i_mutex)
     yield from k.protocol.remove_blocks_begin(cur, k, inode, "truncate")
-    st = Step("truncate_setsize: i_size_write", ((inode.size_key, WRITE),))
-    yield st
-    k.resizing.add(inode.name)
-    old, inode.i_size = inode.i_size, size
-    st.note = f"i_size {old} -> {size}"
-    if size < old:
-        yield from truncate_pagecache(cur, k, inode, size, old)
-        yield from ext4_truncate(cur, k, inode, size)
-    st = Step("ext4_setattr: truncate done", ((inode.size_key, WRITE),))
-    yield st
-    k.resizing.discard(inode.name)
+    setattr_size = k.protocol.setattr_size or ext4_setattr_size
+    yield from setattr_size(cur, k, inode, size)
     yield from k.protocol.remove_blocks_end(cur, k, inode, "truncate")
     yield from mutex_unlock(cur, inode.i_mutex)
 

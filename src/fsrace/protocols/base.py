@@ -36,10 +36,12 @@ class Protocol:
     unsupported: frozenset[str] = frozenset({"clone range"})
     # A protocol that frees blocks differently sets punch_hole(cur, k, inode, off, len), or
     # zero_range, collapse_range, insert_range with the same arguments; one with a clone
-    # sets clone_range(cur, k, inode, src, dst, len).
+    # sets clone_range(cur, k, inode, src, dst, len); one whose ->setattr truncates its own
+    # way sets setattr_size(cur, k, inode, size).
     punch_hole = None
     zero_range = collapse_range = insert_range = None
     clone_range = None
+    setattr_size = None
 
     # Block removal: punch, truncate (around flush, page cache invalidation, block freeing).
     def remove_blocks_begin(self, cur: Current, k: Kernel, inode: Inode, op: str):

@@ -5,14 +5,16 @@ nfs-4.2: the punch holds the inode lock across flush, DEALLOCATE RPC and
 truncate_pagecache_range; nfs_vm_page_mkwrite takes nothing, so a store can dirty the cached
 page while the RPC is in flight and any writeback sends it back to the server after the
 punch (../shared/reference/nfs-deallocate-race.md). A clone (nfs42_remap_file_range) has
-the same shape: inode lock, flush, CLONE RPC, then the destination's pages are dropped.
+the same shape: inode lock, flush, CLONE RPC, then the destination's pages are dropped; so
+has a truncate (nfs_setattr: flush, SETATTR RPC, then nfs_vmtruncate).
 
-nfs-invalidate-lock: filemap_invalidate_lock exclusive across flush, RPC and truncate,
-shared in nfs_vm_page_mkwrite and wherever the client adds pages to the cache. Untested on
-a real kernel; the model's verdict is in docs/verdicts.md."""
+nfs-invalidate-lock: filemap_invalidate_lock exclusive across flush, RPC and page-cache
+truncate (of a punch, a clone and a truncate), shared in nfs_vm_page_mkwrite and wherever
+the client adds pages to the cache. Untested on a real kernel; the model's verdict is in
+docs/verdicts.md."""
 
 from ..kernel.locking import mutex_lock, mutex_unlock
-from ..kernel.nfs import nfs42_proc_deallocate, nfs42_remap_file_range
+from ..kernel.nfs import nfs42_proc_deallocate, nfs42_remap_file_range, nfs_setattr_size
 from .base import LOCKS_OWN_INODE, Protocol
 from .invalidate_lock import InvalidateLock
 
@@ -26,11 +28,13 @@ NFS_LACKS = frozenset({"zero range", "collapse range", "insert range", "direct I
 class Nfs42(Protocol):
     name = "nfs-4.2"
     summary = "NFS v4.2 client: punch = inode lock, flush, DEALLOCATE, truncate; mkwrite free"
-    era = "Linux 6.1-7.2 fs/nfs/nfs42proc.c nfs42_proc_deallocate, nfs_vm_page_mkwrite"
+    era = ("Linux 6.1-7.2 fs/nfs/nfs42proc.c nfs42_proc_deallocate, fs/nfs/inode.c "
+           "nfs_setattr, nfs_vm_page_mkwrite")
     filesystem = "nfs"
     unsupported = NFS_LACKS
     punch_hole = staticmethod(nfs42_proc_deallocate)
     clone_range = staticmethod(nfs42_remap_file_range)
+    setattr_size = staticmethod(nfs_setattr_size)
 
     def remove_blocks_begin(self, cur, k, inode, op):
         if op in LOCKS_OWN_INODE:  # truncate comes with the inode lock from the VFS
@@ -43,10 +47,11 @@ class Nfs42(Protocol):
 
 class NfsInvalidateLock(InvalidateLock):
     name = "nfs-invalidate-lock"
-    summary = "NFS client with invalidate_lock across flush+DEALLOCATE+truncate, shared in mkwrite"
-    era = ("proposed fix (not merged): 5.15's invalidate_lock applied to nfs42_proc_deallocate "
-           "and nfs42_remap_file_range")
+    summary = "NFS client, invalidate_lock across flush+RPC+cache truncate, shared in mkwrite"
+    era = ("proposed fix (not merged): 5.15's invalidate_lock applied to nfs42_proc_deallocate, "
+           "nfs42_remap_file_range and nfs_setattr")
     filesystem = "nfs"
     unsupported = NFS_LACKS
     punch_hole = staticmethod(nfs42_proc_deallocate)
     clone_range = staticmethod(nfs42_remap_file_range)
+    setattr_size = staticmethod(nfs_setattr_size)
