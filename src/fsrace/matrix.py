@@ -83,5 +83,6 @@ def run_matrix(max_executions: int = 10_000,
                 on_cell(scenario, protocol, res)
     if costs:
         for protocol in m.protocols:
-            m.costs[protocol] = measure_cost(protocol, cost_executions)
+            if not_modelled(COST_SCENARIO, protocol) is None:  # the SMB client has no punch
+                m.costs[protocol] = measure_cost(protocol, cost_executions)
     return m

@@ -122,6 +122,16 @@ class Clone:
 
 
 @dataclass(frozen=True)
+class Copy(Clone):
+    """copy_file_range within one file: the destination range gets the source range's
+    bytes, as a clone's does (on SMB the server copies them)."""
+
+    def __str__(self) -> str:
+        return (f"copy_file_range({self.file}, {self.src_offset} -> {self.offset}, "
+                f"{self.length})")
+
+
+@dataclass(frozen=True)
 class Truncate:
     file: str
     size: int
@@ -236,5 +246,5 @@ class Fsync:
         return f"fsync({self.file})"
 
 
-Op = (Store | Load | Punch | ZeroRange | Collapse | Insert | Truncate | Write
+Op = (Store | Load | Punch | ZeroRange | Collapse | Insert | Truncate | Write | Copy
       | WriteFromMapping | Read | Readahead | DirectRead | ReadIntoMapping | Fsync)

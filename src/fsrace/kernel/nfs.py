@@ -1,8 +1,8 @@
 """The NFS v4.2 client (fs/nfs), with the server's file as the block store behind it.
 
-The server's file is the model's block map and disk: a READ returns its blocks, a WRITE
-RPC stores a whole page at its file offset (the server allocates a block for a hole), and
-DEALLOCATE frees the range on the server. The client has no delayed allocation and no
+The server's file is the model's block map and disk (kernel/server.py): a READ returns
+its blocks, a WRITE RPC stores a whole page at its file offset, and DEALLOCATE frees the
+range on the server. The client has no delayed allocation and no
 buffers: nfs_vm_page_mkwrite only marks the whole page dirty.
 
 The punch is nfs42_proc_deallocate: inode_lock, nfs_sync_inode (flush), the DEALLOCATE
@@ -18,10 +18,7 @@ from __future__ import annotations
 
 from ..explore.step import READ, WRITE, Step
 from .buffer import VM_FAULT_LOCKED, VM_FAULT_NOPAGE, VM_FAULT_RETRY
-from .ext4 import (
-    ext4_da_release_reservation,
-    ext4_ext_remove_space,
-)
+from .ext4 import ext4_ext_remove_space
 from .kernel import AddressSpaceOps, Kernel
 from .locking import (
     lock_page,
@@ -29,44 +26,16 @@ from .locking import (
     wait_on_page_writeback,
 )
 from .page_writeback import write_cache_pages, write_out
-from .structs import DELALLOC, PAGE_SIZE, TO_EOF, WRITTEN, Current, Disk, Inode, Page
+from .server import server_copy, server_readpage, server_write
+from .structs import PAGE_SIZE, TO_EOF, Current, Inode, Page
 
 
 def nfs_readpage(cur: Current, k: Kernel, inode: Inode, page: Page):
-    """READ RPC for the whole page: the server reads its file (holes read as zeros). A
-    page past the client's i_size is zero-filled without an RPC (nfs_page_length is 0:
-    nfs_return_empty_page). Called with the page locked; unlocks it."""
-    lblks = [k.lblk(page.index, nr) for nr in range(k.blocks_per_page)]
-
-    def beyond_eof() -> bool:
-        return page.index * PAGE_SIZE >= inode.i_size
-
-    def footprint():
-        out = [(inode.size_key, READ), (page.key, WRITE), (page.data_key, WRITE)]
-        if beyond_eof():
-            return tuple(out)
-        out.append((inode.map_key, READ))
-        for lb in lblks:
-            state, pblk = inode.extents.get(lb, ("hole", None))
-            if state == WRITTEN:
-                out.append((k.disk.key(pblk), READ))
-        return tuple(out)
-
-    st = Step("nfs_readpage: READ RPC, nfsd_read on the server", footprint=footprint)
-    yield st
-    if beyond_eof():
-        page.data[:] = [0] * PAGE_SIZE
-        page.uptodate = True
-        st.note = "page beyond EOF: nfs_return_empty_page, no RPC"
-        yield from unlock_page(cur, page)
-        return
-    for nr, lb in enumerate(lblks):
-        state, pblk = inode.extents.get(lb, ("hole", None))
-        lo = nr * k.blksize
-        src = k.disk.blocks[pblk].data if state == WRITTEN else [0] * k.blksize
-        page.data[lo:lo + k.blksize] = list(src)
-    page.uptodate = True
-    yield from unlock_page(cur, page)
+    """READ RPC for the whole page; a page past i_size is zero-filled without one
+    (nfs_page_length is 0: nfs_return_empty_page). Called with the page locked; unlocks it."""
+    yield from server_readpage(cur, k, inode, page,
+                               "nfs_readpage: READ RPC, nfsd_read on the server",
+                               "nfs_return_empty_page")
 
 
 def nfs_vm_page_mkwrite(cur: Current, k: Kernel, inode: Inode, page: Page):
@@ -102,37 +71,10 @@ def nfs_writepage(cur: Current, k: Kernel, inode: Inode, page: Page):
 
 
 def nfsd_write(cur: Current, k: Kernel, inode: Inode, page: Page):
-    """nfs_initiate_write -> the server's nfsd_write: store the whole page at its offset,
-    allocating server blocks for holes (a page written through write(2) may still carry
-    delay buffers: the server's allocation takes their reservation)."""
-    lblks = [k.lblk(page.index, nr) for nr in range(k.blocks_per_page)]
-
-    def footprint():
-        new = sum(1 for lb in lblks if inode.extents.get(lb, ("hole",))[0] != WRITTEN)
-        out = [(page.key, WRITE), (page.data_key, READ), (inode.map_key, WRITE),
-               (Disk.RESV_KEY, WRITE), *k.disk.alloc_footprint(new)]
-        for lb in lblks:
-            state, pblk = inode.extents.get(lb, ("hole", None))
-            if state == WRITTEN:
-                out += [(k.disk.key(pblk), WRITE), (k.disk.owner_key(pblk), READ)]
-        return tuple(out)
-
-    st = Step("nfs_initiate_write: WRITE RPC, nfsd_write on the server", footprint=footprint)
-    yield st
-    notes = []
-    for nr, lb in enumerate(lblks):
-        state, pblk = inode.extents.get(lb, ("hole", None))
-        if state != WRITTEN:
-            if state == DELALLOC:
-                ext4_da_release_reservation(k, inode, lb)
-            pblk = k.disk.alloc((inode.name, lb))
-            inode.extents[lb] = (WRITTEN, pblk)
-        lo = nr * k.blksize
-        k.disk.blocks[pblk].data = page.data[lo:lo + k.blksize]
-        k.log("bio_write", cur.comm, inode=inode.name, lblk=lb, pblk=pblk, source="WRITE RPC")
-        notes.append(f"lblk {lb} -> blk{pblk}")
-    page.buffers = None
-    st.note = "; ".join(notes)
+    """nfs_initiate_write -> the server's nfsd_write: the whole page at its offset."""
+    yield from server_write(cur, k, inode, page,
+                            "nfs_initiate_write: WRITE RPC, nfsd_write on the server",
+                            "WRITE RPC")
 
 
 def nfs42_proc_deallocate(cur: Current, k: Kernel, inode: Inode, offset: int, length: int):
@@ -214,39 +156,9 @@ def nfs42_remap_file_range(cur: Current, k: Kernel, inode: Inode, src: int, dst:
 
 
 def nfsd_clone(cur: Current, k: Kernel, inode: Inode, src: int, dst: int, count: int):
-    """The CLONE RPC on the server (vfs_clone_file_range on its file, which copies here):
-    each destination block is freed and, where the source block holds data, replaced by a
-    new block with a copy of it."""
-    pairs = [(src + i, dst + i) for i in range(count)]
-
-    def footprint():
-        out = [(inode.map_key, WRITE), *k.disk.alloc_footprint(count)]
-        for s_lb, d_lb in pairs:
-            for lb, mode in ((s_lb, READ), (d_lb, WRITE)):
-                state, pblk = inode.extents.get(lb, ("hole", None))
-                if state == WRITTEN:
-                    out += [(k.disk.key(pblk), mode), (k.disk.owner_key(pblk), WRITE)]
-        return tuple(out)
-
-    st = Step("nfs42_proc_clone: CLONE RPC, the server copies the blocks", footprint=footprint)
-    yield st
-    notes = []
-    for s_lb, d_lb in pairs:
-        s_state, s_pblk = inode.extents.get(s_lb, ("hole", None))
-        data = list(k.disk.blocks[s_pblk].data) if s_state == WRITTEN else None
-        d_state, d_pblk = inode.extents.get(d_lb, ("hole", None))
-        if d_state == WRITTEN:
-            k.disk.free(d_pblk)
-            del inode.extents[d_lb]
-        ext4_da_release_reservation(k, inode, d_lb)  # a delay block: drop its reservation
-        if data is None:
-            notes.append(f"lblk {d_lb}: hole")
-            continue
-        pblk = k.disk.alloc((inode.name, d_lb))
-        k.disk.blocks[pblk].data = data
-        inode.extents[d_lb] = (WRITTEN, pblk)
-        notes.append(f"lblk {d_lb} -> blk{pblk} (copy of blk{s_pblk})")
-    st.note = "; ".join(notes)
+    """The CLONE RPC on the server (vfs_clone_file_range on its file, which copies here)."""
+    yield from server_copy(cur, k, inode, src, dst, count,
+                           "nfs42_proc_clone: CLONE RPC, the server copies the blocks")
 
 
 AOPS = AddressSpaceOps(readpage=nfs_readpage, page_mkwrite=nfs_vm_page_mkwrite,

@@ -2,6 +2,7 @@
 model. `PROTOCOLS` maps CLI names to them, in history order."""
 
 from .base import Protocol
+from .cifs import Smb61, SmbInvalidateLock, SmbMkwriteRecheck
 from .f2fs import F2fs, F2fsInsertLocked
 from .i_mmap_sem import Ext4IMmapSem
 from .invalidate_lock import InvalidateLock
@@ -17,7 +18,7 @@ PROTOCOLS: dict[str, type[Protocol]] = {
     p.name: p
     for p in (Linux2012, Xfs2012, MmapSem, IolockMkwrite, MkwriteRetry, PageByPage,
               Shmem2014, XfsMmaplock, Ext4IMmapSem, InvalidateLock, Nfs42, NfsInvalidateLock,
-              F2fs, F2fsInsertLocked)
+              F2fs, F2fsInsertLocked, Smb61, SmbInvalidateLock, SmbMkwriteRecheck)
 }
 
 __all__ = ["PROTOCOLS", "Protocol"]

@@ -22,8 +22,9 @@ def _nothing():
 
 
 # The block-removing operations whose file system takes the inode lock itself (the others
-# come with it from their syscalls): the punch, and a clone (->remap_file_range).
-LOCKS_OWN_INODE = ("punch", "clone")
+# come with it from their syscalls): the punch, a clone (->remap_file_range) and a copy
+# (->copy_file_range).
+LOCKS_OWN_INODE = ("punch", "clone", "copy")
 
 
 class Protocol:
@@ -32,15 +33,16 @@ class Protocol:
     era = ""  # the kernel versions and commits it stands for
     filesystem = "ext4"  # whose address-space operations run: fsrace.kernel.<filesystem>
     # Operations that file system's model lacks: only the NFS client's has a clone (ext4
-    # has no reflink; the model's XFS does not model its own).
-    unsupported: frozenset[str] = frozenset({"clone range"})
+    # has no reflink; the model's XFS does not model its own), only the SMB client's a copy.
+    unsupported: frozenset[str] = frozenset({"clone range", "copy range"})
     # A protocol that frees blocks differently sets punch_hole(cur, k, inode, off, len), or
     # zero_range, collapse_range, insert_range with the same arguments; one with a clone
     # sets clone_range(cur, k, inode, src, dst, len); one whose ->setattr truncates its own
-    # way sets setattr_size(cur, k, inode, size).
+    # way sets setattr_size(cur, k, inode, size); one with a copy_file_range of its own sets
+    # copy_range like clone_range.
     punch_hole = None
     zero_range = collapse_range = insert_range = None
-    clone_range = None
+    clone_range = copy_range = None
     setattr_size = None
 
     # Block removal: punch, truncate (around flush, page cache invalidation, block freeing).

@@ -18,11 +18,12 @@ from ..kernel.nfs import nfs42_proc_deallocate, nfs42_remap_file_range, nfs_seta
 from .base import LOCKS_OWN_INODE, Protocol
 from .invalidate_lock import InvalidateLock
 
-# The model's NFS client has the punch (DEALLOCATE) and buffered I/O; its other fallocate
-# modes and direct I/O would run ext4's code under NFS's locks, which stands for nothing,
-# and its page_mkwrite is not block_page_mkwrite.
+# The model's NFS client has the punch (DEALLOCATE), the clone, truncate and buffered I/O
+# (not its copy_file_range); its other fallocate modes and direct I/O would run ext4's
+# code under NFS's locks, which stands for nothing, and its page_mkwrite is not
+# block_page_mkwrite.
 NFS_LACKS = frozenset({"zero range", "collapse range", "insert range", "direct I/O",
-                       "block_page_mkwrite"})
+                       "block_page_mkwrite", "copy range"})
 
 
 class Nfs42(Protocol):

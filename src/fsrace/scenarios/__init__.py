@@ -5,6 +5,7 @@ from .dio_write_fault import DioWriteFault
 from .fallocate_modes import (
     CloneWriteFault,
     CollapseReadFault,
+    CopyWriteFault,
     InsertWriteFault,
     ZeroRangeWriteFault,
 )
@@ -26,7 +27,7 @@ SCENARIOS: dict[str, Scenario] = {
                         PunchReadFault(), PunchRead(), PunchReadahead(),
                         DioWriteFault(), TruncateWriteFault(), TruncateWriteFaultNoRecheck(),
                         ZeroRangeWriteFault(), CollapseReadFault(), InsertWriteFault(),
-                        CloneWriteFault(),
+                        CloneWriteFault(), CopyWriteFault(),
                         WriteFromOwnMapping(), ReadIntoOwnMapping(), WritebackStore())
 }
 

@@ -32,6 +32,7 @@ from ..kernel.uaccess import MappedBuffer, PlainBuffer
 from ..ops import (
     Clone,
     Collapse,
+    Copy,
     DirectRead,
     Fsync,
     Insert,
@@ -166,6 +167,9 @@ def run_op(cur: Current, k: Kernel, op: Op):
     if isinstance(op, ZeroRange | Collapse | Insert):
         mode = {ZeroRange: "zero", Collapse: "collapse", Insert: "insert"}[type(op)]
         return (yield from sys_fallocate(cur, k, inode, mode, op.offset, op.length))
+    if isinstance(op, Copy):
+        return (yield from k.protocol.copy_range(cur, k, inode, op.src_offset, op.offset,
+                                                 op.length))
     if isinstance(op, Clone):
         return (yield from k.protocol.clone_range(cur, k, inode, op.src_offset, op.offset,
                                                   op.length))
@@ -258,8 +262,10 @@ def describe_state(k: Kernel) -> str:
     for mm in k.mms.values():
         for (ino, index), pte in sorted(mm.ptes.items()):
             rw = "writable" if pte.writable else "read-only"
+            gone = pte.page.inode is None or k.inodes[ino].pages.get(index) is not pte.page
             lines.append(f"{mm.name} PTE {ino}:{index} -> page {pte.page.name} "
-                         f"({rw}{', dirty' if pte.dirty else ''})")
+                         f"({rw}{', dirty' if pte.dirty else ''})"
+                         + (f", not in the page cache: data {pte.page.data}" if gone else ""))
     for n, b in enumerate(k.disk.blocks):
         if b.owner is not None or any(b.data):
             owner = f"{b.owner[0]} lblk {b.owner[1]}" if b.owner else "free"

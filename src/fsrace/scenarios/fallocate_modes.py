@@ -10,7 +10,7 @@ from __future__ import annotations
 from ..kernel.kernel import Kernel
 from ..kernel.structs import PAGE_SIZE
 from ..kernel.syscalls import wb_writeback
-from ..ops import Clone, Collapse, Insert, Load, Read, Store, ZeroRange
+from ..ops import Clone, Collapse, Copy, Insert, Load, Read, Store, ZeroRange
 from .base import CachedFileScenario, Params, TaskSpec
 
 
@@ -22,6 +22,7 @@ class _AgainstFaults(CachedFileScenario):
     store = True
     read_back = True
     flusher = False  # a FLUSHER task writing back meanwhile
+    check_own_store = False  # each storing task then preads its cell, and loads it again
 
     def operation(self, params: Params):
         raise NotImplementedError
@@ -39,8 +40,12 @@ class _AgainstFaults(CachedFileScenario):
             mm.mmap(a)
             offset = (w % params.pages) * PAGE_SIZE
             fault = Store("A", offset, name) if self.store else Load("A", offset)
-            specs.append(TaskSpec(name, "store via mmap" if self.store else "load via mmap",
-                                  [fault], process=mm.name))
+            what = "store via mmap" if self.store else "load via mmap"
+            ops = [fault]
+            if self.check_own_store:
+                ops += [Read("A", offset, 1), Load("A", offset)]
+                what += ", pread it, load it again"
+            specs.append(TaskSpec(name, what, ops, process=mm.name))
         if self.flusher:
             specs.append(TaskSpec("FLUSHER", "writeback", thread=wb_writeback))
         return specs
@@ -103,3 +108,18 @@ class CloneWriteFault(_AgainstFaults):
     def operation(self, params: Params):
         n = params.pages * PAGE_SIZE
         return Clone("A", n, 0, n)
+
+
+class CopyWriteFault(CloneWriteFault):
+    """The same with copy_file_range: the SMB client's copy drops the destination's pages
+    before the server copies, and a store in between brings the old page back."""
+
+    name = "copy-write-fault"
+    summary = ("copy_file_range vs a write fault: a store brings the destination's old "
+               "page back before the server copies, and its writeback undoes the copy")
+    needs = frozenset({"copy range"})
+    check_own_store = True  # a store through a PTE to a dropped page shows only to loads
+
+    def operation(self, params: Params):
+        n = params.pages * PAGE_SIZE
+        return Copy("A", n, 0, n)

@@ -11,6 +11,7 @@ from .base import CachedFileScenario, Params, TaskSpec
 
 
 class PunchRead(CachedFileScenario):
+    needs = frozenset({"punch hole"})
     name = "punch-read"
     summary = "punch_hole vs read(2) refilling the cache: stale data after the punch"
     exercises = ("file-contents",)

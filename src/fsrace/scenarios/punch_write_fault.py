@@ -22,6 +22,7 @@ from .base import (
 
 
 class PunchWriteFault(Scenario):
+    needs = frozenset({"punch hole"})
     name = "punch-write-fault"
     summary = "punch_hole vs a write fault through mmap, with the flusher (the 2012 thread)"
     exercises = ("io-to-owned-blocks", "no-stray-delalloc", "file-contents")

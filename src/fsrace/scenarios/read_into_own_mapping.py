@@ -12,6 +12,7 @@ from .base import CachedFileScenario, Params, TaskSpec
 
 
 class ReadIntoOwnMapping(CachedFileScenario):
+    needs = frozenset({"punch hole"})
     name = "read-into-own-mapping"
     summary = "read(2) into a mapping of the same file (copy_to_user faults) vs a punch"
     exercises = ("deadlock", "file-contents")

@@ -50,6 +50,7 @@ class PunchNoCachedPages(PunchWriteFault):
 
 
 class PunchReadFault(CachedFileScenario):
+    needs = frozenset({"punch hole"})
     name = "punch-read-fault"
     summary = "punch vs a read fault refilling the cache: stale data after the punch"
     exercises = ("file-contents",)
@@ -73,6 +74,7 @@ class TruncateWriteFault(Scenario):
     """Truncate was safe in 2012: i_size is lowered first and faults recheck it, and
     page->mapping, under the page lock."""
 
+    needs = frozenset({"truncate"})
     name = "truncate-write-fault"
     summary = "truncate vs a write fault: safe through i_size and the page-lock rechecks"
     exercises = ("nothing-beyond-eof", "io-to-owned-blocks", "file-contents")
@@ -112,4 +114,4 @@ class TruncateWriteFaultNoRecheck(TruncateWriteFault):
     name = "truncate-write-fault-norecheck"
     summary = "truncate vs a write fault with page_mkwrite's recheck removed (must race)"
     recheck = False
-    needs = frozenset({"block_page_mkwrite"})  # the recheck it removes is that function's
+    needs = frozenset({"truncate", "block_page_mkwrite"})  # the recheck is that function's

@@ -10,6 +10,7 @@ from .base import Params, Scenario, TaskSpec, block_contents, cache_clean_page
 
 
 class WriteFromOwnMapping(Scenario):
+    needs = frozenset({"punch hole"})
     name = "write-from-own-mapping"
     summary = "write(2) copying from a mapping of the file vs a punch of the source page"
     exercises = ("file-contents", "deadlock")

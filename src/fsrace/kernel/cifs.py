@@ -1,0 +1,109 @@
+"""The SMB client (fs/smb/client, Linux 6.1), with the server's file as the block store
+behind it (kernel/server.py), as for the NFS client: a READ fills a whole page, a WRITE
+stores a whole page, the server's copy duplicates blocks.
+
+cifs_page_mkwrite waits for writeback and locks the page, and nothing else: it takes no
+lock a copy holds and, unlike nfs_vm_page_mkwrite and block_page_mkwrite, does not
+recheck page->mapping, so a fault whose page a copy dropped meanwhile maps the dropped
+page (finish_fault checks only that the PTE is still empty). The fault then marks the
+whole page dirty (fault_dirty_shared_page).
+
+copy_file_range within a file is cifs_file_copychunk_range: under i_rwsem only, flush
+the source range, write back the pages at either end of the destination
+(cifs_flush_folio), drop the destination's pages (truncate_inode_pages_range), then ask
+the server to copy (FSCTL_SRV_COPYCHUNK_WRITE). A store between the drop and the
+server's copy faults the old page back in and dirties it; its writeback after the copy
+puts the old data over the copied range (docs/findings/smb-copy-mmap.md: 6.1, 6.12 and
+7.2.13).
+"""
+
+from __future__ import annotations
+
+from ..explore.step import READ, WRITE, Step
+from .buffer import VM_FAULT_LOCKED, VM_FAULT_NOPAGE, VM_FAULT_RETRY
+from .kernel import AddressSpaceOps, Kernel
+from .locking import lock_page, unlock_page, wait_on_page_writeback
+from .page_writeback import write_cache_pages, write_out
+from .server import server_copy, server_readpage, server_write
+from .structs import PAGE_SIZE, Current, Inode, Page
+
+
+def cifs_read_folio(cur: Current, k: Kernel, inode: Inode, page: Page):
+    """cifs_readpage_worker: a synchronous SMB2 READ of the page; what the server does not
+    return (past its end of file) is zeroed. No i_size check on the client. Called with
+    the page locked; unlocks it."""
+    yield from server_readpage(cur, k, inode, page,
+                               "cifs_readpage_worker: SMB2 READ, Samba reads its file", None)
+
+
+def cifs_page_mkwrite(cur: Current, k: Kernel, inode: Inode, page: Page):
+    """wait_on_page_writeback, lock_page_killable, VM_FAULT_LOCKED. A protocol with
+    `mkwrite_rechecks_mapping` (a proposed fix) also returns VM_FAULT_NOPAGE for a page
+    truncated meanwhile, as nfs_vm_page_mkwrite does."""
+    proto = k.protocol
+    if (yield from proto.page_mkwrite_begin(cur, k, inode)) is False:
+        return VM_FAULT_RETRY
+    yield from wait_on_page_writeback(cur, page)
+    yield from lock_page(cur, page)
+    st = Step("cifs_page_mkwrite: VM_FAULT_LOCKED; fault_dirty_shared_page",
+              ((page.key, WRITE), (inode.dirty_tag_key, WRITE)))
+    yield st
+    if proto.mkwrite_rechecks_mapping and page.inode is not inode:
+        st.note = "page truncated: VM_FAULT_NOPAGE"
+        yield from unlock_page(cur, page)
+        yield from proto.page_mkwrite_end(cur, k, inode)
+        return VM_FAULT_NOPAGE
+    page.dirty = True
+    st.note = "page dirty (whole page)" + ("" if page.inode is inode else
+                                           ", but no longer in the page cache")
+    yield from proto.page_mkwrite_end(cur, k, inode)
+    return VM_FAULT_LOCKED
+
+
+def cifs_writepages(cur: Current, k: Kernel, inode: Inode, first: int, last: int):
+    """Each dirty page becomes an SMB2 WRITE (cifs_writepages -> smb2_async_writev)."""
+    yield from write_cache_pages(cur, k, inode, first, last, cifs_writepage)
+
+
+def cifs_writepage(cur: Current, k: Kernel, inode: Inode, page: Page):
+    yield from write_out(cur, k, inode, page, samba_write)
+
+
+def samba_write(cur: Current, k: Kernel, inode: Inode, page: Page):
+    yield from server_write(cur, k, inode, page,
+                            "smb2_async_writev: SMB2 WRITE, Samba writes its file", "SMB2 WRITE")
+
+
+def cifs_file_copychunk_range(cur: Current, k: Kernel, inode: Inode, src: int, dst: int,
+                              length: int):
+    """copy_file_range within one file (page-aligned ranges): under the protocol's lock
+    (lock_two_nondirectories: the inode lock), flush the source, write back the
+    destination's first and last pages (cifs_flush_folio), drop the destination's pages,
+    then the server copies (smb2_copychunk_range)."""
+    from .filemap import filemap_write_and_wait_range
+    from .truncate import truncate_inode_pages_range
+
+    proto = k.protocol
+    first, last = dst // PAGE_SIZE, (dst + length) // PAGE_SIZE - 1
+    yield from proto.remove_blocks_begin(cur, k, inode, "copy")
+    st = Step("cifs_file_copychunk_range: check the ranges against i_size",
+              ((inode.size_key, READ),))
+    yield st
+    err = None
+    if max(src, dst) + length > inode.i_size:
+        st.note = err = "-EINVAL"  # the model's copies stay inside the file
+    else:
+        yield from filemap_write_and_wait_range(cur, k, inode, src // PAGE_SIZE,
+                                                (src + length) // PAGE_SIZE - 1)
+        yield from filemap_write_and_wait_range(cur, k, inode, first, first)  # cifs_flush_folio
+        yield from filemap_write_and_wait_range(cur, k, inode, last, last)
+        yield from truncate_inode_pages_range(cur, k, inode, first, last)
+        yield from server_copy(cur, k, inode, src // k.blksize, dst // k.blksize,
+                               length // k.blksize,
+                               "smb2_copychunk_range: FSCTL_SRV_COPYCHUNK_WRITE, Samba copies")
+    yield from proto.remove_blocks_end(cur, k, inode, "copy")
+    return err
+
+
+AOPS = AddressSpaceOps(readpage=cifs_read_folio, page_mkwrite=cifs_page_mkwrite,
+                       writepages=cifs_writepages)

@@ -1,0 +1,127 @@
+"""The file server behind a network client (nfsd for the NFS client, Samba for the SMB
+client): its file is the model's block map and disk.
+
+A READ fills a whole page from the server's file (holes read as zeros), a WRITE stores a
+whole page at its offset (the server allocates a block for a hole, so a WRITE past the
+server's end of file extends it), and a server-side copy gives each destination block
+its own copy of the source's data. Each client names the RPC its step stands for.
+"""
+
+from __future__ import annotations
+
+from ..explore.step import READ, WRITE, Step
+from .ext4 import ext4_da_release_reservation
+from .kernel import Kernel
+from .locking import unlock_page
+from .structs import DELALLOC, PAGE_SIZE, WRITTEN, Current, Disk, Inode, Page
+
+
+def server_readpage(cur: Current, k: Kernel, inode: Inode, page: Page, rpc: str,
+                    past_eof: str | None):
+    """The client's read of one page: zero-filled without an RPC (`past_eof` names how)
+    when the page lies past the client's i_size, else (or with no `past_eof`: a client
+    that asks the server anyway) the server reads its file. Called with the page locked;
+    unlocks it."""
+    lblks = [k.lblk(page.index, nr) for nr in range(k.blocks_per_page)]
+
+    def beyond_eof() -> bool:
+        return past_eof is not None and page.index * PAGE_SIZE >= inode.i_size
+
+    def footprint():
+        out = [(inode.size_key, READ)] if past_eof is not None else []
+        out += [(page.key, WRITE), (page.data_key, WRITE)]
+        if beyond_eof():
+            return tuple(out)
+        out.append((inode.map_key, READ))
+        for lb in lblks:
+            state, pblk = inode.extents.get(lb, ("hole", None))
+            if state == WRITTEN:
+                out.append((k.disk.key(pblk), READ))
+        return tuple(out)
+
+    st = Step(rpc, footprint=footprint)
+    yield st
+    if beyond_eof():
+        page.data[:] = [0] * PAGE_SIZE
+        page.uptodate = True
+        st.note = f"page beyond EOF: {past_eof}, no RPC"
+        yield from unlock_page(cur, page)
+        return
+    for nr, lb in enumerate(lblks):
+        state, pblk = inode.extents.get(lb, ("hole", None))
+        lo = nr * k.blksize
+        src = k.disk.blocks[pblk].data if state == WRITTEN else [0] * k.blksize
+        page.data[lo:lo + k.blksize] = list(src)
+    page.uptodate = True
+    yield from unlock_page(cur, page)
+
+
+def server_write(cur: Current, k: Kernel, inode: Inode, page: Page, rpc: str, source: str):
+    """A WRITE of the whole page at its offset, allocating server blocks for holes (a page
+    written through write(2) may still carry delay buffers: the server's allocation takes
+    their reservation). `source` names the I/O for the checks."""
+    lblks = [k.lblk(page.index, nr) for nr in range(k.blocks_per_page)]
+
+    def footprint():
+        new = sum(1 for lb in lblks if inode.extents.get(lb, ("hole",))[0] != WRITTEN)
+        out = [(page.key, WRITE), (page.data_key, READ), (inode.map_key, WRITE),
+               (Disk.RESV_KEY, WRITE), *k.disk.alloc_footprint(new)]
+        for lb in lblks:
+            state, pblk = inode.extents.get(lb, ("hole", None))
+            if state == WRITTEN:
+                out += [(k.disk.key(pblk), WRITE), (k.disk.owner_key(pblk), READ)]
+        return tuple(out)
+
+    st = Step(rpc, footprint=footprint)
+    yield st
+    notes = []
+    for nr, lb in enumerate(lblks):
+        state, pblk = inode.extents.get(lb, ("hole", None))
+        if state != WRITTEN:
+            if state == DELALLOC:
+                ext4_da_release_reservation(k, inode, lb)
+            pblk = k.disk.alloc((inode.name, lb))
+            inode.extents[lb] = (WRITTEN, pblk)
+        lo = nr * k.blksize
+        k.disk.blocks[pblk].data = page.data[lo:lo + k.blksize]
+        k.log("bio_write", cur.comm, inode=inode.name, lblk=lb, pblk=pblk, source=source)
+        notes.append(f"lblk {lb} -> blk{pblk}")
+    page.buffers = None
+    st.note = "; ".join(notes)
+
+
+def server_copy(cur: Current, k: Kernel, inode: Inode, src: int, dst: int, count: int,
+                rpc: str):
+    """A copy on the server of `count` blocks from `src` to `dst`: each destination block
+    is freed and, where the source block holds data, replaced by a new block with a copy
+    of it."""
+    pairs = [(src + i, dst + i) for i in range(count)]
+
+    def footprint():
+        out = [(inode.map_key, WRITE), *k.disk.alloc_footprint(count)]
+        for s_lb, d_lb in pairs:
+            for lb, mode in ((s_lb, READ), (d_lb, WRITE)):
+                state, pblk = inode.extents.get(lb, ("hole", None))
+                if state == WRITTEN:
+                    out += [(k.disk.key(pblk), mode), (k.disk.owner_key(pblk), WRITE)]
+        return tuple(out)
+
+    st = Step(rpc, footprint=footprint)
+    yield st
+    notes = []
+    for s_lb, d_lb in pairs:
+        s_state, s_pblk = inode.extents.get(s_lb, ("hole", None))
+        data = list(k.disk.blocks[s_pblk].data) if s_state == WRITTEN else None
+        d_state, d_pblk = inode.extents.get(d_lb, ("hole", None))
+        if d_state == WRITTEN:
+            k.disk.free(d_pblk)
+            del inode.extents[d_lb]
+        ext4_da_release_reservation(k, inode, d_lb)  # a delay block: drop its reservation
+        if data is None:
+            notes.append(f"lblk {d_lb}: hole")
+            continue
+        pblk = k.disk.alloc((inode.name, d_lb))
+        k.disk.blocks[pblk].data = data
+        inode.extents[d_lb] = (WRITTEN, pblk)
+        notes.append(f"lblk {d_lb} -> blk{pblk} (copy of blk{s_pblk})")
+    st.note = "; ".join(notes)

@@ -1,0 +1,60 @@
+"""The SMB client's copy_file_range (cifs_file_copychunk_range) as in Debian's 6.1, the
+fix tried on that kernel, and the fix the model says it needs.
+
+smb-6.1: the copy holds only the inode lock across its flushes, the drop of the
+destination's pages and the server's copy; cifs_page_mkwrite takes nothing.
+
+smb-invalidate-lock: docs/findings/smb-copy-mmap.diff, built and run on 6.1: the
+destination's invalidate_lock exclusive across the copy, shared in cifs_page_mkwrite
+(and, in 6.1's generic code, wherever a fault or read adds a page). On the real kernel it
+closed the reproducer's window but fsrace stress still flagged it.
+
+smb-mkwrite-recheck: the same, and cifs_page_mkwrite returns VM_FAULT_NOPAGE for a page
+truncated while it waited (page->mapping rechecked under the page lock, as
+nfs_vm_page_mkwrite and block_page_mkwrite do): docs/findings/smb-copy-mmap-recheck.diff,
+which passed fsrace stress as a module on 6.1."""
+
+from ..kernel.cifs import cifs_file_copychunk_range
+from ..kernel.locking import mutex_lock, mutex_unlock
+from .base import LOCKS_OWN_INODE, Protocol
+from .invalidate_lock import InvalidateLock
+
+# The model's SMB client has the copy, faults, writeback and buffered reads; its punch,
+# truncate, other fallocate modes and direct I/O are not modelled.
+SMB_LACKS = frozenset({"punch hole", "truncate", "zero range", "collapse range",
+                       "insert range", "clone range", "direct I/O", "block_page_mkwrite"})
+
+
+class Smb61(Protocol):
+    name = "smb-6.1"
+    summary = "SMB client 6.1: copy = inode lock, flush, drop dest pages, server copy; mkwrite free"
+    era = "Linux 6.1 fs/smb/client cifs_file_copychunk_range, cifs_page_mkwrite"
+    filesystem = "cifs"
+    unsupported = SMB_LACKS
+    copy_range = staticmethod(cifs_file_copychunk_range)
+    mkwrite_rechecks_mapping = False
+
+    def remove_blocks_begin(self, cur, k, inode, op):
+        if op in LOCKS_OWN_INODE:
+            yield from mutex_lock(cur, inode.i_mutex)
+
+    def remove_blocks_end(self, cur, k, inode, op):
+        if op in LOCKS_OWN_INODE:
+            yield from mutex_unlock(cur, inode.i_mutex)
+
+
+class SmbInvalidateLock(InvalidateLock):
+    name = "smb-invalidate-lock"
+    summary = "SMB client with invalidate_lock across the copy, shared in cifs_page_mkwrite"
+    era = "fix tried on 6.1 (docs/findings/smb-copy-mmap.diff), not merged"
+    filesystem = "cifs"
+    unsupported = SMB_LACKS
+    copy_range = staticmethod(cifs_file_copychunk_range)
+    mkwrite_rechecks_mapping = False
+
+
+class SmbMkwriteRecheck(SmbInvalidateLock):
+    name = "smb-mkwrite-recheck"
+    summary = "smb-invalidate-lock, and cifs_page_mkwrite rechecks page->mapping"
+    era = "proposed fix (not merged): docs/findings/smb-copy-mmap-recheck.diff, run on 6.1"
+    mkwrite_rechecks_mapping = True
