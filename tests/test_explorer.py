@@ -192,19 +192,23 @@ def test_portfolio_is_complete_when_its_dpor_member_is(build):
     assert res.verdict == "safe" and res.complete
 
 
+def _spin_until_clear(state):
+    """A task that retries until state["busy"] is clear."""
+    from fsrace.explore.step import READ, Step, touches
+
+    while True:
+        st = Step("try", (touches("flag", READ),))
+        yield st
+        if not state["busy"]:
+            return
+        st.retry = True
+
+
 def _spinner_program():
     """T1 holds a flag for a while; T0 retries until it sees it clear."""
-    from fsrace.explore.step import READ, WRITE, Step, touches
+    from fsrace.explore.step import WRITE, Step, touches
 
     state = {"busy": True}
-
-    def t0():
-        while True:
-            st = Step("try", (touches("flag", READ),))
-            yield st
-            if not state["busy"]:
-                return
-            st.retry = True
 
     def t1():
         for _ in range(30):
@@ -212,7 +216,7 @@ def _spinner_program():
         yield Step("clear flag", (touches("flag", WRITE),))
         state["busy"] = False
 
-    return Program([Task("T0", t0()), Task("T1", t1())])
+    return Program([Task("T0", _spin_until_clear(state)), Task("T1", t1())])
 
 
 def test_a_task_retrying_past_the_bound_is_reported_as_starvation():
@@ -233,14 +237,6 @@ def test_a_starving_execution_does_not_end_the_search_before_a_violation():
         state = {"busy": True, "y": False}
         broken = []
 
-        def t0():
-            while True:
-                st = Step("try", (touches("flag", READ),))
-                yield st
-                if not state["busy"]:
-                    return
-                st.retry = True
-
         def t1():
             st = Step("read y, clear flag", (touches("y", READ), touches("flag", WRITE)))
             yield st
@@ -252,7 +248,8 @@ def test_a_starving_execution_does_not_end_the_search_before_a_violation():
             yield Step("write y", (touches("y", WRITE),))
             state["y"] = True
 
-        return Program([Task("T0", t0()), Task("T1", t1()), Task("T2", t2())],
+        return Program([Task("T0", _spin_until_clear(state)), Task("T1", t1()),
+                        Task("T2", t2())],
                        check_step=lambda step: Failure("y-first", "", "T2 ran first")
                        if broken else None)
 

@@ -110,6 +110,19 @@ class Protocol:
         return _nothing()
 
 
+class LocksOwnInode(Protocol):
+    """A network client's: no lock but the inode lock, which its punch, clone and copy
+    take themselves (truncate comes with it from the VFS)."""
+
+    def remove_blocks_begin(self, cur, k, inode, op):
+        if op in LOCKS_OWN_INODE:
+            yield from mutex_lock(cur, inode.i_mutex)
+
+    def remove_blocks_end(self, cur, k, inode, op):
+        if op in LOCKS_OWN_INODE:
+            yield from mutex_unlock(cur, inode.i_mutex)
+
+
 class ExclusiveOverRemoval(Protocol):
     """A fault-exclusion rwsem (`lock_of(inode)`) taken exclusive over every block-removing
     operation, inside i_mutex: the punch takes i_mutex here, the other operations come

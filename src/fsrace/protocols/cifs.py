@@ -15,8 +15,7 @@ nfs_vm_page_mkwrite and block_page_mkwrite do): docs/findings/smb-copy-mmap-rech
 which passed fsrace stress as a module on 6.1."""
 
 from ..kernel.cifs import cifs_file_copychunk_range
-from ..kernel.locking import mutex_lock, mutex_unlock
-from .base import LOCKS_OWN_INODE, Protocol
+from .base import LocksOwnInode
 from .invalidate_lock import InvalidateLock
 
 # The model's SMB client has the copy, faults, writeback and buffered reads; its punch,
@@ -25,32 +24,25 @@ SMB_LACKS = frozenset({"punch hole", "truncate", "zero range", "collapse range",
                        "insert range", "clone range", "direct I/O", "block_page_mkwrite"})
 
 
-class Smb61(Protocol):
+class SmbClient:
+    """What every SMB protocol here runs: the model's 6.1 client and its copy."""
+
+    filesystem = "cifs"
+    unsupported = SMB_LACKS
+    copy_range = staticmethod(cifs_file_copychunk_range)
+    mkwrite_rechecks_mapping = False
+
+
+class Smb61(SmbClient, LocksOwnInode):
     name = "smb-6.1"
     summary = "SMB client 6.1: copy = inode lock, flush, drop dest pages, server copy; mkwrite free"
     era = "Linux 6.1 fs/smb/client cifs_file_copychunk_range, cifs_page_mkwrite"
-    filesystem = "cifs"
-    unsupported = SMB_LACKS
-    copy_range = staticmethod(cifs_file_copychunk_range)
-    mkwrite_rechecks_mapping = False
-
-    def remove_blocks_begin(self, cur, k, inode, op):
-        if op in LOCKS_OWN_INODE:
-            yield from mutex_lock(cur, inode.i_mutex)
-
-    def remove_blocks_end(self, cur, k, inode, op):
-        if op in LOCKS_OWN_INODE:
-            yield from mutex_unlock(cur, inode.i_mutex)
 
 
-class SmbInvalidateLock(InvalidateLock):
+class SmbInvalidateLock(SmbClient, InvalidateLock):
     name = "smb-invalidate-lock"
     summary = "SMB client with invalidate_lock across the copy, shared in cifs_page_mkwrite"
     era = "fix tried on 6.1 (docs/findings/smb-copy-mmap.diff), not merged"
-    filesystem = "cifs"
-    unsupported = SMB_LACKS
-    copy_range = staticmethod(cifs_file_copychunk_range)
-    mkwrite_rechecks_mapping = False
 
 
 class SmbMkwriteRecheck(SmbInvalidateLock):

@@ -13,9 +13,8 @@ truncate (of a punch, a clone and a truncate), shared in nfs_vm_page_mkwrite and
 the client adds pages to the cache. Untested on a real kernel; the model's verdict is in
 docs/verdicts.md."""
 
-from ..kernel.locking import mutex_lock, mutex_unlock
 from ..kernel.nfs import nfs42_proc_deallocate, nfs42_remap_file_range, nfs_setattr_size
-from .base import LOCKS_OWN_INODE, Protocol
+from .base import LocksOwnInode
 from .invalidate_lock import InvalidateLock
 
 # The model's NFS client has the punch (DEALLOCATE), the clone, truncate and buffered I/O
@@ -26,7 +25,7 @@ NFS_LACKS = frozenset({"zero range", "collapse range", "insert range", "direct I
                        "block_page_mkwrite", "copy range"})
 
 
-class Nfs42(Protocol):
+class Nfs42(LocksOwnInode):
     name = "nfs-4.2"
     summary = "NFS v4.2 client: punch = inode lock, flush, DEALLOCATE, truncate; mkwrite free"
     era = ("Linux 6.1-7.2 fs/nfs/nfs42proc.c nfs42_proc_deallocate, fs/nfs/inode.c "
@@ -36,14 +35,6 @@ class Nfs42(Protocol):
     punch_hole = staticmethod(nfs42_proc_deallocate)
     clone_range = staticmethod(nfs42_remap_file_range)
     setattr_size = staticmethod(nfs_setattr_size)
-
-    def remove_blocks_begin(self, cur, k, inode, op):
-        if op in LOCKS_OWN_INODE:  # truncate comes with the inode lock from the VFS
-            yield from mutex_lock(cur, inode.i_mutex)
-
-    def remove_blocks_end(self, cur, k, inode, op):
-        if op in LOCKS_OWN_INODE:
-            yield from mutex_unlock(cur, inode.i_mutex)
 
 
 class NfsInvalidateLock(InvalidateLock):
