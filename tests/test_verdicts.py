@@ -24,6 +24,43 @@ def test_linux_2012_punch_write_fault_writes_to_a_freed_block():
     assert cx.events[cx.failed_at].step.label.startswith("ext4_bio_write_page")
 
 
+def _labels(cx):
+    return [(cx.task_names[e.task], e.step.label) for e in cx.events]
+
+
+def test_nfs_truncate_leaves_the_cut_off_page_on_the_server():
+    """docs/findings/nfs-truncate-mmap.md: the server truncates, a store dirties the page
+    the client still holds, its WRITE lands past the server's new end, and only then does
+    nfs_vmtruncate drop the page."""
+    cx = check("truncate-write-fault", "nfs-4.2", shrink_budget_s=0).counterexample
+    assert cx.failure.name == "nothing-beyond-eof"
+    labels = _labels(cx)
+    order = [labels.index(x) for x in (
+        ("TASK1", "nfs4_proc_setattr: SETATTR RPC, nfsd_setattr on the server"),
+        ("TASK2", "nfs_vm_page_mkwrite: recheck page->mapping; nfs_updatepage(whole page)"),
+        ("FLUSHER", "nfs_initiate_write: WRITE RPC, nfsd_write on the server"),
+        ("TASK1", "nfs_vmtruncate: i_size_write"))]
+    assert order == sorted(order)
+
+
+def test_smb_lock_only_fix_maps_the_page_the_copy_dropped():
+    """docs/findings/smb-copy-mmap.md: with the invalidate lock alone, a fault that found
+    the page cached waits in cifs_page_mkwrite while the copy drops the page, then maps
+    the dropped page; with the page->mapping recheck the same search is complete and
+    finds nothing."""
+    cx = check("copy-write-fault", "smb-invalidate-lock", shrink_budget_s=0).counterexample
+    assert cx.failure.name == "file-contents"
+    labels = _labels(cx)
+    order = [labels.index(x) for x in (
+        ("TASK2", "find_get_page(A:0)"), ("TASK1", "truncate_inode_page(A:0)"),
+        ("TASK2", "cifs_page_mkwrite: VM_FAULT_LOCKED; fault_dirty_shared_page"),
+        ("TASK2", "__do_fault: install PTE"))]
+    assert order == sorted(order)
+    assert "not in the page cache" in cx.state
+    fixed = check("copy-write-fault", "smb-mkwrite-recheck", shrink_budget_s=0).search
+    assert fixed.complete and fixed.verdict == "safe"
+
+
 def test_a_printed_schedule_replays_the_same_violation():
     res = check("punch-write-fault", "linux-2012")
     cx = res.counterexample
