@@ -76,34 +76,32 @@ def samba_write(cur: Current, k: Kernel, inode: Inode, page: Page):
 
 def cifs_file_copychunk_range(cur: Current, k: Kernel, inode: Inode, src: int, dst: int,
                               length: int):
-    """copy_file_range within one file (page-aligned ranges): under the protocol's lock
-    (lock_two_nondirectories: the inode lock), flush the source, write back the
-    destination's first and last pages (cifs_flush_folio), drop the destination's pages,
-    then the server copies (smb2_copychunk_range)."""
+    """copy_file_range within one file (page-aligned ranges): once the VFS has checked the
+    ranges, under the protocol's lock (lock_two_nondirectories: the inode lock), flush the
+    source, write back the destination's first and last pages (cifs_flush_folio), drop the
+    destination's pages, then the server copies (smb2_copychunk_range)."""
     from .filemap import filemap_write_and_wait_range
     from .truncate import truncate_inode_pages_range
 
     proto = k.protocol
     first, last = dst // PAGE_SIZE, (dst + length) // PAGE_SIZE - 1
-    yield from proto.remove_blocks_begin(cur, k, inode, "copy")
-    st = Step("cifs_file_copychunk_range: check the ranges against i_size",
+    st = Step("vfs_copy_file_range: generic_copy_file_checks against i_size",
               ((inode.size_key, READ),))
     yield st
-    err = None
     if max(src, dst) + length > inode.i_size:
-        st.note = err = "-EINVAL"  # the model's copies stay inside the file
-    else:
-        yield from filemap_write_and_wait_range(cur, k, inode, src // PAGE_SIZE,
-                                                (src + length) // PAGE_SIZE - 1)
-        yield from filemap_write_and_wait_range(cur, k, inode, first, first)  # cifs_flush_folio
-        yield from filemap_write_and_wait_range(cur, k, inode, last, last)
-        yield from truncate_inode_pages_range(cur, k, inode, first, last)
-        yield from server_copy(cur, k, inode, src // k.blksize, dst // k.blksize,
-                               length // k.blksize,
-                               "smb2_copychunk_range: FSCTL_SRV_COPYCHUNK_WRITE, Samba copies")
+        st.note = "-EINVAL"  # the model's copies stay inside the file
+        return "-EINVAL"
+    yield from proto.remove_blocks_begin(cur, k, inode, "copy")
+    yield from filemap_write_and_wait_range(cur, k, inode, src // PAGE_SIZE,
+                                            (src + length) // PAGE_SIZE - 1)
+    yield from filemap_write_and_wait_range(cur, k, inode, first, first)  # cifs_flush_folio
+    yield from filemap_write_and_wait_range(cur, k, inode, last, last)
+    yield from truncate_inode_pages_range(cur, k, inode, first, last)
+    yield from server_copy(cur, k, inode, src // k.blksize, dst // k.blksize,
+                           length // k.blksize,
+                           "smb2_copychunk_range: FSCTL_SRV_COPYCHUNK_WRITE, Samba copies")
     yield from proto.remove_blocks_end(cur, k, inode, "copy")
-    return err
-
+    return None
 
 AOPS = AddressSpaceOps(readpage=cifs_read_folio, page_mkwrite=cifs_page_mkwrite,
                        writepages=cifs_writepages)
