@@ -129,17 +129,24 @@ def test_a_saved_run_replays_the_same_operations(tmp_path):
 @needs_root
 def test_threads_share_a_mapping_and_a_fault_past_eof_is_recorded_in_its_thread():
     # Two processes of two threads; truncates make stores and loads fault past EOF: each
-    # such access is recorded as a SIGBUS that did nothing, and every stream goes on.
-    res = run_stress(StressConfig("tmpfs", "truncate-write-fault", workers=2, threads=2,
-                                  ops=10000, pages=8, seed=0))
-    assert res.violations == [], "\n".join(res.violations)
-    past_eof = [e for e in res.history if e.result == PAST_EOF]
-    assert past_eof and {e.op.kind for e in past_eof} <= {"store", "load"}
+    # such access is recorded as a SIGBUS that did nothing, and every stream goes on. A
+    # run usually has thousands of such faults, but now and then the truncates and the
+    # accesses miss each other (a run of 15 measured had 3, one under make test none),
+    # so up to three seeds.
+    for seed in range(3):
+        res = run_stress(StressConfig("tmpfs", "truncate-write-fault", workers=2,
+                                      threads=2, ops=10000, pages=8, seed=seed))
+        assert res.violations == [], "\n".join(res.violations)
+        assert res.killed == [] and res.unfinished == []
+        assert {e.worker for e in res.history} == {0, 1, 2, 3}
+        for w in range(4):  # every stream ran to its end
+            assert max(e.index for e in res.history if e.worker == w) == 9999
+        past_eof = [e for e in res.history if e.result == PAST_EOF]
+        assert {e.op.kind for e in past_eof} <= {"store", "load"}
+        if past_eof:
+            break
+    assert past_eof, "no store or load faulted past EOF in three runs"
     assert any(k.endswith("(SIGBUS: past EOF)") for k in res.skipped)
-    assert res.killed == [] and res.unfinished == []
-    assert {e.worker for e in res.history} == {0, 1, 2, 3}
-    for w in range(4):  # every stream ran to its end
-        assert max(e.index for e in res.history if e.worker == w) == 9999
 
 
 @needs_root
