@@ -39,13 +39,20 @@ def _io_to_owned_blocks(k: Kernel, new: Sequence[KEvent]) -> str | None:
         if ev.kind != "bio_write":
             continue
         ino, lblk, pblk = ev.data["inode"], ev.data["lblk"], ev.data["pblk"]
-        owner = k.disk.blocks[pblk].owner
+        owners = k.disk.owners(pblk)
         state, mapped = k.inodes[ino].extents.get(lblk, ("hole", None))
-        if owner != (ino, lblk) or state not in (WRITTEN, UNWRITTEN) or mapped != pblk:
-            whose = "free" if owner is None else f"owned by {owner[0]} lblk {owner[1]}"
+        if (ino, lblk) not in owners or state not in (WRITTEN, UNWRITTEN) or mapped != pblk:
+            whose = "free" if not owners else "owned by " + ", ".join(
+                f"{o[0]} lblk {o[1]}" for o in owners)
             return (f"{ev.task} wrote {ino} lblk {lblk} ({ev.data['source']}) to blk{pblk}, "
                     f"which is {whose}; {ino}'s map has lblk {lblk} as {state}"
                     + (f" -> blk{mapped}" if mapped is not None else ""))
+        if len(owners) > 1:
+            # A shared block is written only after copy on write gave the writer its own.
+            others = ", ".join(f"{o[0]} lblk {o[1]}" for o in owners if o != (ino, lblk))
+            return (f"{ev.task} wrote {ino} lblk {lblk} ({ev.data['source']}) in place to "
+                    f"blk{pblk}, which {others} shares (refcount {len(owners)}): the write "
+                    "changes them too")
     return None
 
 
@@ -113,7 +120,8 @@ def _dio_sees_no_delalloc(k: Kernel, new: Sequence[KEvent]) -> str | None:
 
 INVARIANTS = [
     Invariant("io-to-owned-blocks",
-              "writeback and direct I/O write only to blocks the file owns at that offset",
+              "writeback and direct I/O write only to blocks the file owns at that offset, "
+              "and owns alone",
               _io_to_owned_blocks),
     Invariant("no-stray-delalloc",
               "a delay buffer always has its delalloc entry and reservation",

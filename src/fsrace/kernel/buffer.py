@@ -166,3 +166,30 @@ def block_commit_write(k: Kernel, page: Page, start: int, end: int) -> None:
     if all(b.uptodate for b in page.buffers):
         page.uptodate = True
     page.dirty = True
+
+
+def submit_mapped_buffers(cur: Current, k: Kernel, inode: Inode, page: Page, name: str):
+    """The I/O of a page's writeback: each buffer mapped to a block is written to it (a
+    delay buffer has none yet), as one step called `name`."""
+
+    def footprint():
+        out = [(page.key, READ), (page.data_key, READ), (inode.map_key, READ)]
+        for bh in page.buffers or []:
+            if bh.blocknr is not None and not bh.delay:
+                out += [(k.disk.key(bh.blocknr), WRITE), (k.disk.owner_key(bh.blocknr), READ)]
+        return tuple(out)
+
+    st = Step(name, footprint=footprint)
+    yield st
+    assert page.buffers is not None
+    wrote = []
+    for nr, bh in enumerate(page.buffers):
+        if bh.blocknr is None or bh.delay:
+            continue
+        lo = nr * k.blksize
+        k.disk.blocks[bh.blocknr].data = page.data[lo:lo + k.blksize]
+        lblk = k.lblk(page.index, nr)
+        k.log("bio_write", cur.comm, inode=inode.name, lblk=lblk, pblk=bh.blocknr,
+              source="writeback")
+        wrote.append(f"lblk {lblk} -> blk{bh.blocknr}")
+    st.note = "; ".join(wrote) or "nothing mapped"

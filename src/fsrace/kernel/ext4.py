@@ -12,6 +12,7 @@ from .buffer import (
     block_page_mkwrite,
     block_read_full_page,
     mpage_readpage,
+    submit_mapped_buffers,
 )
 from .kernel import AddressSpaceOps, Kernel
 from .locking import (
@@ -168,28 +169,7 @@ def mpage_da_map_blocks(cur: Current, k: Kernel, inode: Inode, page: Page):
 def ext4_bio_write_page(cur: Current, k: Kernel, inode: Inode, page: Page):
     """Write each mapped buffer of the page to its block. (The page is unlocked but under
     writeback, so its buffers stay mapped where they are.)"""
-
-    def footprint():
-        out = [(page.key, READ), (page.data_key, READ), (inode.map_key, READ)]
-        for bh in page.buffers or []:
-            if bh.blocknr is not None and not bh.delay:
-                out += [(k.disk.key(bh.blocknr), WRITE), (k.disk.owner_key(bh.blocknr), READ)]
-        return tuple(out)
-
-    st = Step("ext4_bio_write_page: submit_bh(WRITE)", footprint=footprint)
-    yield st
-    assert page.buffers is not None
-    wrote = []
-    for nr, bh in enumerate(page.buffers):
-        if bh.blocknr is None or bh.delay:
-            continue
-        lo = nr * k.blksize
-        k.disk.blocks[bh.blocknr].data = page.data[lo:lo + k.blksize]
-        lblk = k.lblk(page.index, nr)
-        k.log("bio_write", cur.comm, inode=inode.name, lblk=lblk, pblk=bh.blocknr,
-              source="writeback")
-        wrote.append(f"lblk {lblk} -> blk{bh.blocknr}")
-    st.note = "; ".join(wrote) or "nothing mapped"
+    yield from submit_mapped_buffers(cur, k, inode, page, "ext4_bio_write_page: submit_bh(WRITE)")
     yield from ext4_end_io_unwritten(cur, k, inode, page)
 
 

@@ -83,11 +83,20 @@ def filemap_fault(cur: Current, k: Kernel, inode: Inode, index: int):
         if beyond:
             st.note = "beyond EOF: SIGBUS"
             yield from unlock_page(cur, page)
+        if not beyond and not page.uptodate:
+            # page_not_uptodate: a read that backed off (ocfs2's AOP_TRUNCATED_PAGE) left
+            # the page behind; read it here, then retry_find. (Read errors: not modelled.)
+            st.note = "page not uptodate: ->readpage, then retry_find"
+            if not mapping_locked:
+                yield from proto.fault_miss_begin(cur, k, inode)
+                mapping_locked = True
+            yield from k.fs.readpage(cur, k, inode, page)
+            page = yield from find_get_page(cur, k, inode, index)
+            continue
         if mapping_locked:
             yield from proto.fault_miss_end(cur, k, inode)
         if beyond:
             return VM_FAULT_SIGBUS, None
-        assert page.uptodate, "read errors are not modelled"
         return VM_FAULT_LOCKED, page
 
 

@@ -83,3 +83,14 @@ class Kernel:
         mm = MM(name)
         self.mms[name] = mm
         return mm
+
+    def share_blocks(self, name: str, src: int, dst: int, count: int) -> None:
+        """File blocks [dst, dst + count) map the blocks of [src, src + count), as an earlier
+        reflink left them; the file grows to cover them. The destination must be holes."""
+        inode = self.inodes[name]
+        for i in range(count):
+            state, pblk = inode.extents[src + i]
+            assert state == WRITTEN and dst + i not in inode.extents
+            self.disk.share(pblk, (name, dst + i))
+            inode.extents[dst + i] = (WRITTEN, pblk)
+        inode.i_size = max(inode.i_size, (dst + count) * self.blksize)

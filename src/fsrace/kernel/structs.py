@@ -48,6 +48,9 @@ class WaitQueue:
 class Block:
     owner: tuple[str, int] | None  # (inode, file block) or None when free
     data: list
+    # The other file blocks a reflink made share it (ocfs2's refcount tree counts
+    # 1 + len(sharers)); only the file systems with reflink ever set it.
+    sharers: list = field(default_factory=list)
 
 
 class Disk:
@@ -90,7 +93,31 @@ class Disk:
         return n
 
     def free(self, pblk: int) -> None:
+        assert not self.blocks[pblk].sharers, f"blk{pblk} is shared: unshare it"
         self.blocks[pblk].owner = None
+
+    # -- shared (refcounted) blocks: ocfs2's refcount tree ------------------------------------
+    def refcount(self, pblk: int) -> int:
+        b = self.blocks[pblk]
+        return 0 if b.owner is None else 1 + len(b.sharers)
+
+    def owners(self, pblk: int) -> list[tuple[str, int]]:
+        b = self.blocks[pblk]
+        return [] if b.owner is None else [b.owner, *b.sharers]
+
+    def share(self, pblk: int, owner: tuple[str, int]) -> None:
+        """One more file block maps this block (ocfs2_increase_refcount)."""
+        assert self.blocks[pblk].owner is not None, f"blk{pblk} is free"
+        self.blocks[pblk].sharers.append(owner)
+
+    def unshare(self, pblk: int, owner: tuple[str, int]) -> bool:
+        """`owner` stops mapping the block (ocfs2_decrease_refcount); the last one frees
+        it. Returns whether it was freed."""
+        b = self.blocks[pblk]
+        rest = [o for o in self.owners(pblk) if o != owner]
+        assert len(rest) < self.refcount(pblk), f"{owner} does not map blk{pblk}"
+        b.owner, b.sharers = (rest[0], rest[1:]) if rest else (None, [])
+        return not rest
 
 
 @dataclass(eq=False)
@@ -172,6 +199,8 @@ class Inode:
         self.iolock = RWSem(f"{name}.iolock")
         self.i_mmap_sem = RWSem(f"{name}.i_mmap_sem")
         self.i_mmaplock = RWSem(f"{name}.i_mmaplock")  # XFS 4.1
+        # ocfs2's allocation lock: written by page_mkwrite and the remap, read by readpage.
+        self.ip_alloc_sem = RWSem(f"{name}.ip_alloc_sem")
         self.falloc = WaitQueue(f"{name}.shmem_falloc")
         self.size_key = f"{name}.i_size"
         self.map_key = f"{name}.extents"  # block map and the inode's reservations

@@ -268,7 +268,7 @@ def describe_state(k: Kernel) -> str:
                          + (f", not in the page cache: data {pte.page.data}" if gone else ""))
     for n, b in enumerate(k.disk.blocks):
         if b.owner is not None or any(b.data):
-            owner = f"{b.owner[0]} lblk {b.owner[1]}" if b.owner else "free"
+            owner = " and ".join(f"{o[0]} lblk {o[1]}" for o in k.disk.owners(n)) or "free"
             lines.append(f"blk{n}: {owner}, data {b.data}")
     lines.append(f"reserved blocks (s_dirtyclusters): {k.disk.dirty_clusters}")
     held = []
@@ -277,7 +277,7 @@ def describe_state(k: Kernel) -> str:
             if lock.owner:
                 held.append(f"{lock.name} by {lock.owner}")
         for sem in (inode.i_data_sem, inode.invalidate_lock, inode.iolock, inode.i_mmap_sem,
-                    inode.i_mmaplock):
+                    inode.i_mmaplock, inode.ip_alloc_sem):
             if sem.writer:
                 held.append(f"{sem.name} (write) by {sem.writer}")
             if sem.readers:
