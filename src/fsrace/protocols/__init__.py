@@ -10,6 +10,7 @@ from .iolock_mkwrite import IolockMkwrite, MkwriteRetry
 from .linux_2012 import Linux2012
 from .mmap_sem import MmapSem
 from .nfs import Nfs42, NfsInvalidateLock
+from .ocfs2 import Ocfs2_61, Ocfs2InvalidateLock
 from .page_by_page import PageByPage
 from .shmem_2014 import Shmem2014
 from .xfs import Xfs2012, XfsMmaplock
@@ -18,7 +19,8 @@ PROTOCOLS: dict[str, type[Protocol]] = {
     p.name: p
     for p in (Linux2012, Xfs2012, MmapSem, IolockMkwrite, MkwriteRetry, PageByPage,
               Shmem2014, XfsMmaplock, Ext4IMmapSem, InvalidateLock, Nfs42, NfsInvalidateLock,
-              F2fs, F2fsInsertLocked, Smb61, SmbInvalidateLock, SmbMkwriteRecheck)
+              F2fs, F2fsInsertLocked, Smb61, SmbInvalidateLock, SmbMkwriteRecheck, Ocfs2_61,
+              Ocfs2InvalidateLock)
 }
 
 __all__ = ["PROTOCOLS", "Protocol"]

@@ -32,9 +32,10 @@ class Protocol:
     summary = ""
     era = ""  # the kernel versions and commits it stands for
     filesystem = "ext4"  # whose address-space operations run: fsrace.kernel.<filesystem>
-    # Operations that file system's model lacks: only the NFS client's has a clone (ext4
-    # has no reflink; the model's XFS does not model its own), only the SMB client's a copy.
-    unsupported: frozenset[str] = frozenset({"clone range", "copy range"})
+    # Operations that file system's model lacks: only the NFS client's and ocfs2's have a
+    # clone (ext4 has no reflink; the model's XFS does not model its own), only the SMB
+    # client's and ocfs2's a copy, only ocfs2's blocks shared by a reflink ("shared blocks").
+    unsupported: frozenset[str] = frozenset({"clone range", "copy range", "shared blocks"})
     # A protocol that frees blocks differently sets punch_hole(cur, k, inode, off, len), or
     # zero_range, collapse_range, insert_range with the same arguments; one with a clone
     # sets clone_range(cur, k, inode, src, dst, len); one whose ->setattr truncates its own

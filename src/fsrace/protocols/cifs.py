@@ -21,7 +21,8 @@ from .invalidate_lock import InvalidateLock
 # The model's SMB client has the copy, faults, writeback and buffered reads; its punch,
 # truncate, other fallocate modes and direct I/O are not modelled.
 SMB_LACKS = frozenset({"punch hole", "truncate", "zero range", "collapse range",
-                       "insert range", "clone range", "direct I/O", "block_page_mkwrite"})
+                       "insert range", "clone range", "direct I/O", "block_page_mkwrite",
+                       "shared blocks"})
 
 
 class SmbClient:

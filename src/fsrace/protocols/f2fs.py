@@ -21,7 +21,7 @@ class F2fs(InvalidateLock):
     era = "Linux 6.1-7.2.13 fs/f2fs/file.c f2fs_insert_range, __exchange_data_block"
     filesystem = "f2fs"
     # Its collapse (the same sections, the exchange run the other way) is not modelled.
-    unsupported = frozenset({"clone range", "copy range", "collapse range"})
+    unsupported = frozenset({"clone range", "copy range", "collapse range", "shared blocks"})
     insert_range = staticmethod(f2fs_insert_range)
     # The two gaps in its invalidate lock (fsrace.kernel.f2fs.f2fs_insert_range).
     insert_flushes_unlocked = True

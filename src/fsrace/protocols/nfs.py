@@ -22,7 +22,7 @@ from .invalidate_lock import InvalidateLock
 # code under NFS's locks, which stands for nothing, and its page_mkwrite is not
 # block_page_mkwrite.
 NFS_LACKS = frozenset({"zero range", "collapse range", "insert range", "direct I/O",
-                       "block_page_mkwrite", "copy range"})
+                       "block_page_mkwrite", "copy range", "shared blocks"})
 
 
 class Nfs42(LocksOwnInode):

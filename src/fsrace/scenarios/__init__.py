@@ -3,6 +3,7 @@
 from .base import Params, Scenario, build_program
 from .dio_write_fault import DioWriteFault
 from .fallocate_modes import (
+    CloneSourceWriteFault,
     CloneWriteFault,
     CollapseReadFault,
     CopyWriteFault,
@@ -27,7 +28,7 @@ SCENARIOS: dict[str, Scenario] = {
                         PunchReadFault(), PunchRead(), PunchReadahead(),
                         DioWriteFault(), TruncateWriteFault(), TruncateWriteFaultNoRecheck(),
                         ZeroRangeWriteFault(), CollapseReadFault(), InsertWriteFault(),
-                        CloneWriteFault(), CopyWriteFault(),
+                        CloneWriteFault(), CopyWriteFault(), CloneSourceWriteFault(),
                         WriteFromOwnMapping(), ReadIntoOwnMapping(), WritebackStore())
 }
 

@@ -11,7 +11,7 @@ from ..kernel.kernel import Kernel
 from ..kernel.structs import PAGE_SIZE
 from ..kernel.syscalls import wb_writeback
 from ..ops import Clone, Collapse, Copy, Insert, Load, Read, Store, ZeroRange
-from .base import CachedFileScenario, Params, TaskSpec
+from .base import CachedFileScenario, Params, TaskSpec, cache_clean_page
 
 
 class _AgainstFaults(CachedFileScenario):
@@ -27,6 +27,10 @@ class _AgainstFaults(CachedFileScenario):
     def operation(self, params: Params):
         raise NotImplementedError
 
+    def store_offset(self, params: Params, writer: int) -> int:
+        """Where each other task stores or loads: the operation's first pages."""
+        return (writer % params.pages) * PAGE_SIZE
+
     def setup(self, k: Kernel, params: Params) -> list[TaskSpec]:
         a = self.cached_file(k, params)
         op = self.operation(params)
@@ -38,7 +42,7 @@ class _AgainstFaults(CachedFileScenario):
             name = f"TASK{w + 2}"
             mm = k.new_mm(f"P{w + 2}")
             mm.mmap(a)
-            offset = (w % params.pages) * PAGE_SIZE
+            offset = self.store_offset(params, w)
             fault = Store("A", offset, name) if self.store else Load("A", offset)
             what = "store via mmap" if self.store else "load via mmap"
             ops = [fault]
@@ -123,3 +127,40 @@ class CopyWriteFault(CloneWriteFault):
     def operation(self, params: Params):
         n = params.pages * PAGE_SIZE
         return Copy("A", n, 0, n)
+
+
+class CloneSourceWriteFault(_AgainstFaults):
+    """The file has three times --pages pages: the last third already shares the middle
+    third's blocks, as an earlier clone left them; the middle is cloned onto the first and
+    read back, and the other tasks store to the middle, the clone's source. A store that
+    copies its shared block on write in the clone's window gives the source a new block
+    that is not yet written, which the clone then shares (ocfs2: found on 6.1 to 7.2.13)."""
+
+    name = "clone-source-write-fault"
+    summary = ("clone range vs a write fault on its source: copy on write in the clone's "
+               "window, and the destination shares a block nothing has written")
+    exercises = ("file-contents", "io-to-owned-blocks")
+    needs = frozenset({"clone range", "shared blocks"})
+
+    def pages(self, params: Params) -> int:
+        return 3 * params.pages
+
+    def initial_files(self, params: Params) -> dict[str, list]:
+        data = super().initial_files(params)["A"]
+        n = params.pages * PAGE_SIZE
+        return {"A": data[:2 * n] + data[n:2 * n]}
+
+    def cached_file(self, k: Kernel, params: Params):
+        n = params.pages * PAGE_SIZE
+        a = k.create_file("A", self.initial_files(params)["A"][:2 * n])
+        k.share_blocks("A", n // k.blksize, 2 * n // k.blksize, n // k.blksize)
+        for index in range(self.pages(params)):
+            cache_clean_page(k, a, index)
+        return a
+
+    def store_offset(self, params: Params, writer: int) -> int:
+        return (params.pages + writer % params.pages) * PAGE_SIZE
+
+    def operation(self, params: Params):
+        n = params.pages * PAGE_SIZE
+        return Clone("A", n, 0, n)
