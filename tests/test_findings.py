@@ -1,8 +1,9 @@
 """The standalone reproducers in docs/findings: they build, and where the host has a file
 system that should pass them, they pass there (so a violation they report elsewhere is the
-file system's, not theirs)."""
+file system's, not theirs). And every model counterexample the docs quote replays."""
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -57,3 +58,23 @@ def test_the_smb_copy_reproducer_finds_nothing_on_local_file_systems(fs, tmp_pat
                            capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "500 rounds, 0 copies refused or short: 500 clean" in r.stdout, r.stdout
+
+
+def _reproduce_lines():
+    root = FINDINGS.parent.parent
+    for doc in [root / "README.md", *sorted((root / "docs").rglob("*.md"))]:
+        for line in doc.read_text().splitlines():
+            m = re.search(r"reproduce: fsrace replay --scenario (\S+) --protocol (\S+) '([^']+)'",
+                          line)
+            if m:
+                yield pytest.param(*m.groups(), id=f"{doc.name}-{m[1]}-{m[2]}")
+
+
+@pytest.mark.parametrize("scenario,protocol,schedule", list(_reproduce_lines()))
+def test_every_reproduce_line_in_the_docs_replays_a_violation(scenario, protocol, schedule):
+    from fsrace.explore.engine import VIOLATION
+    from fsrace.explore.schedule import Schedule
+    from fsrace.run import replay
+
+    rec = replay(scenario, protocol, Schedule.parse(schedule))
+    assert rec.outcome == VIOLATION, rec.outcome
