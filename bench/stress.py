@@ -1,11 +1,15 @@
 """Benchmarks and findings of `fsrace stress` on this machine's kernel (needs root).
 
-    python bench/stress.py [--seconds S] [--only throughput|fio|classes]
+    python bench/stress.py [--seconds S] [--only throughput|latency|fio|classes]
+                           [--without KIND,...]
 
 throughput: verified operations per second of a --mix run, per file system and worker
 count, beside a single-process C tester (the worker, `worker --bare`: the same code
 without the record) running the same operations on the same file system, unchecked, and
 beside two such processes sharing the file as fsrace's two workers do.
+latency: where a --mix run's time goes, per operation kind, with 1 and 2 workers on each
+file system (from the run's own history: each operation's invocation and completion),
+to tell an operation that two workers on one file serialize from fsrace's own cost.
 fio: a verified mapped-I/O job (ioengine=mmap, verify=crc32c) beside a punching job
 (ioengine=falloc, rw=randtrim) on the same file system, for scale. classes: every race
 class on every file system for a fixed time, with what the check found. Prints Markdown.
@@ -23,6 +27,7 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
 
+from fsrace.stress import ops  # noqa: E402
 from fsrace.stress.ops import SCENARIOS, op_stream, own_operation  # noqa: E402
 from fsrace.stress.run import StressConfig, _write_initial, run_stress  # noqa: E402
 from fsrace.stress.scratch import FILESYSTEMS, scratch_fs  # noqa: E402
@@ -105,6 +110,32 @@ def throughput(seconds: float) -> None:
                   f"{two} |", flush=True)
 
 
+def latency(seconds: float) -> None:
+    from collections import defaultdict
+
+    print("| file system | operation | share of ops | mean us, 1 worker | share of time "
+          "| mean us, 2 workers | share of time | 2 workers / 1 |")
+    print("|---|---|---|---|---|---|---|---|")
+    for fs in FILESYSTEMS:
+        per = []
+        for workers in (1, 2):
+            r = run_stress(StressConfig(fs, None, workers, None, seconds, 0, 64))
+            took = defaultdict(list)
+            for e in r.history:
+                if e.result >= 0 and e.resp != float("inf"):
+                    took[e.op.kind].append((e.resp - e.inv) / 1e3)
+            per.append(took)
+        n1 = sum(len(v) for v in per[0].values())
+        busy = [sum(sum(v) for v in took.values()) for took in per]
+        for kind in sorted(per[0], key=lambda k: -sum(per[0][k])):
+            one, two = per[0][kind], per[1].get(kind, [])
+            m1 = sum(one) / len(one)
+            m2 = sum(two) / len(two) if two else float("nan")
+            print(f"| {fs} | {kind} | {100 * len(one) / n1:.0f}% | {m1:,.0f} | "
+                  f"{100 * sum(one) / busy[0]:.0f}% | {m2:,.0f} | "
+                  f"{100 * sum(two) / busy[1]:.0f}% | {m2 / m1:.1f} |", flush=True)
+
+
 def fio(seconds: float) -> None:
     print("| file system | fio mmap+verify ops/s | fio punch ops/s | fio total |")
     print("|---|---|---|---|")
@@ -145,13 +176,22 @@ def classes(seconds: float) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=3.0)
-    ap.add_argument("--only", choices=("throughput", "fio", "classes"))
+    ap.add_argument("--only", choices=("throughput", "latency", "fio", "classes"))
+    ap.add_argument("--without", default="", metavar="KINDS",
+                    help="drop these operation kinds (comma-separated) from the --mix, for "
+                         "fsrace and the C tester alike: an experiment, not fsrace's mix")
     args = ap.parse_args()
+    without = {k for k in args.without.split(",") if k}
+    if without - set(ops.MIX):
+        sys.exit(f"--without: not in the mix: {', '.join(sorted(without - set(ops.MIX)))}")
+    ops.MIX = {k: w for k, w in ops.MIX.items() if k not in without}
     if os.geteuid() != 0:
         sys.exit("bench/stress.py makes and mounts file systems: run it as root")
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Linux {platform.release()}, "
-          f"Python {platform.python_version()}; {args.seconds:g} s per run\n")
-    for name, fn in (("throughput", throughput), ("fio", fio), ("classes", classes)):
+          f"Python {platform.python_version()}; {args.seconds:g} s per run"
+          + (f"; the mix without {', '.join(sorted(without))}" if without else "") + "\n")
+    for name, fn in (("throughput", throughput), ("latency", latency), ("fio", fio),
+                     ("classes", classes)):
         if args.only in (None, name):
             print(f"### {name}\n")
             fn(args.seconds)
