@@ -81,3 +81,21 @@ def test_a_file_data_moves_across_is_checked_whole():
     assert msg is not None and msg.startswith("file A ends as [[0, 0, 0, 0], ['a'")
     for final in ([0] * 4 + ["x", "a", "a", "a"], ["x", 0, 0, 0] + ["a"] * 4):
         assert check_per_page(initial, tasks, {"A": final}, observed, ["T1", "T2"]) is None
+
+
+def test_a_store_that_returned_where_every_order_faults_or_moves_it_is_flagged():
+    """A store to the page a collapse moves: before the collapse it moves to page 0, after
+    it the page lies past EOF and the store faults. A store that returned and is found
+    nowhere is lost, though page 1 is past EOF in every outcome."""
+    from fsrace.ops import Collapse
+
+    initial = {"A": ["a0"] * 4 + ["a1"] * 4}
+    tasks = [[Collapse("A", 0, 4)], [Store("A", 4, "T2")]]
+    names = ["TASK1", "TASK2"]
+    lost = check_per_page(initial, tasks, {"A": ["a1"] * 4}, {(0, 0): None, (1, 0): "ok"},
+                          names)
+    assert lost and "TASK2 saw 'SIGBUS'" in lost
+    assert check_per_page(initial, tasks, {"A": ["a1"] * 4}, {(0, 0): None, (1, 0): SIGBUS},
+                          names) is None
+    assert check_per_page(initial, tasks, {"A": ["T2"] + ["a1"] * 3},
+                          {(0, 0): None, (1, 0): "ok"}, names) is None

@@ -176,6 +176,7 @@ def _page_state(tasks: Sequence[Sequence[Op]], name: str, page: int, files: File
 
 
 MOVES = (Insert, Collapse, Clone)
+OBSERVES = (Store, Load, Read, DirectRead, ReadIntoMapping)
 
 
 def check_per_page(initial: Files, tasks: Sequence[Sequence[Op]], final: Files,
@@ -186,8 +187,13 @@ def check_per_page(initial: Files, tasks: Sequence[Sequence[Op]], final: Files,
     across, all its pages match the same order); else a message saying what broke."""
     outcomes = sequential_outcomes(initial, tasks)
     for name in sorted(initial):
+        # Every page the file has in some outcome, and every page an access observed: a
+        # store that returned where it should have faulted past EOF shows only there.
+        observing = [op for ops in tasks for op in ops
+                     if op.file == name and isinstance(op, OBSERVES)]
         npages = max([-(-len(o.files[name]) // PAGE_SIZE) for o in outcomes]
-                     + [-(-len(final[name]) // PAGE_SIZE)])
+                     + [-(-len(final[name]) // PAGE_SIZE)]
+                     + [p + 1 for op in observing for p in op.pages()])
         if any(isinstance(op, MOVES) and op.file == name for ops in tasks for op in ops):
             def state(files, obs, name=name, npages=npages):
                 return tuple(_page_state(tasks, name, p, files, obs) for p in range(npages))
