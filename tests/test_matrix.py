@@ -59,6 +59,8 @@ HISTORY = [
     ("insert-write-fault", "linux-2012", "race"),
     ("zero-range-write-fault", "linux-2012", "race"),
     ("collapse-read-fault", "ext4-i_mmap_sem", "safe"),
+    ("collapse-write-fault", "linux-2012", "race"),
+    ("collapse-write-fault", "ext4-i_mmap_sem", "safe"),
     ("insert-write-fault", "xfs-mmaplock", "safe"),
     # ../shared/reference/nfs-deallocate-race.md: nfs42_proc_deallocate sends DEALLOCATE
     # before truncate_pagecache_range and nfs_vm_page_mkwrite takes no lock; seen on Debian
@@ -79,6 +81,10 @@ HISTORY = [
     # 7.2.13. One lock section closes it.
     ("insert-write-fault", "f2fs", "race"),
     ("insert-write-fault", "f2fs-insert-locked", "safe"),
+    # f2fs_collapse_range has the same two gaps and writes i_size after the lock; a
+    # store lost during a collapse was seen once on 6.1 (docs/real-kernels.md).
+    ("collapse-write-fault", "f2fs", "race"),
+    ("collapse-write-fault", "f2fs-locked", "safe"),
     # docs/findings/smb-copy-mmap.md: cifs_file_copychunk_range drops the destination's
     # pages before the server copies, and cifs_page_mkwrite takes no lock; seen on 6.1,
     # 6.12 and 7.2.13. The invalidate_lock patch tried on 6.1 closed the reproducer's

@@ -1,4 +1,5 @@
-"""fs/f2fs/file.c as in Linux 6.1 and 7.2.13: the insert range, f2fs_insert_range.
+"""fs/f2fs/file.c as in Linux 6.1 and 7.2.13: the insert and collapse ranges,
+f2fs_insert_range and f2fs_collapse_range.
 
 f2fs's write fault, reads and writeback run the model's ext4 code here (f2fs_vm_page_mkwrite
 reserves a block for the page, NEW_ADDR, much as delayed allocation does, and writeback
@@ -10,7 +11,8 @@ frees the source block), which leaves the source page cached, uptodate and clean
 hole. The model takes every written block as checkpointed: a file written and synced
 before the insert, as in the stress run that found this.
 
-f2fs_insert_range holds invalidate_lock in three sections: around f2fs_truncate_blocks
+f2fs_insert_range holds invalidate_lock in three sections (f2fs_collapse_range in the
+same two, mirrored): around f2fs_truncate_blocks
 beyond EOF (nothing there in the model), around truncate_pagecache and the exchange, and
 around the final flush and truncate_pagecache. The first flush runs before the second
 section, and the lock is dropped between the last two: a store in the first gap is
@@ -24,7 +26,12 @@ from __future__ import annotations
 from ..explore.step import READ, WRITE, Step
 from .buffer import __block_write_begin, block_commit_write, create_empty_buffers
 from .ext4 import AOPS as EXT4_AOPS
-from .ext4 import _aligned, ext4_da_get_block_prep, ext4_ext_remove_space_locked
+from .ext4 import (
+    _aligned,
+    ext4_da_get_block_prep,
+    ext4_da_release_reservation,
+    ext4_ext_remove_space_locked,
+)
 from .kernel import Kernel
 from .locking import (
     down_write,
@@ -35,7 +42,32 @@ from .locking import (
     up_write,
     wait_on_page_writeback,
 )
-from .structs import PAGE_SIZE, TO_EOF, WRITTEN, Current, Inode
+from .structs import PAGE_SIZE, TO_EOF, WRITTEN, Current, Disk, Inode
+
+
+def _lock_after_flush(cur: Current, k: Kernel, inode: Inode, first: int, unlocked: bool):
+    """"write out all dirty pages from offset", then invalidate_lock (or, without the
+    gap, the lock first)."""
+    from .filemap import filemap_write_and_wait_range
+
+    if not unlocked:
+        yield from down_write(cur, inode.invalidate_lock)
+    yield from filemap_write_and_wait_range(cur, k, inode, first, TO_EOF)
+    if unlocked:
+        yield from down_write(cur, inode.invalidate_lock)
+
+
+def _write_out_moved_pages(cur: Current, k: Kernel, inode: Inode, first: int, drops: bool):
+    """"write out all moved pages, if possible": in a lock section of its own when the
+    exchange's section ended first (`drops`), else still in the exchange's."""
+    from .filemap import filemap_write_and_wait_range
+    from .truncate import truncate_pagecache_range
+
+    if drops:
+        yield from up_write(cur, inode.invalidate_lock)
+        yield from down_write(cur, inode.invalidate_lock)
+    yield from filemap_write_and_wait_range(cur, k, inode, first, TO_EOF)
+    yield from truncate_pagecache_range(cur, k, inode, first, TO_EOF)
 
 
 def f2fs_insert_range(cur: Current, k: Kernel, inode: Inode, offset: int, length: int):
@@ -43,11 +75,9 @@ def f2fs_insert_range(cur: Current, k: Kernel, inode: Inode, offset: int, length
     gaps in the invalidate lock it has: `insert_flushes_unlocked` (the first flush before
     the lock) and `insert_drops_lock` (unlocked between the exchange and the final flush);
     f2fs has both, the fix neither. Returns None or -EINVAL."""
-    from .filemap import filemap_write_and_wait_range
     from .truncate import truncate_pagecache_range
 
     proto = k.protocol
-    lock = inode.invalidate_lock
     yield from mutex_lock(cur, inode.i_mutex)
     st = Step("f2fs_insert_range: check the offset against i_size", ((inode.size_key, READ),))
     yield st
@@ -58,27 +88,59 @@ def f2fs_insert_range(cur: Current, k: Kernel, inode: Inode, offset: int, length
         first, delta = offset // PAGE_SIZE, length // PAGE_SIZE
         old_size = inode.i_size
         k.resizing.add(inode.name)  # moved blocks lie past i_size until the end
-        if not proto.insert_flushes_unlocked:
-            yield from down_write(cur, lock)
-        # "write out all dirty pages from offset"
-        yield from filemap_write_and_wait_range(cur, k, inode, first, TO_EOF)
-        if proto.insert_flushes_unlocked:
-            yield from down_write(cur, lock)
+        yield from _lock_after_flush(cur, k, inode, first, proto.insert_flushes_unlocked)
         yield from truncate_pagecache_range(cur, k, inode, first, TO_EOF)
         for src in reversed(range(first, -(-old_size // PAGE_SIZE))):
             yield from __exchange_data_block(cur, k, inode, src, src + delta)
-        if proto.insert_drops_lock:
-            yield from up_write(cur, lock)
-            yield from down_write(cur, lock)
-        # "write out all moved pages, if possible"
-        yield from filemap_write_and_wait_range(cur, k, inode, first, TO_EOF)
-        yield from truncate_pagecache_range(cur, k, inode, first, TO_EOF)
-        yield from up_write(cur, lock)
+        yield from _write_out_moved_pages(cur, k, inode, first, proto.insert_drops_lock)
+        yield from up_write(cur, inode.invalidate_lock)
         st = Step("f2fs_insert_range: f2fs_i_size_write", ((inode.size_key, WRITE),))
         yield st
         inode.i_size = old_size + length
         st.note = f"i_size -> {inode.i_size}"
         k.resizing.discard(inode.name)
+    yield from mutex_unlock(cur, inode.i_mutex)
+    return err
+
+
+def f2fs_collapse_range(cur: Current, k: Kernel, inode: Inode, offset: int, length: int):
+    """f2fs_fallocate (inode_lock) -> f2fs_collapse_range: the insert's shape run the other
+    way, with the same two gaps (`collapse_flushes_unlocked`, `collapse_drops_lock`): flush
+    from the offset, then f2fs_do_collapse under invalidate_lock (truncate_pagecache, each
+    page past the range exchanged onto its new place), the lock dropped, then the moved
+    pages written out, the cache truncated and the blocks past the new size freed
+    (f2fs_truncate_blocks) under it again. And a third (`collapse_sizes_unlocked`): i_size
+    shrinks only after that lock is dropped, so a fault in between still passes the size
+    checks and maps a page the new size leaves past EOF. Returns None or -EINVAL."""
+    from .truncate import truncate_pagecache_range
+
+    proto = k.protocol
+    yield from mutex_lock(cur, inode.i_mutex)
+    st = Step("f2fs_collapse_range: check the range against i_size", ((inode.size_key, READ),))
+    yield st
+    err = None
+    if not _aligned(k, offset, length) or offset + length >= inode.i_size:
+        st.note = err = "-EINVAL"
+    else:
+        first, delta = offset // PAGE_SIZE, length // PAGE_SIZE
+        new_size = inode.i_size - length
+        yield from _lock_after_flush(cur, k, inode, first, proto.collapse_flushes_unlocked)
+        yield from truncate_pagecache_range(cur, k, inode, first, TO_EOF)
+        for src in range(first + delta, -(-inode.i_size // PAGE_SIZE)):
+            yield from __exchange_data_block(cur, k, inode, src, src - delta)
+        yield from _write_out_moved_pages(cur, k, inode, first, proto.collapse_drops_lock)
+        yield from down_write(cur, inode.i_data_sem)
+        yield from ext4_ext_remove_space_locked(cur, k, inode, -(-new_size // k.blksize),
+                                                None)  # f2fs_truncate_blocks
+        yield from up_write(cur, inode.i_data_sem)
+        if proto.collapse_sizes_unlocked:
+            yield from up_write(cur, inode.invalidate_lock)
+        st = Step("f2fs_collapse_range: f2fs_i_size_write", ((inode.size_key, WRITE),))
+        yield st
+        inode.i_size = new_size
+        st.note = f"i_size -> {inode.i_size}"
+        if not proto.collapse_sizes_unlocked:
+            yield from up_write(cur, inode.invalidate_lock)
     yield from mutex_unlock(cur, inode.i_mutex)
     return err
 
@@ -100,11 +162,19 @@ def __exchange_data_block(cur: Current, k: Kernel, inode: Inode, src: int, dst: 
         return
     if WRITTEN not in states:  # not checkpointed: do_replace, the address moves
         st = Step(f"__clone_blkaddrs: f2fs_replace_block({src} -> {dst})",
-                  footprint=lambda: ((inode.map_key, WRITE), *(
-                      (k.disk.owner_key(p), WRITE) for lblk in _blocks(k, src)
+                  footprint=lambda: ((inode.map_key, WRITE), (Disk.RESV_KEY, WRITE), *(
+                      (k.disk.owner_key(p), WRITE) for lblk in (*_blocks(k, src),
+                                                                *_blocks(k, dst))
                       for _, p in [inode.extents.get(lblk, ("hole", None))] if p is not None)))
         yield st
         for a, b in zip(_blocks(k, src), _blocks(k, dst), strict=True):
+            # f2fs_truncate_data_blocks_range: the destination's own block goes first (a
+            # collapse's destination has one; an insert's is a hole).
+            state, pblk = inode.extents.get(b, ("hole", None))
+            if state == WRITTEN:
+                k.disk.free(pblk)
+                del inode.extents[b]
+            ext4_da_release_reservation(k, inode, b)
             if a in inode.extents:
                 inode.extents[b] = inode.extents.pop(a)
                 pblk = inode.extents[b][1]

@@ -3,7 +3,7 @@ model. `PROTOCOLS` maps CLI names to them, in history order."""
 
 from .base import Protocol
 from .cifs import Smb61, SmbInvalidateLock, SmbMkwriteRecheck
-from .f2fs import F2fs, F2fsInsertLocked
+from .f2fs import F2fs, F2fsInsertLocked, F2fsLocked
 from .i_mmap_sem import Ext4IMmapSem
 from .invalidate_lock import InvalidateLock
 from .iolock_mkwrite import IolockMkwrite, MkwriteRetry
@@ -19,8 +19,8 @@ PROTOCOLS: dict[str, type[Protocol]] = {
     p.name: p
     for p in (Linux2012, Xfs2012, MmapSem, IolockMkwrite, MkwriteRetry, PageByPage,
               Shmem2014, XfsMmaplock, Ext4IMmapSem, InvalidateLock, Nfs42, NfsInvalidateLock,
-              F2fs, F2fsInsertLocked, Smb61, SmbInvalidateLock, SmbMkwriteRecheck, Ocfs2_61,
-              Ocfs2InvalidateLock)
+              F2fs, F2fsInsertLocked, F2fsLocked, Smb61, SmbInvalidateLock, SmbMkwriteRecheck,
+              Ocfs2_61, Ocfs2InvalidateLock)
 }
 
 __all__ = ["PROTOCOLS", "Protocol"]

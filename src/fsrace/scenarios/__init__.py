@@ -6,6 +6,7 @@ from .fallocate_modes import (
     CloneSourceWriteFault,
     CloneWriteFault,
     CollapseReadFault,
+    CollapseWriteFault,
     CopyWriteFault,
     InsertWriteFault,
     ZeroRangeWriteFault,
@@ -27,7 +28,8 @@ SCENARIOS: dict[str, Scenario] = {
     s.name: s for s in (PunchWriteFault(), PunchWriteFaultThread(), PunchNoCachedPages(),
                         PunchReadFault(), PunchRead(), PunchReadahead(),
                         DioWriteFault(), TruncateWriteFault(), TruncateWriteFaultNoRecheck(),
-                        ZeroRangeWriteFault(), CollapseReadFault(), InsertWriteFault(),
+                        ZeroRangeWriteFault(), CollapseReadFault(), CollapseWriteFault(),
+                        InsertWriteFault(),
                         CloneWriteFault(), CopyWriteFault(), CloneSourceWriteFault(),
                         WriteFromOwnMapping(), ReadIntoOwnMapping(), WritebackStore())
 }

@@ -82,6 +82,28 @@ class CollapseReadFault(_AgainstFaults):
         return Collapse("A", 0, params.pages * PAGE_SIZE)
 
 
+class CollapseWriteFault(_AgainstFaults):
+    """The file has one page more than --pages; the first --pages pages are collapsed, and
+    the other tasks store to the page after them, which the collapse moves to page 0
+    (before it) or past the new end of file (after it: SIGBUS)."""
+
+    name = "collapse-write-fault"
+    summary = ("collapse range vs a write fault on a page it moves: the store must move "
+               "with the page or fault past EOF, never vanish")
+    exercises = ("file-contents",)
+    needs = frozenset({"collapse range"})
+    read_back = False  # a lost store shows in the final contents
+
+    def pages(self, params: Params) -> int:
+        return params.pages + 1
+
+    def store_offset(self, params: Params, writer: int) -> int:
+        return params.pages * PAGE_SIZE + writer % PAGE_SIZE
+
+    def operation(self, params: Params):
+        return Collapse("A", 0, params.pages * PAGE_SIZE)
+
+
 class InsertWriteFault(_AgainstFaults):
     name = "insert-write-fault"
     summary = ("insert range vs a write fault: a store lands on a block that moved to "

@@ -101,6 +101,8 @@ SCENARIOS: dict[str, tuple[dict[str, int], dict[str, int]]] = {
                         {"store": 6, "load": 2, "msync": 1}),
     "collapse-read-fault": ({"collapse": 5, "pread": 3},
                             {"load": 6, "dontneed": 1, "store": 2}),
+    "collapse-write-fault": ({"collapse": 5, "pread": 3},
+                             {"store": 6, "load": 2, "msync": 1}),
     "insert-write-fault": ({"insert": 5, "pread": 3}, {"store": 6, "load": 2, "msync": 1}),
     # The operations that replace a range's contents or blocks (the model has the clone).
     "copy-write-fault": ({"copy": 5, "pread": 3}, {"store": 6, "load": 2, "msync": 1}),
