@@ -29,7 +29,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
 
 from fsrace.stress import ops  # noqa: E402
 from fsrace.stress.ops import SCENARIOS, op_stream, own_operation  # noqa: E402
-from fsrace.stress.run import StressConfig, _write_initial, run_stress  # noqa: E402
+from fsrace.stress.run import INF, StressConfig, _write_initial, run_stress  # noqa: E402
 from fsrace.stress.scratch import FILESYSTEMS, scratch_fs  # noqa: E402
 from fsrace.stress.worker import PAST_EOF, refusal, worker_binary, write_ops  # noqa: E402
 
@@ -122,7 +122,7 @@ def latency(seconds: float) -> None:
             r = run_stress(StressConfig(fs, None, workers, None, seconds, 0, 64))
             took = defaultdict(list)
             for e in r.history:
-                if e.result >= 0 and e.resp != float("inf"):
+                if e.result >= 0 and e.resp != INF:
                     took[e.op.kind].append((e.resp - e.inv) / 1e3)
             per.append(took)
         n1 = sum(len(v) for v in per[0].values())

@@ -25,7 +25,6 @@ class F2fs(InvalidateLock):
     era = ("Linux 6.1-7.2.13 fs/f2fs/file.c f2fs_insert_range, f2fs_collapse_range, "
            "__exchange_data_block")
     filesystem = "f2fs"
-    unsupported = frozenset({"clone range", "copy range", "shared blocks"})
     insert_range = staticmethod(f2fs_insert_range)
     collapse_range = staticmethod(f2fs_collapse_range)
     # The gaps in its invalidate lock (fsrace.kernel.f2fs): two in each operation, and the

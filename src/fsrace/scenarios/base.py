@@ -103,8 +103,12 @@ class CachedFileScenario(Scenario):
         bpp = params.blocks_per_page
         return {"A": block_contents("A", self.pages(params) * bpp, PAGE_SIZE // bpp)}
 
+    def written_file(self, k: Kernel, params: Params) -> Inode:
+        """File A on disk, every block written with its initial contents."""
+        return k.create_file("A", self.initial_files(params)["A"])
+
     def cached_file(self, k: Kernel, params: Params) -> Inode:
-        a = k.create_file("A", self.initial_files(params)["A"])
+        a = self.written_file(k, params)
         for index in range(self.pages(params)):
             cache_clean_page(k, a, index)
         return a

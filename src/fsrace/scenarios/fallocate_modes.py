@@ -11,7 +11,7 @@ from ..kernel.kernel import Kernel
 from ..kernel.structs import PAGE_SIZE
 from ..kernel.syscalls import wb_writeback
 from ..ops import Clone, Collapse, Copy, Insert, Load, Read, Store, ZeroRange
-from .base import CachedFileScenario, Params, TaskSpec, cache_clean_page
+from .base import CachedFileScenario, Params, TaskSpec
 
 
 class _AgainstFaults(CachedFileScenario):
@@ -172,12 +172,11 @@ class CloneSourceWriteFault(_AgainstFaults):
         n = params.pages * PAGE_SIZE
         return {"A": data[:2 * n] + data[n:2 * n]}
 
-    def cached_file(self, k: Kernel, params: Params):
+    def written_file(self, k: Kernel, params: Params):
+        """The first two thirds written, the last sharing the middle's blocks."""
         n = params.pages * PAGE_SIZE
         a = k.create_file("A", self.initial_files(params)["A"][:2 * n])
         k.share_blocks("A", n // k.blksize, 2 * n // k.blksize, n // k.blksize)
-        for index in range(self.pages(params)):
-            cache_clean_page(k, a, index)
         return a
 
     def store_offset(self, params: Params, writer: int) -> int:
