@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .structs import MM, PAGE_SIZE, WRITTEN, Disk, Inode, Page
+from .structs import MM, PAGE_SIZE, WRITTEN, Current, Disk, Inode, Page
 
 if TYPE_CHECKING:
     from ..protocols.base import Protocol
@@ -43,7 +43,7 @@ class Kernel:
         self.events: list[KEvent] = []
         self.resizing: set[str] = set()  # inodes a truncate or an insert is resizing now
         self.mkwrite_recheck = True  # False removes block_page_mkwrite's recheck (a test)
-        self._page_gen = 0
+        self._pages_made_at_setup = 0
         self._fs: AddressSpaceOps | None = None
 
     @property
@@ -58,9 +58,13 @@ class Kernel:
     def log(self, kind: str, task: str, **data: Any) -> None:
         self.events.append(KEvent(kind, task, data))
 
-    def new_page(self, inode: Inode, index: int) -> Page:
-        self._page_gen += 1
-        return Page(inode, index, self._page_gen)
+    def new_page(self, inode: Inode, index: int, by: Current | None = None) -> Page:
+        """A new page for the slot; `by` is the task allocating it (None: the set-up)."""
+        if by is None:
+            self._pages_made_at_setup += 1
+            return Page(inode, index, f"init.{self._pages_made_at_setup}")
+        by.pages_made += 1
+        return Page(inode, index, f"{by.comm}.{by.pages_made}")
 
     def lblk(self, page_index: int, nr: int) -> int:
         """File block of buffer `nr` of the page at `page_index`."""

@@ -151,7 +151,10 @@ class Buffer:
 class Page:
     inode: Inode | None  # page->mapping; None once truncated
     index: int
-    gen: int  # distinguishes pages that occupied the same slot
+    # Who made the page and which of its pages it is ("init.1", "TASK2.1"): the same in
+    # every interleaving of a trace, so it names the page's lock and writeback bit
+    # (distinct pages of one slot are distinct locks) and stands for the page in a state.
+    origin: str
     locked_by: str | None = None
     uptodate: bool = False
     dirty: bool = False
@@ -169,8 +172,8 @@ class Page:
         self.name = f"{ino}:{self.index}"
         self.key = f"page:{self.name}"  # flags, buffers, mapping; shared by a slot's pages
         self.data_key = f"data:{self.name}"  # contents
-        self.lock_key = f"PG_locked:{self.name}#{self.gen}"
-        self.wb_key = f"PG_writeback:{self.name}#{self.gen}"
+        self.lock_key = f"PG_locked:{self.name}#{self.origin}"
+        self.wb_key = f"PG_writeback:{self.name}#{self.origin}"
 
     def describe(self) -> str:
         flags = [n for n in ("uptodate", "dirty", "writeback") if getattr(self, n)]
@@ -252,3 +255,4 @@ class Current:
 
     comm: str
     mm: MM | None
+    pages_made: int = 0  # pages this task has allocated (each page's origin)
