@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from .schedule import Schedule
+from .state import StateEncoder, digest
 from .step import Failure, Program, Step, Task, conflicting
 
 # Outcomes of one execution.
@@ -14,6 +15,8 @@ VIOLATION = "violation"  # a check failed
 DEADLOCK = "deadlock"  # unfinished tasks, none can run
 BOUNDED = "bounded"  # stopped at the step bound
 PRUNED = "pruned"  # the chooser declined to go on (sleep-set blocked)
+CACHED = "cached"  # the execution reached a state the search has explored
+SEEN = -1  # what a chooser returns to end an execution at an explored state
 STARVATION = "starvation"  # a task retried more often than the retry bound
 
 
@@ -63,6 +66,39 @@ class Execution:
         self.tasks: list[Task] = program.tasks
         self.pending: list[Step | None] = [self._advance(t) for t in self.tasks]
         self.events: list[Event] = []
+        self._constants: dict[int, str] | None = None
+        # Each task's encoded continuation and the heap objects it refers to, kept until
+        # the task runs again (or always recomputed when it holds shared data).
+        self._continuations: list[tuple | None] = [None] * len(self.tasks)
+
+    def state_key(self) -> bytes:
+        """The digest of the current state: shared data and every task's continuation."""
+        prog = self.program
+        if prog.state is None:
+            raise TypeError("this program cannot say what its state is (Program.state)")
+        if self._constants is None:
+            self._constants = {id(c): f"const{n}" for n, c in enumerate(prog.state_constants)}
+        enc = StateEncoder(prog.state_encoders, self._constants, prog.state_contents)
+        shared = prog.state(enc)
+        tasks = []
+        for i, task in enumerate(self.tasks):
+            if self.pending[i] is None:
+                tasks.append(None)
+                continue
+            kept = self._continuations[i]
+            if kept is None:
+                before = dict(enc.heap)
+                enc.heap.clear()
+                enc.volatile = False
+                cont = enc.continuation(task.body)
+                kept = (cont, dict(enc.heap))
+                enc.heap.update(before)
+                if not enc.volatile:
+                    self._continuations[i] = kept
+            else:
+                enc.heap.update(kept[1])
+            tasks.append(kept[0])
+        return digest((shared, tuple(tasks), enc.heap_section()))
 
     @staticmethod
     def _advance(task: Task) -> Step | None:
@@ -100,6 +136,7 @@ class Execution:
         assert step is not None and step.can_run(), f"task {i} cannot run"
         step.freeze()
         self.events.append(Event(i, step))
+        self._continuations[i] = None
         self.pending[i] = self._advance(self.tasks[i])
         return step
 
@@ -148,6 +185,9 @@ def run_execution(program: Program, choose: Chooser, max_steps: int,
         i = choose(ex, en)
         if i is None:
             outcome = PRUNED
+            break
+        if i == SEEN:
+            outcome = CACHED
             break
         if ex.events and i != ex.events[-1].task and ex.events[-1].task in en:
             preemptions += 1

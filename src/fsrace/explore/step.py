@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
+from typing import Any
 
 # Access kinds. Data: READ, WRITE. Blocking objects (locks, wait conditions):
 #   ACQ / REL      exclusive acquire and release
@@ -122,6 +123,11 @@ class Program:
 
     `check_step` runs after every step and `check_end` once all tasks finished; both return a
     Failure or None. `describe_state` renders the model state for a report.
+
+    A stateful search also needs the state as a value (fsrace.explore.state): `state`
+    encodes the data the tasks share, `state_encoders` and `state_contents` say how the
+    program's own types held by tasks are encoded, and `state_constants` lists objects
+    that never change (encoded by a token).
     """
 
     tasks: list[Task]
@@ -129,3 +135,7 @@ class Program:
     check_end: Callable[[], Failure | None] = lambda: None
     describe_state: Callable[[], str] = lambda: ""
     extra: dict = field(default_factory=dict)
+    state: Callable[[Any], Any] | None = None
+    state_encoders: dict = field(default_factory=dict)
+    state_contents: dict = field(default_factory=dict)
+    state_constants: tuple = ()

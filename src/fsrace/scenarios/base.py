@@ -16,6 +16,7 @@ from ..check.spec import check_per_page
 from ..explore.step import CHANGES, Failure, Program, Step, Task
 from ..kernel.kernel import Kernel
 from ..kernel.memory import user_load, user_store
+from ..kernel.state import CONTENTS, encode_kernel, model_encoders
 from ..kernel.structs import PAGE_SIZE, WRITTEN, Buffer, Current, Inode
 from ..kernel.syscalls import (
     drop_caches,
@@ -49,6 +50,9 @@ from ..ops import (
     ZeroRange,
 )
 from ..protocols.base import Protocol
+
+OP_TYPES = (Clone, Collapse, Copy, DirectRead, Fsync, Insert, Load, Punch, Read, Readahead,
+            ReadIntoMapping, Store, Truncate, Write, WriteFromMapping, ZeroRange)
 
 
 @dataclass(frozen=True)
@@ -252,8 +256,14 @@ def build_program(scenario: Scenario, protocol: type[Protocol], params: Params) 
                              [s.name for s in specs])
         return Failure(*FILE_CONTENTS, msg) if msg else None
 
+    def state(enc) -> tuple:
+        return (encode_kernel(k, enc), enc.value(observed), enc.value(final))
+
     return Program(tasks, check_step, check_end, lambda: describe_state(k),
-                   extra={"kernel": k, "final": final, "observed": observed, "specs": specs})
+                   extra={"kernel": k, "final": final, "observed": observed, "specs": specs},
+                   state=state, state_encoders=model_encoders(OP_TYPES),
+                   state_contents=CONTENTS,
+                   state_constants=(k, observed, final, k.protocol, *specs))
 
 
 def describe_state(k: Kernel) -> str:

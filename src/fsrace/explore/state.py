@@ -1,0 +1,158 @@
+"""What a state is: the program's shared data and every task's continuation, as one
+canonical value, and its digest.
+
+A stateful search prunes an execution when it reaches a state it has explored, so two
+states may share a digest only if everything that can happen from them is the same. The
+shared data is the program's to encode (`Program.state`); a task's continuation is the
+chain of generator frames it is suspended in (`gi_yieldfrom`), each with its code, its
+instruction offset, the names of its bound locals, and every object the frame holds:
+locals and the value stack, where a `for` loop keeps its iterator (`gc.get_referents`
+walks both, as the garbage collector must).
+
+Values are encoded into tuples of plain data. Objects of the program's own types are
+encoded by functions it registers (`Program.state_encoders`); an object whose identity
+matters (a page two tasks may hold) is encoded as a reference, and its contents once, in
+the heap section, so that aliasing is kept and a task's encoding stays valid while it is
+suspended. A value of a type nobody registered is an error, not a guess: a guess could
+merge two states that differ.
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import marshal
+import types
+from collections.abc import Callable
+from typing import Any
+
+from .step import Step
+
+Encoder = Callable[[Any, "StateEncoder"], Any]
+
+_PLAIN = (type(None), bool, int, str, float, bytes)
+_ITERATORS = (type(iter([])), type(iter(())), type(iter(range(1))), type(iter({}.values())),
+              type(iter({}.keys())), type(iter({}.items())), type(iter(set())), enumerate, zip,
+              reversed, type(iter(reversed([]))))
+
+
+class UnencodableState(TypeError):
+    """A task holds a value the state encoder has no rule for."""
+
+
+class StateEncoder:
+    """Encodes values canonically; collects the referenced heap objects whose contents the
+    digest must include."""
+
+    def __init__(self, encoders: dict[type, Encoder], constants: dict[int, str],
+                 contents: dict[type, Encoder]) -> None:
+        self.encoders = encoders
+        self.constants = constants  # id(obj) -> token, for objects that never change
+        self.contents = contents  # how a referenced object's contents are encoded
+        self.heap: dict[Any, Any] = {}  # reference token -> object
+        # Mutable objects the shared section reaches (ids): a task holding one of them has
+        # an encoding another task's step can change, so it is not kept between steps.
+        self.shared: set[int] = set()
+        self.volatile = False
+        self._in_closure: set[int] = set()
+
+    def refer(self, token: Any, obj: Any) -> Any:
+        """Encode `obj` as `token`; its contents go into the heap section."""
+        self.heap[token] = obj
+        return token
+
+    def share(self, *objs: Any) -> None:
+        """Note mutable objects the shared section reaches."""
+        for obj in objs:
+            self.shared.add(id(obj))
+
+    def value(self, v: Any) -> Any:
+        t = type(v)
+        if t in _PLAIN:
+            return v
+        if id(v) in self.shared:
+            self.volatile = True
+        if t is tuple or t is list:
+            return (t.__name__, *(self.value(x) for x in v))
+        token = self.constants.get(id(v))
+        if token is not None:
+            return token
+        enc = self.encoders.get(t)
+        if enc is not None:
+            return enc(v, self)
+        if t is dict:
+            return ("dict", *sorted(((self.value(a), self.value(b)) for a, b in v.items()),
+                                    key=repr))
+        if t in _ITERATORS:
+            # An iterator's position: what __reduce__ would pickle (the sequence, index).
+            return ("iter", self.value(v.__reduce__()[1:]))
+        if t is types.CellType:
+            try:
+                return ("cell", self.value(v.cell_contents))
+            except ValueError:
+                return ("cell",)
+        if t is types.FunctionType:
+            # A closure behaves by what it captured, so its cells are part of its value
+            # (once: a nested function may capture itself).
+            if not v.__closure__ or id(v) in self._in_closure:
+                return ("fn", v.__module__, v.__qualname__)
+            self._in_closure.add(id(v))
+            try:
+                return ("fn", v.__module__, v.__qualname__,
+                        *(self.value(c) for c in v.__closure__))
+            finally:
+                self._in_closure.discard(id(v))
+        if t is types.BuiltinFunctionType:
+            return ("fn", v.__module__, v.__qualname__)
+        if t is Step:
+            # A step a task keeps after yielding it (to read its note, or yield it again).
+            return ("step", v.label, self.value(v._accesses), v.note, v.retry,
+                    self.value(v.enabled), self.value(v.footprint))
+        if t is types.MethodType:
+            return ("method", v.__func__.__qualname__, self.value(v.__self__))
+        if t is types.GeneratorType:
+            return ("gen", v.__qualname__)  # a yield-from target: walked as its own frame
+        if t is range:
+            return ("range", v.start, v.stop, v.step)
+        if t is type:
+            return ("type", v.__module__, v.__qualname__)
+        if t is frozenset or t is set:
+            return ("set", *sorted((self.value(x) for x in v), key=repr))
+        raise UnencodableState(
+            f"no state encoding for a {t.__module__}.{t.__qualname__} held by a task; "
+            "register one in Program.state_encoders or Program.state_constants")
+
+    def continuation(self, gen: types.GeneratorType) -> tuple:
+        """The frames a suspended task is in, outermost first. Sets `volatile` if they hold
+        an object the shared section reaches."""
+        out = []
+        while gen is not None:
+            frame = gen.gi_frame
+            if frame is None:
+                break
+            local_names = frame.f_locals  # also fixes which locals are bound
+            held = [v for v in gc.get_referents(gen)
+                    if type(v) is not types.FrameType and v is not local_names
+                    and type(v) is not types.CodeType]
+            code = frame.f_code
+            out.append((code.co_qualname, code.co_firstlineno, frame.f_lasti,
+                        tuple(sorted(local_names)), tuple(self.value(v) for v in held)))
+            gen = gen.gi_yieldfrom
+        return tuple(out)
+
+    def heap_section(self, skip: dict[Any, Any] | None = None) -> tuple:
+        """The contents of every referenced object, in token order (contents may refer
+        to further objects, which are encoded too)."""
+        done: dict[Any, Any] = {}
+        while len(done) < len(self.heap):
+            for token, obj in list(self.heap.items()):
+                if token not in done:
+                    done[token] = self.contents[type(obj)](obj, self)
+        return tuple(sorted(done.items(), key=lambda kv: repr(kv[0])))
+
+
+def digest(value: Any) -> bytes:
+    """A 16-byte digest of an encoded value, the same in every process. Marshal format 2:
+    later formats write a repeated object as a back-reference, so equal values built from
+    differently shared parts would serialize differently."""
+    return hashlib.blake2b(marshal.dumps(value, 2), digest_size=16).digest()
