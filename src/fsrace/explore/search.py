@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from .engine import (
     BOUNDED,
+    CACHED,
     DEADLOCK,
     PRUNED,
     STARVATION,
@@ -47,6 +48,8 @@ class SearchResult:
     executions: int = 0
     traces: int = 0
     blocked: int = 0
+    cached: int = 0  # executions stopped at a state explored before (stateful search)
+    states: int | None = None  # distinct states explored (None: the strategy keeps none)
     steps: int = 0
     complete: bool = False
     bounded: int = 0  # executions cut at the step bound
@@ -97,6 +100,9 @@ def search(
             if rec.outcome == PRUNED:
                 res.blocked += 1
                 continue
+            if rec.outcome == CACHED:
+                res.cached += 1
+                continue
             if rec.outcome == BOUNDED:
                 res.bounded += 1
             else:
@@ -114,11 +120,13 @@ def search(
                 last_report = now
                 res.elapsed_s = now - start
                 res.traces = len(res.fingerprints)
+                res.states = getattr(strategy, "states", None)
                 progress(res)
     except KeyboardInterrupt:
         res.stopped_by = "interrupted"
     res.elapsed_s = time.monotonic() - start
     res.traces = len(res.fingerprints)
+    res.states = getattr(strategy, "states", None)
     res.complete = (strategy.complete and not res.bounded and not res.starved
                     and not res.stopped_by)
     res.coverage = strategy.bounds()

@@ -9,64 +9,99 @@ def _steps(*steps: Step):
     yield from steps
 
 
+def _shared(*objs):
+    """A program's `state` when its tasks share only these objects (encoded whole)."""
+    def state(enc):
+        enc.share(*objs)
+        return tuple(enc.value(o) for o in objs)
+    return state
+
+
+def _writes(values: dict, name: str, task: int):
+    """A step writing `name`: the value names the writer and what it saw, so the final
+    state depends on the order of the writes."""
+    yield Step(f"write {name}", (touches(name, WRITE),))
+    values[name] = (task, values.get(name))
+
+
+def _reads(values: dict, name: str):
+    yield Step(f"read {name}", (touches(name, READ),))
+    return values.get(name)
+
+
 def readers(n: int) -> Program:
     """One writer and n readers of x: 2^n traces."""
-    tasks = [Task("W", _steps(Step("write x", (touches("x", WRITE),))))]
-    tasks += [Task(f"R{i}", _steps(Step("read x", (touches("x", READ),)))) for i in range(n)]
-    return Program(tasks)
+    values: dict = {}
+    seen: dict = {}
+
+    def reader(i: int):
+        seen[i] = yield from _reads(values, "x")
+
+    tasks = [Task("W", _writes(values, "x", 0))]
+    tasks += [Task(f"R{i}", reader(i)) for i in range(n)]
+    return Program(tasks, state=_shared(values, seen))
 
 
 def lastwrite(n: int) -> Program:
     """n tasks each writing x once: n! traces."""
-    return Program([Task(f"T{i}", _steps(Step("write x", (touches("x", WRITE),))))
-                    for i in range(n)])
+    values: dict = {}
+    return Program([Task(f"T{i}", _writes(values, "x", i)) for i in range(n)],
+                   state=_shared(values))
 
 
 def two_writers() -> Program:
     """Two tasks each writing a then b: 4 traces."""
-    def body():
-        yield Step("write a", (touches("a", WRITE),))
-        yield Step("write b", (touches("b", WRITE),))
-    return Program([Task("T0", body()), Task("T1", body())])
+    values: dict = {}
+
+    def body(i: int):
+        yield from _writes(values, "a", i)
+        yield from _writes(values, "b", i)
+    return Program([Task("T0", body(0)), Task("T1", body(1))], state=_shared(values))
 
 
 def locked_counter(n: int) -> Program:
     """n tasks incrementing under one mutex: n! orders of the critical sections."""
-    state = {"owner": None}
+    state: dict = {"owner": None, "c": ()}
 
     def body(i: int):
         yield Step("lock", (touches("m", ACQ),), enabled=lambda: state["owner"] is None)
         state["owner"] = i
         yield Step("read-modify-write c", (touches("c", WRITE),))
+        state["c"] += (i,)
         yield Step("unlock", (touches("m", REL),))
         state["owner"] = None
 
-    return Program([Task(f"T{i}", body(i)) for i in range(n)])
+    return Program([Task(f"T{i}", body(i)) for i in range(n)], state=_shared(state))
 
 
 def random_program(seed: int, tasks: int = 3, steps: int = 4, objects: int = 2,
-                   locks: int = 1, kernel_locks: bool = False) -> Program:
+                   locks: int = 1, kernel_locks: bool = False, branches: bool = False,
+                   loops: bool = False) -> Program:
     """A random program of reads, writes, mutex and rwsem sections and waits, for
     testing the explorer against itself (the same seed always gives the same program).
 
-    With `kernel_locks`, the sections use the model's own fair rwsem (a queued writer holds
-    back readers) and trylocks instead of the plain primitives below."""
+    Reads and writes carry data: a write stores what its task last read and who wrote, so
+    different orders leave different states. With `branches`, a task may test a value and
+    take one of two plans; with `loops`, it may spin on a trylock until it gets the lock
+    (a loop that can return to a state it left). With `kernel_locks`, the sections use the
+    model's own fair rwsem (a queued writer holds back readers) and trylocks instead."""
     if kernel_locks:
         return _random_kernel_lock_program(seed, tasks, steps, objects, locks)
     import random
 
-    from .step import ACQ_S, REL_S, WAIT
+    from .step import ACQ_S, REL_S, TRY, WAIT
 
     rng = random.Random(seed)
+    values: dict[str, object] = {}
     owner: dict[str, object] = {}
     readers: dict[str, int] = {}
-    plans = []
-    for _ in range(tasks):
-        plan: list[tuple[str, str]] = []
-        while len(plan) < steps:
+
+    def plan_of(length: int, nested: bool) -> list:
+        plan: list[tuple] = []
+        while len(plan) < length:
             r = rng.random()
             obj = f"x{rng.randrange(objects)}"
-            room = steps - len(plan)  # a locked section takes three steps
+            room = length - len(plan)  # a locked section takes three steps
             if r < 0.45 or not locks or (r < 0.9 and room < 3):
                 plan.append(("w" if rng.random() < 0.5 else "r", obj))
             elif r < 0.75:
@@ -77,33 +112,59 @@ def random_program(seed: int, tasks: int = 3, steps: int = 4, objects: int = 2,
                 plan += [("rlock", lock), ("r", obj), ("runlock", lock)]
             else:
                 plan.append(("wait", f"m{rng.randrange(locks)}"))
-        plans.append(plan)
+            if branches and not nested and rng.random() < 0.2:
+                plan.append(("if", obj, plan_of(2, True), plan_of(1, True)))
+            if loops and locks and not nested and rng.random() < 0.15:
+                plan.append(("spin", f"m{rng.randrange(locks)}", obj))
+        return plan
 
-    def body(i: int, plan):
-        for op, obj in plan:
-            if op == "r":
+    plans = [plan_of(steps, False) for _ in range(tasks)]
+
+    def run(i: int, plan):
+        reg = None
+        for op in plan:
+            kind, obj = op[0], op[1]
+            if kind == "r":
                 yield Step(f"read {obj}", (touches(obj, READ),))
-            elif op == "w":
+                reg = values.get(obj)
+            elif kind == "w":
                 yield Step(f"write {obj}", (touches(obj, WRITE),))
-            elif op == "lock":
+                values[obj] = (i, reg)
+            elif kind == "lock":
                 yield Step(f"lock {obj}", (touches(obj, ACQ),),
                            enabled=lambda o=obj: owner.get(o) is None and not readers.get(o))
                 owner[obj] = i
-            elif op == "unlock":
+            elif kind == "unlock":
                 yield Step(f"unlock {obj}", (touches(obj, REL),))
                 owner[obj] = None
-            elif op == "rlock":
+            elif kind == "rlock":
                 yield Step(f"down_read {obj}", (touches(obj, ACQ_S),),
                            enabled=lambda o=obj: owner.get(o) is None)
                 readers[obj] = readers.get(obj, 0) + 1
-            elif op == "runlock":
+            elif kind == "runlock":
                 yield Step(f"up_read {obj}", (touches(obj, REL_S),))
                 readers[obj] -= 1
-            else:
+            elif kind == "wait":
                 yield Step(f"wait {obj}", (touches(obj, WAIT),),
                            enabled=lambda o=obj: owner.get(o) is None)
+            elif kind == "if":
+                yield Step(f"test {obj}", (touches(obj, READ),))
+                yield from run(i, op[2] if values.get(obj) is None else op[3])
+            else:  # spin: trylock until it succeeds, reading between tries
+                while True:
+                    st = Step(f"trylock {obj}", (touches(obj, TRY),))
+                    yield st
+                    if owner.get(obj) is None and not readers.get(obj):
+                        owner[obj] = i
+                        break
+                    st.retry = True
+                yield Step(f"write {op[2]}", (touches(op[2], WRITE),))
+                values[op[2]] = (i, "spun")
+                yield Step(f"unlock {obj}", (touches(obj, REL),))
+                owner[obj] = None
 
-    return Program([Task(f"T{i}", body(i, p)) for i, p in enumerate(plans)])
+    return Program([Task(f"T{i}", run(i, p)) for i, p in enumerate(plans)],
+                   state=_shared(values, owner, readers))
 
 
 def _random_kernel_lock_program(seed: int, tasks: int, steps: int, objects: int,
@@ -154,4 +215,10 @@ def _random_kernel_lock_program(seed: int, tasks: int, steps: int, objects: int,
                 held = False
                 yield from up_read(cur, arg)
 
-    return Program([Task(f"T{i}", body(i, p)) for i, p in enumerate(plans)])
+    def state(enc):
+        return tuple((s.writer, tuple(sorted(s.readers)), tuple(s.waiting_writers))
+                     for s in sems)
+
+    return Program([Task(f"T{i}", body(i, p)) for i, p in enumerate(plans)], state=state,
+                   state_encoders={RWSem: lambda s, enc: ("sem", s.name),
+                                   Current: lambda c, enc: ("current", c.comm)})

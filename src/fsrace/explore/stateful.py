@@ -1,0 +1,479 @@
+"""Stateful DPOR: source sets and sleep sets (Abdulla et al., POPL 2014, Algorithm 1), and
+an execution stops at a state the search has explored before.
+
+Stopping there is sound only if the races between the stopped execution's prefix and the
+steps that can follow the state are still reversed. Each explored state keeps a summary of
+those steps (in the spirit of Yang, Chen, Gopalakrishnan and Kirby, SPIN 2008, who keep
+the graph of explored transitions for the same purpose). A summary entry describes one
+step that can follow: its task q, the accesses X through which it can touch what came
+before the state, the accesses Y of the steps that happen before it after the state, and
+the tasks T whose earlier steps it follows in program order. At a cached state, a step of
+the prefix races with a summarised step when it is the last to touch one of X (or, for a
+lock acquired again, the step that opened the critical section a later release ended) and
+it does not happen before the steps touching Y nor before the last step of a task in T:
+exactly the direct-race test stateless DPOR applies once the step has run, with the
+unknown stretch in between reduced to what it can order. Entries with the same q and X
+are merged by intersecting Y and T, which can only report more races.
+
+A summary is built as the search leaves a state: the summaries of its successors are
+lifted through the step that led to each (`_lift`). A state still on the stack when an
+execution returns to it (a cycle: a fault retried to the same state) cannot give its
+summary yet; the states on the cycle are then fully expanded, which is the classic
+remedy, and not cached. Sleep sets are stored with states: a state counts as explored for
+an arrival whose sleep set contains the stored one, else it is explored again with the
+smaller set (Godefroid, 1996).
+
+docs/explorer.md gives the argument in full; tests/test_stateful.py checks it against the
+naive search on random programs with locks, rwsems, waits, branches and retry loops.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from .engine import DEADLOCK, DONE, SEEN, VIOLATION, Execution, ExecutionRecord
+from .hb import HappensBefore
+from .step import ACQ, ACQ_S, CHANGES, REL, REL_S, TRY, WAIT, Access, conflicting
+
+_ACQUIRES = frozenset({ACQ, ACQ_S, WAIT})
+_RELEASES = frozenset({REL, REL_S})
+_OPENS = frozenset({ACQ, ACQ_S, TRY})  # what a release can close
+
+# A summary: (q, X) -> (Y, T). X holds (object, kind, released_by): released_by is None, or
+# the task whose release of the object, after the state, stands between the prefix and q's
+# step (then q's step races with that task's opening of the critical section).
+Summary = dict
+
+
+class _Node:
+    """A state on the current execution's path."""
+
+    __slots__ = ("key", "pending", "enabled", "sleep", "backtrack", "done", "choice", "depth",
+                 "low", "summary", "full")
+
+    def __init__(self, key: bytes, pending: dict, enabled: list[int], sleep: dict,
+                 depth: int) -> None:
+        self.key = key
+        self.pending = pending  # task -> accesses of its next step, for enabled tasks
+        self.enabled = enabled
+        self.sleep = sleep  # asleep on arrival: task -> accesses
+        self.backtrack: list[int] = []  # tasks to explore from here, in order
+        self.done: list[int] = []
+        self.choice = -1
+        self.depth = depth
+        self.low = depth  # shallowest open state this subtree returned to
+        self.summary: Summary | None = None
+        self.full = False  # explore every task from here (on a cycle)
+
+
+class _Seen:
+    __slots__ = ("sleep", "depth", "summary")
+
+    def __init__(self, sleep: frozenset, depth: int) -> None:
+        self.sleep = sleep
+        self.depth = depth  # position on the stack while open, -1 once left
+        self.summary: Summary | None = None
+
+
+class _Interner:
+    """Shares equal frozensets between summaries (they repeat across states)."""
+
+    def __init__(self) -> None:
+        self._sets: dict[frozenset, frozenset] = {}
+
+    def __call__(self, s) -> frozenset:
+        s = frozenset(s)
+        return self._sets.setdefault(s, s)
+
+
+class StatefulDPOR:
+    name = "stateful"
+
+    def __init__(self, reduce: bool = True) -> None:
+        self.reduce = reduce  # False: every task from every state (the full state space)
+        self._stack: list[_Node] = []
+        self._seen: dict[bytes, _Seen] = {}
+        self._hb: HappensBefore | None = None
+        self._epilogue: frozenset[int] = frozenset()
+        self._started = False
+        self._complete = False
+        self._diverged = 0
+        self._intern = _Interner()
+        self.cached = 0  # executions stopped at an explored state
+        self.cycles = 0  # ... at a state still on the stack
+        self.blocked = 0  # executions cut by their sleep set
+        self.fallbacks = 0  # reversals that could not start where they were due
+        self.on_new_state = None  # called with each new state's key (the sweep's hook)
+
+    @property
+    def states(self) -> int:
+        return len(self._seen)
+
+    # -- the search over executions ------------------------------------------------------
+    def next_execution(self):
+        if self._started and not self._backtrack():
+            self._complete = True
+            return None
+        self._started = True
+        return self._choose
+
+    def _backtrack(self) -> bool:
+        while self._stack:
+            node = self._stack[-1]
+            if node.choice >= 0 and node.choice not in node.done:
+                node.done.append(node.choice)
+            for t in node.backtrack:
+                if t not in node.done and t not in node.sleep:
+                    node.choice = t
+                    self._diverged = node.depth
+                    if self._hb is not None:
+                        self._hb.truncate(node.depth)
+                    return True
+            self._leave()
+        return False
+
+    def _leave(self) -> None:
+        """Pop the top node: store its state's summary and lift it into its parent."""
+        node = self._stack.pop()
+        summary = node.summary or {}
+        seen = self._seen.get(node.key)
+        if seen is not None and seen.depth == node.depth:
+            if node.low < node.depth:
+                del self._seen[node.key]  # on a cycle that is still open: not cached
+            else:
+                seen.depth = -1
+                seen.summary = summary if seen.summary is None else \
+                    self._union(dict(seen.summary), summary)
+        if self._stack:
+            parent = self._stack[-1]
+            parent.low = min(parent.low, node.low)
+            self._lift_into(parent, summary)
+
+    def _choose(self, ex: Execution, enabled: Sequence[int]) -> int | None:
+        depth = len(ex.events)
+        if depth < len(self._stack):  # replaying the prefix of a backtrack point
+            node = self._stack[depth]
+            if node.choice not in enabled:
+                raise AssertionError(f"stateful DPOR: task {node.choice} cannot run at step "
+                                     f"{depth}; the program is not deterministic")
+            return node.choice
+        hb = self._track(ex)
+        pending = {i: ex.pending[i].accesses for i in enabled}  # type: ignore[union-attr]
+        sleep: dict[int, tuple[Access, ...]] = {}
+        if self._stack:
+            parent = self._stack[-1]
+            ran = parent.pending[parent.choice]
+            asleep = dict(parent.sleep)
+            for t in parent.done:
+                asleep[t] = parent.pending[t]
+            sleep = {t: acc for t, acc in asleep.items()
+                     if t != parent.choice and t in pending and not conflicting(acc, ran)}
+        key = ex.state_key()
+        seen = self._seen.get(key)
+        if seen is not None:
+            if seen.depth >= 0:  # back to a state still on the stack
+                self.cycles += 1
+                for node in self._stack[seen.depth:]:
+                    node.full = True
+                    node.low = min(node.low, seen.depth)
+                    node.backtrack += [t for t in node.enabled if t not in node.backtrack]
+                return SEEN
+            if seen.sleep.issubset(sleep):
+                self.cached += 1
+                self._races_with_summary(hb, ex, seen.summary or {})
+                if self._stack:
+                    self._lift_into(self._stack[-1], seen.summary or {})
+                return SEEN
+            seen.sleep = seen.sleep & frozenset(sleep)
+            seen.depth = depth
+        else:
+            self._seen[key] = _Seen(frozenset(sleep), depth)
+            if self.on_new_state is not None:
+                self.on_new_state(key)
+        node = _Node(key, pending, list(enabled), sleep, depth)
+        self._stack.append(node)
+        awake = [t for t in enabled if t not in sleep]
+        if not awake:
+            self.blocked += 1
+            return None
+        last = ex.events[-1].task if ex.events else -1
+        node.choice = last if last in awake else awake[0]
+        node.backtrack = list(awake) if not self.reduce else [node.choice]
+        return node.choice
+
+    def _track(self, ex: Execution) -> HappensBefore:
+        """The happens-before of the execution so far (only new steps are added)."""
+        if self._hb is None:
+            self._hb = HappensBefore(len(ex.tasks))
+            self._epilogue = frozenset(i for i, t in enumerate(ex.tasks) if t.epilogue)
+        hb = self._hb
+        for ev in ex.events[len(hb):]:
+            hb.add(ev.task, ev.step.accesses)
+        return hb
+
+    def finished(self, record: ExecutionRecord) -> None:
+        hb = self._hb
+        if hb is None:
+            hb = self._hb = HappensBefore(len(record.task_names))
+            self._epilogue = frozenset(record.epilogue_tasks)
+        for ev in record.events[len(hb):]:
+            hb.add(ev.task, ev.step.accesses)
+        n = len(record.events)
+        if record.outcome in (DONE, DEADLOCK, VIOLATION) and len(self._stack) == n and n:
+            self._lift_into(self._stack[-1], {})  # the last step led to a final state
+        for k in range(self._diverged, n):
+            if hb.tasks[k] not in self._epilogue:
+                self._races_of(hb, k, hb.tasks[k], hb.accs[k], hb.preds[k], hb.clock[k], n)
+        if record.outcome == DEADLOCK:
+            for t, acc in record.blocked_steps.items():
+                preds = hb.direct_preds(t, acc)
+                self._races_of(hb, n, t, acc, preds, hb.clock_of(t, preds), n)
+
+    @property
+    def complete(self) -> bool:
+        return self._complete
+
+    def bounds(self) -> str:
+        if not self.reduce:
+            return "every reachable state (sleep sets only)"
+        return ("one execution per explored state and race (stateful DPOR: source sets, "
+                "sleep sets, summaries of what follows a state)")
+
+    # -- races within the execution ------------------------------------------------------
+    def _races_of(self, hb: HappensBefore, k: int, task: int, acc: tuple[Access, ...],
+                  preds: list[int], clock: list[int], n: int) -> None:
+        """Reverse every race whose later step is (task, acc) at position k."""
+        for e in set(preds):
+            if hb.tasks[e] == task or hb.tasks[e] in self._epilogue:
+                continue
+            if _reversible(hb.accs[e], acc):
+                if not any(d != e and hb.hb(e, hb.clock[d]) for d in preds):
+                    self._reverse(hb, e, task, acc, min(k, n))
+            else:
+                for obj in _lock_objects(hb.accs[e], acc):
+                    a = _opener(hb, e, obj)
+                    if a is not None and not any(
+                            d not in (e, a) and hb.hb(a, hb.clock[d]) for d in preds):
+                        self._reverse(hb, a, task, acc, min(k, n))
+
+    def _reverse(self, hb: HappensBefore, e: int, task: int, acc: tuple[Access, ...],
+                 end: int) -> None:
+        v = [(hb.tasks[i], hb.accs[i]) for i in hb.notdep(e, end)] + [(task, acc)]
+        self._add_initial(self._stack[e], v)
+
+    def _add_initial(self, node: _Node, v: list) -> None:
+        """Make sure node explores some initial of v (a source set, Algorithm 1)."""
+        initials = {t for t, _ in v if _is_initial(t, v)}
+        if initials & (set(node.backtrack) | set(node.done)):
+            return
+        first = v[0][0]
+        if first in node.enabled:
+            node.backtrack.append(first)
+        else:
+            self._fall_back(node)
+
+    def _fall_back(self, node: _Node) -> None:
+        """A reversal that cannot start here (a reader behind a queued writer): explore
+        every runnable task from here, as classic DPOR does."""
+        self.fallbacks += 1
+        node.backtrack += [t for t in node.enabled if t not in node.backtrack]
+
+    # -- races with what follows a cached state --------------------------------------------
+    def _races_with_summary(self, hb: HappensBefore, ex: Execution, summary: Summary) -> None:
+        n = len(hb)
+        reversed_: set[tuple[int, int]] = set()
+        for (q, x), (y, tasks) in summary.items():
+            preds: list[tuple[int, tuple]] = []  # (prefix step, steps the test ignores)
+            for obj, kind, released_by in x:
+                if released_by is None:
+                    cands = []
+                    ch = hb.last_change.get(obj)
+                    if ch is not None:
+                        cands.append(ch)
+                    if kind in CHANGES:
+                        cands.extend(hb.observed.get(obj, ()))
+                    for c in cands:
+                        if kind in _ACQUIRES and _kinds(hb.accs[c], obj) & _RELEASES:
+                            a = _opener(hb, c, obj)
+                            if a is not None:
+                                preds.append((a, (c,)))
+                        else:
+                            preds.append((c, ()))
+                else:
+                    last = hb.task_last.get(released_by)
+                    a = _open_section(hb, last, released_by, obj) if last is not None else None
+                    if a is not None:
+                        preds.append((a, ()))
+            if not preds:
+                continue
+            before = set()
+            for obj, kind in y:
+                ch = hb.last_change.get(obj)
+                if ch is not None:
+                    before.add(ch)
+                if kind in CHANGES:
+                    before.update(hb.observed.get(obj, ()))
+            for t in tasks:
+                last = hb.task_last.get(t)
+                if last is not None:
+                    before.add(last)
+            before.update(p for p, _ in preds)
+            for e, ignore in preds:
+                p = hb.tasks[e]
+                if p == q or p in self._epilogue or (e, q) in reversed_:
+                    continue
+                if any(d != e and d not in ignore and hb.hb(e, hb.clock[d]) for d in before):
+                    continue
+                reversed_.add((e, q))
+                self._reverse_into_summary(hb, ex, e, q, n)
+
+    def _reverse_into_summary(self, hb: HappensBefore, ex: Execution, e: int, q: int,
+                              n: int) -> None:
+        """Step e of the prefix races with a later step of task q, after the cached state."""
+        node = self._stack[e]
+        later = hb.notdep(e, n)
+        if later:
+            self._add_initial(node, [(hb.tasks[i], hb.accs[i]) for i in later])
+            return
+        # Everything after e in the prefix happens after it: the reversed sequence starts
+        # after the cached state, with a task that has not moved since e and whose next step
+        # is independent of e and of all that followed it, or with q itself.
+        p = hb.tasks[e]
+        moved = set(hb.tasks[e + 1:n])
+        starts = []
+        for r in node.enabled:
+            if r == p or r in moved:
+                continue
+            nxt = ex.pending[r]
+            if r == q or (nxt is not None and not conflicting(nxt.accesses, hb.accs[e]) and
+                          not any(conflicting(nxt.accesses, hb.accs[i])
+                                  for i in range(e + 1, n))):
+                starts.append(r)
+        if not starts:
+            self._fall_back(node)
+            return
+        node.backtrack += [t for t in starts if t not in node.backtrack]
+
+    # -- summaries --------------------------------------------------------------------------
+    def _lift_into(self, parent: _Node, summary: Summary) -> None:
+        task = parent.choice
+        lifted = self._lift(task, parent.pending[task], summary)
+        parent.summary = lifted if parent.summary is None else \
+            self._union(parent.summary, lifted)
+
+    def _lift(self, r: int, acc: tuple[Access, ...], summary: Summary) -> Summary:
+        """The summary before step (r, acc), given the summary after it."""
+        out: Summary = {}
+        intern = self._intern
+        if r not in self._epilogue:
+            _merge(out, (r, intern((o, kd, None) for o, kd in acc)), intern(()), intern((r,)))
+        kinds: dict[str, set[str]] = {}
+        for o, kd in acc:
+            kinds.setdefault(o, set()).add(kd)
+        changed = {o for o, kd in acc if kd in CHANGES}
+        for (q, x), (y, tasks) in summary.items():
+            joins = r in tasks
+            x2 = []
+            for o, kd, released_by in x:
+                ks = kinds.get(o)
+                if released_by is None:
+                    if ks and (kd in CHANGES or ks & CHANGES):
+                        if ks & _RELEASES and kd in _ACQUIRES:
+                            # A release by r stands between: q's step races with r's opening
+                            # of the section instead; a shared release hides nothing else.
+                            x2.append((o, kd, r))
+                            if REL in ks:
+                                continue
+                        else:
+                            joins = True
+                            if o in changed:
+                                continue
+                    x2.append((o, kd, None))
+                elif ks and released_by == r and ks & _OPENS:
+                    joins = True  # r opened the section after the state: nothing before
+                else:
+                    x2.append((o, kd, released_by))
+            if not x2:
+                continue
+            if not joins:
+                for o, kd in y:
+                    ks = kinds.get(o)
+                    if ks and (kd in CHANGES or ks & CHANGES):
+                        joins = True
+                        break
+            if joins:
+                _merge(out, (q, intern(x2)), intern(y | frozenset(acc)), intern(tasks | {r}))
+            else:
+                _merge(out, (q, intern(x2)), y, tasks)
+        return out
+
+    def _union(self, into: Summary, other: Summary) -> Summary:
+        for key, (y, tasks) in other.items():
+            _merge(into, key, y, tasks)
+        return into
+
+
+def _merge(summary: Summary, key: tuple, y: frozenset, tasks: frozenset) -> None:
+    old = summary.get(key)
+    if old is None:
+        summary[key] = (y, tasks)
+    elif not (old[0] <= y and old[1] <= tasks):
+        summary[key] = (old[0] & y, old[1] & tasks)
+
+
+def _kinds(acc: tuple[Access, ...], obj: str) -> set[str]:
+    return {kd for o, kd in acc if o == obj}
+
+
+def _reversible(a: tuple[Access, ...], b: tuple[Access, ...]) -> bool:
+    """Could b have run before a? Not when a releases what b acquires."""
+    for obj, kind in a:
+        for obj2, kind2 in b:
+            if obj == obj2 and (kind in CHANGES or kind2 in CHANGES):
+                if not (kind in _RELEASES and kind2 in _ACQUIRES):
+                    return True
+    return False
+
+
+def _lock_objects(a: tuple[Access, ...], b: tuple[Access, ...]) -> set[str]:
+    """Objects a releases and b acquires."""
+    return {obj for obj, kind in a if kind in _RELEASES
+            for obj2, kind2 in b if obj2 == obj and kind2 in _ACQUIRES}
+
+
+def _opener(hb: HappensBefore, release: int, obj: str) -> int | None:
+    """The first step of the acquisition that `release` ends: for a writer that queued
+    (TRY) before it acquired, the queueing step."""
+    t = hb.tasks[release]
+    opener = None
+    for i in range(release - 1, -1, -1):
+        if hb.tasks[i] != t:
+            continue
+        kinds = _kinds(hb.accs[i], obj)
+        if kinds & _OPENS:
+            opener = i
+        elif kinds:
+            break  # an earlier release: the acquisition started after it
+    return opener
+
+
+def _open_section(hb: HappensBefore, last: int, t: int, obj: str) -> int | None:
+    """The first step of t's critical section on obj that is still open after step `last`
+    (t's latest step), or None if t holds no section on obj."""
+    opener = None
+    for i in range(last, -1, -1):
+        if hb.tasks[i] != t:
+            continue
+        kinds = _kinds(hb.accs[i], obj)
+        if kinds & _OPENS:
+            opener = i
+        elif kinds & _RELEASES:
+            break
+    return opener
+
+
+def _is_initial(t: int, v: list) -> bool:
+    """Does t's first step in v happen before nothing else in v precedes it?"""
+    first = next(i for i, (vt, _) in enumerate(v) if vt == t)
+    acc = v[first][1]
+    return not any(conflicting(va, acc) for _, va in v[:first])
