@@ -52,8 +52,10 @@ class _ProgressLine:
         if not self.enabled:
             return
         rate = res.executions / max(res.elapsed_s, 1e-9)
+        states = f"{res.states} states, " if res.states is not None else ""
         sys.stderr.write(f"\r  {res.executions} executions ({rate:.0f}/s), {res.traces} traces, "
-                         f"depth {res.max_depth}, {res.steps} steps, {res.elapsed_s:.1f}s ")
+                         f"{states}depth {res.max_depth}, {res.steps} steps, "
+                         f"{res.elapsed_s:.1f}s ")
         sys.stderr.flush()
 
     def clear(self) -> None:

@@ -18,6 +18,7 @@ from .explore.random_walk import RandomWalk
 from .explore.schedule import Schedule
 from .explore.search import Limits, Progress, SearchResult, search
 from .explore.shrink import Shrunk, shrink
+from .explore.stateful import StatefulDPOR
 from .explore.step import Program
 from .protocols import PROTOCOLS
 from .scenarios import SCENARIOS, Params, build_program
@@ -25,6 +26,8 @@ from .scenarios import SCENARIOS, Params, build_program
 STRATEGIES = {
     "dpor": "optimal DPOR (source sets, sleep sets, wakeup trees): one execution per "
             "trace (complete)",
+    "stateful": "stateful DPOR: as dpor, but an execution stops at a state explored before "
+                "(complete; reports distinct states)",
     "exhaustive": "every interleaving, naive depth-first (complete, exponential; for "
                   "cross-checking)",
     "random": "seeded uniform random walk (sampling; never proves safety)",
@@ -71,6 +74,8 @@ def make_strategy(name: str, seed: int = 0, executions: int = 1000, depth: int =
     _lookup("strategy", name, STRATEGIES)
     if name == "dpor":
         return DPOR()
+    if name == "stateful":
+        return StatefulDPOR()
     if name == "exhaustive":
         return Exhaustive()
     if name == "pct":

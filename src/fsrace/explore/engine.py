@@ -70,6 +70,7 @@ class Execution:
         # Each task's encoded continuation and the heap objects it refers to, kept until
         # the task runs again (or always recomputed when it holds shared data).
         self._continuations: list[tuple | None] = [None] * len(self.tasks)
+        self._frames: list[list | None] = [None] * len(self.tasks)  # per frame, likewise
 
     def state_key(self) -> bytes:
         """The digest of the current state: shared data and every task's continuation."""
@@ -78,7 +79,8 @@ class Execution:
             raise TypeError("this program cannot say what its state is (Program.state)")
         if self._constants is None:
             self._constants = {id(c): f"const{n}" for n, c in enumerate(prog.state_constants)}
-        enc = StateEncoder(prog.state_encoders, self._constants, prog.state_contents)
+        enc = StateEncoder(prog.state_encoders, self._constants, prog.state_contents,
+                           prog.state_stable)
         shared = prog.state(enc)
         tasks = []
         for i, task in enumerate(self.tasks):
@@ -90,7 +92,7 @@ class Execution:
                 before = dict(enc.heap)
                 enc.heap.clear()
                 enc.volatile = False
-                cont = enc.continuation(task.body)
+                cont, self._frames[i] = enc.continuation(task.body, self._frames[i])
                 kept = (cont, dict(enc.heap))
                 enc.heap.update(before)
                 if not enc.volatile:

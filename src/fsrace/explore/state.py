@@ -36,6 +36,9 @@ _ITERATORS = (type(iter([])), type(iter(())), type(iter(range(1))), type(iter({}
               reversed, type(iter(reversed([]))))
 
 
+_DICT_ITERATORS = (type(iter({}.values())), type(iter({}.keys())), type(iter({}.items())))
+
+
 class UnencodableState(TypeError):
     """A task holds a value the state encoder has no rule for."""
 
@@ -45,8 +48,12 @@ class StateEncoder:
     digest must include."""
 
     def __init__(self, encoders: dict[type, Encoder], constants: dict[int, str],
-                 contents: dict[type, Encoder]) -> None:
+                 contents: dict[type, Encoder], stable: frozenset[type] = frozenset()
+                 ) -> None:
         self.encoders = encoders
+        # Types whose encoding cannot change while a frame holding them is suspended.
+        self.stable = stable
+        self.unstable = False  # the last frame encoded held something else
         self.constants = constants  # id(obj) -> token, for objects that never change
         self.contents = contents  # how a referenced object's contents are encoded
         self.heap: dict[Any, Any] = {}  # reference token -> object
@@ -72,21 +79,35 @@ class StateEncoder:
             return v
         if id(v) in self.shared:
             self.volatile = True
-        if t is tuple or t is list:
-            return (t.__name__, *(self.value(x) for x in v))
+        if t is tuple:
+            return ("tuple", *(self.value(x) for x in v))
         token = self.constants.get(id(v))
         if token is not None:
             return token
         enc = self.encoders.get(t)
         if enc is not None:
+            if t not in self.stable:
+                self.unstable = True
             return enc(v, self)
+        if t in (list, dict, set):
+            self.unstable = True  # another frame may change it while this one waits
+        if t is list:
+            return ("list", *(self.value(x) for x in v))
         if t is dict:
             return ("dict", *sorted(((self.value(a), self.value(b)) for a, b in v.items()),
                                     key=repr))
         if t in _ITERATORS:
             # An iterator's position: what __reduce__ would pickle (the sequence, index).
-            return ("iter", self.value(v.__reduce__()[1:]))
+            # Only the frame that holds it advances it; a dict's iterator pickles a fresh
+            # list of what is left, which no other frame can change.
+            args = v.__reduce__()[1:]
+            if t in _DICT_ITERATORS:
+                return ("iter", *(self.value(x) for x in args[0][0]))
+            return ("iter", self.value(args))
         if t is types.CellType:
+            # Stable: the model never rebinds a waiting frame's variable from a closure
+            # (no `nonlocal`; tests/test_stateful.py checks), and mutable contents are
+            # flagged as they are encoded.
             try:
                 return ("cell", self.value(v.cell_contents))
             except ValueError:
@@ -106,6 +127,7 @@ class StateEncoder:
             return ("fn", v.__module__, v.__qualname__)
         if t is Step:
             # A step a task keeps after yielding it (to read its note, or yield it again).
+            self.unstable = True
             return ("step", v.label, self.value(v._accesses), v.note, v.retry,
                     self.value(v.enabled), self.value(v.footprint))
         if t is types.MethodType:
@@ -122,23 +144,58 @@ class StateEncoder:
             f"no state encoding for a {t.__module__}.{t.__qualname__} held by a task; "
             "register one in Program.state_encoders or Program.state_constants")
 
-    def continuation(self, gen: types.GeneratorType) -> tuple:
-        """The frames a suspended task is in, outermost first. Sets `volatile` if they hold
-        an object the shared section reaches."""
+    def continuation(self, gen: types.GeneratorType, kept: list | None = None
+                     ) -> tuple[tuple, list]:
+        """The frames a suspended task is in, outermost first, and what to pass as `kept`
+        next time. Sets `volatile` if they hold an object the shared section reaches.
+
+        A frame suspended in `yield from` a generator that is still the same object has
+        not run since (only the innermost frame runs between two steps), so its encoding
+        from `kept` is reused, unless it held shared data or a value an inner frame could
+        change (a list it was passed, a cell a closure rebinds): only values of `stable`
+        types, constants and immutable values make a frame's encoding reusable."""
         out = []
+        frames = []
+        level = 0
         while gen is not None:
             frame = gen.gi_frame
             if frame is None:
                 break
-            local_names = frame.f_locals  # also fixes which locals are bound
-            held = [v for v in gc.get_referents(gen)
-                    if type(v) is not types.FrameType and v is not local_names
-                    and type(v) is not types.CodeType]
-            code = frame.f_code
-            out.append((code.co_qualname, code.co_firstlineno, frame.f_lasti,
-                        tuple(sorted(local_names)), tuple(self.value(v) for v in held)))
-            gen = gen.gi_yieldfrom
-        return tuple(out)
+            inner = gen.gi_yieldfrom
+            old = kept[level] if kept is not None and level < len(kept) else None
+            if old is not None and old[0] is gen and old[1] is inner and inner is not None:
+                encoded, heap = old[2], old[3]
+                self.heap.update(heap)
+            else:
+                before, self.heap = self.heap, {}
+                volatile, self.volatile = self.volatile, False
+                self.unstable = False
+                encoded = self._frame(gen, frame)
+                heap = self.heap
+                reusable = not self.volatile and not self.unstable
+                self.heap = before
+                self.heap.update(heap)
+                self.volatile = volatile or self.volatile
+                if not reusable:
+                    frames.append(None)
+                    out.append(encoded)
+                    gen = inner
+                    level += 1
+                    continue
+            frames.append((gen, inner, encoded, heap))
+            out.append(encoded)
+            gen = inner
+            level += 1
+        return tuple(out), frames
+
+    def _frame(self, gen: types.GeneratorType, frame: types.FrameType) -> tuple:
+        local_names = frame.f_locals  # also fixes which locals are bound
+        held = [v for v in gc.get_referents(gen)
+                if type(v) is not types.FrameType and v is not local_names
+                and type(v) is not types.CodeType]
+        code = frame.f_code
+        return (code.co_qualname, code.co_firstlineno, frame.f_lasti,
+                tuple(sorted(local_names)), tuple(self.value(v) for v in held))
 
     def heap_section(self, skip: dict[Any, Any] | None = None) -> tuple:
         """The contents of every referenced object, in token order (contents may refer

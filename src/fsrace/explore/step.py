@@ -139,3 +139,7 @@ class Program:
     state_encoders: dict = field(default_factory=dict)
     state_contents: dict = field(default_factory=dict)
     state_constants: tuple = ()
+    # Types whose encoding stays valid while a task holding them waits: immutable values,
+    # and objects encoded by name or reference (their contents live in the shared or heap
+    # section). Lets the encoder reuse a waiting frame's encoding.
+    state_stable: frozenset = frozenset()

@@ -23,8 +23,9 @@ def write_cache_pages(cur: Current, k: Kernel, inode: Inode, first: int, last: i
     st = Step("write_cache_pages: find dirty pages",
               ((inode.pages_key, READ), (inode.dirty_tag_key, READ)))
     yield st
-    todo = [p for i, p in sorted(inode.pages.items())
-            if first <= i <= last and (p.dirty or p.tagged_dirty)]
+    # A tuple, as pagevec_lookup_tag fills a private pagevec: no other task changes it.
+    todo = tuple(p for i, p in sorted(inode.pages.items())
+                 if first <= i <= last and (p.dirty or p.tagged_dirty))
     st.note = f"{len(todo)} dirty"
     for page in todo:
         yield from lock_page(cur, page)

@@ -71,6 +71,14 @@ def encode_kernel(k: Kernel, enc: StateEncoder) -> tuple:
     return (inodes, disk, mms, tuple(sorted(k.resizing)))
 
 
+def _current_ref(cur: Current, enc: StateEncoder) -> tuple:
+    return enc.refer(("current", cur.comm), cur)
+
+
+def _current_contents(cur: Current, enc: StateEncoder) -> tuple:
+    return (cur.pages_made, cur.mm.name if cur.mm else None)
+
+
 def _named(obj, enc: StateEncoder) -> tuple:
     """An object whose state the kernel section holds: its name says which."""
     return (type(obj).__name__, obj.name)
@@ -93,8 +101,7 @@ def model_encoders(value_types: tuple[type, ...] = ()) -> dict:
     encoders: dict = {
         Page: page_ref, Buffer: _buffer, PTE: _pte,
         Inode: _named, MM: _named, RWSem: _named, Mutex: _named, WaitQueue: _named,
-        Current: lambda cur, enc: ("current", cur.comm, cur.pages_made,
-                                   cur.mm.name if cur.mm else None),
+        Current: _current_ref,
         # A step a task holds: only its label can matter (its note is for reports).
         Step: lambda st, enc: ("step", st.label),
         MappedBuffer: _fields, PlainBuffer: _fields,
@@ -104,4 +111,13 @@ def model_encoders(value_types: tuple[type, ...] = ()) -> dict:
     return encoders
 
 
-CONTENTS = {Page: page_contents}
+CONTENTS = {Page: page_contents, Current: _current_contents}
+
+
+def stable_types(value_types: tuple[type, ...] = ()) -> frozenset[type]:
+    """The types model_encoders encodes by name or reference, or as immutable values: a
+    waiting frame holding only these keeps its encoding."""
+    from ..explore.step import Step
+
+    frozen = {t for t in value_types if is_dataclass(t) and t.__dataclass_params__.frozen}
+    return frozenset({Page, Current, Inode, MM, RWSem, Mutex, WaitQueue, Step, *frozen})

@@ -52,6 +52,8 @@ def result_dict(res: CheckResult) -> dict:
         "verdict": s.verdict,
         "executions": s.executions,
         "traces": s.traces,
+        "states": s.states,
+        "cached": s.cached,
         "blocked": s.blocked,
         "steps": s.steps,
         "complete": s.complete,

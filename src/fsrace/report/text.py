@@ -9,7 +9,12 @@ from .timeline import timeline
 
 def coverage_line(res: CheckResult) -> str:
     s = res.search
-    parts = [f"{s.executions} executions", f"{s.traces} distinct traces"]
+    ran = " run to the end" if s.states is not None else ""
+    parts = [f"{s.executions} executions", f"{s.traces} distinct traces{ran}"]
+    if s.states is not None:
+        parts.append(f"{s.states} distinct states")
+    if s.cached:
+        parts.append(f"{s.cached} stopped at a state seen before")
     if s.blocked:
         parts.append(f"{s.blocked} sleep-set blocked")
     parts.append(f"{s.steps} model steps")

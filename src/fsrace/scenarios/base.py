@@ -16,7 +16,7 @@ from ..check.spec import check_per_page
 from ..explore.step import CHANGES, Failure, Program, Step, Task
 from ..kernel.kernel import Kernel
 from ..kernel.memory import user_load, user_store
-from ..kernel.state import CONTENTS, encode_kernel, model_encoders
+from ..kernel.state import CONTENTS, encode_kernel, model_encoders, stable_types
 from ..kernel.structs import PAGE_SIZE, WRITTEN, Buffer, Current, Inode
 from ..kernel.syscalls import (
     drop_caches,
@@ -205,7 +205,7 @@ def run_op(cur: Current, k: Kernel, op: Op):
 
 def _user_task(k: Kernel, spec: TaskSpec, t: int, observed: dict):
     cur = Current(spec.name, k.mms[spec.process] if spec.process else None)
-    for i, op in enumerate(spec.ops):
+    for i, op in enumerate(tuple(spec.ops)):  # a tuple: nobody changes a task's plan
         k.log("op_begin", spec.name, op=str(op))
         observed[(t, i)] = yield from run_op(cur, k, op)
         k.log("op_end", spec.name, op=str(op), result=observed[(t, i)])
@@ -262,7 +262,7 @@ def build_program(scenario: Scenario, protocol: type[Protocol], params: Params) 
     return Program(tasks, check_step, check_end, lambda: describe_state(k),
                    extra={"kernel": k, "final": final, "observed": observed, "specs": specs},
                    state=state, state_encoders=model_encoders(OP_TYPES),
-                   state_contents=CONTENTS,
+                   state_contents=CONTENTS, state_stable=stable_types(OP_TYPES),
                    state_constants=(k, observed, final, k.protocol, *specs))
 
 
