@@ -19,9 +19,11 @@ A summary is built as the search leaves a state: the summaries of its successors
 lifted through the step that led to each (`_lift`). A state still on the stack when an
 execution returns to it (a cycle: a fault retried to the same state) cannot give its
 summary yet; the states on the cycle are then fully expanded, which is the classic
-remedy, and not cached. Sleep sets are stored with states: a state counts as explored for
-an arrival whose sleep set contains the stored one, else it is explored again with the
-smaller set (Godefroid, 1996).
+remedy, and not cached. A cycle in which a task started over (a retried fault) can repeat
+forever: it is repeated until the engine's retry bound reports the starvation. Sleep
+sets are stored with states: a state counts as explored for an arrival whose sleep set
+contains the stored one, else it is explored again with the smaller set (Godefroid,
+1996).
 
 docs/explorer.md gives the argument in full; tests/test_stateful.py checks it against the
 naive search on random programs with locks, rwsems, waits, branches and retry loops.
@@ -104,6 +106,7 @@ class StatefulDPOR:
         self.blocked = 0  # executions cut by their sleep set
         self.fallbacks = 0  # reversals that could not start where they were due
         self.on_new_state = None  # called with each new state's key (the sweep's hook)
+        self._pump: tuple[list[int], int] | None = None  # a retry loop being repeated
 
     @property
     def states(self) -> int:
@@ -157,6 +160,9 @@ class StatefulDPOR:
                 raise AssertionError(f"stateful DPOR: task {node.choice} cannot run at step "
                                      f"{depth}; the program is not deterministic")
             return node.choice
+        if self._pump is not None:
+            tasks, start = self._pump
+            return tasks[(depth - start) % len(tasks)]
         hb = self._track(ex)
         pending = {i: ex.pending[i].accesses for i in enabled}  # type: ignore[union-attr]
         sleep: dict[int, tuple[Access, ...]] = {}
@@ -177,6 +183,13 @@ class StatefulDPOR:
                     node.full = True
                     node.low = min(node.low, seen.depth)
                     node.backtrack += [t for t in node.enabled if t not in node.backtrack]
+                loop = ex.events[seen.depth:]
+                if any(ev.step.retry for ev in loop):
+                    # A task started over and everything came back to where it was: the
+                    # loop can repeat forever. Repeat it until the engine's retry bound
+                    # reports the starvation, so the schedule replays as any other.
+                    self._pump = ([ev.task for ev in loop], depth)
+                    return loop[0].task
                 return SEEN
             if seen.sleep.issubset(sleep):
                 self.cached += 1
@@ -219,6 +232,9 @@ class StatefulDPOR:
         for ev in record.events[len(hb):]:
             hb.add(ev.task, ev.step.accesses)
         n = len(record.events)
+        if self._pump is not None:
+            n = self._pump[1]  # the repetitions of a loop add no race of their own
+            self._pump = None
         if record.outcome in (DONE, DEADLOCK, VIOLATION) and len(self._stack) == n and n:
             self._lift_into(self._stack[-1], {})  # the last step led to a final state
         for k in range(self._diverged, n):

@@ -257,7 +257,9 @@ def build_program(scenario: Scenario, protocol: type[Protocol], params: Params) 
         return Failure(*FILE_CONTENTS, msg) if msg else None
 
     def state(enc) -> tuple:
-        return (encode_kernel(k, enc), enc.value(observed), enc.value(final))
+        # Copies: the dicts themselves are constants (a task holds them), their contents
+        # are state.
+        return (encode_kernel(k, enc), enc.value(dict(observed)), enc.value(dict(final)))
 
     return Program(tasks, check_step, check_end, lambda: describe_state(k),
                    extra={"kernel": k, "final": final, "observed": observed, "specs": specs},
