@@ -40,8 +40,18 @@ CASES = [
      {"scenario": "punch-write-fault", "protocol": "invalidate-lock", "pages": 3, "writers": 3}),
     ("punch-write-fault / invalidate-lock 4p4w", "scenario",
      {"scenario": "punch-write-fault", "protocol": "invalidate-lock", "pages": 4, "writers": 4}),
+] + [
+    (f"punch-write-fault / invalidate-lock {p}p{w}w stateful", "scenario",
+     {"scenario": "punch-write-fault", "protocol": "invalidate-lock", "pages": p, "writers": w,
+      "strategy": "stateful"})
+    for p, w in ((1, 1), (1, 2), (2, 2), (3, 3))
+] + [
+    (f"punch-write-fault / linux-2012 1p3w first race, {s}", "scenario",
+     {"scenario": "punch-write-fault", "protocol": "linux-2012", "writers": 3, "strategy": s,
+      "stop": True})
+    for s in ("dpor", "stateful", "auto")
 ]
-RACE_STRATEGIES = ["dpor", "random", "pct", "bounded", "portfolio"]
+RACE_STRATEGIES = ["auto", "stateful", "dpor", "random", "pct", "bounded", "portfolio"]
 
 
 def run_case(kind: str, args: dict, time_limit: float) -> dict:
@@ -68,6 +78,7 @@ def run_case(kind: str, args: dict, time_limit: float) -> dict:
     wall = time.perf_counter() - start
     return {
         "executions": res.executions, "traces": res.traces, "blocked": res.blocked,
+        "states": res.states, "cached": res.cached,
         "steps": res.steps, "complete": res.complete, "verdict": res.verdict,
         "wall_s": wall, "found_by": res.found_by,
         "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -112,7 +123,7 @@ def main() -> None:
     print(f"command: python bench/run.py --time-limit {opts.time_limit:g}"
           + (f" --only {opts.only!r}" if opts.only else ""))
     print()
-    head = (f"{'case':44} {'execs':>8} {'traces':>8} {'redund.':>7} {'steps':>9} "
+    head = (f"{'case':52} {'execs':>8} {'traces':>8} {'states':>8} {'steps':>9} "
             f"{'steps/s':>8} {'wall s':>7} {'MiB':>6}  complete")
     print(head)
     print("-" * len(head))
@@ -121,10 +132,11 @@ def main() -> None:
         if opts.only and opts.only not in label:
             continue
         r = spawn(kind, args, opts.time_limit)
-        red = r["executions"] / r["traces"] if r["traces"] else float("nan")
         rate = r["steps"] / r["wall_s"] if r["wall_s"] else 0
-        done = "yes" if r["complete"] else f"no ({opts.time_limit:g}s limit)"
-        print(f"{label:44} {r['executions']:>8} {r['traces']:>8} {red:>7.2f} {r['steps']:>9} "
+        done = "yes" if r["complete"] else (r["verdict"] if r["verdict"] != "unknown"
+                                            else f"no ({opts.time_limit:g}s limit)")
+        states = "-" if r["states"] is None else r["states"]
+        print(f"{label:52} {r['executions']:>8} {r['traces']:>8} {states:>8} {r['steps']:>9} "
               f"{rate:>8.0f} {r['wall_s']:>7.2f} {r['peak_mib']:>6.0f}  {done}", flush=True)
         figures["cases"].append({"case": label, **r})
     if not opts.only or "race" in opts.only:

@@ -87,11 +87,11 @@ def list_cmd() -> None:
 @main.command("check")
 @SCENARIO
 @PROTOCOL
-@click.option("--strategy", type=click.Choice(list(STRATEGIES)), default="dpor",
+@click.option("--strategy", type=click.Choice(list(STRATEGIES)), default="auto",
               show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True, help="seed for random, pct")
 @click.option("--executions", type=click.IntRange(1), default=1000, show_default=True,
-              help="executions for random and pct")
+              help="executions for random, pct and the pct side of auto")
 @click.option("--depth", type=click.IntRange(1), default=3, show_default=True,
               help="PCT bug depth (priority change points + 1)")
 @click.option("--preemptions", type=click.IntRange(0), default=3, show_default=True,
@@ -170,7 +170,11 @@ def replay_cmd(scenario, protocol, schedule, as_json, pages, writers, blocks_per
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--html", "html_dir", type=click.Path(file_okay=False, writable=True),
               help="also write index.html and a timeline page per cell into this folder")
-def matrix_cmd(max_executions, as_markdown, as_json, html_dir) -> None:
+@click.option("--strategy", type=click.Choice(["dpor", "stateful"]), default="dpor",
+              show_default=True, help="the complete search each cell gets")
+@_param_options
+def matrix_cmd(max_executions, as_markdown, as_json, html_dir, strategy, pages, writers,
+               blocks_per_page) -> None:
     """Every scenario under every protocol, each verdict from a search."""
     from .matrix import run_matrix
     from .report.matrix_report import markdown, matrix_dict, text_table
@@ -181,7 +185,8 @@ def matrix_cmd(max_executions, as_markdown, as_json, html_dir) -> None:
                              f" ({res.search.executions} executions)".ljust(78))
             sys.stderr.flush()
 
-    m = run_matrix(max_executions, on_cell)
+    m = run_matrix(max_executions, on_cell, params=_params(pages, writers, blocks_per_page),
+                   strategy=strategy)
     if sys.stderr.isatty():
         sys.stderr.write("\r" + " " * 78 + "\r")
     if as_json:

@@ -35,6 +35,8 @@ class Cost:
 @dataclass
 class Matrix:
     max_executions: int
+    params: Params = field(default_factory=Params)
+    strategy: str = "dpor"
     cells: dict[tuple[str, str], CheckResult | None] = field(default_factory=dict)  # None: n/a
     costs: dict[str, Cost] = field(default_factory=dict)
     scenarios: list[str] = field(default_factory=lambda: list(SCENARIOS))
@@ -63,18 +65,21 @@ SHRINK = {"shrink_budget_s": 600.0, "shrink_attempts": 150}  # bounded by replay
 def run_matrix(max_executions: int = 10_000,
                on_cell: Callable[[str, str, CheckResult], None] | None = None,
                cost_executions: int = 200, scenarios: list[str] | None = None,
-               costs: bool = True) -> Matrix:
-    """Every scenario (or those named) under every protocol, and each protocol's cost."""
-    m = Matrix(max_executions, scenarios=list(SCENARIOS) if scenarios is None else scenarios)
+               costs: bool = True, params: Params | None = None,
+               strategy: str = "dpor") -> Matrix:
+    """Every scenario (or those named) under every protocol, and each protocol's cost.
+    `strategy` is the complete search each cell gets (dpor or stateful), at `params`."""
+    m = Matrix(max_executions, params or Params(), strategy,
+               scenarios=list(SCENARIOS) if scenarios is None else scenarios)
     for scenario in m.scenarios:
         for protocol in m.protocols:
             if not_modelled(scenario, protocol):
                 m.cells[(scenario, protocol)] = None
                 continue
-            res = check(scenario, protocol, Params(), "dpor",
+            res = check(scenario, protocol, m.params, strategy,
                         limits=Limits(max_executions=max_executions), **SHRINK)
             if res.search.verdict == "unknown":
-                sampled = check(scenario, protocol, Params(), "random", seed=0,
+                sampled = check(scenario, protocol, m.params, "random", seed=0,
                                 executions=RANDOM_EXECUTIONS, **SHRINK)
                 if sampled.counterexample is not None:
                     res = sampled

@@ -24,6 +24,8 @@ from .protocols import PROTOCOLS
 from .scenarios import SCENARIOS, Params, build_program
 
 STRATEGIES = {
+    "auto": "stateful, with pct beside it for its first --executions executions (round "
+            "robin): a shallow race turns up at once, and a complete search proves safety",
     "dpor": "optimal DPOR (source sets, sleep sets, wakeup trees): one execution per "
             "trace (complete)",
     "stateful": "stateful DPOR: as dpor, but an execution stops at a state explored before "
@@ -74,6 +76,8 @@ def make_strategy(name: str, seed: int = 0, executions: int = 1000, depth: int =
     _lookup("strategy", name, STRATEGIES)
     if name == "dpor":
         return DPOR()
+    if name == "auto":
+        return Portfolio([StatefulDPOR(), PCT(seed=seed, depth=depth, executions=executions)])
     if name == "stateful":
         return StatefulDPOR()
     if name == "exhaustive":
@@ -124,7 +128,7 @@ def param_flags(params: Params) -> str:
     return flags
 
 
-def check(scenario: str, protocol: str, params: Params | None = None, strategy: str = "dpor",
+def check(scenario: str, protocol: str, params: Params | None = None, strategy: str = "auto",
           seed: int = 0, executions: int = 1000, limits: Limits | None = None,
           stop_on_failure: bool = True, shrink_budget_s: float = 5.0,
           progress: Progress | None = None, depth: int = 3,

@@ -39,6 +39,15 @@ class Portfolio:
     def complete(self) -> bool:
         return any(m.complete for m in self.members)
 
+    @property
+    def states(self) -> int | None:
+        """Distinct states of the member that keeps them (a stateful search), if any."""
+        for m in self.members:
+            n = getattr(m, "states", None)
+            if n is not None:
+                return n
+        return None
+
     def bounds(self) -> str:
         return "; ".join(f"{m.name}: {m.bounds()}" for m in self.members)
 

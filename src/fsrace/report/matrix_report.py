@@ -18,6 +18,9 @@ def why(res: CheckResult) -> str:
     s = res.search
     cx = res.counterexample
     if cx is None:
+        if s.complete and s.states is not None:
+            return (f"{s.states} states, every one explored ({s.executions} executions): no "
+                    "interleaving breaks a check")
         if s.complete:
             return f"{s.traces} traces, every one explored: no interleaving breaks a check"
         return (f"no violation in {s.executions} executions; the search stopped at its bound "
@@ -36,7 +39,7 @@ def why(res: CheckResult) -> str:
             other = cx.events[j]
             where += f", after {cx.task_names[other.task]} `{other.step.label}`"
     first_line = cx.failure.message.splitlines()[0]
-    found = f"found by {res.strategy}, " if res.strategy != "dpor" else ""
+    found = f"found by {res.strategy}, " if res.strategy not in ("dpor", "stateful") else ""
     return (f"{cx.failure.name}{where}: {first_line} "
             f"({found}{len(cx.events)} steps, schedule `{cx.schedule}`)")
 
@@ -129,6 +132,8 @@ def markdown(m: Matrix) -> str:
 def matrix_dict(m: Matrix) -> dict:
     return {
         "max_executions": m.max_executions,
+        "strategy": m.strategy,
+        "params": vars(m.params),
         "cells": [dict(result_dict(res), why=why(res)) if res is not None else
                   {"scenario": s, "protocol": p, "verdict": "n/a", "why": not_modelled(s, p)}
                   for (s, p), res in m.cells.items()],
