@@ -124,7 +124,7 @@ def _parts(text: str):
     cost_rows = [ln for ln in lines[cost_at:why_at] if ln.startswith("| `")]
     executions = int(next(ln for ln in lines[cost_at:why_at] if "random walk of" in ln)
                      .split("random walk of ")[1].split()[0])
-    max_exec = int(next(ln for ln in lines if "first failure or after" in ln).rsplit(" ", 1)[1])
+    max_exec = int(next(ln for ln in lines if "executions; a cell left open" in ln).split()[0])
     sections, cur = [], None
     for ln in lines[why_at + 2:]:
         if ln.startswith("### "):

@@ -315,3 +315,16 @@ def test_a_retry_loop_back_to_a_state_is_reported_as_starvation():
     assert res.search.verdict == "starvation"
     cx = res.counterexample
     assert replay("read-into-own-mapping", "mkwrite-retry", cx.schedule).outcome == "starvation"
+
+
+def test_an_unknown_says_what_would_help():
+    from fsrace.explore.search import Limits
+    from fsrace.report.text import full_report
+    from fsrace.run import check
+
+    res = check("punch-write-fault", "invalidate-lock", limits=Limits(max_executions=5))
+    assert res.search.verdict == "unknown"
+    assert "to finish: raise --max-executions" in full_report(res)
+    res = check("punch-write-fault", "invalidate-lock", strategy="dpor",
+                limits=Limits(max_executions=5))
+    assert "--strategy stateful" in full_report(res)

@@ -170,7 +170,7 @@ def replay_cmd(scenario, protocol, schedule, as_json, pages, writers, blocks_per
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--html", "html_dir", type=click.Path(file_okay=False, writable=True),
               help="also write index.html and a timeline page per cell into this folder")
-@click.option("--strategy", type=click.Choice(["dpor", "stateful"]), default="dpor",
+@click.option("--strategy", type=click.Choice(["stateful", "dpor"]), default="stateful",
               show_default=True, help="the complete search each cell gets")
 @_param_options
 def matrix_cmd(max_executions, as_markdown, as_json, html_dir, strategy, pages, writers,
@@ -414,11 +414,11 @@ def demo_cmd() -> None:
         res = check(scenario, protocol, progress=progress)
         progress.clear()
         results.append(res)
-    click.echo(f"{'protocol':18} {'verdict':8} {'executions':>10} {'traces':>7} "
+    click.echo(f"{'protocol':18} {'verdict':8} {'executions':>10} {'states':>7} "
                f"{'complete':>8} {'time':>8}")
     for r in results:
         s = r.search
-        click.echo(f"{r.protocol:18} {s.verdict:8} {s.executions:>10} {s.traces:>7} "
+        click.echo(f"{r.protocol:18} {s.verdict:8} {s.executions:>10} {s.states or '-':>7} "
                    f"{'yes' if s.complete else 'no':>8} {s.elapsed_s:>7.2f}s")
     click.echo("")
     for r in results:

@@ -1,8 +1,9 @@
 """Every scenario under every protocol: the verdict table, each cell backed by a search.
 
-Cells are searched with DPOR up to a fixed number of executions (not a time limit), so the
-table is the same on every machine. A cell DPOR leaves unknown also gets a seeded random
-walk, which often reaches a race that DPOR's depth-first order has not come to yet.
+Cells are searched with the stateful search (or DPOR) up to a fixed number of executions
+(not a time limit), so the table is the same on every machine. A cell the search leaves
+unknown also gets a seeded random walk, which often reaches a race that a depth-first
+order has not come to yet.
 
 The cost of each protocol is measured on a mixed workload (two writers on two pages and a
 punch, with the flusher) by a seeded random walk: how many task-steps a task spent unable
@@ -36,7 +37,7 @@ class Cost:
 class Matrix:
     max_executions: int
     params: Params = field(default_factory=Params)
-    strategy: str = "dpor"
+    strategy: str = "stateful"
     cells: dict[tuple[str, str], CheckResult | None] = field(default_factory=dict)  # None: n/a
     costs: dict[str, Cost] = field(default_factory=dict)
     scenarios: list[str] = field(default_factory=lambda: list(SCENARIOS))
@@ -66,7 +67,7 @@ def run_matrix(max_executions: int = 10_000,
                on_cell: Callable[[str, str, CheckResult], None] | None = None,
                cost_executions: int = 200, scenarios: list[str] | None = None,
                costs: bool = True, params: Params | None = None,
-               strategy: str = "dpor") -> Matrix:
+               strategy: str = "stateful") -> Matrix:
     """Every scenario (or those named) under every protocol, and each protocol's cost.
     `strategy` is the complete search each cell gets (dpor or stateful), at `params`."""
     m = Matrix(max_executions, params or Params(), strategy,

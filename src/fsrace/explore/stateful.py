@@ -74,7 +74,7 @@ class _Seen:
     def __init__(self, sleep: frozenset, depth: int) -> None:
         self.sleep = sleep
         self.depth = depth  # position on the stack while open, -1 once left
-        self.summary: Summary | None = None
+        self.summary: tuple | None = None  # ((q, X), (Y, T)) entries, once left
 
 
 class _Interner:
@@ -101,6 +101,7 @@ class StatefulDPOR:
         self._complete = False
         self._diverged = 0
         self._intern = _Interner()
+        self._entries: dict[tuple, tuple] = {}  # summary entries, shared between states
         self.cached = 0  # executions stopped at an explored state
         self.cycles = 0  # ... at a state still on the stack
         self.blocked = 0  # executions cut by their sleep set
@@ -145,8 +146,9 @@ class StatefulDPOR:
                 del self._seen[node.key]  # on a cycle that is still open: not cached
             else:
                 seen.depth = -1
-                seen.summary = summary if seen.summary is None else \
-                    self._union(dict(seen.summary), summary)
+                if seen.summary is not None:
+                    summary = self._union(dict(seen.summary), summary)
+                seen.summary = self._stored(summary)
         if self._stack:
             parent = self._stack[-1]
             parent.low = min(parent.low, node.low)
@@ -193,14 +195,15 @@ class StatefulDPOR:
                 return SEEN
             if seen.sleep.issubset(sleep):
                 self.cached += 1
-                self._races_with_summary(hb, ex, seen.summary or {})
+                stored = dict(seen.summary or ())
+                self._races_with_summary(hb, ex, stored)
                 if self._stack:
-                    self._lift_into(self._stack[-1], seen.summary or {})
+                    self._lift_into(self._stack[-1], stored)
                 return SEEN
-            seen.sleep = seen.sleep & frozenset(sleep)
+            seen.sleep = self._intern(seen.sleep & frozenset(sleep))
             seen.depth = depth
         else:
-            self._seen[key] = _Seen(frozenset(sleep), depth)
+            self._seen[key] = _Seen(self._intern(sleep), depth)
             if self.on_new_state is not None:
                 self.on_new_state(key)
         node = _Node(key, pending, list(enabled), sleep, depth)
@@ -422,6 +425,12 @@ class StatefulDPOR:
             else:
                 _merge(out, (q, intern(x2)), y, tasks)
         return out
+
+    def _stored(self, summary: Summary) -> tuple:
+        """A summary as kept with its state: a tuple of shared entries. States share most
+        entries, so this keeps a state's summary to a few hundred bytes."""
+        intern = self._entries
+        return tuple(intern.setdefault(item, item) for item in summary.items())
 
     def _union(self, into: Summary, other: Summary) -> Summary:
         for key, (y, tasks) in other.items():

@@ -64,8 +64,29 @@ def _failed_in_end(rec: ExecutionRecord) -> bool:
     return any(rec.task_names[e.task] == "END" for e in rec.events)
 
 
+def what_would_help(res: CheckResult) -> str:
+    """For an `unknown`: the next thing to try, from what stopped the search."""
+    s = res.search
+    if s.bounded:
+        return ("to finish: raise --max-steps (executions ran into the step bound; a loop "
+                "the model cannot leave?)")
+    if s.starved:
+        return "to finish: raise --max-retries, or a protocol that does not retry"
+    if res.strategy in ("random", "pct", "portfolio"):
+        return ("to prove safety: --strategy stateful (a sampler never covers every "
+                "interleaving)")
+    if res.strategy in ("dpor", "exhaustive", "bounded"):
+        return ("to finish sooner: --strategy stateful (explores each state once); to find a "
+                "shallow race fast: --strategy pct")
+    more = "--time-limit" if "time-limit" in s.stopped_by else "--max-executions"
+    return (f"to finish: raise {more} (the search explored {s.states} states so far); "
+            "a smaller scope (--pages, --writers) finishes sooner")
+
+
 def full_report(res: CheckResult, width: int | None = None) -> str:
     out = [verdict_line(res), "  " + coverage_line(res)]
+    if res.search.verdict == "unknown":
+        out.append("  " + what_would_help(res))
     cx = res.counterexample
     if cx is not None:
         if res.search.found_by and res.search.found_by != res.strategy:
