@@ -193,3 +193,24 @@ def test_a_final_fsync_error_is_noted_and_the_contents_read_after_a_second(tmp_p
     errors: list[str] = []
     assert run._read_all(str(path), 1, errors) == b"x" * run.PAGE
     assert len(calls) == 2 and errors == ["Input/output error (errno 5)"]
+
+
+def test_without_leaves_operations_out_of_the_streams_and_stays_in_the_saved_config():
+    import itertools
+    from dataclasses import asdict
+
+    import pytest
+
+    from fsrace.stress.ops import op_stream
+    from fsrace.stress.run import StressConfig
+
+    drawn = {op.kind for op in itertools.islice(op_stream(0, 1, None, 16, ("dio_write",)), 3000)}
+    assert "dio_write" not in drawn and "dio_read" in drawn
+    cfg = StressConfig("ext4", None, without=("dio_write", "punch"))
+    assert StressConfig(**asdict(cfg)) == cfg  # what save_log writes and load_config reads
+    with pytest.raises(ValueError, match="no operation dio_wirte"):
+        StressConfig("ext4", None, without=("dio_wirte",))
+    with pytest.raises(ValueError, match="own operation"):
+        StressConfig("ext4", "punch-write-fault", without=("punch",))
+    with pytest.raises(ValueError, match="nothing to do"):
+        StressConfig("ext4", "truncate-write-fault", without=("store", "load"))

@@ -36,7 +36,11 @@ def _fsrace_loops() -> str:
 @needs_root
 @pytest.mark.parametrize("fs", FILESYSTEMS)
 def test_a_short_mixed_run_on_each_file_system_is_clean_and_cleaned_up(fs):
-    res = run_stress(StressConfig(fs, None, workers=2, ops=400, pages=16))
+    # Without direct writes: beside a mapped write of the same page they are the collision
+    # the kernel documents as incoherent (about 1 run in 15 on ext4 showed it).
+    res = run_stress(StressConfig(fs, None, workers=2, ops=400, pages=16,
+                                  without=("dio_write",)))
+    assert not any(e.op.kind == "dio_write" for e in res.history)
     assert res.executed > 300 and res.slots_checked == 16 * 512
     assert res.violations == [], "\n".join(res.violations)
     assert res.remounted == (fs != "tmpfs")

@@ -225,6 +225,9 @@ def matrix_cmd(max_executions, as_markdown, as_json, html_dir, strategy, pages, 
               "fsrace-stress-FS-SEED.json.gz]")
 @click.option("--replay", "replay_path", type=click.Path(exists=True, dir_okay=False),
               help="rerun the operations of a saved run (same seed, scenario, sizes)")
+@click.option("--without", default="", metavar="OP[,OP]",
+              help="never draw these operations (e.g. dio_write: the kernel documents direct "
+              "writes beside mapped writes of one page as incoherent); kept in the saved run")
 @click.option("--list", "list_only", is_flag=True, help="list the stress scenarios")
 @click.option("--vm", is_flag=True, help="run inside a qemu guest (Debian bookworm, 6.1): "
               "--fs nfs, nfs-xfs (NFS v4.2 over loopback exporting ext4 or xfs), smb, "
@@ -233,7 +236,7 @@ def matrix_cmd(max_executions, as_markdown, as_json, html_dir, strategy, pages, 
               help="with --vm: boot this kernel package instead, from bookworm-backports or "
               "SUITE (e.g. linux-image-amd64, linux-image-amd64/sid)")
 def stress_cmd(fs, scenario, mix, workers, threads, ops, duration, seed, pages, log_path,
-               replay_path, list_only, vm, kernel) -> None:
+               replay_path, without, list_only, vm, kernel) -> None:
     """Run a race class against the running kernel on a real file system and check every
     value read. Exit 0: every slot's history is linearizable; 1: a violation (or an error);
     2: bad usage, or with --vm the run failed in the guest; 3 (--vm): the guest never
@@ -259,7 +262,8 @@ def stress_cmd(fs, scenario, mix, workers, threads, ops, duration, seed, pages, 
                 raise click.UsageError("give one of --scenario S or --mix")
             cfg = StressConfig(fs, scenario, workers,
                                ops if ops or duration else 2000, duration, seed, pages,
-                               threads=threads)
+                               threads=threads,
+                               without=tuple(k for k in without.split(",") if k))
     except ValueError as e:
         raise click.UsageError(str(e)) from e
     if kernel and not vm:

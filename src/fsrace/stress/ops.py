@@ -130,13 +130,18 @@ def default_pages(scenario: str | None) -> int:
     return MOVING_PAGES if moves_values(scenario) else PAGES
 
 
-def op_stream(seed: int, worker: int, scenario: str | None, pages: int) -> Iterator[Op]:
-    """The worker's operations, forever; the same seed gives the same stream."""
+def op_stream(seed: int, worker: int, scenario: str | None, pages: int,
+              without: tuple[str, ...] = ()) -> Iterator[Op]:
+    """The worker's operations, forever, none of the kinds `without`; the same seed gives
+    the same stream."""
     rng = random.Random(f"{seed}:{worker}")
     if scenario is None:
         weights = MIX
     else:
         weights = SCENARIOS[scenario][0 if worker == 0 else 1]
+    weights = {k: v for k, v in weights.items() if k not in without}
+    if not weights:
+        raise ValueError(f"--without {','.join(without)} leaves worker {worker} nothing to do")
     kinds, w = list(weights), list(weights.values())
     touched = MOVING_TOUCHED_SLOTS if moves_values(scenario) else TOUCHED_SLOTS
     while True:
