@@ -177,3 +177,15 @@ def test_docs_verdicts_md_costs_are_what_the_tool_measures():
     _, _, executions, cost_rows, _ = _parts(VERDICTS_MD.read_text())
     assert executions == next(iter(m.costs.values())).executions
     assert [cost_row(p, c) for p, c in m.costs.items()] == cost_rows, STALE
+
+
+def test_cells_searched_side_by_side_give_the_same_table():
+    from fsrace.matrix import run_matrix
+    from fsrace.report.matrix_report import table_row, why_section
+
+    one = run_matrix(scenarios=["punch-read", "writeback-store"], costs=False)
+    two = run_matrix(scenarios=["punch-read", "writeback-store"], costs=False, jobs=2)
+    assert list(one.cells) == list(two.cells)
+    for scen in ("punch-read", "writeback-store"):
+        assert table_row(one, scen) == table_row(two, scen)
+        assert why_section(one, scen) == why_section(two, scen)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 
@@ -172,9 +173,11 @@ def replay_cmd(scenario, protocol, schedule, as_json, pages, writers, blocks_per
               help="also write index.html and a timeline page per cell into this folder")
 @click.option("--strategy", type=click.Choice(["stateful", "dpor"]), default="stateful",
               show_default=True, help="the complete search each cell gets")
+@click.option("--jobs", type=click.IntRange(1, 256), default=os.cpu_count() or 1,
+              show_default="all cores", help="processes searching cells side by side")
 @_param_options
-def matrix_cmd(max_executions, as_markdown, as_json, html_dir, strategy, pages, writers,
-               blocks_per_page) -> None:
+def matrix_cmd(max_executions, as_markdown, as_json, html_dir, strategy, jobs, pages,
+               writers, blocks_per_page) -> None:
     """Every scenario under every protocol, each verdict from a search."""
     from .matrix import run_matrix
     from .report.matrix_report import markdown, matrix_dict, text_table
@@ -186,7 +189,7 @@ def matrix_cmd(max_executions, as_markdown, as_json, html_dir, strategy, pages, 
             sys.stderr.flush()
 
     m = run_matrix(max_executions, on_cell, params=_params(pages, writers, blocks_per_page),
-                   strategy=strategy)
+                   strategy=strategy, jobs=jobs)
     if sys.stderr.isatty():
         sys.stderr.write("\r" + " " * 78 + "\r")
     if as_json:

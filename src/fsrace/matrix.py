@@ -12,7 +12,9 @@ to run, and how many operations started over.
 
 from __future__ import annotations
 
+import multiprocessing
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 
 from .explore.random_walk import RandomWalk
@@ -63,30 +65,56 @@ RANDOM_EXECUTIONS = 3000
 SHRINK = {"shrink_budget_s": 600.0, "shrink_attempts": 150}  # bounded by replays, not time
 
 
+def check_cell(scenario: str, protocol: str, max_executions: int, params: Params,
+               strategy: str) -> CheckResult:
+    """One cell: the complete search, and a random walk where it ends unknown."""
+    res = check(scenario, protocol, params, strategy,
+                limits=Limits(max_executions=max_executions), **SHRINK)
+    if res.search.verdict == "unknown":
+        sampled = check(scenario, protocol, params, "random", seed=0,
+                        executions=RANDOM_EXECUTIONS, **SHRINK)
+        if sampled.counterexample is not None:
+            res = sampled
+    return res
+
+
 def run_matrix(max_executions: int = 10_000,
                on_cell: Callable[[str, str, CheckResult], None] | None = None,
                cost_executions: int = 200, scenarios: list[str] | None = None,
                costs: bool = True, params: Params | None = None,
-               strategy: str = "stateful") -> Matrix:
+               strategy: str = "stateful", jobs: int = 1) -> Matrix:
     """Every scenario (or those named) under every protocol, and each protocol's cost.
-    `strategy` is the complete search each cell gets (dpor or stateful), at `params`."""
+    `strategy` is the complete search each cell gets (dpor or stateful), at `params`;
+    `jobs` processes search cells side by side (each cell's search is bounded by
+    executions, so the table is the same for any number)."""
     m = Matrix(max_executions, params or Params(), strategy,
                scenarios=list(SCENARIOS) if scenarios is None else scenarios)
+    todo = []
     for scenario in m.scenarios:
         for protocol in m.protocols:
             if not_modelled(scenario, protocol):
                 m.cells[(scenario, protocol)] = None
-                continue
-            res = check(scenario, protocol, m.params, strategy,
-                        limits=Limits(max_executions=max_executions), **SHRINK)
-            if res.search.verdict == "unknown":
-                sampled = check(scenario, protocol, m.params, "random", seed=0,
-                                executions=RANDOM_EXECUTIONS, **SHRINK)
-                if sampled.counterexample is not None:
-                    res = sampled
-            m.cells[(scenario, protocol)] = res
+            else:
+                todo.append((scenario, protocol))
+    args = (max_executions, m.params, strategy)
+    if jobs <= 1:
+        for scenario, protocol in todo:
+            res = m.cells[(scenario, protocol)] = check_cell(scenario, protocol, *args)
             if on_cell:
                 on_cell(scenario, protocol, res)
+    else:
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork")) as pool:
+            futures = {pool.submit(check_cell, sc, p, *args): (sc, p) for sc, p in todo}
+            try:
+                for fut in as_completed(futures):
+                    scenario, protocol = futures[fut]
+                    res = m.cells[(scenario, protocol)] = fut.result()
+                    if on_cell:
+                        on_cell(scenario, protocol, res)
+            except BaseException:
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
+    m.cells = {(sc, p): m.cells[(sc, p)] for sc in m.scenarios for p in m.protocols}
     if costs:
         for protocol in m.protocols:
             if not_modelled(COST_SCENARIO, protocol) is None:  # the SMB client has no punch

@@ -88,11 +88,22 @@ class Step:
             self._accesses = self.footprint()
             self.footprint = None
 
+    def __reduce__(self):
+        """A step crosses to another process as what it recorded: label, footprint, note
+        and retry (its `enabled` and `footprint` functions belong to the running program)."""
+        return (_recorded_step, (self.label, self.accesses, self.note, self.retry))
+
     def can_run(self) -> bool:
         return self.enabled is None or self.enabled()
 
     def __repr__(self) -> str:
         return f"Step({self.label!r})"
+
+
+def _recorded_step(label: str, accesses: tuple[Access, ...], note: str, retry: bool) -> Step:
+    step = Step(label, accesses, retry=retry)
+    step.note = note
+    return step
 
 
 TaskBody = Generator[Step, None, None]
