@@ -175,9 +175,12 @@ def replay_cmd(scenario, protocol, schedule, as_json, pages, writers, blocks_per
               show_default=True, help="the complete search each cell gets")
 @click.option("--jobs", type=click.IntRange(1, 256), default=os.cpu_count() or 1,
               show_default="all cores", help="processes searching cells side by side")
+@click.option("--ray", "ray_address", metavar="ADDRESS", default=None,
+              help="search the cells as tasks on this Ray cluster ('local': start one on "
+              "this machine; needs pip install 'fsrace[ray]')")
 @_param_options
-def matrix_cmd(max_executions, as_markdown, as_json, html_dir, strategy, jobs, pages,
-               writers, blocks_per_page) -> None:
+def matrix_cmd(max_executions, as_markdown, as_json, html_dir, strategy, jobs, ray_address,
+               pages, writers, blocks_per_page) -> None:
     """Every scenario under every protocol, each verdict from a search."""
     from .matrix import run_matrix
     from .report.matrix_report import markdown, matrix_dict, text_table
@@ -188,8 +191,14 @@ def matrix_cmd(max_executions, as_markdown, as_json, html_dir, strategy, jobs, p
                              f" ({res.search.executions} executions)".ljust(78))
             sys.stderr.flush()
 
-    m = run_matrix(max_executions, on_cell, params=_params(pages, writers, blocks_per_page),
-                   strategy=strategy, jobs=jobs)
+    from .distributed import DistributedError
+
+    try:
+        m = run_matrix(max_executions, on_cell,
+                       params=_params(pages, writers, blocks_per_page), strategy=strategy,
+                       jobs=jobs, ray=ray_address)
+    except DistributedError as e:
+        raise click.ClickException(str(e)) from e
     if sys.stderr.isatty():
         sys.stderr.write("\r" + " " * 78 + "\r")
     if as_json:

@@ -12,11 +12,10 @@ to run, and how many operations started over.
 
 from __future__ import annotations
 
-import multiprocessing
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 
+from .distributed import map_unordered
 from .explore.random_walk import RandomWalk
 from .explore.search import Limits, search
 from .protocols import PROTOCOLS
@@ -82,11 +81,13 @@ def run_matrix(max_executions: int = 10_000,
                on_cell: Callable[[str, str, CheckResult], None] | None = None,
                cost_executions: int = 200, scenarios: list[str] | None = None,
                costs: bool = True, params: Params | None = None,
-               strategy: str = "stateful", jobs: int = 1) -> Matrix:
+               strategy: str = "stateful", jobs: int = 1, ray: str | None = None
+               ) -> Matrix:
     """Every scenario (or those named) under every protocol, and each protocol's cost.
     `strategy` is the complete search each cell gets (dpor or stateful), at `params`;
-    `jobs` processes search cells side by side (each cell's search is bounded by
-    executions, so the table is the same for any number)."""
+    `jobs` processes, or the Ray cluster at `ray` ("local": one started here), search
+    cells side by side (each cell's search is bounded by executions, so the table is the
+    same wherever it ran)."""
     m = Matrix(max_executions, params or Params(), strategy,
                scenarios=list(SCENARIOS) if scenarios is None else scenarios)
     todo = []
@@ -97,23 +98,11 @@ def run_matrix(max_executions: int = 10_000,
             else:
                 todo.append((scenario, protocol))
     args = (max_executions, m.params, strategy)
-    if jobs <= 1:
-        for scenario, protocol in todo:
-            res = m.cells[(scenario, protocol)] = check_cell(scenario, protocol, *args)
-            if on_cell:
-                on_cell(scenario, protocol, res)
-    else:
-        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork")) as pool:
-            futures = {pool.submit(check_cell, sc, p, *args): (sc, p) for sc, p in todo}
-            try:
-                for fut in as_completed(futures):
-                    scenario, protocol = futures[fut]
-                    res = m.cells[(scenario, protocol)] = fut.result()
-                    if on_cell:
-                        on_cell(scenario, protocol, res)
-            except BaseException:
-                pool.shutdown(wait=False, cancel_futures=True)
-                raise
+    cells = [(scenario, protocol, *args) for scenario, protocol in todo]
+    for (scenario, protocol, *_), res in map_unordered(check_cell, cells, jobs, ray):
+        m.cells[(scenario, protocol)] = res
+        if on_cell:
+            on_cell(scenario, protocol, res)
     m.cells = {(sc, p): m.cells[(sc, p)] for sc in m.scenarios for p in m.protocols}
     if costs:
         for protocol in m.protocols:

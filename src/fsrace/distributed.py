@@ -1,0 +1,76 @@
+"""The one place fsrace runs work in parallel: in this process, in forked processes, or as
+tasks on a Ray cluster (the optional extra, `pip install 'fsrace[ray]'`).
+
+`map_unordered(fn, items, jobs, ray)` calls `fn(*item)` for every item and yields
+`(item, result)` as each finishes. Results cross back pickled, so `fn` must return plain
+data (a check's result does: recorded steps pickle as what they recorded). Nothing here
+knows what the work is; the matrix uses it, and any set of independent jobs can.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from typing import Any
+
+LOCAL = "local"  # --ray local: start a Ray instance on this machine
+SINGLE_MACHINE = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"  # "0": every Ray address is 127.0.0.1
+
+
+class DistributedError(RuntimeError):
+    """Ray is missing or its cluster cannot be reached."""
+
+
+def map_unordered(fn: Callable[..., Any], items: Iterable[tuple], jobs: int = 1,
+                  ray: str | None = None) -> Iterator[tuple[tuple, Any]]:
+    items = list(items)
+    if ray is not None:
+        yield from _on_ray(fn, items, ray)
+    elif jobs <= 1:
+        for item in items:
+            yield item, fn(*item)
+    else:
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork")) as pool:
+            futures = {pool.submit(fn, *item): item for item in items}
+            try:
+                for fut in as_completed(futures):
+                    yield futures[fut], fut.result()
+            except BaseException:
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
+
+
+def _on_ray(fn: Callable[..., Any], items: list[tuple], address: str
+            ) -> Iterator[tuple[tuple, Any]]:
+    if address == LOCAL or address.split(":")[0] in ("127.0.0.1", "localhost"):
+        # Ray maps a loopback address to the machine's own address unless told that this
+        # is a single-machine cluster; read when Ray is first imported.
+        os.environ.setdefault(SINGLE_MACHINE, "0")
+    try:
+        import ray
+    except ImportError as e:
+        raise DistributedError("--ray needs Ray: pip install 'fsrace[ray]'") from e
+    started = not ray.is_initialized()
+    if started:
+        try:
+            # Every Ray process of a local instance listens on 127.0.0.1 only; no dashboard.
+            if address == LOCAL:
+                ray.init(_node_ip_address="127.0.0.1", include_dashboard=False,
+                         log_to_driver=False)
+            else:
+                ray.init(address=address, _node_ip_address="127.0.0.1",
+                         log_to_driver=False)
+        except (ConnectionError, RuntimeError, ValueError) as e:
+            raise DistributedError(f"cannot reach the Ray cluster at {address}: {e}") from e
+    try:
+        remote = ray.remote(fn)
+        pending = {remote.remote(*item): item for item in items}
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            for ref in done:
+                yield pending.pop(ref), ray.get(ref)
+    finally:
+        if started:
+            ray.shutdown()
