@@ -28,11 +28,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from .engine import DEADLOCK, PRUNED, Chooser, Execution, ExecutionRecord
-from .step import ACQ, ACQ_S, CHANGES, REL, REL_S, TRY, WAIT, Access, conflicting
-
-_ACQUIRES = frozenset({ACQ, ACQ_S, WAIT})
-_RELEASES = frozenset({REL, REL_S})
-_OPENS = frozenset({ACQ, ACQ_S, TRY})  # what a release can close
+from .hb import HappensBefore, direct_races, is_initial
+from .step import Access, conflicting
 
 
 class _WNode:
@@ -64,87 +61,6 @@ class _Node:
         for t in self.done:
             out[t] = self.pending[t]
         return out
-
-
-class _Analysis:
-    """Happens-before of one execution, by vector clocks, and its direct predecessors."""
-
-    def __init__(self, tasks: list[int], accs: list[tuple[Access, ...]], ntasks: int) -> None:
-        self.tasks = tasks
-        self.accs = accs
-        self.clock: list[list[int]] = []
-        self.seq: list[int] = []
-        self.preds: list[list[int]] = []  # direct happens-before predecessors
-        self._task_last: dict[int, int] = {}
-        self._last_change: dict[str, int] = {}
-        self._observed: dict[str, list[int]] = {}
-        self.ntasks = ntasks
-        for k in range(len(tasks)):
-            self._add(k)
-
-    def direct_preds(self, task: int, acc: tuple[Access, ...]) -> list[int]:
-        preds = []
-        last = self._task_last.get(task)
-        if last is not None:
-            preds.append(last)
-        for obj, kind in acc:
-            ch = self._last_change.get(obj)
-            if ch is not None:
-                preds.append(ch)
-            if kind in CHANGES:
-                preds.extend(self._observed.get(obj, ()))
-        return preds
-
-    def clock_of(self, task: int, preds: list[int]) -> list[int]:
-        clock = [0] * self.ntasks
-        for j in preds:
-            cj = self.clock[j]
-            for t in range(self.ntasks):
-                if cj[t] > clock[t]:
-                    clock[t] = cj[t]
-        last = self._task_last.get(task)
-        clock[task] = (self.seq[last] if last is not None else 0) + 1
-        return clock
-
-    def _add(self, k: int) -> None:
-        task, acc = self.tasks[k], self.accs[k]
-        preds = self.direct_preds(task, acc)
-        self.preds.append(preds)
-        clock = self.clock_of(task, preds)
-        self.clock.append(clock)
-        self.seq.append(clock[task])
-        self._task_last[task] = k
-        for obj, kind in acc:
-            if kind in CHANGES:
-                self._last_change[obj] = k
-                self._observed[obj] = []
-            else:
-                self._observed.setdefault(obj, []).append(k)
-
-    def hb(self, i: int, clock: list[int]) -> bool:
-        """Does step i happen before (or equal) the step whose clock is `clock`?"""
-        return self.seq[i] <= clock[self.tasks[i]]
-
-    def notdep(self, e: int, end: int) -> list[int]:
-        """Steps after e (before `end`) that do not happen after e."""
-        te, se = self.tasks[e], self.seq[e]
-        return [i for i in range(e + 1, end) if self.clock[i][te] < se]
-
-
-def _reversible(a: tuple[Access, ...], b: tuple[Access, ...]) -> bool:
-    """Could b have run before a? Not when a releases what b acquires."""
-    for obj, kind in a:
-        for obj2, kind2 in b:
-            if obj == obj2 and (kind in CHANGES or kind2 in CHANGES):
-                if not (kind in _RELEASES and kind2 in _ACQUIRES):
-                    return True
-    return False
-
-
-def _lock_objects(a: tuple[Access, ...], b: tuple[Access, ...]) -> set[str]:
-    """Objects a releases and b acquires."""
-    return {obj for obj, kind in a if kind in _RELEASES
-            for obj2, kind2 in b if obj2 == obj and kind2 in _ACQUIRES}
 
 
 class DPOR:
@@ -244,56 +160,25 @@ class DPOR:
 
     # -- race reversal -------------------------------------------------------------------
     def _reverse_races(self, record: ExecutionRecord) -> None:
-        events = record.events
-        tasks = [e.task for e in events]
-        accs = [e.step.accesses for e in events]
-        ntasks = len(record.task_names)
-        an = _Analysis(tasks, accs, ntasks)
+        an = HappensBefore(len(record.task_names), undo=False)
+        for ev in record.events:
+            an.add(ev.task, ev.step.accesses)
         epilogue = set(record.epilogue_tasks)
-        n = len(events)
+        n = len(an)
         for k in range(self._diverged, n):
-            if tasks[k] not in epilogue:
-                self._races_of(an, k, tasks[k], accs[k], an.preds[k], an.clock[k], n)
+            if an.tasks[k] not in epilogue:
+                self._races_of(an, k, an.tasks[k], an.accs[k], an.preds[k], n)
         if record.outcome == DEADLOCK:
             for t, acc in record.blocked_steps.items():
-                preds = an.direct_preds(t, acc)
-                self._races_of(an, n, t, acc, preds, an.clock_of(t, preds), n)
+                self._races_of(an, n, t, acc, an.direct_preds(t, acc), n)
 
-    def _races_of(self, an: _Analysis, k: int, task: int, acc: tuple[Access, ...],
-                  preds: list[int], clock: list[int], n: int) -> None:
+    def _races_of(self, an: HappensBefore, k: int, task: int, acc: tuple[Access, ...],
+                  preds: list[int], n: int) -> None:
         """Reverse every race whose later step is (task, acc) at position k."""
-        for e in set(preds):
-            if an.tasks[e] == task:
-                continue
-            if _reversible(an.accs[e], acc):
-                if not any(d != e and an.hb(e, an.clock[d]) for d in preds):
-                    self._reverse(an, e, task, acc, min(k, n))
-            else:
-                # A release e of a lock that step k acquires: race with the acquire that
-                # opened the critical section e closes.
-                for obj in _lock_objects(an.accs[e], acc):
-                    a = self._opener(an, e, obj)
-                    if a is not None and not any(
-                            d not in (e, a) and an.hb(a, an.clock[d]) for d in preds):
-                        self._reverse(an, a, task, acc, min(k, n))
+        for e in direct_races(an, task, acc, preds):
+            self._reverse(an, e, task, acc, min(k, n))
 
-    @staticmethod
-    def _opener(an: _Analysis, release: int, obj: str) -> int | None:
-        """The first step of the acquisition that `release` ends: for a writer that queued
-        (TRY) before it acquired, the queueing step."""
-        t = an.tasks[release]
-        opener = None
-        for i in range(release - 1, -1, -1):
-            if an.tasks[i] != t:
-                continue
-            kinds = {kd for o, kd in an.accs[i] if o == obj}
-            if kinds & _OPENS:
-                opener = i
-            elif kinds:
-                break  # an earlier release: the acquisition started after it
-        return opener
-
-    def _reverse(self, an: _Analysis, e: int, task: int, acc: tuple[Access, ...],
+    def _reverse(self, an: HappensBefore, e: int, task: int, acc: tuple[Access, ...],
                  end: int) -> None:
         v = [(an.tasks[i], an.accs[i]) for i in an.notdep(e, end)] + [(task, acc)]
         node = self._stack[e]
@@ -306,15 +191,8 @@ class DPOR:
     def _weak_initial(t: int, acc: tuple[Access, ...], v: list) -> bool:
         """Is task t (next step `acc`) a weak initial of the sequence v?"""
         if any(vt == t for vt, _ in v):
-            return _is_initial(t, v)
+            return is_initial(t, v)
         return not any(conflicting(acc, va) for _, va in v)
-
-
-def _is_initial(t: int, v: list) -> bool:
-    """Does t's first step in v happen before nothing else in v precedes it?"""
-    first = next(i for i, (vt, _) in enumerate(v) if vt == t)
-    acc = v[first][1]
-    return not any(conflicting(va, acc) for _, va in v[:first])
 
 
 def _insert(children: list[_WNode], w: list) -> None:
@@ -322,7 +200,7 @@ def _insert(children: list[_WNode], w: list) -> None:
     while True:
         for child in children:
             if any(t == child.task for t, _ in w):
-                if not _is_initial(child.task, w):
+                if not is_initial(child.task, w):
                     continue
                 i = next(i for i, (t, _) in enumerate(w) if t == child.task)
                 w = w[:i] + w[i + 1:]

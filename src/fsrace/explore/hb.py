@@ -4,18 +4,28 @@ Program order and conflicts (`step.conflicting`) order steps. For each step the 
 keeps its direct predecessors and its vector clock, and for each object the last step that
 changed it and the steps that observed it since. `truncate(n)` forgets every step from
 n on, so a search that replays a prefix keeps the prefix's analysis.
+
+The race rules both DPOR searches apply to it live here too: which conflicts can be
+reversed, and, for locks, the step that opened the critical section a release closed.
 """
 
 from __future__ import annotations
 
-from .step import CHANGES, Access
+from collections.abc import Iterator
+
+from .step import ACQ, ACQ_S, CHANGES, REL, REL_S, TRY, WAIT, Access, conflicting
+
+ACQUIRES = frozenset({ACQ, ACQ_S, WAIT})
+RELEASES = frozenset({REL, REL_S})
+OPENS = frozenset({ACQ, ACQ_S, TRY})  # what a release can close
 
 _MISSING = object()
 
 
 class HappensBefore:
-    def __init__(self, ntasks: int) -> None:
+    def __init__(self, ntasks: int, undo: bool = True) -> None:
         self.ntasks = ntasks
+        self.keep_undo = undo  # False: a one-off analysis, never truncated
         self.tasks: list[int] = []
         self.accs: list[tuple[Access, ...]] = []
         self.clock: list[list[int]] = []
@@ -29,13 +39,22 @@ class HappensBefore:
     def __len__(self) -> int:
         return len(self.tasks)
 
+    def conflicts_of(self, obj: str, kind: str) -> list[int]:
+        """The steps an access (obj, kind) would follow directly: the last change of obj,
+        and if it changes obj, the observations since."""
+        out = []
+        ch = self.last_change.get(obj)
+        if ch is not None:
+            out.append(ch)
+        if kind in CHANGES:
+            out.extend(self.observed.get(obj, ()))
+        return out
+
     def direct_preds(self, task: int, acc: tuple[Access, ...]) -> list[int]:
         """The steps a step of `task` touching `acc` would follow directly, if it ran now."""
-        preds = []
         last = self.task_last.get(task)
-        if last is not None:
-            preds.append(last)
-        for obj, kind in acc:
+        preds = [] if last is None else [last]
+        for obj, kind in acc:  # conflicts_of, inlined: this runs for every step replayed
             ch = self.last_change.get(obj)
             if ch is not None:
                 preds.append(ch)
@@ -58,6 +77,9 @@ class HappensBefore:
         k = len(self.tasks)
         preds = self.direct_preds(task, acc)
         clock = self.clock_of(task, preds)
+        if not self.keep_undo:
+            self._add_for_good(k, task, acc, preds, clock)
+            return
         undo: list[tuple] = [("task", task, self.task_last.get(task, _MISSING))]
         self.tasks.append(task)
         self.accs.append(acc)
@@ -74,6 +96,21 @@ class HappensBefore:
             else:
                 self.observed[obj] = [*self.observed.get(obj, ()), k]
         self._undo.append(undo)
+
+    def _add_for_good(self, k: int, task: int, acc: tuple[Access, ...], preds: list[int],
+                      clock: list[int]) -> None:
+        self.tasks.append(task)
+        self.accs.append(acc)
+        self.preds.append(preds)
+        self.clock.append(clock)
+        self.seq.append(clock[task])
+        self.task_last[task] = k
+        for obj, kind in acc:
+            if kind in CHANGES:
+                self.last_change[obj] = k
+                self.observed[obj] = []
+            else:
+                self.observed.setdefault(obj, []).append(k)
 
     def truncate(self, n: int) -> None:
         """Forget the steps from position n on."""
@@ -98,6 +135,69 @@ class HappensBefore:
         """Steps after e (before `end`) that do not happen after e."""
         te, se = self.tasks[e], self.seq[e]
         return [i for i in range(e + 1, end) if self.clock[i][te] < se]
+
+
+def direct_races(hb: HappensBefore, task: int, acc: tuple[Access, ...], preds: list[int],
+                 skip: frozenset[int] | set[int] = frozenset()) -> Iterator[int]:
+    """The earlier steps whose race with a step (task, acc), following `preds` directly,
+    must be reversed: a conflicting step of another task (not in `skip`) that the step
+    follows through nothing else. A release it acquires after is no race; the step races
+    with the opening of the section the release closed instead (as in Nidhugg)."""
+    for e in set(preds):
+        if hb.tasks[e] == task or hb.tasks[e] in skip:
+            continue
+        if reversible(hb.accs[e], acc):
+            if not any(d != e and hb.hb(e, hb.clock[d]) for d in preds):
+                yield e
+        else:
+            for obj in lock_objects(hb.accs[e], acc):
+                a = opener(hb, e, obj)
+                if a is not None and not any(
+                        d not in (e, a) and hb.hb(a, hb.clock[d]) for d in preds):
+                    yield a
+
+
+def kinds_on(acc: tuple[Access, ...], obj: str) -> set[str]:
+    return {kd for o, kd in acc if o == obj}
+
+
+def reversible(a: tuple[Access, ...], b: tuple[Access, ...]) -> bool:
+    """Could b have run before a? Not when a releases what b acquires."""
+    for obj, kind in a:
+        for obj2, kind2 in b:
+            if obj == obj2 and (kind in CHANGES or kind2 in CHANGES):
+                if not (kind in RELEASES and kind2 in ACQUIRES):
+                    return True
+    return False
+
+
+def lock_objects(a: tuple[Access, ...], b: tuple[Access, ...]) -> set[str]:
+    """Objects a releases and b acquires."""
+    return {obj for obj, kind in a if kind in RELEASES
+            for obj2, kind2 in b if obj2 == obj and kind2 in ACQUIRES}
+
+
+def opener(hb: HappensBefore, release: int, obj: str) -> int | None:
+    """The first step of the acquisition that `release` ends: for a writer that queued
+    (TRY) before it acquired, the queueing step."""
+    t = hb.tasks[release]
+    first = None
+    for i in range(release - 1, -1, -1):
+        if hb.tasks[i] != t:
+            continue
+        kinds = kinds_on(hb.accs[i], obj)
+        if kinds & OPENS:
+            first = i
+        elif kinds:
+            break  # an earlier release: the acquisition started after it
+    return first
+
+
+def is_initial(t: int, v: list) -> bool:
+    """Does t's first step in v happen before nothing else in v precedes it?"""
+    first = next(i for i, (vt, _) in enumerate(v) if vt == t)
+    acc = v[first][1]
+    return not any(conflicting(va, acc) for _, va in v[:first])
 
 
 def _restore(d: dict, key, old) -> None:

@@ -34,12 +34,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from .engine import DEADLOCK, DONE, SEEN, VIOLATION, Execution, ExecutionRecord
-from .hb import HappensBefore
-from .step import ACQ, ACQ_S, CHANGES, REL, REL_S, TRY, WAIT, Access, conflicting
-
-_ACQUIRES = frozenset({ACQ, ACQ_S, WAIT})
-_RELEASES = frozenset({REL, REL_S})
-_OPENS = frozenset({ACQ, ACQ_S, TRY})  # what a release can close
+from .hb import (
+    ACQUIRES,
+    OPENS,
+    RELEASES,
+    HappensBefore,
+    direct_races,
+    is_initial,
+    kinds_on,
+    opener,
+)
+from .step import CHANGES, REL, Access, conflicting
 
 # A summary: (q, X) -> (Y, T). X holds (object, kind, released_by): released_by is None, or
 # the task whose release of the object, after the state, stands between the prefix and q's
@@ -242,11 +247,10 @@ class StatefulDPOR:
             self._lift_into(self._stack[-1], {})  # the last step led to a final state
         for k in range(self._diverged, n):
             if hb.tasks[k] not in self._epilogue:
-                self._races_of(hb, k, hb.tasks[k], hb.accs[k], hb.preds[k], hb.clock[k], n)
+                self._races_of(hb, k, hb.tasks[k], hb.accs[k], hb.preds[k], n)
         if record.outcome == DEADLOCK:
             for t, acc in record.blocked_steps.items():
-                preds = hb.direct_preds(t, acc)
-                self._races_of(hb, n, t, acc, preds, hb.clock_of(t, preds), n)
+                self._races_of(hb, n, t, acc, hb.direct_preds(t, acc), n)
 
     @property
     def complete(self) -> bool:
@@ -260,20 +264,10 @@ class StatefulDPOR:
 
     # -- races within the execution ------------------------------------------------------
     def _races_of(self, hb: HappensBefore, k: int, task: int, acc: tuple[Access, ...],
-                  preds: list[int], clock: list[int], n: int) -> None:
+                  preds: list[int], n: int) -> None:
         """Reverse every race whose later step is (task, acc) at position k."""
-        for e in set(preds):
-            if hb.tasks[e] == task or hb.tasks[e] in self._epilogue:
-                continue
-            if _reversible(hb.accs[e], acc):
-                if not any(d != e and hb.hb(e, hb.clock[d]) for d in preds):
-                    self._reverse(hb, e, task, acc, min(k, n))
-            else:
-                for obj in _lock_objects(hb.accs[e], acc):
-                    a = _opener(hb, e, obj)
-                    if a is not None and not any(
-                            d not in (e, a) and hb.hb(a, hb.clock[d]) for d in preds):
-                        self._reverse(hb, a, task, acc, min(k, n))
+        for e in direct_races(hb, task, acc, preds, self._epilogue):
+            self._reverse(hb, e, task, acc, min(k, n))
 
     def _reverse(self, hb: HappensBefore, e: int, task: int, acc: tuple[Access, ...],
                  end: int) -> None:
@@ -282,7 +276,7 @@ class StatefulDPOR:
 
     def _add_initial(self, node: _Node, v: list) -> None:
         """Make sure node explores some initial of v (a source set, Algorithm 1)."""
-        initials = {t for t, _ in v if _is_initial(t, v)}
+        initials = {t for t, _ in v if is_initial(t, v)}
         if initials & (set(node.backtrack) | set(node.done)):
             return
         first = v[0][0]
@@ -305,15 +299,9 @@ class StatefulDPOR:
             preds: list[tuple[int, tuple]] = []  # (prefix step, steps the test ignores)
             for obj, kind, released_by in x:
                 if released_by is None:
-                    cands = []
-                    ch = hb.last_change.get(obj)
-                    if ch is not None:
-                        cands.append(ch)
-                    if kind in CHANGES:
-                        cands.extend(hb.observed.get(obj, ()))
-                    for c in cands:
-                        if kind in _ACQUIRES and _kinds(hb.accs[c], obj) & _RELEASES:
-                            a = _opener(hb, c, obj)
+                    for c in hb.conflicts_of(obj, kind):
+                        if kind in ACQUIRES and kinds_on(hb.accs[c], obj) & RELEASES:
+                            a = opener(hb, c, obj)
                             if a is not None:
                                 preds.append((a, (c,)))
                         else:
@@ -325,13 +313,7 @@ class StatefulDPOR:
                         preds.append((a, ()))
             if not preds:
                 continue
-            before = set()
-            for obj, kind in y:
-                ch = hb.last_change.get(obj)
-                if ch is not None:
-                    before.add(ch)
-                if kind in CHANGES:
-                    before.update(hb.observed.get(obj, ()))
+            before = {c for obj, kind in y for c in hb.conflicts_of(obj, kind)}
             for t in tasks:
                 last = hb.task_last.get(t)
                 if last is not None:
@@ -397,7 +379,7 @@ class StatefulDPOR:
                 ks = kinds.get(o)
                 if released_by is None:
                     if ks and (kd in CHANGES or ks & CHANGES):
-                        if ks & _RELEASES and kd in _ACQUIRES:
+                        if ks & RELEASES and kd in ACQUIRES:
                             # A release by r stands between: q's step races with r's opening
                             # of the section instead; a shared release hides nothing else.
                             x2.append((o, kd, r))
@@ -408,7 +390,7 @@ class StatefulDPOR:
                             if o in changed:
                                 continue
                     x2.append((o, kd, None))
-                elif ks and released_by == r and ks & _OPENS:
+                elif ks and released_by == r and ks & OPENS:
                     joins = True  # r opened the section after the state: nothing before
                 else:
                     x2.append((o, kd, released_by))
@@ -446,59 +428,16 @@ def _merge(summary: Summary, key: tuple, y: frozenset, tasks: frozenset) -> None
         summary[key] = (old[0] & y, old[1] & tasks)
 
 
-def _kinds(acc: tuple[Access, ...], obj: str) -> set[str]:
-    return {kd for o, kd in acc if o == obj}
-
-
-def _reversible(a: tuple[Access, ...], b: tuple[Access, ...]) -> bool:
-    """Could b have run before a? Not when a releases what b acquires."""
-    for obj, kind in a:
-        for obj2, kind2 in b:
-            if obj == obj2 and (kind in CHANGES or kind2 in CHANGES):
-                if not (kind in _RELEASES and kind2 in _ACQUIRES):
-                    return True
-    return False
-
-
-def _lock_objects(a: tuple[Access, ...], b: tuple[Access, ...]) -> set[str]:
-    """Objects a releases and b acquires."""
-    return {obj for obj, kind in a if kind in _RELEASES
-            for obj2, kind2 in b if obj2 == obj and kind2 in _ACQUIRES}
-
-
-def _opener(hb: HappensBefore, release: int, obj: str) -> int | None:
-    """The first step of the acquisition that `release` ends: for a writer that queued
-    (TRY) before it acquired, the queueing step."""
-    t = hb.tasks[release]
-    opener = None
-    for i in range(release - 1, -1, -1):
-        if hb.tasks[i] != t:
-            continue
-        kinds = _kinds(hb.accs[i], obj)
-        if kinds & _OPENS:
-            opener = i
-        elif kinds:
-            break  # an earlier release: the acquisition started after it
-    return opener
-
-
 def _open_section(hb: HappensBefore, last: int, t: int, obj: str) -> int | None:
     """The first step of t's critical section on obj that is still open after step `last`
     (t's latest step), or None if t holds no section on obj."""
-    opener = None
+    first = None
     for i in range(last, -1, -1):
         if hb.tasks[i] != t:
             continue
-        kinds = _kinds(hb.accs[i], obj)
-        if kinds & _OPENS:
-            opener = i
-        elif kinds & _RELEASES:
+        kinds = kinds_on(hb.accs[i], obj)
+        if kinds & OPENS:
+            first = i
+        elif kinds & RELEASES:
             break
-    return opener
-
-
-def _is_initial(t: int, v: list) -> bool:
-    """Does t's first step in v happen before nothing else in v precedes it?"""
-    first = next(i for i, (vt, _) in enumerate(v) if vt == t)
-    acc = v[first][1]
-    return not any(conflicting(va, acc) for _, va in v[:first])
+    return first
