@@ -56,7 +56,7 @@ class _Node:
     """A state on the current execution's path."""
 
     __slots__ = ("key", "pending", "enabled", "sleep", "backtrack", "done", "choice", "depth",
-                 "low", "summary", "full")
+                 "low", "summary")
 
     def __init__(self, key: bytes, pending: dict, enabled: list[int], sleep: dict,
                  depth: int) -> None:
@@ -70,7 +70,6 @@ class _Node:
         self.depth = depth
         self.low = depth  # shallowest open state this subtree returned to
         self.summary: Summary | None = None
-        self.full = False  # explore every task from here (on a cycle)
 
 
 class _Seen:
@@ -111,7 +110,6 @@ class StatefulDPOR:
         self.cycles = 0  # ... at a state still on the stack
         self.blocked = 0  # executions cut by their sleep set
         self.fallbacks = 0  # reversals that could not start where they were due
-        self.on_new_state = None  # called with each new state's key (the sweep's hook)
         self._pump: tuple[list[int], int] | None = None  # a retry loop being repeated
 
     @property
@@ -187,7 +185,6 @@ class StatefulDPOR:
             if seen.depth >= 0:  # back to a state still on the stack
                 self.cycles += 1
                 for node in self._stack[seen.depth:]:
-                    node.full = True
                     node.low = min(node.low, seen.depth)
                     node.backtrack += [t for t in node.enabled if t not in node.backtrack]
                 loop = ex.events[seen.depth:]
@@ -209,8 +206,6 @@ class StatefulDPOR:
             seen.depth = depth
         else:
             self._seen[key] = _Seen(self._intern(sleep), depth)
-            if self.on_new_state is not None:
-                self.on_new_state(key)
         node = _Node(key, pending, list(enabled), sleep, depth)
         self._stack.append(node)
         awake = [t for t in enabled if t not in sleep]
