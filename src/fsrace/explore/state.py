@@ -19,6 +19,7 @@ merge two states that differ.
 
 from __future__ import annotations
 
+import dis
 import gc
 import hashlib
 import marshal
@@ -190,11 +191,22 @@ class StateEncoder:
 
     def _frame(self, gen: types.GeneratorType, frame: types.FrameType) -> tuple:
         local_names = frame.f_locals  # also fixes which locals are bound
-        held = [v for v in gc.get_referents(gen)
+        code = frame.f_code
+        refs = gc.get_referents(gen)
+        live = live_after(code, frame.f_lasti)
+        split = _split_frame(refs, code, local_names) if live is not None else None
+        if split is not None:
+            # Only what the frame can still read: a local no path reads again before
+            # writing it cannot change what happens next.
+            cells, stack = split
+            names = tuple(sorted(n for n in local_names if n in live))
+            return (code.co_qualname, code.co_firstlineno, frame.f_lasti, names,
+                    tuple(self.value(local_names[n]) for n in names),
+                    tuple(self.value(c) for c in cells), tuple(self.value(v) for v in stack))
+        held = [v for v in refs
                 if type(v) is not types.FrameType and v is not local_names
                 and type(v) is not types.CodeType]
-        code = frame.f_code
-        return (code.co_qualname, code.co_firstlineno, frame.f_lasti,
+        return (code.co_qualname, code.co_firstlineno, frame.f_lasti, "all",
                 tuple(sorted(local_names)), tuple(self.value(v) for v in held))
 
     def heap_section(self, skip: dict[Any, Any] | None = None) -> tuple:
@@ -213,3 +225,130 @@ def digest(value: Any) -> bytes:
     later formats write a repeated object as a back-reference, so equal values built from
     differently shared parts would serialize differently."""
     return hashlib.blake2b(marshal.dumps(value, 2), digest_size=16).digest()
+
+
+# -- which locals a suspended frame can still read -------------------------------------------
+# A generator frame is encoded with only its live locals: two states that differ in a
+# variable the code overwrites before reading it (a step already yielded, a page looked up
+# before a retry) behave the same. Liveness comes from the bytecode; where the bytecode
+# holds an instruction this analysis does not know, every local counts as live.
+
+_NO_FALLTHROUGH = frozenset({"RETURN_VALUE", "RETURN_CONST", "RAISE_VARARGS", "RERAISE",
+                             "JUMP_FORWARD", "JUMP_BACKWARD", "JUMP_BACKWARD_NO_INTERRUPT",
+                             "JUMP", "JUMP_NO_INTERRUPT"})
+_JUMPS = frozenset(dis.hasjrel) | frozenset(dis.hasjabs)
+_liveness: dict[types.CodeType, dict[int, frozenset[str]] | None] = {}
+_layouts: dict[types.CodeType, tuple[tuple[str, ...], frozenset[str]]] = {}
+
+
+def live_after(code: types.CodeType, lasti: int) -> frozenset[str] | None:
+    """The locals that some path from instruction `lasti` on reads before writing them;
+    None when unknown (every local is then live)."""
+    if code not in _liveness:
+        _liveness[code] = _analyse(code)
+    table = _liveness[code]
+    return None if table is None else table.get(lasti)
+
+
+def _uses_defs(ins: dis.Instruction) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+    op = ins.opname
+    if op in ("LOAD_FAST", "LOAD_FAST_CHECK", "LOAD_FAST_AND_CLEAR", "DELETE_FAST"):
+        return (ins.argval,), ()
+    if op == "STORE_FAST":
+        return (), (ins.argval,)
+    if op == "LOAD_FAST_LOAD_FAST":
+        return tuple(ins.argval), ()
+    if op == "STORE_FAST_STORE_FAST":
+        return (), tuple(ins.argval)
+    if op == "STORE_FAST_LOAD_FAST":
+        stored, loaded = ins.argval
+        return (() if loaded == stored else (loaded,)), (stored,)
+    if "FAST" in op:
+        return None  # an instruction on locals this analysis does not know
+    return (), ()
+
+
+def _analyse(code: types.CodeType) -> dict[int, frozenset[str]] | None:
+    """Live locals after each instruction (backward data flow to a fixed point)."""
+    instrs = list(dis.get_instructions(code))
+    offsets = [ins.offset for ins in instrs]
+    position = {off: n for n, off in enumerate(offsets)}
+    succs: list[list[int]] = []
+    uses: list[frozenset[str]] = []
+    defs: list[frozenset[str]] = []
+    for n, ins in enumerate(instrs):
+        ud = _uses_defs(ins)
+        if ud is None:
+            return None
+        uses.append(frozenset(ud[0]))
+        defs.append(frozenset(ud[1]) - frozenset(ud[0]))
+        out = []
+        if ins.opname not in _NO_FALLTHROUGH and n + 1 < len(instrs):
+            out.append(n + 1)
+        if ins.opcode in _JUMPS:
+            if ins.argval not in position:
+                return None
+            out.append(position[ins.argval])
+        succs.append(out)
+    for entry in dis.Bytecode(code).exception_entries:
+        if entry.target not in position:
+            return None
+        for n, off in enumerate(offsets):
+            if entry.start <= off < entry.end:
+                succs[n].append(position[entry.target])
+    live_in = [frozenset()] * len(instrs)
+    live_out = [frozenset()] * len(instrs)
+    changed = True
+    while changed:
+        changed = False
+        for n in range(len(instrs) - 1, -1, -1):
+            out = frozenset().union(*(live_in[m] for m in succs[n]))
+            new_in = uses[n] | (out - defs[n])
+            if out != live_out[n] or new_in != live_in[n]:
+                live_out[n], live_in[n] = out, new_in
+                changed = True
+    return dict(zip(offsets, live_out))
+
+
+def _layout(code: types.CodeType) -> tuple[tuple[str, ...], frozenset[str]]:
+    """The names of a frame's local slots in order, and which of them hold cells."""
+    layout = _layouts.get(code)
+    if layout is None:
+        names = []
+        lookup = getattr(code, "_varname_from_oparg", None)
+        while lookup is not None:
+            try:
+                names.append(lookup(len(names)))
+            except (IndexError, ValueError):
+                break
+        layout = (tuple(names), frozenset(code.co_cellvars) | frozenset(code.co_freevars))
+        _layouts[code] = layout
+    return layout
+
+
+def _split_frame(refs: list, code: types.CodeType, local_names: dict
+                 ) -> tuple[list, list] | None:
+    """A frame's cells and value stack, from what the collector sees in it: the frame's
+    header, then its local slots (unbound ones skipped), then the stack. None if the
+    objects are not laid out as expected (then the whole frame is encoded)."""
+    names, cellfree = _layout(code)
+    if not names and (code.co_varnames or cellfree):
+        return None
+    start = 0
+    for n, r in enumerate(refs[:8]):
+        if type(r) is types.CodeType or r is local_names:
+            start = n + 1
+    cells = []
+    j = start
+    for name in names:
+        if name in cellfree:
+            if j >= len(refs) or type(refs[j]) is not types.CellType:
+                return None
+            cells.append(refs[j])
+        elif name in local_names:
+            if j >= len(refs) or refs[j] is not local_names[name]:
+                return None
+        else:
+            continue
+        j += 1
+    return cells, refs[j:]
