@@ -46,6 +46,9 @@ from .hb import (
 )
 from .step import CHANGES, REL, Access, conflicting
 
+_MISSING = object()
+_MEMO_LIMIT = 300_000  # lifted entries remembered; the same steps lift the same entries
+
 # A summary: (q, X) -> (Y, T). X holds (object, kind, released_by): released_by is None, or
 # the task whose release of the object, after the state, stands between the prefix and q's
 # step (then q's step races with that task's opening of the critical section).
@@ -106,6 +109,7 @@ class StatefulDPOR:
         self._diverged = 0
         self._intern = _Interner()
         self._entries: dict[tuple, tuple] = {}  # summary entries, shared between states
+        self._lifted: dict[tuple, tuple | None] = {}  # an entry lifted through a step
         self.cached = 0  # executions stopped at an explored state
         self.cycles = 0  # ... at a state still on the stack
         self.blocked = 0  # executions cut by their sleep set
@@ -363,45 +367,59 @@ class StatefulDPOR:
         intern = self._intern
         if r not in self._epilogue:
             _merge(out, (r, intern((o, kd, None) for o, kd in acc)), intern(()), intern((r,)))
+        memo = self._lifted
+        if len(memo) > _MEMO_LIMIT:
+            memo.clear()
+        for (q, x), (y, tasks) in summary.items():
+            probe = (r, acc, q, x, y, tasks)
+            lifted = memo.get(probe, _MISSING)
+            if lifted is _MISSING:
+                lifted = memo[probe] = self._lift_entry(r, acc, q, x, y, tasks)
+            if lifted is not None:
+                _merge(out, *lifted)
+        return out
+
+    def _lift_entry(self, r: int, acc: tuple[Access, ...], q: int, x: frozenset,
+                    y: frozenset, tasks: frozenset) -> tuple | None:
+        """One summary entry lifted through step (r, acc): (key, Y, T), or None when the
+        step hides every access through which q's step could reach back."""
+        intern = self._intern
         kinds: dict[str, set[str]] = {}
         for o, kd in acc:
             kinds.setdefault(o, set()).add(kd)
         changed = {o for o, kd in acc if kd in CHANGES}
-        for (q, x), (y, tasks) in summary.items():
-            joins = r in tasks
-            x2 = []
-            for o, kd, released_by in x:
-                ks = kinds.get(o)
-                if released_by is None:
-                    if ks and (kd in CHANGES or ks & CHANGES):
-                        if ks & RELEASES and kd in ACQUIRES:
-                            # A release by r stands between: q's step races with r's opening
-                            # of the section instead; a shared release hides nothing else.
-                            x2.append((o, kd, r))
-                            if REL in ks:
-                                continue
-                        else:
-                            joins = True
-                            if o in changed:
-                                continue
-                    x2.append((o, kd, None))
-                elif ks and released_by == r and ks & OPENS:
-                    joins = True  # r opened the section after the state: nothing before
-                else:
-                    x2.append((o, kd, released_by))
-            if not x2:
-                continue
-            if not joins:
-                for o, kd in y:
-                    ks = kinds.get(o)
-                    if ks and (kd in CHANGES or ks & CHANGES):
+        joins = r in tasks
+        x2 = []
+        for o, kd, released_by in x:
+            ks = kinds.get(o)
+            if released_by is None:
+                if ks and (kd in CHANGES or ks & CHANGES):
+                    if ks & RELEASES and kd in ACQUIRES:
+                        # A release by r stands between: q's step races with r's opening
+                        # of the section instead; a shared release hides nothing else.
+                        x2.append((o, kd, r))
+                        if REL in ks:
+                            continue
+                    else:
                         joins = True
-                        break
-            if joins:
-                _merge(out, (q, intern(x2)), intern(y | frozenset(acc)), intern(tasks | {r}))
+                        if o in changed:
+                            continue
+                x2.append((o, kd, None))
+            elif ks and released_by == r and ks & OPENS:
+                joins = True  # r opened the section after the state: nothing before
             else:
-                _merge(out, (q, intern(x2)), y, tasks)
-        return out
+                x2.append((o, kd, released_by))
+        if not x2:
+            return None
+        if not joins:
+            for o, kd in y:
+                ks = kinds.get(o)
+                if ks and (kd in CHANGES or ks & CHANGES):
+                    joins = True
+                    break
+        if joins:
+            return (q, intern(x2)), intern(y | frozenset(acc)), intern(tasks | {r})
+        return (q, intern(x2)), y, tasks
 
     def _stored(self, summary: Summary) -> tuple:
         """A summary as kept with its state: a tuple of shared entries. States share most
