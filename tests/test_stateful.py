@@ -43,6 +43,28 @@ def _keys_along(build, events) -> list[bytes]:
     return keys
 
 
+def _run_keeping_keys(build, chooser, max_steps, max_retries=None):
+    """Run one execution and return its record and the state before each step and after
+    its last (the state the execution stopped in)."""
+    keys: list[bytes] = []
+    running = []
+
+    def choose(ex, enabled):
+        if not running:
+            running.append(ex)
+        keys.append(ex.state_key())
+        choice = chooser(ex, enabled)
+        if choice is None or choice < 0:
+            keys.pop()  # no step follows: the final key is taken below
+        return choice
+
+    rec = run_execution(build(), choose, max_steps, max_retries)
+    ex = running[0] if running else Execution(build())
+    keys.append(ex.state_key())
+    assert len(keys) == len(rec.events) + 1
+    return rec, keys
+
+
 def naive(build, max_steps=80, max_executions=1500):
     """Every state, final state and trace of the naive search; None if an execution ran
     into the step bound (a loop the naive search cannot finish) or the program has more
@@ -51,12 +73,11 @@ def naive(build, max_steps=80, max_executions=1500):
     states, finals, traces = set(), set(), set()
     runs = 0
     while (chooser := strat.next_execution()) is not None:
-        rec = run_execution(build(), chooser, max_steps)
+        rec, keys = _run_keeping_keys(build, chooser, max_steps)
         strat.finished(rec)
         runs += 1
         if rec.outcome == BOUNDED or runs > max_executions:
             return None
-        keys = _keys_along(build, rec.events)
         states.update(keys)
         finals.add((rec.outcome, keys[-1]))
         traces.add(fingerprint(rec.events))
@@ -70,12 +91,11 @@ def stateful(build, reduce=True, max_steps=200):
     finals, states = set(), set()
     root = None
     while (chooser := strat.next_execution()) is not None:
-        rec = run_execution(build(), chooser, max_steps, max_retries=12)
+        rec, keys = _run_keeping_keys(build, chooser, max_steps, max_retries=12)
         strat.finished(rec)
         assert rec.outcome != BOUNDED
         if rec.outcome == STARVATION:  # a retry loop repeated until the bound: no new state
             continue
-        keys = _keys_along(build, rec.events)
         root = keys[0]
         states.update(keys)
         for k, ev in enumerate(rec.events):
@@ -288,7 +308,7 @@ def _read_in_handler(a):
 def _read_after_loop(a):
     total = a
     for i in range(2):
-        yield i
+        yield i + 1
     yield total
 
 

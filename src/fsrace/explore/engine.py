@@ -170,6 +170,7 @@ def run_execution(program: Program, choose: Chooser, max_steps: int,
     starved = ""
     waits = 0
     main_tasks = [i for i, t in enumerate(ex.tasks) if not t.epilogue]
+    unfinished = sum(1 for t in main_tasks if ex.pending[t] is not None)
     while True:
         en = ex.enabled()
         if not en:
@@ -182,8 +183,9 @@ def run_execution(program: Program, choose: Chooser, max_steps: int,
         if len(ex.events) >= max_steps:
             outcome = BOUNDED
             break
-        waits += sum(1 for t in main_tasks if ex.pending[t] is not None) - len(
-            [t for t in en if not ex.tasks[t].epilogue])
+        # While a main task is left, only main tasks are enabled (epilogues wait).
+        if unfinished:
+            waits += unfinished - len(en)
         i = choose(ex, en)
         if i is None:
             outcome = PRUNED
@@ -194,6 +196,8 @@ def run_execution(program: Program, choose: Chooser, max_steps: int,
         if ex.events and i != ex.events[-1].task and ex.events[-1].task in en:
             preemptions += 1
         step = ex.run_step(i)
+        if ex.pending[i] is None and not ex.tasks[i].epilogue:
+            unfinished -= 1
         if step.retry:
             retries[i] += 1
             if max_retries is not None and retries[i] > max_retries:

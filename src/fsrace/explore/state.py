@@ -307,7 +307,7 @@ def _analyse(code: types.CodeType) -> dict[int, frozenset[str]] | None:
             if out != live_out[n] or new_in != live_in[n]:
                 live_out[n], live_in[n] = out, new_in
                 changed = True
-    return dict(zip(offsets, live_out))
+    return dict(zip(offsets, live_out, strict=True))
 
 
 def _layout(code: types.CodeType) -> tuple[tuple[str, ...], frozenset[str]]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from .step import ACQ, READ, REL, WRITE, Program, Step, Task, touches
 
 
@@ -10,11 +12,24 @@ def _steps(*steps: Step):
 
 
 def _shared(*objs):
-    """A program's `state` when its tasks share only these objects (encoded whole)."""
+    """A program's `state` when its tasks share only these objects (encoded whole; a
+    copy, so that the objects may also be constants a frame refers to)."""
     def state(enc):
         enc.share(*objs)
-        return tuple(enc.value(o) for o in objs)
+        return tuple(enc.value(type(o)(o)) for o in objs)
     return state
+
+
+def _lists_in(plans: list) -> tuple:
+    """Every list a plan holds, nested ones too: they never change, so a frame that holds
+    one is encoded by a token for it."""
+    out = [plans]
+    for item in plans:
+        if type(item) is list:
+            out += _lists_in(item)
+        elif type(item) is tuple:
+            out += [x for sub in item if type(sub) is list for x in _lists_in(sub)]
+    return tuple(out)
 
 
 def _writes(values: dict, name: str, task: int):
@@ -74,27 +89,14 @@ def locked_counter(n: int) -> Program:
     return Program([Task(f"T{i}", body(i)) for i in range(n)], state=_shared(state))
 
 
-def random_program(seed: int, tasks: int = 3, steps: int = 4, objects: int = 2,
-                   locks: int = 1, kernel_locks: bool = False, branches: bool = False,
-                   loops: bool = False) -> Program:
-    """A random program of reads, writes, mutex and rwsem sections and waits, for
-    testing the explorer against itself (the same seed always gives the same program).
-
-    Reads and writes carry data: a write stores what its task last read and who wrote, so
-    different orders leave different states. With `branches`, a task may test a value and
-    take one of two plans; with `loops`, it may spin on a trylock until it gets the lock
-    (a loop that can return to a state it left). With `kernel_locks`, the sections use the
-    model's own fair rwsem (a queued writer holds back readers) and trylocks instead."""
-    if kernel_locks:
-        return _random_kernel_lock_program(seed, tasks, steps, objects, locks)
+@functools.lru_cache(maxsize=64)
+def _random_plans(seed: int, tasks: int, steps: int, objects: int, locks: int,
+                  branches: bool, loops: bool) -> list:
+    """The plans random_program draws: the same arguments always give the same plans
+    (drawn once; a search builds the program once per execution)."""
     import random
 
-    from .step import ACQ_S, REL_S, TRY, WAIT
-
     rng = random.Random(seed)
-    values: dict[str, object] = {}
-    owner: dict[str, object] = {}
-    readers: dict[str, int] = {}
 
     def plan_of(length: int, nested: bool) -> list:
         plan: list[tuple] = []
@@ -118,7 +120,29 @@ def random_program(seed: int, tasks: int = 3, steps: int = 4, objects: int = 2,
                 plan.append(("spin", f"m{rng.randrange(locks)}", obj))
         return plan
 
-    plans = [plan_of(steps, False) for _ in range(tasks)]
+    return [plan_of(steps, False) for _ in range(tasks)]
+
+
+def random_program(seed: int, tasks: int = 3, steps: int = 4, objects: int = 2,
+                   locks: int = 1, kernel_locks: bool = False, branches: bool = False,
+                   loops: bool = False) -> Program:
+    """A random program of reads, writes, mutex and rwsem sections and waits, for
+    testing the explorer against itself (the same seed always gives the same program).
+
+    Reads and writes carry data: a write stores what its task last read and who wrote, so
+    different orders leave different states. With `branches`, a task may test a value and
+    take one of two plans; with `loops`, it may spin on a trylock until it gets the lock
+    (a loop that can return to a state it left). With `kernel_locks`, the sections use the
+    model's own fair rwsem (a queued writer holds back readers) and trylocks instead."""
+    if kernel_locks:
+        return _random_kernel_lock_program(seed, tasks, steps, objects, locks)
+    from .step import ACQ_S, REL_S, TRY, WAIT
+
+    values: dict[str, object] = {}
+    owner: dict[str, object] = {}
+    readers: dict[str, int] = {}
+    plans = _random_plans(seed, tasks, steps, objects, locks, branches, loops)
+
 
     def run(i: int, plan):
         reg = None
@@ -164,25 +188,23 @@ def random_program(seed: int, tasks: int = 3, steps: int = 4, objects: int = 2,
                 owner[obj] = None
 
     return Program([Task(f"T{i}", run(i, p)) for i, p in enumerate(plans)],
-                   state=_shared(values, owner, readers))
+                   state=_shared(values, owner, readers),
+                   state_constants=(values, owner, readers, *_lists_in(plans)))
 
 
-def _random_kernel_lock_program(seed: int, tasks: int, steps: int, objects: int,
-                                locks: int) -> Program:
+@functools.lru_cache(maxsize=64)
+def _random_lock_plans(seed: int, tasks: int, steps: int, objects: int, sems: int) -> list:
+    """The plans _random_kernel_lock_program draws, rwsems by index."""
     import random
 
-    from ..kernel.locking import down_read, down_read_trylock, down_write, up_read, up_write
-    from ..kernel.structs import Current, RWSem
-
     rng = random.Random(seed)
-    sems = [RWSem(f"sem{i}") for i in range(max(1, locks))]
     plans = []
     for _ in range(tasks):
         plan: list[tuple[str, object]] = []
         while len(plan) < steps:
             r = rng.random()
             obj = f"x{rng.randrange(objects)}"
-            sem = rng.choice(sems)
+            sem = rng.randrange(sems)
             if r < 0.4 or steps - len(plan) < 3:
                 plan.append(("w" if rng.random() < 0.5 else "r", obj))
             elif r < 0.65:
@@ -192,6 +214,17 @@ def _random_kernel_lock_program(seed: int, tasks: int, steps: int, objects: int,
             else:
                 plan += [("trylock", sem), ("r", obj), ("unlock_if_held", sem)]
         plans.append(plan)
+    return plans
+
+
+def _random_kernel_lock_program(seed: int, tasks: int, steps: int, objects: int,
+                                locks: int) -> Program:
+    from ..kernel.locking import down_read, down_read_trylock, down_write, up_read, up_write
+    from ..kernel.structs import Current, RWSem
+
+    sems = [RWSem(f"sem{i}") for i in range(max(1, locks))]
+    plans = [[(op, sems[arg] if type(arg) is int else arg) for op, arg in plan]
+             for plan in _random_lock_plans(seed, tasks, steps, objects, len(sems))]
 
     def body(i: int, plan):
         cur = Current(f"T{i}", None)
@@ -220,5 +253,6 @@ def _random_kernel_lock_program(seed: int, tasks: int, steps: int, objects: int,
                      for s in sems)
 
     return Program([Task(f"T{i}", body(i, p)) for i, p in enumerate(plans)], state=state,
+                   state_constants=_lists_in(plans),
                    state_encoders={RWSem: lambda s, enc: ("sem", s.name),
                                    Current: lambda c, enc: ("current", c.comm)})
