@@ -225,7 +225,23 @@ def test_a_task_retrying_past_the_bound_is_reported_as_starvation():
     assert "T0 started over" in res.counterexample.starved
 
 
-SPIN_FIRST_SEED = 2  # its first execution starves
+SPIN_FIRST_SEED = 1  # its first execution starves
+
+
+def test_retries_while_another_task_is_passed_over_are_not_starvation():
+    # T0 spins while T1, which would clear the flag, could run but is never scheduled:
+    # the scheduler's doing. The execution is cut at the bound, not reported.
+    from fsrace.explore.engine import BOUNDED, STARVATION, run_execution
+
+    def only_t0(ex, enabled):
+        return 0 if 0 in enabled else enabled[0]
+
+    rec = run_execution(_spinner_program(), only_t0, 500, max_retries=5)
+    assert rec.outcome == BOUNDED
+    # Interleaved with T1's work, T0 retrying past the bound is reported.
+    rec = run_execution(_spinner_program(), lambda ex, en: len(ex.events) % 2 if
+                        len(ex.events) % 2 in en else en[0], 500, max_retries=5)
+    assert rec.outcome == STARVATION and "T0 started over 6 times" in rec.starved
 
 
 def test_a_starving_execution_does_not_end_the_search_before_a_violation():
@@ -238,6 +254,8 @@ def test_a_starving_execution_does_not_end_the_search_before_a_violation():
         broken = []
 
         def t1():
+            for _ in range(4):  # T0 may retry while T1 works: every round lets both run
+                yield Step("work", (touches("other", WRITE),))
             st = Step("read y, clear flag", (touches("y", READ), touches("flag", WRITE)))
             yield st
             state["busy"] = False

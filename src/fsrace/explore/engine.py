@@ -171,6 +171,12 @@ def run_execution(program: Program, choose: Chooser, max_steps: int,
     waits = 0
     main_tasks = [i for i, t in enumerate(ex.tasks) if not t.epilogue]
     unfinished = sum(1 for t in main_tasks if ex.pending[t] is not None)
+    # For a task that has retried: the tasks that could run at some step since its last
+    # retry, and those that ran. A retry after which another task could run but did not
+    # is the scheduler's doing (an unfair schedule): a livelock repeats under any fair
+    # scheduler, so at the bound the last round of retries must have let everyone run.
+    could_run: dict[int, set[int]] = {}
+    ran: dict[int, set[int]] = {}
     while True:
         en = ex.enabled()
         if not en:
@@ -195,12 +201,20 @@ def run_execution(program: Program, choose: Chooser, max_steps: int,
             break
         if ex.events and i != ex.events[-1].task and ex.events[-1].task in en:
             preemptions += 1
+        for t, tasks in could_run.items():
+            tasks.update(en)
+            ran[t].add(i)
         step = ex.run_step(i)
         if ex.pending[i] is None and not ex.tasks[i].epilogue:
             unfinished -= 1
         if step.retry:
             retries[i] += 1
+            passed_over = could_run.get(i, set()) - ran.get(i, set())
+            could_run[i], ran[i] = set(), set()
             if max_retries is not None and retries[i] > max_retries:
+                if passed_over:
+                    outcome = BOUNDED  # an unfair schedule: a task waiting its turn
+                    break
                 outcome = STARVATION
                 starved = (f"{ex.tasks[i].name} started over {retries[i]} times "
                            f"({step.label}) without finishing")

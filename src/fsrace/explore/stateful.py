@@ -20,7 +20,8 @@ lifted through the step that led to each (`_lift`). A state still on the stack w
 execution returns to it (a cycle: a fault retried to the same state) cannot give its
 summary yet; the states on the cycle are then fully expanded, which is the classic
 remedy, and not cached. A cycle in which a task started over (a retried fault) can repeat
-forever: it is repeated until the engine's retry bound reports the starvation. Sleep
+forever: if every task that could run somewhere on it takes a step in it (a fair cycle),
+it is repeated until the engine's retry bound reports the starvation. Sleep
 sets are stored with states: a state counts as explored for an arrival whose sleep set
 contains the stored one, else it is explored again with the smaller set (Godefroid,
 1996).
@@ -192,7 +193,7 @@ class StatefulDPOR:
                     node.low = min(node.low, seen.depth)
                     node.backtrack += [t for t in node.enabled if t not in node.backtrack]
                 loop = ex.events[seen.depth:]
-                if any(ev.step.retry for ev in loop):
+                if any(ev.step.retry for ev in loop) and self._fair(seen.depth, loop):
                     # A task started over and everything came back to where it was: the
                     # loop can repeat forever. Repeat it until the engine's retry bound
                     # reports the starvation, so the schedule replays as any other.
@@ -220,6 +221,14 @@ class StatefulDPOR:
         node.choice = last if last in awake else awake[0]
         node.backtrack = list(awake) if not self.reduce else [node.choice]
         return node.choice
+
+    def _fair(self, start: int, loop) -> bool:
+        """Whether a cycle through the stack from `start` could repeat forever under a
+        (strongly) fair scheduler: every task that could run at some state of the cycle
+        takes a step in it. A fault retried while the task it waits for could run but is
+        not scheduled is the scheduler's doing, not a livelock."""
+        moved = {ev.task for ev in loop}
+        return all(t in moved for node in self._stack[start:] for t in node.enabled)
 
     def _track(self, ex: Execution) -> HappensBefore:
         """The happens-before of the execution so far (only new steps are added)."""
