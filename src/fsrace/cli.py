@@ -186,10 +186,13 @@ def matrix_cmd(max_executions, as_markdown, as_json, html_dir, strategy, jobs, r
     from .report.matrix_report import markdown, matrix_dict, text_table
 
     def on_cell(scenario, protocol, res):
+        line = (f"  {scenario} / {protocol}: {res.search.verdict}"
+                f" ({res.search.executions} executions, {res.search.elapsed_s:.1f}s)")
         if sys.stderr.isatty():
-            sys.stderr.write(f"\r  {scenario} / {protocol}: {res.search.verdict}"
-                             f" ({res.search.executions} executions)".ljust(78))
-            sys.stderr.flush()
+            sys.stderr.write("\r" + line[:78].ljust(78))
+        else:  # a log: one line per cell, so a long run shows where it is
+            sys.stderr.write(line + "\n")
+        sys.stderr.flush()
 
     from .distributed import DistributedError
 

@@ -105,6 +105,7 @@ def assemble(max_executions: int, protocols: list[str], rows: list[str], cost_ex
         f"{RANDOM_EXECUTIONS} executions. `safe` means the search was complete and nothing",
         "broke; `unknown` means neither search found a violation within its bound; `n/a`: the",
         "protocol's file system model lacks an operation the scenario needs.",
+        *_scope_note(params),
         "",
         "| scenario | " + " | ".join(f"`{p}`" for p in protocols) + " |",
         "|---|" + "---|" * len(protocols),
@@ -129,6 +130,19 @@ def assemble(max_executions: int, protocols: list[str], rows: list[str], cost_ex
     for section in sections:
         out += section
     return "\n".join(out).rstrip() + "\n"
+
+
+SCOPED_FILE = "docs/verdicts-2x2.md"
+
+
+def _scope_note(params: Params) -> list[str]:
+    if (params.pages, params.writers) == (1, 1):
+        return ["", f"{SCOPED_FILE} has the same cells at 2 pages and 2 writers (two faulting",
+                "processes on two pages of one punch, with the flusher)."]
+    return ["", f"At {params.pages} pages and {params.writers} writers a cell that reads "
+            "`unknown` is not complete at",
+            "this scope within the bound; docs/verdicts.md has every cell at 1 page and 1 "
+            "writer."]
 
 
 def markdown(m: Matrix) -> str:
