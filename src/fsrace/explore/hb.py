@@ -77,10 +77,11 @@ class HappensBefore:
         k = len(self.tasks)
         preds = self.direct_preds(task, acc)
         clock = self.clock_of(task, preds)
-        if not self.keep_undo:
-            self._add_for_good(k, task, acc, preds, clock)
-            return
-        undo: list[tuple] = [("task", task, self.task_last.get(task, _MISSING))]
+        undo = self.keep_undo
+        if undo:  # what truncate() puts back, restored in reverse
+            self._undo.append([("task", task, self.task_last.get(task, _MISSING))] + [
+                ("obj", obj, self.last_change.get(obj, _MISSING),
+                 self.observed.get(obj, _MISSING)) for obj, _ in acc])
         self.tasks.append(task)
         self.accs.append(acc)
         self.preds.append(preds)
@@ -88,27 +89,11 @@ class HappensBefore:
         self.seq.append(clock[task])
         self.task_last[task] = k
         for obj, kind in acc:
-            undo.append(("obj", obj, self.last_change.get(obj, _MISSING),
-                         self.observed.get(obj, _MISSING)))
             if kind in CHANGES:
                 self.last_change[obj] = k
                 self.observed[obj] = []
-            else:
+            elif undo:  # a new list: the undo record keeps the old one
                 self.observed[obj] = [*self.observed.get(obj, ()), k]
-        self._undo.append(undo)
-
-    def _add_for_good(self, k: int, task: int, acc: tuple[Access, ...], preds: list[int],
-                      clock: list[int]) -> None:
-        self.tasks.append(task)
-        self.accs.append(acc)
-        self.preds.append(preds)
-        self.clock.append(clock)
-        self.seq.append(clock[task])
-        self.task_last[task] = k
-        for obj, kind in acc:
-            if kind in CHANGES:
-                self.last_change[obj] = k
-                self.observed[obj] = []
             else:
                 self.observed.setdefault(obj, []).append(k)
 
