@@ -28,9 +28,18 @@ FAILURES = (VIOLATION, DEADLOCK, STARVATION)
 _RANK = {VIOLATION: 0, DEADLOCK: 0, STARVATION: 1}
 
 
-def _better(rec: ExecutionRecord, than: ExecutionRecord | None) -> bool:
-    return than is None or (_RANK[rec.outcome], len(rec.events)) < (
-        _RANK[than.outcome], len(than.events))
+def better(rec: ExecutionRecord, than: ExecutionRecord | None, by_schedule: bool = False
+           ) -> bool:
+    """Whether rec is the counterexample to keep over than: a violation or deadlock over a
+    starvation, then the shorter; `by_schedule`: then the smaller schedule, so the choice
+    among several does not depend on the order they were found in."""
+    if than is None:
+        return True
+    mine = (_RANK[rec.outcome], len(rec.events))
+    theirs = (_RANK[than.outcome], len(than.events))
+    if by_schedule and mine == theirs:
+        return str(rec.schedule) < str(than.schedule)
+    return mine < theirs
 
 
 @dataclass
@@ -58,6 +67,8 @@ class SearchResult:
     elapsed_s: float = 0.0
     stopped_by: str = ""  # why the search ended early, if it did
     coverage: str = ""
+    parts: int = 0  # a split search (explore/split.py): parts the planning search made
+    explored: int | None = None  # ... states its parts explored, shared ones once per part
     found_by: str = ""  # the strategy (portfolio member) that found the counterexample
     counterexample: ExecutionRecord | None = None
     fingerprints: set[str] = field(default_factory=set)
@@ -109,7 +120,7 @@ def search(
                 res.fingerprints.add(fingerprint(rec.events))
             res.starved += rec.outcome == STARVATION
             if rec.outcome in FAILURES:
-                if _better(rec, res.counterexample):
+                if better(rec, res.counterexample):
                     res.counterexample = rec
                     res.found_by = getattr(strategy, "current_name", strategy.name)
                 if stop_on_failure and rec.outcome != STARVATION:
@@ -130,9 +141,14 @@ def search(
     res.complete = (strategy.complete and not res.bounded and not res.starved
                     and not res.stopped_by)
     res.coverage = strategy.bounds()
+    conclude(res)
+    return res
+
+
+def conclude(res: SearchResult) -> None:
+    """The verdict from the counterexample kept and whether the search was complete."""
     cx = res.counterexample
     if cx is not None:
         res.verdict = {DEADLOCK: DEADLOCKED, STARVATION: STARVED}.get(cx.outcome, RACE)
-    elif res.complete:
-        res.verdict = SAFE
-    return res
+    else:
+        res.verdict = SAFE if res.complete else UNKNOWN

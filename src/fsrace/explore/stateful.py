@@ -60,7 +60,7 @@ class _Node:
     """A state on the current execution's path."""
 
     __slots__ = ("key", "pending", "enabled", "sleep", "backtrack", "done", "choice", "depth",
-                 "low", "summary")
+                 "low", "summary", "fixed")
 
     def __init__(self, key: bytes, pending: dict, enabled: list[int], sleep: dict,
                  depth: int) -> None:
@@ -74,6 +74,7 @@ class _Node:
         self.depth = depth
         self.low = depth  # shallowest open state this subtree returned to
         self.summary: Summary | None = None
+        self.fixed = False  # a step of a part's given prefix: never explored otherwise
 
 
 class _Seen:
@@ -99,8 +100,17 @@ class _Interner:
 class StatefulDPOR:
     name = "stateful"
 
-    def __init__(self, reduce: bool = True) -> None:
+    def __init__(self, reduce: bool = True, split_at: int | None = None,
+                 prefix: Sequence[int] = (), asleep: frozenset[int] = frozenset()) -> None:
         self.reduce = reduce  # False: every task from every state (the full state space)
+        # A search split into parts (explore/split.py): the planning search expands every
+        # task above depth `split_at` and hands each new state at that depth to a part; a
+        # part replays its `prefix` unexplored and searches on from there with the tasks
+        # `asleep` that the planning search had put to sleep.
+        self.split_at = split_at
+        self.parts: dict[bytes, tuple[tuple[int, ...], frozenset[int]]] = {}
+        self._prefix = tuple(prefix)
+        self._asleep = frozenset(asleep)
         self._stack: list[_Node] = []
         self._seen: dict[bytes, _Seen] = {}
         self._hb: HappensBefore | None = None
@@ -132,6 +142,8 @@ class StatefulDPOR:
     def _backtrack(self) -> bool:
         while self._stack:
             node = self._stack[-1]
+            if node.fixed:
+                return False  # the part's whole subtree is explored
             if node.choice >= 0 and node.choice not in node.done:
                 node.done.append(node.choice)
             for t in node.backtrack:
@@ -175,8 +187,12 @@ class StatefulDPOR:
             return tasks[(depth - start) % len(tasks)]
         hb = self._track(ex)
         pending = {i: ex.pending[i].accesses for i in enabled}  # type: ignore[union-attr]
+        if depth < len(self._prefix):
+            return self._follow_prefix(ex, pending, enabled, depth)
         sleep: dict[int, tuple[Access, ...]] = {}
-        if self._stack:
+        if depth and depth == len(self._prefix):
+            sleep = {t: pending[t] for t in self._asleep if t in pending}
+        elif self._stack:
             parent = self._stack[-1]
             ran = parent.pending[parent.choice]
             asleep = dict(parent.sleep)
@@ -207,6 +223,10 @@ class StatefulDPOR:
                 if self._stack:
                     self._lift_into(self._stack[-1], stored)
                 return SEEN
+        if depth == self.split_at:
+            self._hand_over(ex, key, sleep)
+            return SEEN
+        if seen is not None:
             seen.sleep = self._intern(seen.sleep & frozenset(sleep))
             seen.depth = depth
         else:
@@ -219,8 +239,36 @@ class StatefulDPOR:
             return None
         last = ex.events[-1].task if ex.events else -1
         node.choice = last if last in awake else awake[0]
-        node.backtrack = list(awake) if not self.reduce else [node.choice]
+        full = not self.reduce or (self.split_at is not None and depth < self.split_at)
+        node.backtrack = list(awake) if full else [node.choice]
         return node.choice
+
+    def _follow_prefix(self, ex: Execution, pending: dict, enabled: Sequence[int],
+                       depth: int) -> int:
+        """A step of a part's prefix: on the stack (races index it), never explored."""
+        task = self._prefix[depth]
+        if task not in enabled:
+            raise AssertionError(f"stateful DPOR: the part's prefix cannot run task {task} at "
+                                 f"step {depth}; the program is not deterministic")
+        key = ex.state_key()
+        if key not in self._seen:
+            self._seen[key] = _Seen(self._intern(()), depth)
+        node = _Node(key, pending, list(enabled), {}, depth)
+        node.fixed = True
+        node.choice = task
+        node.backtrack = [task]
+        self._stack.append(node)
+        return task
+
+    def _hand_over(self, ex: Execution, key: bytes, sleep: dict) -> None:
+        """A state at the split depth: its subtree becomes a part. A state reached again
+        with other tasks asleep keeps only the tasks asleep on every arrival."""
+        asleep = frozenset(sleep)
+        known = self.parts.get(key)
+        if known is None:
+            self.parts[key] = (tuple(ev.task for ev in ex.events), asleep)
+        else:
+            self.parts[key] = (known[0], known[1] & asleep)
 
     def _fair(self, start: int, loop) -> bool:
         """Whether a cycle through the stack from `start` could repeat forever under a
@@ -279,6 +327,8 @@ class StatefulDPOR:
 
     def _reverse(self, hb: HappensBefore, e: int, task: int, acc: tuple[Access, ...],
                  end: int) -> None:
+        if self._stack[e].fixed:
+            return  # a race with the given prefix: the planning search explored that order
         v = [(hb.tasks[i], hb.accs[i]) for i in hb.notdep(e, end)] + [(task, acc)]
         self._add_initial(self._stack[e], v)
 
@@ -340,6 +390,8 @@ class StatefulDPOR:
                               n: int) -> None:
         """Step e of the prefix races with a later step of task q, after the cached state."""
         node = self._stack[e]
+        if node.fixed:
+            return
         later = hb.notdep(e, n)
         if later:
             self._add_initial(node, [(hb.tasks[i], hb.accs[i]) for i in later])
