@@ -61,7 +61,7 @@ def test_replay_of_a_foreign_schedule_is_a_usage_error():
 def test_random_strategy_reports_unknown_when_it_finds_nothing():
     r = run("check", "-s", "punch-read", "-p", "invalidate-lock", "--strategy", "random",
             "--executions", "20", "--json")
-    assert r.exit_code == 0
+    assert r.exit_code == 4  # unknown has its own exit code
     d = json.loads(r.output)
     assert d["verdict"] == "unknown" and d["complete"] is False and d["executions"] == 20
 
@@ -71,3 +71,59 @@ def test_list_names_every_scenario_and_protocol():
     assert r.exit_code == 0
     for name in ("punch-write-fault", "punch-read", "linux-2012", "invalidate-lock", "dpor"):
         assert name in r.output
+
+
+def test_check_creates_the_folder_of_its_html_page_before_searching(tmp_path):
+    page = tmp_path / "new" / "deeper" / "race.html"
+    r = run("check", "-s", "punch-write-fault", "-p", "linux-2012", "--html", str(page))
+    assert r.exit_code == 1 and page.exists()
+
+
+def test_an_html_path_that_is_a_folder_is_refused_before_any_search(tmp_path):
+    r = run("check", "-s", "punch-write-fault", "-p", "linux-2012", "--html", str(tmp_path))
+    assert r.exit_code == 2 and "is a directory" in r.output
+    assert "executions" not in r.output
+
+
+def test_the_help_prints_one_exit_code_table():
+    r = run("--help")
+    assert r.exit_code == 0
+    from fsrace import exits
+
+    for code, text in exits.TABLE:
+        assert f"{code:>3}  {text}" in r.output
+
+
+def test_an_internal_error_is_one_message_and_a_saved_traceback(monkeypatch):
+    import fsrace.cli
+
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(fsrace.cli, "check", broken)
+    r = run("check", "-s", "punch-read", "-p", "invalidate-lock")
+    assert r.exit_code == 70
+    assert "internal error: ZeroDivisionError: a bug" in r.output
+    assert "Traceback" not in r.output
+    path = r.output.split("The traceback is in ")[1].split(";")[0]
+    try:
+        with open(path) as f:
+            saved = f.read()
+        assert "Traceback" in saved and "ZeroDivisionError" in saved
+    finally:
+        import os
+
+        os.unlink(path)
+
+
+def test_stress_refuses_bad_names_and_bad_replay_files_with_exit_2(tmp_path):
+    r = run("stress", "--fs", "ext5", "--scenario", "punch-read", "--duration", "1")
+    assert r.exit_code == 2 and "did you mean ext4" in r.output
+    r = run("stress", "--fs", "tmpfs", "--scenario", "punch-no-cached-pages", "--duration", "1")
+    assert r.exit_code == 2 and "no stress scenario" in r.output
+    r = run("stress", "--fs", "tmpfs", "--scenario", "punch-wirte-fault", "--duration", "1")
+    assert r.exit_code == 2 and "did you mean punch-write-fault" in r.output
+    junk = tmp_path / "junk.json.gz"
+    junk.write_text("not gzip")
+    r = run("stress", "--replay", str(junk))
+    assert r.exit_code == 2 and "not a saved fsrace stress run" in r.output

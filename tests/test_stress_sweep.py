@@ -81,7 +81,7 @@ def test_vm_run_refuses_an_unknown_file_system_or_a_file_it_cannot_run(tmp_path)
     prog = tmp_path / "notes.txt"
     prog.write_text("not a program")
     r = CliRunner().invoke(main, ["vm-run", "--fs", "zfs", str(prog)])
-    assert r.exit_code == 2 and "not zfs" in r.output
+    assert r.exit_code == 2 and "--fs zfs" in r.output
     r = CliRunner().invoke(main, ["vm-run", "--fs", "ext4", str(prog)])
     assert r.exit_code == 2 and "neither a C file nor an executable" in r.output
     bad = tmp_path / "broken.c"

@@ -6,9 +6,11 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 
 import click
 
+from . import exits
 from .explore.engine import ReplayError
 from .explore.schedule import Schedule, ScheduleError
 from .explore.search import Limits, SearchResult
@@ -42,6 +44,34 @@ def _params(pages: int, writers: int, blocks_per_page: int) -> Params:
         raise click.UsageError(str(e)) from e
 
 
+def _output_path(path: str | None, folder: bool = False) -> str | None:
+    """An output file (or folder) made writable before any work: its folder is created,
+    or the command stops at once with a usage error."""
+    if path is None:
+        return None
+    target = Path(path)
+    where = target if folder else target.parent
+    if not folder and target.is_dir():
+        raise click.UsageError(f"{path} is a folder, not a file")
+    if folder and target.exists() and not target.is_dir():
+        raise click.UsageError(f"{path} is a file, not a folder")
+    try:
+        where.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise click.UsageError(f"cannot create the folder {where}: {e.strerror}") from e
+    if not os.access(where, os.W_OK) or (target.is_file() and not os.access(target, os.W_OK)):
+        raise click.UsageError(f"cannot write {path}")
+    return path
+
+
+def _search_exit(res: SearchResult) -> int:
+    if res.counterexample is not None:
+        return exits.FOUND
+    if res.stopped_by == "interrupted":
+        return exits.INTERRUPTED
+    return exits.OK if res.verdict == "safe" else exits.UNKNOWN
+
+
 class _ProgressLine:
     """One self-rewriting status line on stderr, only on a terminal."""
 
@@ -65,7 +95,38 @@ class _ProgressLine:
             sys.stderr.flush()
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class CannotRun(click.ClickException):
+    """The machine could not do what was asked (not root, a mount, the guest, Ray)."""
+
+    exit_code = exits.CANNOT_RUN
+
+
+class _Commands(click.Group):
+    """Every command: a failure of fsrace itself ends in one message and a saved
+    traceback, never a traceback on the terminal."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit,
+                KeyboardInterrupt):
+            raise
+        except Exception as e:  # noqa: BLE001 - the one place that catches everything
+            import tempfile
+            import traceback
+
+            fd, path = tempfile.mkstemp(prefix="fsrace-error-", suffix=".txt")
+            with os.fdopen(fd, "w") as f:
+                f.write(f"fsrace {' '.join(sys.argv[1:])}\n\n")
+                traceback.print_exc(file=f)
+            click.echo(f"fsrace: internal error: {type(e).__name__}: {e}\n"
+                       f"This is a bug in fsrace. The traceback is in {path}; please "
+                       f"report it with the command line.", err=True)
+            ctx.exit(exits.INTERNAL)
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]},
+             epilog=exits.help_text())
 @click.version_option(package_name="fsrace")
 def main() -> None:
     """Find and rule out races between page faults and block-removing operations."""
@@ -112,9 +173,11 @@ def list_cmd() -> None:
 def check_cmd(scenario, protocol, strategy, seed, executions, depth, preemptions, max_retries,
               max_steps, max_executions, time_limit, no_shrink, as_json, html_file, pages,
               writers, blocks_per_page) -> None:
-    """Explore a scenario under a protocol. Exit 0: no violation found; 1: a race,
-    deadlock or starvation was found."""
+    """Explore a scenario under a protocol. Exit 0: safe (a complete search found
+    nothing); 1: a race, deadlock or starvation; 4: unknown (the search stopped at a bound
+    or samples schedules)."""
     params = _params(pages, writers, blocks_per_page)
+    _output_path(html_file)
     progress = _ProgressLine(not as_json)
     try:
         res = check(scenario, protocol, params, strategy, seed, executions,
@@ -138,7 +201,7 @@ def check_cmd(scenario, protocol, strategy, seed, executions, depth, preemptions
 
         path = write_trace_page(res, html_file)
         click.echo(f"timeline written to {path}", err=True)
-    sys.exit(1 if res.counterexample is not None else 0)
+    sys.exit(_search_exit(res.search))
 
 
 @main.command("replay")
@@ -161,7 +224,9 @@ def replay_cmd(scenario, protocol, schedule, as_json, pages, writers, blocks_per
     else:
         click.echo(timeline(rec))
         click.echo(f"\nexecution {rec.outcome}: every check held")
-    sys.exit(1 if rec.outcome in ("violation", "deadlock", "starvation") else 0)
+    if rec.outcome in ("violation", "deadlock", "starvation"):
+        sys.exit(exits.FOUND)
+    sys.exit(exits.UNKNOWN if rec.outcome == "bounded" else exits.OK)
 
 
 @main.command("matrix")
@@ -201,7 +266,7 @@ def matrix_cmd(max_executions, as_markdown, as_json, html_dir, strategy, jobs, r
                        params=_params(pages, writers, blocks_per_page), strategy=strategy,
                        jobs=jobs, ray=ray_address)
     except DistributedError as e:
-        raise click.ClickException(str(e)) from e
+        raise CannotRun(str(e)) from e
     if sys.stderr.isatty():
         sys.stderr.write("\r" + " " * 78 + "\r")
     if as_json:
@@ -237,7 +302,7 @@ def matrix_cmd(max_executions, as_markdown, as_json, html_dir, strategy, jobs, r
               "copy or clone; 64 otherwise]")
 @click.option("--log", "log_path", type=click.Path(dir_okay=False), default=None,
               help="where to save the run (gzipped JSON) [default: "
-              "fsrace-stress-FS-SEED.json.gz]")
+              "fsrace-stress-FS-CLASS-SEED.json.gz; a replay of R: R's name with .replay]")
 @click.option("--replay", "replay_path", type=click.Path(exists=True, dir_okay=False),
               help="rerun the operations of a saved run (same seed, scenario, sizes)")
 @click.option("--without", default="", metavar="OP[,OP]",
@@ -253,9 +318,9 @@ def matrix_cmd(max_executions, as_markdown, as_json, html_dir, strategy, jobs, r
 def stress_cmd(fs, scenario, mix, workers, threads, ops, duration, seed, pages, log_path,
                replay_path, without, list_only, vm, kernel) -> None:
     """Run a race class against the running kernel on a real file system and check every
-    value read. Exit 0: every slot's history is linearizable; 1: a violation (or an error);
-    2: bad usage, or with --vm the run failed in the guest; 3 (--vm): the guest never
-    finished the run (a hung kernel)."""
+    value read. Exit 0: every slot's history is linearizable; 1: a violation; 2: bad usage;
+    3 (--vm): the guest never finished the run (a hung kernel); 6: it could not run here
+    (not root, a mount, the guest)."""
     from .stress.ops import SCENARIOS as STRESS
     from .stress.report import stress_report
     from .stress.run import StressConfig, load_config, run_stress, save_log
@@ -283,24 +348,55 @@ def stress_cmd(fs, scenario, mix, workers, threads, ops, duration, seed, pages, 
         raise click.UsageError(str(e)) from e
     if kernel and not vm:
         raise click.UsageError("--kernel needs --vm")
+    _stress_fs_name(cfg.fs, vm)
+    log_path = _output_path(log_path or _default_log(cfg, vm, replay_path))
+    if replay_path and os.path.abspath(log_path) == os.path.abspath(replay_path):
+        raise click.UsageError("--log names the run being replayed; give another file")
     if vm:
         _stress_in_vm(cfg, log_path, kernel)
     try:
         res = run_stress(cfg, progress=sys.stderr.isatty())
     except ScratchError as e:
-        raise click.ClickException(str(e)) from e
+        raise CannotRun(str(e)) from e
     except KeyboardInterrupt:
         click.echo("interrupted: the scratch file system was removed", err=True)
-        sys.exit(130)
+        sys.exit(exits.INTERRUPTED)
     except Terminated:
         click.echo("terminated: the scratch file system was removed", err=True)
-        sys.exit(143)
+        sys.exit(exits.TERMINATED)
     click.echo(stress_report(res))
-    fs_name = cfg.fs if cfg.fs in ("ext4", "xfs", "btrfs", "tmpfs") else "dir"
-    path = log_path or f"fsrace-stress-{fs_name}-{cfg.seed}.json.gz"
-    save_log(res, path)
-    click.echo(f"run saved to {path} (replay: fsrace stress --replay {path})")
-    sys.exit(1 if res.violations else 0)
+    save_log(res, log_path)
+    click.echo(f"run saved to {log_path} (replay: fsrace stress --replay {log_path})")
+    sys.exit(exits.FOUND if res.violations else exits.OK)
+
+
+def _default_log(cfg, vm: bool, replay_path: str | None) -> str:
+    """Where a run is saved unless --log says: one file per file system, class and seed;
+    a replay beside the run it replays, never over it."""
+    if replay_path:
+        stem = replay_path.removesuffix(".gz").removesuffix(".json")
+        return f"{stem}.replay.json.gz"
+    from .stress.scratch import FILESYSTEMS
+
+    fs_name = cfg.fs if vm or cfg.fs in FILESYSTEMS else "dir"
+    return (f"fsrace-stress-{'vm-' if vm else ''}{fs_name}-{cfg.scenario or 'mix'}-"
+            f"{cfg.seed}.json.gz")
+
+
+def _stress_fs_name(fs: str, vm: bool) -> None:
+    from .stress.scratch import FILESYSTEMS
+    from .stress.vm import VM_FILESYSTEMS
+
+    names = VM_FILESYSTEMS if vm else FILESYSTEMS
+    if fs in names or (not vm and os.path.isdir(fs)):
+        return
+    import difflib
+
+    close = difflib.get_close_matches(fs, names, n=1)
+    hint = f"did you mean {close[0]}? " if close else ""
+    what = "" if vm else " nor an existing folder"
+    raise click.UsageError(f"--fs {fs}: neither a file system fsrace can make{what}; "
+                           f"{hint}there are {', '.join(names)}")
 
 
 @main.command("stress-sweep")
@@ -340,11 +436,11 @@ def stress_sweep_cmd(filesystems, kernels, scenarios, duration, pages, out_dir) 
             main_progress(f"{cell.kernel} {cell.fs} {cell.scenario}: {cell.text}")
     except (KeyboardInterrupt, Terminated) as e:
         click.echo(f"stopped; the cells so far:\n{markdown(cells)}", err=True)
-        sys.exit(130 if isinstance(e, KeyboardInterrupt) else 143)
+        sys.exit(exits.INTERRUPTED if isinstance(e, KeyboardInterrupt) else exits.TERMINATED)
     table = markdown(cells)
     (Path(out_dir) / "table.md").write_text(table)
     click.echo(table)
-    sys.exit(1 if any(c.violated for c in cells) else 0)
+    sys.exit(exits.FOUND if any(c.violated for c in cells) else exits.OK)
 
 
 @main.command("vm-run")
@@ -361,23 +457,30 @@ def vm_run_cmd(program, fs, kernel, arg_sets, run_timeout) -> None:
     """Run a program of your own in the qemu guest fsrace's stress runs use, on a file of
     the mounted file system: how docs/findings' reproducers ran. PROGRAM is a C file
     (built statically with the system's cc) or a static executable; each run gets a fresh
-    FILE as its first argument. Exit 0: every run exited 0; 1: one did not; 2: the guest
-    failed; 3: a run did not end (a hung kernel)."""
+    FILE as its first argument. Exit 0: every run exited 0; 1: one did not; 2: bad usage,
+    or the C file does not build; 3: a run did not end (a hung kernel); 6: the guest
+    failed."""
     import shlex
-    from pathlib import Path
 
     from .stress.scratch import Terminated
     from .stress.vm import HUNG, VMError, main_progress, run_program_in_vm
     from .stress.worker import WorkerBuildError
 
-    sets = [shlex.split(a) for a in arg_sets] or [[]]
+    _stress_fs_name(fs, vm=True)
+    if not program.endswith(".c") and not os.access(program, os.X_OK):
+        raise click.UsageError(f"{program} is neither a C file nor an executable")
+    try:
+        sets = [shlex.split(a) for a in arg_sets] or [[]]
+    except ValueError as e:
+        raise click.UsageError(f"--args: {e}") from e
     try:
         out = run_program_in_vm(Path(program), sets, fs, progress=main_progress,
                                 kernel=kernel, run_timeout_s=run_timeout,
                                 timeout_s=600 + run_timeout * len(sets))
-    except (VMError, WorkerBuildError) as e:
-        click.echo(f"Error: {e}", err=True)
-        sys.exit(2)
+    except WorkerBuildError as e:
+        raise click.UsageError(str(e)) from e
+    except VMError as e:
+        raise CannotRun(str(e)) from e
     except (KeyboardInterrupt, Terminated) as e:
         _guest_stopped(e)
     click.echo(f"guest kernel {out.kernel}, {fs} ({out.fstype}), booted in "
@@ -389,14 +492,15 @@ def vm_run_cmd(program, fs, kernel, arg_sets, run_timeout) -> None:
     click.echo("== the guest's kernel log, last lines")
     click.echo("\n".join(out.dmesg.rstrip().splitlines()[-10:]))
     if any(r.status == HUNG for r in out.runs):
-        sys.exit(3)
-    sys.exit(0 if len(out.runs) == len(sets) and not any(r.status for r in out.runs) else 1)
+        sys.exit(exits.HUNG)
+    ok = len(out.runs) == len(sets) and not any(r.status for r in out.runs)
+    sys.exit(exits.OK if ok else exits.FOUND)
 
 
 def _guest_stopped(e: BaseException) -> None:
     """Ctrl-C or SIGTERM while a guest ran (vm.py has killed it and removed its files)."""
     click.echo("stopped: the guest was killed and its files removed", err=True)
-    sys.exit(130 if isinstance(e, KeyboardInterrupt) else 143)
+    sys.exit(exits.INTERRUPTED if isinstance(e, KeyboardInterrupt) else exits.TERMINATED)
 
 
 def _stress_in_vm(cfg, log_path, kernel) -> None:
@@ -406,19 +510,18 @@ def _stress_in_vm(cfg, log_path, kernel) -> None:
     try:
         out = run_in_vm([cfg], progress=main_progress, kernel=kernel)
     except VMError as e:
-        raise click.ClickException(str(e)) from e
+        raise CannotRun(str(e)) from e
     except (KeyboardInterrupt, Terminated) as e:
         _guest_stopped(e)
     (run,) = out.runs
     click.echo(f"guest kernel {out.kernel}, {cfg.fs} ({out.fstype}), booted in "
                f"{out.boot_s:.1f}s")
     click.echo(run.report.rstrip())
-    path = log_path or f"fsrace-stress-vm-{cfg.fs}-{cfg.seed}.json.gz"
     if run.log:
-        with open(path, "wb") as f:
+        with open(log_path, "wb") as f:
             f.write(run.log)
-        click.echo(f"run saved to {path}")
-    sys.exit(3 if run.status == HUNG else run.status)
+        click.echo(f"run saved to {log_path}")
+    sys.exit(exits.HUNG if run.status == HUNG else run.status)
 
 
 @main.command("demo")

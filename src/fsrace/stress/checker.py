@@ -175,14 +175,15 @@ def _stretch(seg: Sequence[Access], starts: set[int]) -> set[int]:
     out: set[int] = set()
     full = (1 << len(seg)) - 1
     seen: set[tuple[int, int]] = set()
-
-    def go(done: int, state: int) -> None:
+    todo = [(0, state) for state in starts]  # a stack, not recursion: stretches run long
+    while todo:
+        done, state = todo.pop()
         if (done, state) in seen:
-            return
+            continue
         seen.add((done, state))
         if done == full:
             out.add(state)
-            return
+            continue
         left = [k for k in range(len(seg)) if not done >> k & 1]
         first_return = min(seg[k].resp for k in left)
         for k in left:
@@ -190,13 +191,9 @@ def _stretch(seg: Sequence[Access], starts: set[int]) -> set[int]:
             if a.inv > first_return:
                 continue
             if a.write:
-                for v in a.outcomes:
-                    go(done | 1 << k, v)
+                todo.extend((done | 1 << k, v) for v in a.outcomes)
             elif a.value == state:
-                go(done | 1 << k, state)
-
-    for state in starts:
-        go(0, state)
+                todo.append((done | 1 << k, state))
     return out
 
 

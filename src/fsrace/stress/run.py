@@ -5,6 +5,7 @@ remount), then check every slot's history."""
 from __future__ import annotations
 
 import bisect
+import difflib
 import gzip
 import itertools
 import json
@@ -40,6 +41,9 @@ WRITES_SLOT = {"store", "pwrite"}
 WRITES_PAGES = {"punch", "zero"}  # over op.npages pages
 
 
+LOG_FORMAT = 1  # the saved run's layout; a log without the field is format 1
+
+
 @dataclass
 class StressConfig:
     fs: str
@@ -68,11 +72,13 @@ class StressConfig:
         if unknown:
             raise ValueError(f"--without: no operation {', '.join(unknown)}; there are "
                              f"{', '.join(KINDS)}")
+        if self.scenario is not None and self.scenario not in SCENARIOS:
+            close = difflib.get_close_matches(self.scenario, SCENARIOS, n=1)
+            hint = f"did you mean {close[0]}? " if close else ""
+            raise ValueError(f"no stress scenario {self.scenario!r}; {hint}there are "
+                             f"{', '.join(SCENARIOS)} (or --mix)")
         if self.pages is None:
             self.pages = default_pages(self.scenario)
-        if self.scenario is not None and self.scenario not in SCENARIOS:
-            raise ValueError(f"no stress scenario {self.scenario!r}; there are "
-                             f"{', '.join(SCENARIOS)} (or --mix)")
         if self.workers < 1 or self.threads < 1 or self.pages < 1:
             raise ValueError("--workers, --threads and --pages must be at least 1")
         if self.scenario is not None and self.streams < 2:
@@ -533,6 +539,7 @@ def save_log(res: StressResult, path: str) -> None:
     """The run's configuration, every operation with its times and result, and the
     verdict, gzipped JSON: `fsrace stress --replay` reruns the same operations."""
     doc = {
+        "format": LOG_FORMAT,
         "config": asdict(res.config),
         "elapsed_s": res.elapsed_s,
         "executed": res.executed,
@@ -546,11 +553,26 @@ def save_log(res: StressResult, path: str) -> None:
             for e in res.history
         ],
     }
-    with gzip.open(path, "wt") as f:
+    part = f"{path}.part"  # never a half-written log under the real name
+    with gzip.open(part, "wt") as f:
         json.dump(doc, f)
+    os.replace(part, path)
 
 
 def load_config(path: str) -> StressConfig:
-    with gzip.open(path, "rt") as f:
-        doc = json.load(f)
-    return StressConfig(**doc["config"])
+    """The configuration of a saved run; ValueError if the file is not one this fsrace
+    can replay."""
+    try:
+        with gzip.open(path, "rt") as f:
+            doc = json.load(f)
+    except (OSError, EOFError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path} is not a saved fsrace stress run (gzipped JSON): {e}") from e
+    if not isinstance(doc, dict) or not isinstance(doc.get("config"), dict):
+        raise ValueError(f"{path} is not a saved fsrace stress run: it has no configuration")
+    if doc.get("format", 1) != LOG_FORMAT:
+        raise ValueError(f"{path} was saved in log format {doc.get('format')!r}; this fsrace "
+                         f"reads format {LOG_FORMAT}")
+    try:
+        return StressConfig(**doc["config"])
+    except TypeError as e:
+        raise ValueError(f"{path}: its configuration does not fit this fsrace: {e}") from e
