@@ -127,3 +127,45 @@ def test_stress_refuses_bad_names_and_bad_replay_files_with_exit_2(tmp_path):
     junk.write_text("not gzip")
     r = run("stress", "--replay", str(junk))
     assert r.exit_code == 2 and "not a saved fsrace stress run" in r.output
+
+
+def test_a_matrix_with_a_time_limit_ends_and_says_so(monkeypatch):
+    import fsrace.matrix
+
+    monkeypatch.setattr(fsrace.matrix, "SCENARIOS", {k: v for k, v in
+                        fsrace.matrix.SCENARIOS.items() if k == "punch-no-cached-pages"})
+    r = run("matrix", "--jobs", "1", "--time-limit", "0.5")
+    assert r.exit_code == 0
+    assert "punch-no-cached-pages" in r.output and "unknown" in r.output
+    assert "stopped at --time-limit 0.5s" in r.output
+
+
+def test_a_matrix_stopped_by_ctrl_c_prints_the_cells_searched_and_exits_130(monkeypatch):
+    import fsrace.matrix
+
+    real = fsrace.matrix.check_cell
+    calls = []
+
+    def interrupted_second(*args):
+        calls.append(args)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args)
+
+    monkeypatch.setattr(fsrace.matrix, "check_cell", interrupted_second)
+    r = run("matrix", "--jobs", "1")
+    assert r.exit_code == 130
+    assert "interrupted: 1 cells searched" in r.output
+    assert "punch-write-fault / linux-2012: race" in r.output
+
+
+def test_the_readme_lists_every_exit_code_of_the_table():
+    from pathlib import Path
+
+    from fsrace import exits
+
+    readme = Path(__file__).resolve().parents[1] / "README.md"
+    rows = [line for line in readme.read_text().splitlines() if line.startswith("| ")]
+    listed = {int(c) for line in rows for c in line.split("|")[1].split("/")
+              if c.strip().isdigit()}
+    assert {code for code, _ in exits.TABLE} <= listed

@@ -243,10 +243,18 @@ def replay_cmd(scenario, protocol, schedule, as_json, pages, writers, blocks_per
 @click.option("--ray", "ray_address", metavar="ADDRESS", default=None,
               help="search the cells as tasks on this Ray cluster ('local': start one on "
               "this machine; needs pip install 'fsrace[ray]')")
+@click.option("--cell-time-limit", type=click.FloatRange(0, min_open=True), default=None,
+              help="seconds per cell (the table then depends on the machine)")
+@click.option("--time-limit", type=click.FloatRange(0, min_open=True), default=None,
+              help="seconds for the whole matrix: cells still searching then stop, and those "
+              "not started end unknown at once")
 @_param_options
 def matrix_cmd(max_executions, as_markdown, as_json, html_dir, strategy, jobs, ray_address,
-               pages, writers, blocks_per_page) -> None:
-    """Every scenario under every protocol, each verdict from a search."""
+               cell_time_limit, time_limit, pages, writers, blocks_per_page) -> None:
+    """Every scenario under every protocol, each verdict from a search. Exit 0: the table
+    is made (whatever its verdicts); 130: interrupted, after the cells searched so far."""
+    params = _params(pages, writers, blocks_per_page)
+    _output_path(html_dir, folder=True)
     from .matrix import run_matrix
     from .report.matrix_report import markdown, matrix_dict, text_table
 
@@ -262,19 +270,28 @@ def matrix_cmd(max_executions, as_markdown, as_json, html_dir, strategy, jobs, r
     from .distributed import DistributedError
 
     try:
-        m = run_matrix(max_executions, on_cell,
-                       params=_params(pages, writers, blocks_per_page), strategy=strategy,
-                       jobs=jobs, ray=ray_address)
+        m = run_matrix(max_executions, on_cell, params=params, strategy=strategy,
+                       jobs=jobs, ray=ray_address, cell_time_limit=cell_time_limit,
+                       time_limit=time_limit)
     except DistributedError as e:
         raise CannotRun(str(e)) from e
     if sys.stderr.isatty():
         sys.stderr.write("\r" + " " * 78 + "\r")
+    if m.stopped_by == "interrupted":
+        searched = [(k, r) for k, r in m.cells.items() if r is not None]
+        click.echo(f"interrupted: {len(searched)} cells searched, the rest not:")
+        for (scenario, protocol), res in searched:
+            click.echo(f"  {scenario} / {protocol}: {res.search.verdict}")
+        sys.exit(exits.INTERRUPTED)
     if as_json:
         click.echo(json.dumps(matrix_dict(m), indent=2))
     elif as_markdown:
         click.echo(markdown(m), nl=False)
     else:
         click.echo(text_table(m))
+    if m.stopped_by:
+        click.echo(f"the matrix stopped at {m.stopped_by}: cells it had not finished by then "
+                   "read unknown", err=True)
     if html_dir:
         from .report.html import write_matrix_pages
 

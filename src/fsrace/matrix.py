@@ -12,6 +12,7 @@ to run, and how many operations started over.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -43,6 +44,7 @@ class Matrix:
     costs: dict[str, Cost] = field(default_factory=dict)
     scenarios: list[str] = field(default_factory=lambda: list(SCENARIOS))
     protocols: list[str] = field(default_factory=lambda: list(PROTOCOLS))
+    stopped_by: str = ""  # "interrupted": cells is what was searched before Ctrl-C
 
 
 def measure_cost(protocol: str, executions: int = 200, seed: int = 0) -> Cost:
@@ -65,29 +67,52 @@ SHRINK = {"shrink_budget_s": 600.0, "shrink_attempts": 150}  # bounded by replay
 
 
 def check_cell(scenario: str, protocol: str, max_executions: int, params: Params,
-               strategy: str) -> CheckResult:
-    """One cell: the complete search, and a random walk where it ends unknown."""
+               strategy: str, time_limit: float | None = None,
+               deadline: float | None = None) -> CheckResult:
+    """One cell: the complete search, and a random walk where it ends unknown. Each is
+    bounded by `time_limit` seconds and by the wall-clock `deadline` (time.time()) of the
+    whole matrix, if given."""
+
+    def seconds_left() -> float | None:
+        if deadline is None:
+            return time_limit
+        left = max(deadline - time.time(), 0.001)
+        return left if time_limit is None else min(left, time_limit)
+
     res = check(scenario, protocol, params, strategy,
-                limits=Limits(max_executions=max_executions), **SHRINK)
-    if res.search.verdict == "unknown":
+                limits=Limits(max_executions=max_executions, time_limit=seconds_left()),
+                **_shrink(seconds_left()))
+    out_of_time = deadline is not None and time.time() >= deadline
+    if res.search.verdict == "unknown" and not out_of_time \
+            and res.search.stopped_by != "interrupted":
         sampled = check(scenario, protocol, params, "random", seed=0,
-                        executions=RANDOM_EXECUTIONS, **SHRINK)
+                        executions=RANDOM_EXECUTIONS, limits=Limits(time_limit=seconds_left()),
+                        **_shrink(seconds_left()))
         if sampled.counterexample is not None:
             res = sampled
     return res
+
+
+def _shrink(seconds: float | None) -> dict:
+    if seconds is None:
+        return SHRINK
+    return dict(SHRINK, shrink_budget_s=min(SHRINK["shrink_budget_s"], seconds))
 
 
 def run_matrix(max_executions: int = 10_000,
                on_cell: Callable[[str, str, CheckResult], None] | None = None,
                cost_executions: int = 200, scenarios: list[str] | None = None,
                costs: bool = True, params: Params | None = None,
-               strategy: str = "stateful", jobs: int = 1, ray: str | None = None
+               strategy: str = "stateful", jobs: int = 1, ray: str | None = None,
+               cell_time_limit: float | None = None, time_limit: float | None = None
                ) -> Matrix:
     """Every scenario (or those named) under every protocol, and each protocol's cost.
     `strategy` is the complete search each cell gets (dpor or stateful), at `params`;
     `jobs` processes, or the Ray cluster at `ray` ("local": one started here), search
     cells side by side (each cell's search is bounded by executions, so the table is the
-    same wherever it ran)."""
+    same wherever it ran). `cell_time_limit` bounds each cell and `time_limit` the whole
+    matrix, in seconds; either makes the table depend on the machine. Ctrl-C ends the
+    matrix with the cells searched so far (`stopped_by` says so)."""
     m = Matrix(max_executions, params or Params(), strategy,
                scenarios=list(SCENARIOS) if scenarios is None else scenarios)
     todo = []
@@ -97,12 +122,23 @@ def run_matrix(max_executions: int = 10_000,
                 m.cells[(scenario, protocol)] = None
             else:
                 todo.append((scenario, protocol))
-    args = (max_executions, m.params, strategy)
+    deadline = time.time() + time_limit if time_limit is not None else None
+    args = (max_executions, m.params, strategy, cell_time_limit, deadline)
     cells = [(scenario, protocol, *args) for scenario, protocol in todo]
-    for (scenario, protocol, *_), res in map_unordered(check_cell, cells, jobs, ray):
-        m.cells[(scenario, protocol)] = res
-        if on_cell:
-            on_cell(scenario, protocol, res)
+    results = map_unordered(check_cell, cells, jobs, ray)
+    try:
+        for (scenario, protocol, *_), res in results:
+            if res.search.stopped_by == "interrupted":  # Ctrl-C reached the cell first
+                raise KeyboardInterrupt
+            m.cells[(scenario, protocol)] = res
+            if on_cell:
+                on_cell(scenario, protocol, res)
+    except KeyboardInterrupt:
+        results.close()
+        m.stopped_by = "interrupted"
+        return m
+    if time_limit is not None:
+        m.stopped_by = f"--time-limit {time_limit:g}s" if time.time() >= deadline else ""
     m.cells = {(sc, p): m.cells[(sc, p)] for sc in m.scenarios for p in m.protocols}
     if costs:
         for protocol in m.protocols:
