@@ -170,3 +170,30 @@ def test_the_readme_lists_every_exit_code_of_the_table():
     listed = {int(c) for line in rows for c in line.split("|")[1].split("/")
               if c.strip().isdigit()}
     assert {code for code, _ in exits.TABLE} <= listed
+
+
+def test_replay_json_has_check_json_s_schema():
+    from fsrace.explore.engine import run_execution
+    from fsrace.explore.shrink import lenient_chooser
+    from fsrace.run import builder
+    from fsrace.scenarios import Params
+
+    checked = json.loads(run("check", "-s", "punch-write-fault", "-p", "linux-2012",
+                             "--json").output)
+    r = run("replay", "-s", "punch-write-fault", "-p", "linux-2012",
+            checked["violation"]["schedule"], "--json")
+    assert r.exit_code == 1
+    replayed = json.loads(r.output)
+    assert set(replayed) == set(checked)
+    assert replayed["verdict"] == "race" and replayed["executions"] == 1
+    assert replayed["violation"]["invariant"] == checked["violation"]["invariant"]
+    assert set(replayed["timeline"]) == set(checked["timeline"])
+
+    build = builder("punch-write-fault", "invalidate-lock", Params())
+    passing = run_execution(build(), lenient_chooser(()), 400).schedule
+    r = run("replay", "-s", "punch-write-fault", "-p", "invalidate-lock", str(passing),
+            "--json")
+    assert r.exit_code == 0
+    d = json.loads(r.output)
+    assert d["verdict"] == "unknown" and d["violation"] is None and not d["complete"]
+    assert len(d["timeline"]["steps"]) == d["steps"] > 0

@@ -15,7 +15,7 @@ from .explore.engine import ReplayError
 from .explore.schedule import Schedule, ScheduleError
 from .explore.search import Limits, SearchResult
 from .protocols import PROTOCOLS
-from .report.json_report import record_dict, result_dict
+from .report.json_report import result_dict
 from .report.text import failure_report, full_report
 from .report.timeline import timeline
 from .run import STRATEGIES, UsageError, check, replay
@@ -218,7 +218,7 @@ def replay_cmd(scenario, protocol, schedule, as_json, pages, writers, blocks_per
     except (ScheduleError, ReplayError) as e:
         raise click.UsageError(str(e)) from e
     if as_json:
-        click.echo(json.dumps(record_dict(rec), indent=2))
+        click.echo(json.dumps(_replay_json(scenario, protocol, params, rec), indent=2))
     elif rec.outcome in ("violation", "deadlock", "starvation"):
         click.echo(failure_report(rec))
     else:
@@ -227,6 +227,25 @@ def replay_cmd(scenario, protocol, schedule, as_json, pages, writers, blocks_per
     if rec.outcome in ("violation", "deadlock", "starvation"):
         sys.exit(exits.FOUND)
     sys.exit(exits.UNKNOWN if rec.outcome == "bounded" else exits.OK)
+
+
+def _replay_json(scenario: str, protocol: str, params: Params, rec) -> dict:
+    """A replay in check --json's schema: one execution, so never `safe`."""
+    from .explore.search import FAILURES, SearchResult, conclude
+    from .report.html import trace_page_data
+    from .run import CheckResult
+
+    failed = rec.outcome in FAILURES
+    s = SearchResult(strategy="replay", verdict="unknown", executions=1, traces=1,
+                     steps=len(rec.events), max_depth=len(rec.events),
+                     counterexample=rec if failed else None,
+                     coverage="the one schedule given", bounded=int(rec.outcome == "bounded"))
+    conclude(s)
+    res = CheckResult(scenario, protocol, params, "replay", 0, s)
+    out = result_dict(res)
+    out["timeline"] = {k: v for k, v in trace_page_data(res, rec.schedule).items()
+                       if k != "result"}
+    return out
 
 
 @main.command("matrix")

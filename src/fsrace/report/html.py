@@ -61,12 +61,12 @@ def _relevant(rec: ExecutionRecord, failed: int | None, conflict: int | None) ->
     return [e.task != end and not e.step.label.startswith(_LOCK_STEPS) for e in rec.events]
 
 
-def trace_page_data(res: CheckResult) -> dict:
+def trace_page_data(res: CheckResult, shown: Schedule | None = None) -> dict:
     """The page's data: the check result (as `--json` prints it), and the execution shown --
-    the counterexample, or for a safe verdict the tasks run one after another -- with the
+    the counterexample, else `shown`, else the tasks run one after another -- with the
     state after each step and the state lines each step changed."""
     cx = res.counterexample
-    rec, before, after = _replay_with_states(res, cx.schedule if cx is not None else None)
+    rec, before, after = _replay_with_states(res, cx.schedule if cx is not None else shown)
     failed = rec.failed_at if cx is not None else None
     conflict = rec.conflicting_step() if cx is not None else None
     states, changed, prev = [], [], before
