@@ -197,3 +197,25 @@ def test_replay_json_has_check_json_s_schema():
     d = json.loads(r.output)
     assert d["verdict"] == "unknown" and d["violation"] is None and not d["complete"]
     assert len(d["timeline"]["steps"]) == d["steps"] > 0
+
+
+def test_every_option_has_help_and_every_help_fits_80_columns():
+    import click
+
+    from fsrace.cli import main
+
+    for name, cmd in main.commands.items():
+        for p in cmd.params:
+            if isinstance(p, click.Option) and p.name != "help":
+                assert p.help, f"{name} {p.opts[0]} has no help text"
+        r = CliRunner(env={"COLUMNS": "80"}).invoke(main, [name, "--help"])
+        assert r.exit_code == 0
+        for line in r.output.splitlines():
+            assert len(line) <= 80, f"fsrace {name} --help: {line}"
+
+
+def test_list_fits_the_terminal_width_it_is_given():
+    r = CliRunner(env={"COLUMNS": "80"}).invoke(main, ["list"])
+    assert r.exit_code == 0
+    assert max(len(line) for line in r.output.splitlines()) <= 80
+    assert "punch-write-fault" in r.output and "invalidate-lock" in r.output

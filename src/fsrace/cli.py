@@ -21,10 +21,12 @@ from .report.timeline import timeline
 from .run import STRATEGIES, UsageError, check, replay
 from .scenarios import SCENARIOS, Params
 
-SCENARIO = click.option("--scenario", "-s", required=True,
-                        type=click.Choice(sorted(SCENARIOS)), help="race class to explore")
-PROTOCOL = click.option("--protocol", "-p", required=True,
-                        type=click.Choice(sorted(PROTOCOLS)), help="locking protocol")
+SCENARIO = click.option("--scenario", "-s", required=True, metavar="NAME",
+                        type=click.Choice(sorted(SCENARIOS)),
+                        help="race class to explore (fsrace list names them)")
+PROTOCOL = click.option("--protocol", "-p", required=True, metavar="NAME",
+                        type=click.Choice(sorted(PROTOCOLS)),
+                        help="locking protocol (fsrace list names them)")
 
 
 def _param_options(f):
@@ -111,6 +113,9 @@ class _Commands(click.Group):
         except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit,
                 KeyboardInterrupt):
             raise
+        except BrokenPipeError:  # the reader went away (| head): nothing left to say
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            ctx.exit(exits.OK)
         except Exception as e:  # noqa: BLE001 - the one place that catches everything
             import tempfile
             import traceback
@@ -134,23 +139,37 @@ def main() -> None:
 
 @main.command("list")
 def list_cmd() -> None:
-    """Scenarios, protocols and strategies, one line each."""
+    """Scenarios, protocols and strategies: one entry each, wrapped to a terminal's width
+    (one line each into a pipe, unless COLUMNS is set)."""
+    import shutil
+    import textwrap
+
+    wrap = sys.stdout.isatty() or "COLUMNS" in os.environ
+    width = shutil.get_terminal_size().columns if wrap else 0
+
+    def entry(name: str, text: str) -> None:
+        line = f"  {name:24} {text}"
+        if width and len(line) > width:
+            line = "\n".join(textwrap.wrap(line, width, subsequent_indent=" " * 27,
+                                            break_on_hyphens=False))
+        click.echo(line)
+
     click.echo("scenarios:")
     for name, s in sorted(SCENARIOS.items()):
-        click.echo(f"  {name:24} {s.summary} [exercises: {', '.join(s.exercises)}]")
+        entry(name, f"{s.summary} [exercises: {', '.join(s.exercises)}]")
     click.echo("protocols:")
     for name, p in sorted(PROTOCOLS.items()):
-        click.echo(f"  {name:24} {p.summary}")
+        entry(name, p.summary)
     click.echo("strategies:")
     for name, text in STRATEGIES.items():
-        click.echo(f"  {name:24} {text}")
+        entry(name, text)
 
 
 @main.command("check")
 @SCENARIO
 @PROTOCOL
 @click.option("--strategy", type=click.Choice(list(STRATEGIES)), default="auto",
-              show_default=True)
+              show_default=True, help="how to search (fsrace list says what each does)")
 @click.option("--seed", type=int, default=0, show_default=True, help="seed for random, pct")
 @click.option("--executions", type=click.IntRange(1), default=1000, show_default=True,
               help="executions for random, pct and the pct side of auto")
@@ -162,9 +181,10 @@ def list_cmd() -> None:
               help="times a task may start an operation over before it counts as starving")
 @click.option("--max-steps", type=click.IntRange(1), default=400, show_default=True,
               help="step bound per execution")
-@click.option("--max-executions", type=click.IntRange(1), default=None)
+@click.option("--max-executions", type=click.IntRange(1), default=None,
+              help="stop after this many executions [default: no bound]")
 @click.option("--time-limit", type=click.FloatRange(0, min_open=True), default=None,
-              help="seconds")
+              help="stop after this many seconds [default: no bound]")
 @click.option("--no-shrink", is_flag=True, help="print the race as found, unshrunk")
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
 @click.option("--html", "html_file", type=click.Path(dir_okay=False, writable=True),
@@ -208,10 +228,13 @@ def check_cmd(scenario, protocol, strategy, seed, executions, depth, preemptions
 @SCENARIO
 @PROTOCOL
 @click.argument("schedule")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object, as check does")
 @_param_options
 def replay_cmd(scenario, protocol, schedule, as_json, pages, writers, blocks_per_page) -> None:
-    """Re-run one schedule exactly, printing every step."""
+    """Re-run one schedule exactly, printing every step. SCHEDULE is the task of each step,
+    run-length encoded ('0:10,1:25': task 0 ten steps, then task 1 twenty-five), as check
+    prints it. Exit 0: every check held; 1: a race, deadlock or starvation; 4: the step
+    bound cut it."""
     params = _params(pages, writers, blocks_per_page)
     try:
         rec = replay(scenario, protocol, Schedule.parse(schedule), params)
@@ -252,7 +275,7 @@ def _replay_json(scenario: str, protocol: str, params: Params, rec) -> dict:
 @click.option("--max-executions", type=click.IntRange(1), default=10_000, show_default=True,
               help="bound per cell (executions, so the table is the same on every machine)")
 @click.option("--markdown", "as_markdown", is_flag=True, help="print docs/verdicts.md")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object")
 @click.option("--html", "html_dir", type=click.Path(file_okay=False, writable=True),
               help="also write index.html and a timeline page per cell into this folder")
 @click.option("--strategy", type=click.Choice(["stateful", "dpor"]), default="stateful",
@@ -332,7 +355,8 @@ def matrix_cmd(max_executions, as_markdown, as_json, html_dir, strategy, jobs, r
               help="operations per worker [default: 2000 without --duration]")
 @click.option("--duration", type=click.FloatRange(0, min_open=True), default=None,
               help="seconds to run (at most 50000 operations per worker)")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="seed of the operation streams (a run is the same for the same seed)")
 @click.option("--pages", type=click.IntRange(1, 4096), default=None,
               help="file size in pages [default: 16 for the classes that collapse, insert, "
               "copy or clone; 64 otherwise]")
@@ -445,7 +469,8 @@ def _stress_fs_name(fs: str, vm: bool) -> None:
               help="race classes, repeatable [default: all]")
 @click.option("--duration", type=click.FloatRange(0, min_open=True), default=2.0,
               show_default=True, help="seconds per class")
-@click.option("--pages", type=click.IntRange(1, 4096), default=4, show_default=True)
+@click.option("--pages", type=click.IntRange(1, 4096), default=4, show_default=True,
+              help="file size in pages")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="fsrace-sweep",
               show_default=True, help="folder for every report and saved run")
 def stress_sweep_cmd(filesystems, kernels, scenarios, duration, pages, out_dir) -> None:

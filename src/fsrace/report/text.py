@@ -22,7 +22,12 @@ def coverage_line(res: CheckResult) -> str:
     done = "complete" if s.complete else "incomplete"
     why = f" (stopped: {s.stopped_by})" if s.stopped_by else ""
     bound = f"; {s.bounded} executions cut at the step bound" if s.bounded else ""
-    return f"{', '.join(parts)}; search {done}{why}{bound}; covers {s.coverage}"
+    aim = "covered" if s.complete else "searched by"
+    return f"{', '.join(parts)}; search {done}{why}{bound}; {aim}: {s.coverage}"
+
+
+def counted(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 def verdict_line(res: CheckResult) -> str:
@@ -93,13 +98,15 @@ def full_report(res: CheckResult, width: int | None = None) -> str:
             out.append(f"  found by {res.search.found_by}")
         if res.shrunk is not None:
             sh = res.shrunk
+            now = f"{counted(cx.preemptions, 'preemption')}, {len(cx.events)} steps"
             if (sh.original_steps, sh.original_preemptions) == (len(cx.events), cx.preemptions):
-                out.append(f"  shrinking: already minimal ({len(cx.events)} steps, "
-                           f"{cx.preemptions} preemptions; {sh.attempts} replays tried)")
+                out.append(f"  shrinking: already minimal ({now}; "
+                           f"{counted(sh.attempts, 'replay')} tried)")
             else:
-                out.append(f"  shrunk from {sh.original_steps} steps / "
-                           f"{sh.original_preemptions} preemptions to {len(cx.events)} steps / "
-                           f"{cx.preemptions} preemptions ({sh.attempts} replays)")
+                # Fewer preemptions come first, so the steps may grow.
+                out.append(f"  shrunk to {now} (found with "
+                           f"{counted(sh.original_preemptions, 'preemption')}, "
+                           f"{sh.original_steps} steps; {counted(sh.attempts, 'replay')})")
         out.append("")
         out.append(failure_report(cx, width))
         out.append("")
