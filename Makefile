@@ -7,6 +7,7 @@ BIN := $(VENV)/bin
 
 .PHONY: demo test test-fast lint bench bench-stress clean system-deps
 
+# The venv with fsrace alone (what the demo needs), and with the test extra on top.
 $(BIN)/fsrace: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 		{ echo "fsrace needs Python 3.11 or newer (found $$($(PYTHON) --version))"; exit 1; }
@@ -14,6 +15,10 @@ $(BIN)/fsrace: pyproject.toml
 		{ echo "python3 -m venv failed; installing python3-venv"; \
 		  apt-get update -qq && apt-get install -y -qq python3-venv && $(PYTHON) -m venv $(VENV); }
 	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e .
+	@touch $@
+
+$(VENV)/.test-extra: $(BIN)/fsrace
 	$(BIN)/pip install -q -e '.[test]'
 	@touch $@
 
@@ -42,23 +47,23 @@ system-deps:
 		fi; \
 	fi
 
-test: $(BIN)/fsrace system-deps
+test: $(VENV)/.test-extra system-deps
 	$(BIN)/ruff check src tests
 	$(BIN)/pytest -q -m "not slow and not realfs and not vm"
 	$(BIN)/pytest -q -m realfs
 	$(BIN)/pytest -q -m vm
 	$(BIN)/pytest -q -m slow -n 2  # two processes: the verdict table alone takes minutes
 
-test-fast: $(BIN)/fsrace
+test-fast: $(VENV)/.test-extra
 	$(BIN)/pytest -q -m "not slow and not realfs and not vm"
 
-lint: $(BIN)/fsrace
+lint: $(VENV)/.test-extra
 	$(BIN)/ruff check src tests
 
-bench: $(BIN)/fsrace
+bench: $(VENV)/.test-extra
 	$(BIN)/python bench/run.py
 
-bench-stress: $(BIN)/fsrace system-deps
+bench-stress: $(VENV)/.test-extra system-deps
 	$(BIN)/python bench/stress.py
 
 clean:

@@ -219,3 +219,12 @@ def test_list_fits_the_terminal_width_it_is_given():
     assert r.exit_code == 0
     assert max(len(line) for line in r.output.splitlines()) <= 80
     assert "punch-write-fault" in r.output and "invalidate-lock" in r.output
+
+
+def test_an_option_the_strategy_does_not_read_is_a_usage_error():
+    r = run("check", "-s", "punch-read", "-p", "linux-2012", "--strategy", "dpor",
+            "--seed", "3")
+    assert r.exit_code == 2 and "--seed has no effect under --strategy dpor" in r.output
+    r = run("check", "-s", "punch-read", "-p", "linux-2012", "--strategy", "pct",
+            "--preemptions", "2")
+    assert r.exit_code == 2 and "read by bounded" in r.output

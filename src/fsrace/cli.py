@@ -66,6 +66,26 @@ def _output_path(path: str | None, folder: bool = False) -> str | None:
     return path
 
 
+# The options only some strategies read; giving one to another strategy is a mistake.
+_READ_BY = {
+    "seed": ("random", "pct", "auto", "portfolio"),
+    "executions": ("random", "pct", "auto", "portfolio"),
+    "depth": ("pct", "auto", "portfolio"),
+    "preemptions": ("bounded",),
+}
+
+
+def _strategy_uses(strategy: str, names: tuple[str, ...]) -> None:
+    from click.core import ParameterSource
+
+    ctx = click.get_current_context()
+    for name in names:
+        if ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE \
+                and strategy not in _READ_BY[name]:
+            raise click.UsageError(f"--{name} has no effect under --strategy {strategy}; "
+                                   f"it is read by {', '.join(_READ_BY[name])}")
+
+
 def _search_exit(res: SearchResult) -> int:
     if res.counterexample is not None:
         return exits.FOUND
@@ -197,6 +217,7 @@ def check_cmd(scenario, protocol, strategy, seed, executions, depth, preemptions
     nothing); 1: a race, deadlock or starvation; 4: unknown (the search stopped at a bound
     or samples schedules)."""
     params = _params(pages, writers, blocks_per_page)
+    _strategy_uses(strategy, ("seed", "executions", "depth", "preemptions"))
     _output_path(html_file)
     progress = _ProgressLine(not as_json)
     try:
