@@ -165,3 +165,19 @@ def test_the_moving_operations_run_and_check_clean(fs, scenario):
     moved = [e for e in res.history if e.op.kind == remover and e.result >= 0]
     assert len(moved) > 50, res.skipped
     assert res.violations == [], "\n".join(res.violations)
+
+
+@needs_root
+def test_a_class_whose_own_operation_is_always_refused_is_not_exercised(tmp_path):
+    from click.testing import CliRunner
+
+    from fsrace.cli import main
+
+    log = tmp_path / "run.json.gz"
+    r = CliRunner().invoke(main, ["stress", "--fs", "tmpfs", "--scenario",
+                                  "clone-write-fault", "--ops", "300", "--log", str(log)])
+    assert r.exit_code == 5, r.output  # tmpfs has no FICLONERANGE
+    assert "NOT EXERCISED: tmpfs refused every clone" in r.output
+    executed = r.output.split("operations executed")[1].splitlines()[0]
+    assert "clone" not in executed  # the refused clones are not counted as executed
+    assert log.exists() and not _fsrace_mounts()

@@ -400,8 +400,9 @@ def stress_cmd(fs, scenario, mix, workers, threads, ops, duration, seed, pages, 
                replay_path, without, list_only, vm, kernel) -> None:
     """Run a race class against the running kernel on a real file system and check every
     value read. Exit 0: every slot's history is linearizable; 1: a violation; 2: bad usage;
-    3 (--vm): the guest never finished the run (a hung kernel); 6: it could not run here
-    (not root, a mount, the guest)."""
+    3 (--vm): the guest never finished the run (a hung kernel); 5: not exercised (the file
+    system refused every one of the class's own operation); 6: it could not run here (not
+    root, a mount, the guest)."""
     from .stress.ops import SCENARIOS as STRESS
     from .stress.report import stress_report
     from .stress.run import StressConfig, load_config, run_stress, save_log
@@ -448,7 +449,9 @@ def stress_cmd(fs, scenario, mix, workers, threads, ops, duration, seed, pages, 
     click.echo(stress_report(res))
     save_log(res, log_path)
     click.echo(f"run saved to {log_path} (replay: fsrace stress --replay {log_path})")
-    sys.exit(exits.FOUND if res.violations else exits.OK)
+    if res.violations:
+        sys.exit(exits.FOUND)
+    sys.exit(exits.OK if res.exercised else exits.NOT_EXERCISED)
 
 
 def _default_log(cfg, vm: bool, replay_path: str | None) -> str:

@@ -7,6 +7,7 @@ FOUND = 1  # a race, deadlock, starvation or violation
 USAGE = 2  # a bad option, name, number or file; nothing was run
 HUNG = 3  # the guest never finished a run (a hung kernel)
 UNKNOWN = 4  # the search ended before it covered everything, and found nothing
+NOT_EXERCISED = 5  # a stress run whose race class's own operation never ran
 CANNOT_RUN = 6  # the machine could not run it: not root, a mount, the guest, a Ray cluster
 INTERNAL = 70  # a bug in fsrace (what was measured is printed first)
 INTERRUPTED = 130  # Ctrl-C, after printing what was covered
@@ -18,6 +19,7 @@ TABLE = [
     (USAGE, "bad usage (an option, name, number or file); nothing ran"),
     (HUNG, "the qemu guest never finished (a hung kernel)"),
     (UNKNOWN, "unknown: the search stopped at a bound before it covered everything"),
+    (NOT_EXERCISED, "not exercised: the file system refused the class's own operation"),
     (CANNOT_RUN, "could not run here: not root, a mount, the guest, the Ray cluster"),
     (INTERNAL, "an internal error of fsrace; the message says where its traceback is"),
     (INTERRUPTED, "interrupted by Ctrl-C, after printing what was covered"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .ops import own_operation
 from .run import StressResult
 
 
@@ -46,6 +47,10 @@ def stress_report(res: StressResult) -> str:
     if res.violations:
         lines.append(f"VIOLATION: {len(res.violations)}+ slots have no explanation")
         lines += res.violations
+    elif not res.exercised:
+        op = own_operation(cfg.scenario)
+        lines.append(f"NOT EXERCISED: {cfg.fs} refused every {op}, so the race class was "
+                     "never given a chance; the values read were all explained")
     else:
         lines.append("OK: every value read and the final contents are explained by an order "
                      "of the operations consistent with real time")

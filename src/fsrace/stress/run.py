@@ -110,7 +110,7 @@ class StressResult:
     elapsed_s: float = 0.0
     executed: int = 0
     skipped: Counter = field(default_factory=Counter)
-    by_kind: Counter = field(default_factory=Counter)
+    by_kind: Counter = field(default_factory=Counter)  # carried out, not refused
     killed: list[str] = field(default_factory=list)  # worker processes ended by a signal
     unfinished: list[str] = field(default_factory=list)  # invoked, never returned
     slots_checked: int = 0
@@ -125,6 +125,13 @@ class StressResult:
     @property
     def ops_per_s(self) -> float:
         return self.executed / self.elapsed_s if self.elapsed_s else 0.0
+
+    @property
+    def exercised(self) -> bool:
+        """Whether the class's own operation ever ran: a file system that refuses every
+        clone tested nothing of clone-write-fault, whatever the reads say."""
+        scenario = self.config.scenario
+        return scenario is None or self.by_kind.get(own_operation(scenario), 0) > 0
 
 
 def _max_ops(cfg: StressConfig) -> int:
@@ -289,9 +296,10 @@ def run_stress(cfg: StressConfig, progress: bool = False) -> StressResult:
         res.kernel_log = _kmsg_since(kmsg)
     res.executed = sum(1 for e in res.history if e.result >= 0 and e.resp != INF)
     for e in res.history:
-        res.by_kind[e.op.kind] += 1
         if e.result < 0:
             res.skipped[f"{e.op.kind} ({refusal(e.result)})"] += 1
+        else:
+            res.by_kind[e.op.kind] += 1  # operations the file system carried out
         if e.resp == INF:
             res.unfinished.append(f"W{e.worker} op {e.index} ({e.op})")
     checking = time.monotonic()

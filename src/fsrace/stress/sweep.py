@@ -12,6 +12,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import exits
 from .ops import own_operation
 from .run import StressConfig
 from .vm import HUNG, GuestRun, VMError, run_in_vm
@@ -32,7 +33,7 @@ def summarize(scenario: str, run: GuestRun) -> tuple[str, bool]:
     (its removing operation refused every time)."""
     if run.status == HUNG:
         return "**hung** (no end within the run's time; guest stopped)", True
-    if run.status == 2 or not run.log:
+    if run.status in (exits.USAGE, exits.CANNOT_RUN, exits.INTERNAL) or not run.log:
         return "run failed (see report)", False
     doc = json.loads(gzip.decompress(run.log))
     done, errors = Counter(), {}
