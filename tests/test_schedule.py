@@ -17,3 +17,14 @@ def test_empty_schedule_round_trips():
 def test_bad_schedule_tokens_are_rejected_with_the_expected_form(bad):
     with pytest.raises(ScheduleError, match="schedule token"):
         Schedule.parse(bad)
+
+
+def test_a_schedule_longer_than_any_execution_is_refused_before_it_is_built():
+    import pytest
+
+    from fsrace.explore.schedule import ScheduleError
+
+    with pytest.raises(ScheduleError, match="runs past"):
+        Schedule.parse("0:99999999999999999999")
+    with pytest.raises(ScheduleError, match="runs past"):
+        Schedule.parse(",".join(["0:600000", "1:600000"]))

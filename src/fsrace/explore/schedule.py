@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass
 
 _TOKEN = re.compile(r"^(\d+)(?::(\d+))?$")
+MAX_STEPS = 1_000_000  # far beyond any execution of the model (the step bound is 400)
 
 
 class ScheduleError(ValueError):
@@ -56,5 +57,8 @@ class Schedule:
             task, count = int(m.group(1)), int(m.group(2) or 1)
             if count < 1:
                 raise ScheduleError(f"bad count in schedule token {token!r}: must be >= 1")
+            if len(choices) + count > MAX_STEPS:
+                raise ScheduleError(f"the schedule runs past {MAX_STEPS:,} steps; no "
+                                    "execution is that long")
             choices.extend([task] * count)
         return cls(tuple(choices))
