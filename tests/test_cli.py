@@ -228,3 +228,10 @@ def test_an_option_the_strategy_does_not_read_is_a_usage_error():
     r = run("check", "-s", "punch-read", "-p", "linux-2012", "--strategy", "pct",
             "--preemptions", "2")
     assert r.exit_code == 2 and "read by bounded" in r.output
+
+
+def test_an_output_file_where_nothing_can_be_written_is_refused_before_any_work():
+    r = run("check", "-s", "punch-write-fault", "-p", "linux-2012", "--html", "/proc/x.html")
+    assert r.exit_code == 2 and "cannot write in /proc" in r.output
+    r = run("stress", "--fs", "tmpfs", "--mix", "--ops", "5", "--log", "/proc/x.json.gz")
+    assert r.exit_code == 2 and "cannot write in /proc" in r.output

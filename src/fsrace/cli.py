@@ -61,7 +61,14 @@ def _output_path(path: str | None, folder: bool = False) -> str | None:
         where.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise click.UsageError(f"cannot create the folder {where}: {e.strerror}") from e
-    if not os.access(where, os.W_OK) or (target.is_file() and not os.access(target, os.W_OK)):
+    try:  # a file made and removed again: the only test that holds for root and /proc
+        import tempfile
+
+        with tempfile.NamedTemporaryFile(dir=where, prefix=".fsrace-probe-"):
+            pass
+    except OSError as e:
+        raise click.UsageError(f"cannot write in {where}: {e.strerror}") from e
+    if target.is_file() and not os.access(target, os.W_OK):
         raise click.UsageError(f"cannot write {path}")
     return path
 
