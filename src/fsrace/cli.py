@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -97,7 +98,7 @@ def _search_exit(res: SearchResult) -> int:
     if res.counterexample is not None:
         return exits.FOUND
     if res.stopped_by == "interrupted":
-        return exits.INTERRUPTED
+        return _stopped_code()
     return exits.OK if res.verdict == "safe" else exits.UNKNOWN
 
 
@@ -162,6 +163,21 @@ class _Commands(click.Group):
 @click.version_option(package_name="fsrace")
 def main() -> None:
     """Find and rule out races between page faults and block-removing operations."""
+    # SIGTERM stops a search the way Ctrl-C does, so it too prints what was covered;
+    # stress installs its own handler, which also removes the scratch file system.
+    signal.signal(signal.SIGTERM, _terminate)
+
+
+_TERMINATED = []  # set once SIGTERM arrived
+
+
+def _terminate(signum, frame) -> None:
+    _TERMINATED.append(signum)
+    raise KeyboardInterrupt
+
+
+def _stopped_code() -> int:
+    return exits.TERMINATED if _TERMINATED else exits.INTERRUPTED
 
 
 @main.command("list")
@@ -352,7 +368,7 @@ def matrix_cmd(max_executions, as_markdown, as_json, html_dir, strategy, jobs, r
         click.echo(f"interrupted: {len(searched)} cells searched, the rest not:")
         for (scenario, protocol), res in searched:
             click.echo(f"  {scenario} / {protocol}: {res.search.verdict}")
-        sys.exit(exits.INTERRUPTED)
+        sys.exit(_stopped_code())
     if as_json:
         click.echo(json.dumps(matrix_dict(m), indent=2))
     elif as_markdown:

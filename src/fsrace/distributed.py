@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any
 
 LOCAL = "local"  # --ray local: start a Ray instance on this machine
@@ -32,14 +32,28 @@ def map_unordered(fn: Callable[..., Any], items: Iterable[tuple], jobs: int = 1,
         for item in items:
             yield item, fn(*item)
     else:
-        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork")) as pool:
-            futures = {pool.submit(fn, *item): item for item in items}
-            try:
-                for fut in as_completed(futures):
-                    yield futures[fut], fut.result()
-            except BaseException:
-                pool.shutdown(wait=False, cancel_futures=True)
-                raise
+        pool = multiprocessing.get_context("fork").Pool(jobs, initializer=_worker_start)
+        try:
+            yield from pool.imap_unordered(_call, [(fn, item) for item in items])
+            pool.close()
+        except BaseException:
+            # Ctrl-C, SIGTERM, a failed job, or the caller stopped reading: the workers
+            # are killed, queued jobs and all, rather than left to finish.
+            pool.terminate()
+            raise
+        finally:
+            pool.join()
+
+
+def _worker_start() -> None:
+    # A forked worker inherits the parent's SIGTERM handler (the CLI turns SIGTERM into a
+    # stop that prints what was covered); the pool ends its workers with SIGTERM.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _call(job: tuple[Callable[..., Any], tuple]) -> tuple[tuple, Any]:
+    fn, item = job
+    return item, fn(*item)
 
 
 def _on_ray(fn: Callable[..., Any], items: list[tuple], address: str

@@ -72,6 +72,8 @@ def _failed_in_end(rec: ExecutionRecord) -> bool:
 def what_would_help(res: CheckResult) -> str:
     """For an `unknown`: the next thing to try, from what stopped the search."""
     s = res.search
+    if s.stopped_by == "interrupted":
+        return "it was stopped; run it again with a --time-limit to let it go on alone"
     if s.bounded:
         return ("to finish: raise --max-steps (executions ran into the step bound; a loop "
                 "the model cannot leave?)")
