@@ -235,3 +235,18 @@ def test_an_output_file_where_nothing_can_be_written_is_refused_before_any_work(
     assert r.exit_code == 2 and "cannot write in /proc" in r.output
     r = run("stress", "--fs", "tmpfs", "--mix", "--ops", "5", "--log", "/proc/x.json.gz")
     assert r.exit_code == 2 and "cannot write in /proc" in r.output
+
+
+def test_the_matrix_table_is_cut_into_blocks_that_fit_the_width():
+    from fsrace.matrix import Matrix
+    from fsrace.protocols import PROTOCOLS
+    from fsrace.report.matrix_report import text_table
+    from fsrace.scenarios import SCENARIOS
+
+    m = Matrix(10, cells={(s, p): None for s in SCENARIOS for p in PROTOCOLS})
+    narrow, wide = text_table(m, 80), text_table(m)
+    assert max(len(line) for line in narrow.splitlines()) <= 80
+    for p in PROTOCOLS:
+        assert p[:12] in narrow
+    headers = [line for line in narrow.splitlines() if line.startswith(" " * 20)]
+    assert len(headers) == -(-len(PROTOCOLS) // 3) and len(wide.splitlines()[0]) > 80

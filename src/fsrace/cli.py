@@ -94,6 +94,15 @@ def _strategy_uses(strategy: str, names: tuple[str, ...]) -> None:
                                    f"it is read by {', '.join(_READ_BY[name])}")
 
 
+def _columns() -> int | None:
+    """The terminal's width, or COLUMNS; None into a pipe (one line per entry there)."""
+    import shutil
+
+    if sys.stdout.isatty() or "COLUMNS" in os.environ:
+        return shutil.get_terminal_size().columns
+    return None
+
+
 def _search_exit(res: SearchResult) -> int:
     if res.counterexample is not None:
         return exits.FOUND
@@ -184,11 +193,9 @@ def _stopped_code() -> int:
 def list_cmd() -> None:
     """Scenarios, protocols and strategies: one entry each, wrapped to a terminal's width
     (one line each into a pipe, unless COLUMNS is set)."""
-    import shutil
     import textwrap
 
-    wrap = sys.stdout.isatty() or "COLUMNS" in os.environ
-    width = shutil.get_terminal_size().columns if wrap else 0
+    width = _columns() or 0
 
     def entry(name: str, text: str) -> None:
         line = f"  {name:24} {text}"
@@ -374,7 +381,7 @@ def matrix_cmd(max_executions, as_markdown, as_json, html_dir, strategy, jobs, r
     elif as_markdown:
         click.echo(markdown(m), nl=False)
     else:
-        click.echo(text_table(m))
+        click.echo(text_table(m, _columns()))
     if m.stopped_by:
         click.echo(f"the matrix stopped at {m.stopped_by}: cells it had not finished by then "
                    "read unknown", err=True)

@@ -44,13 +44,21 @@ def why(res: CheckResult) -> str:
             f"({found}{len(cx.events)} steps, schedule `{cx.schedule}`)")
 
 
-def text_table(m: Matrix) -> str:
+def text_table(m: Matrix, columns: int | None = None) -> str:
+    """The table; wider than `columns` characters, it is cut into blocks of protocols."""
     width = max(len(s) for s in m.scenarios)
-    cols = [p[:12] for p in m.protocols]
-    lines = [" " * width + "  " + " ".join(f"{c:>12}" for c in cols)]
-    for scen in m.scenarios:
-        row = [f"{cell_word(m.cells[(scen, p)]):>12}" for p in m.protocols]
-        lines.append(f"{scen:{width}}  " + " ".join(row))
+    per_block = len(m.protocols)
+    if columns:
+        per_block = max(1, (columns - width - 2 + 1) // 13)
+    lines = []
+    for first in range(0, len(m.protocols), per_block):
+        protocols = m.protocols[first:first + per_block]
+        if first:
+            lines.append("")
+        lines.append(" " * width + "  " + " ".join(f"{p[:12]:>12}" for p in protocols))
+        for scen in m.scenarios:
+            row = [f"{cell_word(m.cells[(scen, p)]):>12}" for p in protocols]
+            lines.append(f"{scen:{width}}  " + " ".join(row))
     lines.append("")
     lines.append(f"cost on {COST_SCENARIO} --pages {COST_PARAMS.pages} "
                  f"--writers {COST_PARAMS.writers} (random walk, seed 0):")
