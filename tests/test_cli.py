@@ -250,3 +250,12 @@ def test_the_matrix_table_is_cut_into_blocks_that_fit_the_width():
         assert p[:12] in narrow
     headers = [line for line in narrow.splitlines() if line.startswith(" " * 20)]
     assert len(headers) == -(-len(PROTOCOLS) // 3) and len(wide.splitlines()[0]) > 80
+
+
+def test_a_usage_error_is_one_line_with_a_suggestion():
+    r = run("check", "-s", "punch-wirte-fault", "-p", "linux-2012")
+    assert r.exit_code == 2
+    assert r.output.count("\n") == 1 and " check: " in r.output.split("Invalid")[0]
+    assert "did you mean punch-write-fault?" in r.output
+    r = run("nosuchcommand")
+    assert r.exit_code == 2 and r.output.count("\n") == 1

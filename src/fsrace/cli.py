@@ -22,11 +22,26 @@ from .report.timeline import timeline
 from .run import STRATEGIES, UsageError, check, replay
 from .scenarios import SCENARIOS, Params
 
+
+class _Name(click.Choice):
+    """A name from a list, with a suggestion when it is misspelled."""
+
+    def convert(self, value, param, ctx):
+        if value in self.choices:
+            return value
+        import difflib
+
+        close = difflib.get_close_matches(str(value), [str(c) for c in self.choices], n=1)
+        hint = f"did you mean {close[0]}? " if close else ""
+        self.fail(f"no {param.name if param else 'name'} {value!r}; {hint}"
+                  f"there are {', '.join(map(str, self.choices))}", param, ctx)
+
+
 SCENARIO = click.option("--scenario", "-s", required=True, metavar="NAME",
-                        type=click.Choice(sorted(SCENARIOS)),
+                        type=_Name(sorted(SCENARIOS)),
                         help="race class to explore (fsrace list names them)")
 PROTOCOL = click.option("--protocol", "-p", required=True, metavar="NAME",
-                        type=click.Choice(sorted(PROTOCOLS)),
+                        type=_Name(sorted(PROTOCOLS)),
                         help="locking protocol (fsrace list names them)")
 
 
@@ -141,8 +156,24 @@ class CannotRun(click.ClickException):
 
 
 class _Commands(click.Group):
-    """Every command: a failure of fsrace itself ends in one message and a saved
-    traceback, never a traceback on the terminal."""
+    """Every command: bad usage is one line and exit 2; a failure of fsrace itself ends in
+    one message and a saved traceback, never a traceback on the terminal."""
+
+    def main(self, args=None, prog_name=None, **extra):
+        extra.pop("standalone_mode", None)
+        try:
+            code = super().main(args, prog_name, standalone_mode=False, **extra)
+        except click.UsageError as e:
+            where = e.ctx.command_path if e.ctx else "fsrace"
+            click.echo(f"{where}: {e.format_message()} (see {where} --help)", err=True)
+            sys.exit(exits.USAGE)
+        except click.ClickException as e:
+            e.show()
+            sys.exit(e.exit_code)
+        except click.Abort:  # Ctrl-C outside a search
+            click.echo("interrupted", err=True)
+            sys.exit(_stopped_code())
+        sys.exit(code if isinstance(code, int) else exits.OK)
 
     def invoke(self, ctx: click.Context):
         try:
