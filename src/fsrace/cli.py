@@ -16,7 +16,7 @@ from .explore.engine import ReplayError
 from .explore.schedule import Schedule, ScheduleError
 from .explore.search import Limits, SearchResult
 from .protocols import PROTOCOLS
-from .report.json_report import result_dict
+from .report.json_report import envelope, result_dict
 from .report.text import failure_report, full_report
 from .report.timeline import timeline
 from .run import STRATEGIES, UsageError, check, replay
@@ -292,7 +292,7 @@ def check_cmd(scenario, protocol, strategy, seed, executions, depth, preemptions
     if as_json:
         from .report.html import trace_page_data
 
-        out = result_dict(res)
+        out = envelope("check", result_dict(res))
         # What the HTML page draws: the execution shown, with the state after each step.
         out["timeline"] = {k: v for k, v in trace_page_data(res).items() if k != "result"}
         click.echo(json.dumps(out, indent=2))
@@ -347,7 +347,7 @@ def _replay_json(scenario: str, protocol: str, params: Params, rec) -> dict:
                      coverage="the one schedule given", bounded=int(rec.outcome == "bounded"))
     conclude(s)
     res = CheckResult(scenario, protocol, params, "replay", 0, s)
-    out = result_dict(res)
+    out = envelope("replay", result_dict(res))
     out["timeline"] = {k: v for k, v in trace_page_data(res, rec.schedule).items()
                        if k != "result"}
     return out
@@ -408,7 +408,7 @@ def matrix_cmd(max_executions, as_markdown, as_json, html_dir, strategy, jobs, r
             click.echo(f"  {scenario} / {protocol}: {res.search.verdict}")
         sys.exit(_stopped_code())
     if as_json:
-        click.echo(json.dumps(matrix_dict(m), indent=2))
+        click.echo(json.dumps(envelope("matrix", matrix_dict(m)), indent=2))
     elif as_markdown:
         click.echo(markdown(m), nl=False)
     else:
@@ -444,12 +444,15 @@ def matrix_cmd(max_executions, as_markdown, as_json, html_dir, strategy, jobs, r
               "copy or clone; 64 otherwise]")
 @click.option("--log", "log_path", type=click.Path(dir_okay=False), default=None,
               help="where to save the run (gzipped JSON) [default: "
-              "fsrace-stress-FS-CLASS-SEED.json.gz; a replay of R: R's name with .replay]")
+              "fsrace-stress-FS-CLASS-SEED-TIME.json.gz, a replay of R beside R; never "
+              "over an earlier run]")
 @click.option("--replay", "replay_path", type=click.Path(exists=True, dir_okay=False),
               help="rerun the operations of a saved run (same seed, scenario, sizes)")
 @click.option("--without", default="", metavar="OP[,OP]",
               help="never draw these operations (e.g. dio_write: the kernel documents direct "
               "writes beside mapped writes of one page as incoherent); kept in the saved run")
+@click.option("--json", "as_json", is_flag=True,
+              help="print the result as one JSON object (docs/json.md)")
 @click.option("--list", "list_only", is_flag=True, help="list the stress scenarios")
 @click.option("--vm", is_flag=True, help="run inside a qemu guest (Debian bookworm, 6.1): "
               "--fs nfs, nfs-xfs (NFS v4.2 over loopback exporting ext4 or xfs), smb, "
@@ -458,14 +461,14 @@ def matrix_cmd(max_executions, as_markdown, as_json, html_dir, strategy, jobs, r
               help="with --vm: boot this kernel package instead, from bookworm-backports or "
               "SUITE (e.g. linux-image-amd64, linux-image-amd64/sid)")
 def stress_cmd(fs, scenario, mix, workers, threads, ops, duration, seed, pages, log_path,
-               replay_path, without, list_only, vm, kernel) -> None:
+               replay_path, without, as_json, list_only, vm, kernel) -> None:
     """Run a race class against the running kernel on a real file system and check every
     value read. Exit 0: every slot's history is linearizable; 1: a violation; 2: bad usage;
     3 (--vm): the guest never finished the run (a hung kernel); 5: not exercised (the file
     system refused every one of the class's own operation); 6: it could not run here (not
     root, a mount, the guest)."""
     from .stress.ops import SCENARIOS as STRESS
-    from .stress.report import stress_report
+    from .stress.report import stress_dict, stress_report
     from .stress.run import StressConfig, load_config, run_stress, save_log
     from .stress.scratch import ScratchError, Terminated
 
@@ -496,6 +499,9 @@ def stress_cmd(fs, scenario, mix, workers, threads, ops, duration, seed, pages, 
     if replay_path and os.path.abspath(log_path) == os.path.abspath(replay_path):
         raise click.UsageError("--log names the run being replayed; give another file")
     if vm:
+        if as_json:
+            raise click.UsageError("--json is not available with --vm yet; the guest's "
+                                   "saved run (--log) holds the whole result")
         _stress_in_vm(cfg, log_path, kernel)
     try:
         res = run_stress(cfg, progress=sys.stderr.isatty())
@@ -507,25 +513,35 @@ def stress_cmd(fs, scenario, mix, workers, threads, ops, duration, seed, pages, 
     except Terminated:
         click.echo("terminated: the scratch file system was removed", err=True)
         sys.exit(exits.TERMINATED)
-    click.echo(stress_report(res))
     save_log(res, log_path)
-    click.echo(f"run saved to {log_path} (replay: fsrace stress --replay {log_path})")
+    if as_json:
+        click.echo(json.dumps(envelope("stress", stress_dict(res, log_path)), indent=2))
+    else:
+        click.echo(stress_report(res))
+        click.echo(f"run saved to {log_path} (replay: fsrace stress --replay {log_path})")
     if res.violations:
         sys.exit(exits.FOUND)
     sys.exit(exits.OK if res.exercised else exits.NOT_EXERCISED)
 
 
 def _default_log(cfg, vm: bool, replay_path: str | None) -> str:
-    """Where a run is saved unless --log says: one file per file system, class and seed;
-    a replay beside the run it replays, never over it."""
+    """Where a run is saved unless --log says: named by file system, class, seed and the
+    time, a replay beside the run it replays; never over an existing file."""
+    stamp = time.strftime("%Y%m%dT%H%M%S")
     if replay_path:
         stem = replay_path.removesuffix(".gz").removesuffix(".json")
-        return f"{stem}.replay.json.gz"
-    from .stress.scratch import FILESYSTEMS
+        name = f"{stem}.replay-{stamp}"
+    else:
+        from .stress.scratch import FILESYSTEMS
 
-    fs_name = cfg.fs if vm or cfg.fs in FILESYSTEMS else "dir"
-    return (f"fsrace-stress-{'vm-' if vm else ''}{fs_name}-{cfg.scenario or 'mix'}-"
-            f"{cfg.seed}.json.gz")
+        fs_name = cfg.fs if vm or cfg.fs in FILESYSTEMS else "dir"
+        name = (f"fsrace-stress-{'vm-' if vm else ''}{fs_name}-{cfg.scenario or 'mix'}-"
+                f"{cfg.seed}-{stamp}")
+    path, n = f"{name}.json.gz", 1
+    while os.path.exists(path):  # two runs in one second: evidence is never overwritten
+        n += 1
+        path = f"{name}-{n}.json.gz"
+    return path
 
 
 def _stress_fs_name(fs: str, vm: bool) -> None:

@@ -7,6 +7,13 @@ from dataclasses import asdict
 from ..explore.engine import ExecutionRecord
 from ..run import CheckResult
 
+FORMAT = 1  # the version of result.schema.json that --json output follows
+
+
+def envelope(command: str, body: dict) -> dict:
+    """What a command prints with --json: the schema's version, the command, its result."""
+    return {"format": FORMAT, "command": command, **body}
+
 
 def record_dict(rec: ExecutionRecord) -> dict:
     return {

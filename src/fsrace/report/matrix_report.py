@@ -169,4 +169,5 @@ def matrix_dict(m: Matrix) -> dict:
                   {"scenario": s, "protocol": p, "verdict": "n/a", "why": not_modelled(s, p)}
                   for (s, p), res in m.cells.items()],
         "costs": {p: vars(c) for p, c in m.costs.items()},
+        "stopped_by": m.stopped_by or None,
     }

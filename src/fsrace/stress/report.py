@@ -55,3 +55,18 @@ def stress_report(res: StressResult) -> str:
         lines.append("OK: every value read and the final contents are explained by an order "
                      "of the operations consistent with real time")
     return "\n".join(lines)
+
+
+def stress_dict(res: StressResult, log_path: str) -> dict:
+    """The run for --json (docs/json.md)."""
+    cfg = res.config
+    verdict = "bad" if res.violations else "ok" if res.exercised else "not-exercised"
+    return {
+        "fs": cfg.fs, "scenario": cfg.scenario, "seed": cfg.seed, "workers": cfg.workers,
+        "threads": cfg.threads, "pages": cfg.pages, "without": list(cfg.without),
+        "verdict": verdict, "executed": res.executed, "operations": dict(res.by_kind),
+        "refused": dict(res.skipped), "unfinished": len(res.unfinished),
+        "killed": list(res.killed), "violations": list(res.violations),
+        "slots_checked": res.slots_checked, "elapsed_s": round(res.elapsed_s, 3),
+        "check_s": round(res.check_s, 3), "kernel_log": list(res.kernel_log), "log": log_path,
+    }
