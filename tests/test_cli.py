@@ -259,3 +259,21 @@ def test_a_usage_error_is_one_line_with_a_suggestion():
     assert "did you mean punch-write-fault?" in r.output
     r = run("nosuchcommand")
     assert r.exit_code == 2 and r.output.count("\n") == 1
+
+
+def test_an_internal_error_after_a_search_keeps_what_it_measured(monkeypatch):
+    import fsrace.run
+
+    def broken_shrink(*args, **kwargs):
+        raise RuntimeError("shrinking broke")
+
+    monkeypatch.setattr(fsrace.run, "shrink", broken_shrink)
+    r = run("check", "-s", "punch-write-fault", "-p", "linux-2012")
+    assert r.exit_code == 70
+    assert "measured before the error" in r.output and "executions" in r.output
+    path = r.output.split("The traceback is in ")[1].split(";")[0]
+    with open(path) as f:
+        assert "measured before the error" in f.read()
+    import os
+
+    os.unlink(path)

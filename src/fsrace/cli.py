@@ -134,14 +134,16 @@ class _ProgressLine:
         self.start = time.monotonic()
 
     def __call__(self, res: SearchResult) -> None:
-        if not self.enabled:
-            return
         rate = res.executions / max(res.elapsed_s, 1e-9)
         states = f"{res.states} states, " if res.states is not None else ""
-        sys.stderr.write(f"\r  {res.executions} executions ({rate:.0f}/s), {res.traces} traces, "
-                         f"{states}depth {res.max_depth}, {res.steps} steps, "
-                         f"{res.elapsed_s:.1f}s ")
-        sys.stderr.flush()
+        line = (f"  {res.executions} executions ({rate:.0f}/s), {res.traces} traces, "
+                f"{states}depth {res.max_depth}, {res.steps} steps, {res.elapsed_s:.1f}s")
+        cx = res.counterexample
+        found = f"found a {cx.outcome}, schedule {cx.schedule}" if cx else "nothing found"
+        _measured("search", f"{line.strip()}; {found}")
+        if self.enabled:
+            sys.stderr.write(f"\r{line} ")
+            sys.stderr.flush()
 
     def clear(self) -> None:
         if self.enabled:
@@ -153,6 +155,13 @@ class CannotRun(click.ClickException):
     """The machine could not do what was asked (not root, a mount, the guest, Ray)."""
 
     exit_code = exits.CANNOT_RUN
+
+
+_MEASURED: dict[str, str] = {}  # what a command has measured so far, for an internal error
+
+
+def _measured(key: str, text: str) -> None:
+    _MEASURED[key] = text
 
 
 class _Commands(click.Group):
@@ -189,9 +198,14 @@ class _Commands(click.Group):
             import traceback
 
             fd, path = tempfile.mkstemp(prefix="fsrace-error-", suffix=".txt")
+            measured = "\n".join(_MEASURED.values())
             with os.fdopen(fd, "w") as f:
                 f.write(f"fsrace {' '.join(sys.argv[1:])}\n\n")
+                if measured:
+                    f.write(f"measured before the error:\n{measured}\n\n")
                 traceback.print_exc(file=f)
+            if measured:
+                click.echo(f"measured before the error:\n{measured}", err=True)
             click.echo(f"fsrace: internal error: {type(e).__name__}: {e}\n"
                        f"This is a bug in fsrace. The traceback is in {path}; please "
                        f"report it with the command line.", err=True)
@@ -383,6 +397,7 @@ def matrix_cmd(max_executions, as_markdown, as_json, html_dir, strategy, jobs, r
     from .report.matrix_report import markdown, matrix_dict, text_table
 
     def on_cell(scenario, protocol, res):
+        _measured(f"{scenario}/{protocol}", f"  {scenario} / {protocol}: {res.search.verdict}")
         line = (f"  {scenario} / {protocol}: {res.search.verdict}"
                 f" ({res.search.executions} executions, {res.search.elapsed_s:.1f}s)")
         if sys.stderr.isatty():

@@ -142,6 +142,11 @@ def search(
                     and not res.stopped_by)
     res.coverage = strategy.bounds()
     conclude(res)
+    if progress:
+        try:
+            progress(res)  # the final figures, however short the search
+        except KeyboardInterrupt:
+            pass  # the search is over; its result stands
     return res
 
 
