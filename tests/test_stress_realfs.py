@@ -181,3 +181,24 @@ def test_a_class_whose_own_operation_is_always_refused_is_not_exercised(tmp_path
     executed = r.output.split("operations executed")[1].splitlines()[0]
     assert "clone" not in executed  # the refused clones are not counted as executed
     assert log.exists() and not _fsrace_mounts()
+
+
+@needs_root
+def test_a_run_counts_its_race_windows_and_too_few_is_not_exercised(tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from fsrace.cli import main
+
+    def stress(*extra):
+        r = CliRunner().invoke(main, ["stress", "--fs", "tmpfs", "-s", "punch-write-fault",
+                                      "--ops", "3000", "--json", "--log",
+                                      str(tmp_path / "run.json.gz"), *extra])
+        return r.exit_code, json.loads(r.stdout)
+
+    code, out = stress()
+    assert code == 0 and out["verdict"] == "ok", out
+    assert out["windows"]["hit"] >= 1 and out["windows"]["operations"] > 0
+    code, out = stress("--min-windows", str(10**9))
+    assert code == 5 and out["verdict"] == "not-exercised"

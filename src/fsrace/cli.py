@@ -466,6 +466,9 @@ def matrix_cmd(max_executions, as_markdown, as_json, html_dir, strategy, jobs, r
 @click.option("--without", default="", metavar="OP[,OP]",
               help="never draw these operations (e.g. dio_write: the kernel documents direct "
               "writes beside mapped writes of one page as incoherent); kept in the saved run")
+@click.option("--min-windows", type=click.IntRange(0), default=1, show_default=True,
+              help="race windows (accesses wholly inside one of the class's own "
+              "operations) a run needs to be ok rather than not exercised")
 @click.option("--json", "as_json", is_flag=True,
               help="print the result as one JSON object (docs/json.md)")
 @click.option("--list", "list_only", is_flag=True, help="list the stress scenarios")
@@ -476,7 +479,7 @@ def matrix_cmd(max_executions, as_markdown, as_json, html_dir, strategy, jobs, r
               help="with --vm: boot this kernel package instead, from bookworm-backports or "
               "SUITE (e.g. linux-image-amd64, linux-image-amd64/sid)")
 def stress_cmd(fs, scenario, mix, workers, threads, ops, duration, seed, pages, log_path,
-               replay_path, without, as_json, list_only, vm, kernel) -> None:
+               replay_path, without, min_windows, as_json, list_only, vm, kernel) -> None:
     """Run a race class against the running kernel on a real file system and check every
     value read. Exit 0: every slot's history is linearizable; 1: a violation; 2: bad usage;
     3 (--vm): the guest never finished the run (a hung kernel); 5: not exercised (the file
@@ -504,7 +507,8 @@ def stress_cmd(fs, scenario, mix, workers, threads, ops, duration, seed, pages, 
             cfg = StressConfig(fs, scenario, workers,
                                ops if ops or duration else 2000, duration, seed, pages,
                                threads=threads,
-                               without=tuple(k for k in without.split(",") if k))
+                               without=tuple(k for k in without.split(",") if k),
+                               min_windows=min_windows)
     except ValueError as e:
         raise click.UsageError(str(e)) from e
     if kernel and not vm:

@@ -27,6 +27,12 @@ def stress_report(res: StressResult) -> str:
         lines.append(f"  {len(res.unfinished)} operations never returned (checked as maybe "
                      "done): " + "; ".join(res.unfinished[:5])
                      + (" ..." if len(res.unfinished) > 5 else ""))
+    if res.windows is not None:
+        w = res.windows
+        op = own_operation(cfg.scenario)
+        lines.append(f"  race windows: {w.hit} accesses ran wholly inside a {op} on a page "
+                     f"it affects ({w.operations_hit} of the {w.operations} {op} operations "
+                     "had one or more)")
     reads = "fsync + cache drop + re-read" + (", and again after a remount"
                                               if res.remounted else "")
     lines.append(f"  checked {res.slots_checked} 8-byte slots ({res.histories_searched} "
@@ -49,8 +55,13 @@ def stress_report(res: StressResult) -> str:
         lines += res.violations
     elif not res.exercised:
         op = own_operation(cfg.scenario)
-        lines.append(f"NOT EXERCISED: {cfg.fs} refused every {op}, so the race class was "
-                     "never given a chance; the values read were all explained")
+        if not res.by_kind.get(op):
+            why = f"{cfg.fs} refused every {op}"
+        else:
+            why = (f"{res.windows.hit if res.windows else 0} accesses ran inside a {op}, "
+                   f"fewer than the {cfg.min_windows} asked for")
+        lines.append(f"NOT EXERCISED: {why}, so the race class was not given its chance; "
+                     "the values read were all explained")
     else:
         lines.append("OK: every value read and the final contents are explained by an order "
                      "of the operations consistent with real time")
@@ -64,7 +75,8 @@ def stress_dict(res: StressResult, log_path: str) -> dict:
     return {
         "fs": cfg.fs, "scenario": cfg.scenario, "seed": cfg.seed, "workers": cfg.workers,
         "threads": cfg.threads, "pages": cfg.pages, "without": list(cfg.without),
-        "verdict": verdict, "executed": res.executed, "operations": dict(res.by_kind),
+        "verdict": verdict, "windows": res.windows.as_dict() if res.windows else None,
+        "min_windows": cfg.min_windows, "executed": res.executed, "operations": dict(res.by_kind),
         "refused": dict(res.skipped), "unfinished": len(res.unfinished),
         "killed": list(res.killed), "violations": list(res.violations),
         "slots_checked": res.slots_checked, "elapsed_s": round(res.elapsed_s, 3),

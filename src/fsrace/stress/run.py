@@ -35,6 +35,7 @@ from .ops import (
     stamp,
 )
 from .scratch import scratch_fs
+from .windows import Windows, count_windows
 from .worker import READS_PAGE, WORDS, WorkerBuildError, refusal, worker_binary, write_ops
 
 WRITES_SLOT = {"store", "pwrite"}
@@ -59,6 +60,8 @@ class StressConfig:
     # Operation kinds never drawn (e.g. direct writes, whose collision with mapped writes
     # the kernel documents as incoherent); kept in the saved run so a replay matches.
     without: tuple[str, ...] = ()
+    # A scenario run is `ok` only if this many accesses ran inside its own operations.
+    min_windows: int = 1
 
     @property
     def streams(self) -> int:
@@ -121,6 +124,7 @@ class StressResult:
     kernel_log: list[str] = field(default_factory=list)
     final_fsync_errors: list[str] = field(default_factory=list)  # then fsync succeeded
     history: list[Executed] = field(default_factory=list)
+    windows: Windows | None = None  # a scenario's race windows hit (None for --mix)
 
     @property
     def ops_per_s(self) -> float:
@@ -128,10 +132,13 @@ class StressResult:
 
     @property
     def exercised(self) -> bool:
-        """Whether the class's own operation ever ran: a file system that refuses every
-        clone tested nothing of clone-write-fault, whatever the reads say."""
-        scenario = self.config.scenario
-        return scenario is None or self.by_kind.get(own_operation(scenario), 0) > 0
+        """Whether the race class was given its chance: its own operation ran, and at
+        least `min_windows` accesses ran wholly inside one (stress/windows.py). A file
+        system that refuses every clone tested nothing of clone-write-fault, whatever the
+        reads say."""
+        if self.config.scenario is None:
+            return True
+        return self.windows is not None and self.windows.hit >= self.config.min_windows
 
 
 def _max_ops(cfg: StressConfig) -> int:
@@ -302,6 +309,8 @@ def run_stress(cfg: StressConfig, progress: bool = False) -> StressResult:
             res.by_kind[e.op.kind] += 1  # operations the file system carried out
         if e.resp == INF:
             res.unfinished.append(f"W{e.worker} op {e.index} ({e.op})")
+    if cfg.scenario is not None:
+        res.windows = count_windows(res.history, cfg.scenario, cfg.pages)
     checking = time.monotonic()
     _check(res, finals, t0)
     res.check_s = time.monotonic() - checking
@@ -549,6 +558,7 @@ def save_log(res: StressResult, path: str) -> None:
     doc = {
         "format": LOG_FORMAT,
         "config": asdict(res.config),
+        "windows": res.windows.as_dict() if res.windows else None,
         "elapsed_s": res.elapsed_s,
         "executed": res.executed,
         "killed": res.killed,

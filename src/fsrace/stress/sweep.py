@@ -49,7 +49,11 @@ def summarize(scenario: str, run: GuestRun) -> tuple[str, bool]:
     if doc["violations"]:
         more = "+" if len(doc["violations"]) >= 5 else ""
         return f"**{len(doc['violations'])}{more} slots violated** ({n:,} ops)", True
-    return f"clean ({n:,} ops)", False
+    windows = doc.get("windows")  # absent from runs saved before windows were counted
+    if windows is not None and windows["hit"] < doc["config"].get("min_windows", 1):
+        return f"not exercised ({windows['hit']} windows, {n:,} ops)", False
+    hit = f", {windows['hit']:,} windows" if windows is not None else ""
+    return f"clean ({n:,} ops{hit})", False
 
 
 def sweep(filesystems: list[str], kernels: list[str | None], scenarios: list[str],
