@@ -214,3 +214,30 @@ def test_without_leaves_operations_out_of_the_streams_and_stays_in_the_saved_con
         StressConfig("ext4", "punch-write-fault", without=("punch",))
     with pytest.raises(ValueError, match="nothing to do"):
         StressConfig("ext4", "truncate-write-fault", without=("store", "load"))
+
+
+def _lost_store_on_page_0(with_direct_write: bool):
+    """A store to page 0 slot 0 that the final read does not show: a violation."""
+    from fsrace.stress.ops import INIT_WORKER, PAGE, Op
+    from fsrace.stress.run import Executed, StressConfig, StressResult, _check
+
+    res = StressResult(StressConfig("tmpfs", None, workers=2, ops=1, pages=2))
+    res.history = [Executed(1, 0, Op("store", page=0, slot=0), 10, 20, 0)]
+    # Every slot reads as it started: only the store's slot is unexplained.
+    final = b"".join(stamp(INIT_WORKER, p).to_bytes(8, "little") * (PAGE // 8)
+                     for p in range(2))
+    if with_direct_write:
+        res.history.append(Executed(0, 0, Op("dio_write", page=0), 30, 40, PAGE))
+    _check(res, [("final read", 100, final)], 0)
+    return res
+
+
+def test_a_violation_on_a_page_with_direct_and_mapped_writes_is_labelled_the_collision():
+    from fsrace.stress.run import KNOWN_COLLISION, _direct_beside_mapped
+
+    plain = _lost_store_on_page_0(False)
+    both = _lost_store_on_page_0(True)
+    assert len(plain.violations) == 1 and plain.violations[0].startswith("page 0 slot 0")
+    assert KNOWN_COLLISION not in plain.violations[0]
+    assert both.violations and all(KNOWN_COLLISION in v for v in both.violations)
+    assert _direct_beside_mapped(both.history) == {0}
