@@ -186,6 +186,13 @@ def _stretch(seg: Sequence[Access], starts: set[int]) -> set[int]:
             continue
         left = [k for k in range(len(seg)) if not done >> k & 1]
         first_return = min(seg[k].resp for k in left)
+        # A read that may go now and sees the current value goes now: reads change nothing,
+        # and taking one only loosens what the others wait for, so no order is lost.
+        ready = next((k for k in left if not seg[k].write and seg[k].value == state
+                      and seg[k].inv <= first_return), None)
+        if ready is not None:
+            todo.append((done | 1 << ready, state))
+            continue
         for k in left:
             a = seg[k]
             if a.inv > first_return:
