@@ -2,7 +2,7 @@
 
 import pytest
 
-from fsrace.check.invariants import INVARIANTS, check_invariants
+from fsrace.checks.invariants import INVARIANTS, check_invariants
 from fsrace.kernel.kernel import Kernel
 from fsrace.kernel.structs import DELALLOC, PTE, Buffer
 from fsrace.protocols import PROTOCOLS

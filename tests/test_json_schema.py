@@ -56,9 +56,12 @@ def test_matrix_follows_the_schema(monkeypatch):
 def test_stress_follows_the_schema(tmp_path):
     work = tmp_path / "work"
     work.mkdir()
+    # --min-windows 0: a run this short may overlap no punch at all (then not exercised)
     out = _json("stress", "--fs", str(work), "--scenario", "punch-read", "--ops", "200",
-                "--json", "--log", str(tmp_path / "run.json.gz"), code=0)
+                "--min-windows", "0", "--json", "--log", str(tmp_path / "run.json.gz"),
+                code=0)
     assert out["command"] == "stress" and out["verdict"] == "ok" and out["executed"] == 400
+    assert out["windows"]["operations"] == out["operations"]["punch"]
 
 
 @pytest.mark.parametrize("broken", [

@@ -4,7 +4,7 @@ import itertools
 
 import pytest
 
-from fsrace.check.spec import run_in_order
+from fsrace.checks.spec import run_in_order
 from fsrace.explore.engine import DONE, run_execution
 from fsrace.explore.shrink import lenient_chooser
 from fsrace.protocols import PROTOCOLS

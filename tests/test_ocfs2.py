@@ -3,7 +3,7 @@ race the real kernels show, its fix, and the pieces it is built from."""
 
 import pytest
 
-from fsrace.check.invariants import INVARIANTS
+from fsrace.checks.invariants import INVARIANTS
 from fsrace.explore.engine import DONE, run_execution
 from fsrace.kernel.kernel import Kernel
 from fsrace.protocols import PROTOCOLS

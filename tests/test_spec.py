@@ -1,6 +1,6 @@
 """The abstract file: the meaning of the operations, independent of the model."""
 
-from fsrace.check.spec import SIGBUS, apply, check_per_page, interleavings, sequential_outcomes
+from fsrace.checks.spec import SIGBUS, apply, check_per_page, interleavings, sequential_outcomes
 from fsrace.ops import Clone, Insert, Load, Punch, Read, Store, Truncate, Write
 
 

@@ -198,7 +198,10 @@ def test_a_run_counts_its_race_windows_and_too_few_is_not_exercised(tmp_path):
         return r.exit_code, json.loads(r.stdout)
 
     code, out = stress()
-    assert code == 0 and out["verdict"] == "ok", out
-    assert out["windows"]["hit"] >= 1 and out["windows"]["operations"] > 0
+    assert out["windows"]["operations"] == out["operations"]["punch"] > 0
+    # Whether a store or load ran inside a punch is up to the scheduler; the verdict and
+    # the exit code follow the count either way.
+    hit = out["windows"]["hit"] >= 1
+    assert (code, out["verdict"]) == ((0, "ok") if hit else (5, "not-exercised")), out
     code, out = stress("--min-windows", str(10**9))
     assert code == 5 and out["verdict"] == "not-exercised"

@@ -1,7 +1,7 @@
 """The file operations scenarios are made of, as plain values.
 
 The model runs them through its syscalls (fsrace.scenarios.base.run_op); the abstract file
-(fsrace.check.spec) gives their meaning, independently of the model.
+(fsrace.checks.spec) gives their meaning, independently of the model.
 """
 
 from __future__ import annotations

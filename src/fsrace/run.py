@@ -50,6 +50,25 @@ def _lookup(kind: str, name: str, table: dict):
     return table[name]
 
 
+def named(kind: str, thing, table: dict) -> str:
+    """The registry name of a scenario or protocol given by name or as an object (a
+    Scenario instance, a Protocol class). An object from outside the package is registered
+    under its `name`, so replays, reports and `fsrace list` in this process know it; a name
+    another object already has is refused."""
+    if isinstance(thing, str):
+        _lookup(kind, thing, table)
+        return thing
+    if kind == "protocol" and not isinstance(thing, type):
+        thing = type(thing)  # an instance stands for its class
+    name = getattr(thing, "name", "")
+    if not name:
+        raise UsageError(f"a {kind} object needs a name (its `name` attribute)")
+    if table.get(name, thing) is not thing:
+        raise UsageError(f"{kind} name {name!r} is taken by another {kind}")
+    table[name] = thing
+    return name
+
+
 def not_modelled(scenario: str, protocol: str) -> str | None:
     """Why a scenario cannot run under a protocol (an operation its file system's model
     lacks), or None."""
@@ -128,11 +147,13 @@ def param_flags(params: Params) -> str:
     return flags
 
 
-def check(scenario: str, protocol: str, params: Params | None = None, strategy: str = "auto",
+def check(scenario, protocol, params: Params | None = None, strategy: str = "auto",
           seed: int = 0, executions: int = 1000, limits: Limits | None = None,
           stop_on_failure: bool = True, shrink_budget_s: float = 5.0,
           progress: Progress | None = None, depth: int = 3,
           preemptions: int = 3, shrink_attempts: int | None = None) -> CheckResult:
+    scenario = named("scenario", scenario, SCENARIOS)
+    protocol = named("protocol", protocol, PROTOCOLS)
     params = params or Params()
     limits = limits or Limits()
     build = builder(scenario, protocol, params)

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..check.invariants import FILE_CONTENTS, check_invariants, family
-from ..check.spec import check_per_page
+from ..checks.invariants import FILE_CONTENTS, check_invariants, family
+from ..checks.spec import check_per_page
 from ..explore.step import CHANGES, Failure, Program, Step, Task
 from ..kernel.kernel import Kernel
 from ..kernel.memory import user_load, user_store

@@ -1,0 +1,78 @@
+"""The public API: fsrace.check with names or objects, and fsrace.testing's assertions, on
+a correct protocol, a deliberately broken one, and one defined outside the package."""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+
+import jsonschema
+import pytest
+
+import fsrace
+from fsrace.protocols import PROTOCOLS
+from fsrace.protocols.base import Protocol
+from fsrace.protocols.invalidate_lock import InvalidateLock
+from fsrace.scenarios import SCENARIOS
+from fsrace.testing import assert_races, assert_safe
+
+SCHEMA = json.loads(resources.files("fsrace.report").joinpath("result.schema.json")
+                    .read_text())
+
+
+@pytest.fixture(autouse=True)
+def _registries_as_they_were():
+    """Objects passed to fsrace.check are registered for the process; not past a test."""
+    scenarios, protocols = dict(SCENARIOS), dict(PROTOCOLS)
+    yield
+    for table, old in ((SCENARIOS, scenarios), (PROTOCOLS, protocols)):
+        table.clear()
+        table.update(old)
+
+
+class InvalidateLockNotInPunch(InvalidateLock):
+    """Broken on purpose: faults take the lock, the punch never does."""
+
+    name = "test-invalidate-lock-not-in-punch"
+    remove_blocks_begin = Protocol.remove_blocks_begin
+    remove_blocks_end = Protocol.remove_blocks_end
+
+
+def test_check_by_name_returns_the_json_record():
+    record = fsrace.check("punch-write-fault", "linux-2012")
+    jsonschema.validate(record, SCHEMA)
+    assert record["verdict"] == "race" and record["violation"]["replay"]
+
+
+def test_check_by_object_is_the_check_by_name():
+    by_name = fsrace.check("punch-read", "invalidate-lock", shrink=False)
+    by_object = fsrace.check(SCENARIOS["punch-read"], PROTOCOLS["invalidate-lock"],
+                             shrink=False)
+    assert by_object["verdict"] == by_name["verdict"] == "safe"
+    assert by_object["states"] == by_name["states"]
+
+
+def test_a_protocol_from_outside_the_package_is_caught_when_broken():
+    record = assert_races("punch-write-fault", InvalidateLockNotInPunch)
+    assert record["protocol"] == InvalidateLockNotInPunch.name
+    with pytest.raises(AssertionError, match="expected safe, the search says race"):
+        assert_safe("punch-write-fault", InvalidateLockNotInPunch)
+    assert_safe("punch-write-fault", InvalidateLock)
+
+
+def test_assert_races_names_the_invariant_and_unknown_is_not_safe():
+    assert_races("punch-write-fault", "linux-2012", invariant="io-to-owned-blocks")
+    with pytest.raises(AssertionError, match="expected race on file-contents"):
+        assert_races("punch-write-fault", "linux-2012", invariant="file-contents")
+    with pytest.raises(AssertionError, match="search says unknown"):
+        assert_safe("punch-write-fault", "invalidate-lock", writers=2, max_executions=50)
+
+
+def test_a_name_another_protocol_has_is_refused():
+    from fsrace.run import UsageError
+
+    class Impostor(InvalidateLock):
+        name = "linux-2012"
+
+    with pytest.raises(UsageError, match="taken"):
+        fsrace.check("punch-read", Impostor)
