@@ -76,3 +76,36 @@ def test_a_name_another_protocol_has_is_refused():
 
     with pytest.raises(UsageError, match="taken"):
         fsrace.check("punch-read", Impostor)
+
+
+def test_the_command_line_takes_module_colon_name_and_its_replay_command_works():
+    from click.testing import CliRunner
+
+    from fsrace.cli import main
+
+    r = CliRunner().invoke(main, ["check", "-s", "punch-write-fault",
+                                  "-p", "plugin_protocols:NotInPunch", "--json"])
+    assert r.exit_code == 1, r.output
+    record = json.loads(r.stdout)
+    assert "--protocol plugin_protocols:NotInPunch" in record["violation"]["replay"]
+    r = CliRunner().invoke(main, ["replay", "-s", "punch-write-fault", "-p",
+                                  "plugin_protocols:NotInPunch",
+                                  record["violation"]["schedule"]])
+    assert r.exit_code == 1 and "io-to-owned-blocks" in r.output
+    r = CliRunner().invoke(main, ["check", "-s", "punch-read", "-p", "plugin_protocols:Nope"])
+    assert r.exit_code == 2 and "cannot load the protocol" in r.output
+
+
+def test_entry_points_register_protocols_and_a_broken_one_is_a_warning(monkeypatch):
+    from importlib import metadata
+
+    from fsrace.run import load_plugins
+
+    offered = {"fsrace.protocols": [
+        metadata.EntryPoint("good", "plugin_protocols:NotInPunch", "fsrace.protocols"),
+        metadata.EntryPoint("bad", "plugin_protocols:Missing", "fsrace.protocols")]}
+    monkeypatch.setattr(metadata, "entry_points", lambda group: offered.get(group, []))
+    warnings = load_plugins()
+    assert PROTOCOLS["plugin-not-in-punch"].__name__ == "NotInPunch"
+    assert len(warnings) == 1 and "bad (plugin_protocols:Missing) not loaded" in warnings[0]
+    assert_races("punch-write-fault", "plugin-not-in-punch")

@@ -23,26 +23,38 @@ from .run import STRATEGIES, UsageError, check, replay
 from .scenarios import SCENARIOS, Params
 
 
-class _Name(click.Choice):
-    """A name from a list, with a suggestion when it is misspelled."""
+class _Name(click.ParamType):
+    """A scenario or protocol: a registered name (with a suggestion when it is misspelled),
+    or MODULE:NAME for one from outside the package."""
+
+    def __init__(self, kind: str, table: dict) -> None:
+        self.kind, self.table = kind, table
+        self.name = kind
 
     def convert(self, value, param, ctx):
-        if value in self.choices:
-            return value
+        from .run import named
+
+        try:
+            return named(self.kind, value, self.table)
+        except UsageError as e:
+            if ":" in str(value):
+                self.fail(str(e), param, ctx)
         import difflib
 
-        close = difflib.get_close_matches(str(value), [str(c) for c in self.choices], n=1)
+        names = sorted(self.table)
+        close = difflib.get_close_matches(str(value), names, n=1)
         hint = f"did you mean {close[0]}? " if close else ""
-        self.fail(f"no {param.name if param else 'name'} {value!r}; {hint}"
-                  f"there are {', '.join(map(str, self.choices))}", param, ctx)
+        self.fail(f"no {self.kind} {value!r}; {hint}there are {', '.join(names)} "
+                  "(or MODULE:NAME)", param, ctx)
 
 
 SCENARIO = click.option("--scenario", "-s", required=True, metavar="NAME",
-                        type=_Name(sorted(SCENARIOS)),
-                        help="race class to explore (fsrace list names them)")
+                        type=_Name("scenario", SCENARIOS),
+                        help="race class to explore (fsrace list names them), or "
+                        "MODULE:NAME")
 PROTOCOL = click.option("--protocol", "-p", required=True, metavar="NAME",
-                        type=_Name(sorted(PROTOCOLS)),
-                        help="locking protocol (fsrace list names them)")
+                        type=_Name("protocol", PROTOCOLS),
+                        help="locking protocol (fsrace list names them), or MODULE:NAME")
 
 
 def _param_options(f):
@@ -220,6 +232,10 @@ def main() -> None:
     # SIGTERM stops a search the way Ctrl-C does, so it too prints what was covered;
     # stress installs its own handler, which also removes the scratch file system.
     signal.signal(signal.SIGTERM, _terminate)
+    from .run import load_plugins
+
+    for warning in load_plugins():  # scenarios and protocols of installed packages
+        click.echo(f"fsrace: {warning}", err=True)
 
 
 _TERMINATED = []  # set once SIGTERM arrived

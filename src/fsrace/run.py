@@ -56,8 +56,10 @@ def named(kind: str, thing, table: dict) -> str:
     under its `name`, so replays, reports and `fsrace list` in this process know it; a name
     another object already has is refused."""
     if isinstance(thing, str):
-        _lookup(kind, thing, table)
-        return thing
+        if ":" not in thing:
+            _lookup(kind, thing, table)
+            return thing
+        thing = load_object(kind, thing)
     if kind == "protocol" and not isinstance(thing, type):
         thing = type(thing)  # an instance stands for its class
     name = getattr(thing, "name", "")
@@ -67,6 +69,60 @@ def named(kind: str, thing, table: dict) -> str:
         raise UsageError(f"{kind} name {name!r} is taken by another {kind}")
     table[name] = thing
     return name
+
+
+_BUNDLED = frozenset(SCENARIOS) | frozenset(PROTOCOLS)
+
+
+def command_name(kind: str, name: str) -> str:
+    """How a command line names a registered scenario or protocol: its name if fsrace ships
+    it, else MODULE:NAME (what another process can load), if it has one."""
+    if name in _BUNDLED:
+        return name
+    obj = (SCENARIOS if kind == "scenario" else PROTOCOLS).get(name)
+    cls = obj if isinstance(obj, type) else type(obj)
+    if obj is None or "<locals>" in cls.__qualname__:
+        return name
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def load_object(kind: str, spec: str):
+    """`MODULE:NAME` imported: a scenario (class or instance) or a protocol class."""
+    import importlib
+
+    module, _, attr = spec.partition(":")
+    try:
+        obj = importlib.import_module(module)
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError) as e:
+        raise UsageError(f"cannot load the {kind} {spec}: {e}") from e
+    if kind == "scenario" and isinstance(obj, type):
+        obj = obj()  # scenarios are instances, protocols classes
+    return obj
+
+
+PLUGIN_GROUPS = {"scenario": "fsrace.scenarios", "protocol": "fsrace.protocols"}
+
+
+def load_plugins() -> list[str]:
+    """Register the scenarios and protocols installed packages offer through the entry-point
+    groups fsrace.scenarios and fsrace.protocols; one that fails to load is skipped with
+    a warning naming it. Returns the warnings."""
+    from importlib.metadata import entry_points
+
+    warnings = []
+    for kind, group in PLUGIN_GROUPS.items():
+        table = SCENARIOS if kind == "scenario" else PROTOCOLS
+        for ep in entry_points(group=group):
+            try:
+                obj = ep.load()
+                if kind == "scenario" and isinstance(obj, type):
+                    obj = obj()
+                named(kind, obj, table)
+            except Exception as e:  # noqa: BLE001 - another package's bug is not fsrace's
+                warnings.append(f"{group} entry point {ep.name} ({ep.value}) not loaded: {e}")
+    return warnings
 
 
 def not_modelled(scenario: str, protocol: str) -> str | None:
@@ -131,7 +187,8 @@ class CheckResult:
         cx = self.counterexample
         if cx is None:
             return ""
-        return (f"fsrace replay --scenario {self.scenario} --protocol {self.protocol}"
+        return (f"fsrace replay --scenario {command_name('scenario', self.scenario)} "
+                f"--protocol {command_name('protocol', self.protocol)}"
                 f"{param_flags(self.params)} '{cx.schedule}'")
 
 
