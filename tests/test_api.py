@@ -109,3 +109,10 @@ def test_entry_points_register_protocols_and_a_broken_one_is_a_warning(monkeypat
     assert PROTOCOLS["plugin-not-in-punch"].__name__ == "NotInPunch"
     assert len(warnings) == 1 and "bad (plugin_protocols:Missing) not loaded" in warnings[0]
     assert_races("punch-write-fault", "plugin-not-in-punch")
+
+
+def test_a_scenario_class_given_twice_is_the_scenario_registered_once():
+    cls = type(SCENARIOS["punch-read"])
+    for _ in range(2):  # each call makes an instance; the second is not "another scenario"
+        record = fsrace.check(cls, "invalidate-lock", shrink=False)
+        assert record["scenario"] == "punch-read" and record["verdict"] == "safe"

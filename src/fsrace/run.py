@@ -50,36 +50,42 @@ def _lookup(kind: str, name: str, table: dict):
     return table[name]
 
 
-def named(kind: str, thing, table: dict) -> str:
-    """The registry name of a scenario or protocol given by name or as an object (a
-    Scenario instance, a Protocol class). An object from outside the package is registered
-    under its `name`, so replays, reports and `fsrace list` in this process know it; a name
-    another object already has is refused."""
+_TABLES = {"scenario": SCENARIOS, "protocol": PROTOCOLS}
+_BUNDLED = {kind: frozenset(table) for kind, table in _TABLES.items()}
+
+
+def named(kind: str, thing) -> str:
+    """The registry name of a scenario or protocol given by name, as MODULE:NAME, or as an
+    object (a Scenario class or instance, a Protocol class or instance). One from outside
+    the package is registered under its `name`, so replays, reports and `fsrace list` in
+    this process know it; a name another kind of object already has is refused."""
+    table = _TABLES[kind]
     if isinstance(thing, str):
         if ":" not in thing:
             _lookup(kind, thing, table)
             return thing
         thing = load_object(kind, thing)
+    # Scenarios are registered as instances, protocols as classes.
+    if kind == "scenario" and isinstance(thing, type):
+        thing = thing()
     if kind == "protocol" and not isinstance(thing, type):
-        thing = type(thing)  # an instance stands for its class
+        thing = type(thing)
     name = getattr(thing, "name", "")
     if not name:
         raise UsageError(f"a {kind} object needs a name (its `name` attribute)")
-    if table.get(name, thing) is not thing:
+    known = table.setdefault(name, thing)
+    same = known is thing or (kind == "scenario" and type(known) is type(thing))
+    if not same:
         raise UsageError(f"{kind} name {name!r} is taken by another {kind}")
-    table[name] = thing
     return name
-
-
-_BUNDLED = frozenset(SCENARIOS) | frozenset(PROTOCOLS)
 
 
 def command_name(kind: str, name: str) -> str:
     """How a command line names a registered scenario or protocol: its name if fsrace ships
     it, else MODULE:NAME (what another process can load), if it has one."""
-    if name in _BUNDLED:
+    if name in _BUNDLED[kind]:
         return name
-    obj = (SCENARIOS if kind == "scenario" else PROTOCOLS).get(name)
+    obj = _TABLES[kind].get(name)
     cls = obj if isinstance(obj, type) else type(obj)
     if obj is None or "<locals>" in cls.__qualname__:
         return name
@@ -97,8 +103,6 @@ def load_object(kind: str, spec: str):
             obj = getattr(obj, part)
     except (ImportError, AttributeError) as e:
         raise UsageError(f"cannot load the {kind} {spec}: {e}") from e
-    if kind == "scenario" and isinstance(obj, type):
-        obj = obj()  # scenarios are instances, protocols classes
     return obj
 
 
@@ -113,13 +117,9 @@ def load_plugins() -> list[str]:
 
     warnings = []
     for kind, group in PLUGIN_GROUPS.items():
-        table = SCENARIOS if kind == "scenario" else PROTOCOLS
         for ep in entry_points(group=group):
             try:
-                obj = ep.load()
-                if kind == "scenario" and isinstance(obj, type):
-                    obj = obj()
-                named(kind, obj, table)
+                named(kind, ep.load())
             except Exception as e:  # noqa: BLE001 - another package's bug is not fsrace's
                 warnings.append(f"{group} entry point {ep.name} ({ep.value}) not loaded: {e}")
     return warnings
@@ -209,8 +209,8 @@ def check(scenario, protocol, params: Params | None = None, strategy: str = "aut
           stop_on_failure: bool = True, shrink_budget_s: float = 5.0,
           progress: Progress | None = None, depth: int = 3,
           preemptions: int = 3, shrink_attempts: int | None = None) -> CheckResult:
-    scenario = named("scenario", scenario, SCENARIOS)
-    protocol = named("protocol", protocol, PROTOCOLS)
+    scenario = named("scenario", scenario)
+    protocol = named("protocol", protocol)
     params = params or Params()
     limits = limits or Limits()
     build = builder(scenario, protocol, params)
