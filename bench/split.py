@@ -57,8 +57,8 @@ def main() -> None:
             t = time.perf_counter()
             pr = search_part(build, part, Limits())
             times.append(time.perf_counter() - t)
-            explored += pr.explored
-            largest = max(largest, pr.explored)
+            explored += len(pr.keys)
+            largest = max(largest, len(pr.keys))
             keys |= pr.keys
         walls = " ".join(f"{planning + wall_on(w, times):>9.1f}" for w in workers)
         print(f"{depth:>5} {len(parts):>5} {len(keys):>9} {explored:>9} "

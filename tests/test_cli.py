@@ -94,6 +94,18 @@ def test_the_help_prints_one_exit_code_table():
         assert f"{code:>3}  {text}" in r.output
 
 
+def _saved_traceback(output: str) -> str:
+    """The file an internal error names, read and removed."""
+    import os
+
+    path = output.split("The traceback is in ")[1].split(";")[0]
+    try:
+        with open(path) as f:
+            return f.read()
+    finally:
+        os.unlink(path)
+
+
 def test_an_internal_error_is_one_message_and_a_saved_traceback(monkeypatch):
     import fsrace.cli
 
@@ -105,15 +117,8 @@ def test_an_internal_error_is_one_message_and_a_saved_traceback(monkeypatch):
     assert r.exit_code == 70
     assert "internal error: ZeroDivisionError: a bug" in r.output
     assert "Traceback" not in r.output
-    path = r.output.split("The traceback is in ")[1].split(";")[0]
-    try:
-        with open(path) as f:
-            saved = f.read()
-        assert "Traceback" in saved and "ZeroDivisionError" in saved
-    finally:
-        import os
-
-        os.unlink(path)
+    saved = _saved_traceback(r.output)
+    assert "Traceback" in saved and "ZeroDivisionError" in saved
 
 
 def test_stress_refuses_bad_names_and_bad_replay_files_with_exit_2(tmp_path):
@@ -271,9 +276,4 @@ def test_an_internal_error_after_a_search_keeps_what_it_measured(monkeypatch):
     r = run("check", "-s", "punch-write-fault", "-p", "linux-2012")
     assert r.exit_code == 70
     assert "measured before the error" in r.output and "executions" in r.output
-    path = r.output.split("The traceback is in ")[1].split(";")[0]
-    with open(path) as f:
-        assert "measured before the error" in f.read()
-    import os
-
-    os.unlink(path)
+    assert "measured before the error" in _saved_traceback(r.output)

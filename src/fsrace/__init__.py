@@ -19,8 +19,7 @@ def check(scenario, protocol, *, pages: int = 1, writers: int = 1, blocks_per_pa
           time_limit: float | None = None, shrink: bool = True) -> dict:
     """Search `scenario` under `protocol`; the record `fsrace check --json` prints."""
     from .explore.search import Limits
-    from .report.html import trace_page_data
-    from .report.json_report import envelope, result_dict
+    from .report.html import json_record
     from .run import check as run_check
     from .scenarios import Params
 
@@ -29,6 +28,4 @@ def check(scenario, protocol, *, pages: int = 1, writers: int = 1, blocks_per_pa
                     strategy, seed, limits=Limits(max_executions=max_executions,
                                                   time_limit=time_limit),
                     shrink_budget_s=5.0 if shrink else 0)
-    out = envelope("check", result_dict(res))
-    out["timeline"] = {k: v for k, v in trace_page_data(res).items() if k != "result"}
-    return out
+    return json_record(res)

@@ -14,9 +14,9 @@ import click
 from . import exits
 from .explore.engine import ReplayError
 from .explore.schedule import Schedule, ScheduleError
-from .explore.search import Limits, SearchResult
+from .explore.search import FAILURES, Limits, SearchResult, conclude
 from .protocols import PROTOCOLS
-from .report.json_report import envelope, result_dict
+from .report.json_report import envelope
 from .report.text import failure_report, full_report
 from .report.timeline import timeline
 from .run import STRATEGIES, UsageError, check, replay
@@ -28,14 +28,14 @@ class _Name(click.ParamType):
     or MODULE:NAME for one from outside the package."""
 
     def __init__(self, kind: str, table: dict) -> None:
-        self.kind, self.table = kind, table
+        self.kind, self.table = kind, table  # the table for suggestions
         self.name = kind
 
     def convert(self, value, param, ctx):
         from .run import named
 
         try:
-            return named(self.kind, value, self.table)
+            return named(self.kind, value)
         except UsageError as e:
             if ":" in str(value):
                 self.fail(str(e), param, ctx)
@@ -110,11 +110,11 @@ _READ_BY = {
 }
 
 
-def _strategy_uses(strategy: str, names: tuple[str, ...]) -> None:
+def _strategy_reads_what_was_given(strategy: str) -> None:
     from click.core import ParameterSource
 
     ctx = click.get_current_context()
-    for name in names:
+    for name in _READ_BY:
         if ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE \
                 and strategy not in _READ_BY[name]:
             raise click.UsageError(f"--{name} has no effect under --strategy {strategy}; "
@@ -308,7 +308,7 @@ def check_cmd(scenario, protocol, strategy, seed, executions, depth, preemptions
     nothing); 1: a race, deadlock or starvation; 4: unknown (the search stopped at a bound
     or samples schedules)."""
     params = _params(pages, writers, blocks_per_page)
-    _strategy_uses(strategy, ("seed", "executions", "depth", "preemptions"))
+    _strategy_reads_what_was_given(strategy)
     _output_path(html_file)
     progress = _ProgressLine(not as_json)
     try:
@@ -320,12 +320,9 @@ def check_cmd(scenario, protocol, strategy, seed, executions, depth, preemptions
         raise click.UsageError(str(e)) from e
     progress.clear()
     if as_json:
-        from .report.html import trace_page_data
+        from .report.html import json_record
 
-        out = envelope("check", result_dict(res))
-        # What the HTML page draws: the execution shown, with the state after each step.
-        out["timeline"] = {k: v for k, v in trace_page_data(res).items() if k != "result"}
-        click.echo(json.dumps(out, indent=2))
+        click.echo(json.dumps(json_record(res), indent=2))
     else:
         click.echo(full_report(res))
     if html_file:
@@ -354,20 +351,19 @@ def replay_cmd(scenario, protocol, schedule, as_json, pages, writers, blocks_per
         raise click.UsageError(str(e)) from e
     if as_json:
         click.echo(json.dumps(_replay_json(scenario, protocol, params, rec), indent=2))
-    elif rec.outcome in ("violation", "deadlock", "starvation"):
+    elif rec.outcome in FAILURES:
         click.echo(failure_report(rec))
     else:
         click.echo(timeline(rec))
         click.echo(f"\nexecution {rec.outcome}: every check held")
-    if rec.outcome in ("violation", "deadlock", "starvation"):
+    if rec.outcome in FAILURES:
         sys.exit(exits.FOUND)
     sys.exit(exits.UNKNOWN if rec.outcome == "bounded" else exits.OK)
 
 
 def _replay_json(scenario: str, protocol: str, params: Params, rec) -> dict:
     """A replay in check --json's schema: one execution, so never `safe`."""
-    from .explore.search import FAILURES, SearchResult, conclude
-    from .report.html import trace_page_data
+    from .report.html import json_record
     from .run import CheckResult
 
     failed = rec.outcome in FAILURES
@@ -376,11 +372,8 @@ def _replay_json(scenario: str, protocol: str, params: Params, rec) -> dict:
                      counterexample=rec if failed else None,
                      coverage="the one schedule given", bounded=int(rec.outcome == "bounded"))
     conclude(s)
-    res = CheckResult(scenario, protocol, params, "replay", 0, s)
-    out = envelope("replay", result_dict(res))
-    out["timeline"] = {k: v for k, v in trace_page_data(res, rec.schedule).items()
-                       if k != "result"}
-    return out
+    return json_record(CheckResult(scenario, protocol, params, "replay", 0, s), "replay",
+                       shown=rec.schedule)
 
 
 @main.command("matrix")
@@ -413,9 +406,9 @@ def matrix_cmd(max_executions, as_markdown, as_json, html_dir, strategy, jobs, r
     from .report.matrix_report import markdown, matrix_dict, text_table
 
     def on_cell(scenario, protocol, res):
-        _measured(f"{scenario}/{protocol}", f"  {scenario} / {protocol}: {res.search.verdict}")
-        line = (f"  {scenario} / {protocol}: {res.search.verdict}"
-                f" ({res.search.executions} executions, {res.search.elapsed_s:.1f}s)")
+        cell = f"  {scenario} / {protocol}: {res.search.verdict}"
+        _measured(f"{scenario}/{protocol}", cell)
+        line = f"{cell} ({res.search.executions} executions, {res.search.elapsed_s:.1f}s)"
         if sys.stderr.isatty():
             sys.stderr.write("\r" + line[:78].ljust(78))
         else:  # a log: one line per cell, so a long run shows where it is
@@ -498,9 +491,9 @@ def stress_cmd(fs, scenario, mix, workers, threads, ops, duration, seed, pages, 
                replay_path, without, min_windows, as_json, list_only, vm, kernel) -> None:
     """Run a race class against the running kernel on a real file system and check every
     value read. Exit 0: every slot's history is linearizable; 1: a violation; 2: bad usage;
-    3 (--vm): the guest never finished the run (a hung kernel); 5: not exercised (the file
-    system refused every one of the class's own operation); 6: it could not run here (not
-    root, a mount, the guest)."""
+    3 (--vm): the guest never finished the run (a hung kernel); 5: not exercised (the class's
+    own operation was refused every time, or fewer than --min-windows accesses ran inside
+    one); 6: it could not run here (not root, a mount, the guest)."""
     from .stress.ops import SCENARIOS as STRESS
     from .stress.report import stress_dict, stress_report
     from .stress.run import StressConfig, load_config, run_stress, save_log
@@ -554,9 +547,7 @@ def stress_cmd(fs, scenario, mix, workers, threads, ops, duration, seed, pages, 
     else:
         click.echo(stress_report(res))
         click.echo(f"run saved to {log_path} (replay: fsrace stress --replay {log_path})")
-    if res.violations:
-        sys.exit(exits.FOUND)
-    sys.exit(exits.OK if res.exercised else exits.NOT_EXERCISED)
+    sys.exit({"bad": exits.FOUND, "ok": exits.OK}.get(res.verdict, exits.NOT_EXERCISED))
 
 
 def _default_log(cfg, vm: bool, replay_path: str | None) -> str:

@@ -8,13 +8,14 @@ reaches it and the tasks asleep there. A part replays that schedule and runs the
 DPOR from the state on, with its own state cache. Races between a part's steps and the
 prefix need no reversal: the planning search already took every order of the prefix that
 its sleep sets do not prove redundant. So the parts together cover what one search covers
-(docs/explorer.md, "Splitting a search").
+(docs/explorer.md, "Splitting one search over workers").
 
 Nothing here depends on how many workers run the parts: the parts are fixed by the split
 depth, and each is searched the same way wherever it runs, so a complete search reports the
 same verdict, distinct states (the union of every part's) and traces with one worker or
 sixty-four. Parts do not share their caches; a state two parts reach is explored by both,
-and `explored` beside `states` says how much that costs.
+and `explored` beside `states` says how much that costs (bench/split.py: too much for the
+split to pay, at every depth it measured).
 """
 
 from __future__ import annotations
@@ -27,8 +28,6 @@ from .engine import ExecutionRecord
 from .search import Limits, SearchResult, better, conclude, search
 from .stateful import StatefulDPOR
 from .step import Program
-
-DEFAULT_DEPTH = 6  # enough parts to keep two workers busy to the end; see docs/benchmarks.md
 
 
 @dataclass(frozen=True)
@@ -44,7 +43,6 @@ class PartResult:
     part: Part
     search: SearchResult
     keys: set[bytes] = field(default_factory=set)  # the distinct states it visited
-    explored: int = 0  # states it explored (those two parts share count twice)
 
 
 Observe = Callable[[ExecutionRecord], None]
@@ -71,7 +69,7 @@ def search_part(build: Callable[[], Program], part: Part, limits: Limits,
                          else min(left, limits.time_limit))
     strategy = StatefulDPOR(prefix=part.prefix, asleep=part.asleep)
     res = search(build, strategy, limits, stop_on_failure=stop_on_failure, observe=observe)
-    return PartResult(part, res, set(strategy._seen), strategy.states)
+    return PartResult(part, res, set(strategy._seen))
 
 
 # Runs the parts (each with the limits and the deadline) and yields results as they finish.
@@ -87,7 +85,7 @@ def in_process(build: Callable[[], Program], stop_on_failure: bool = True,
     return run
 
 
-def split_search(build: Callable[[], Program], run_parts: RunParts, depth: int = DEFAULT_DEPTH,
+def split_search(build: Callable[[], Program], run_parts: RunParts, depth: int,
                  limits: Limits | None = None, stop_on_failure: bool = True,
                  progress: Callable[[SearchResult], None] | None = None,
                  observe: Observe | None = None) -> SearchResult:
@@ -153,7 +151,7 @@ class _Merged:
         r.max_depth = max(r.max_depth, s.max_depth)
         self.fingerprints |= s.fingerprints
         self.keys |= pr.keys
-        self.explored += pr.explored
+        self.explored += len(pr.keys)  # a state two parts share counts twice
         self.complete_parts &= s.complete
         cx = s.counterexample
         if cx is not None and better(cx, r.counterexample, by_schedule=True):

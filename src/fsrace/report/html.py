@@ -12,7 +12,7 @@ from ..explore.engine import ExecutionRecord, replay_chooser, run_execution
 from ..explore.schedule import Schedule
 from ..explore.shrink import lenient_chooser
 from ..run import CheckResult, builder, not_modelled
-from .json_report import result_dict
+from .json_report import envelope, result_dict
 from .matrix_report import why
 
 _env = Environment(loader=PackageLoader("fsrace.report"), autoescape=select_autoescape(),
@@ -93,6 +93,15 @@ def trace_page_data(res: CheckResult, shown: Schedule | None = None) -> dict:
         "conflicts_with": conflict,
         "outcome": cx.outcome if cx is not None else rec.outcome,
     }
+
+
+def json_record(res: CheckResult, command: str = "check", shown: Schedule | None = None
+                ) -> dict:
+    """What `--json` prints for a check or a replay: the result, and what the HTML page
+    draws (the execution shown, with the state after each step)."""
+    out = envelope(command, result_dict(res))
+    out["timeline"] = {k: v for k, v in trace_page_data(res, shown).items() if k != "result"}
+    return out
 
 
 def trace_page(res: CheckResult, back_link: str | None = None) -> str:

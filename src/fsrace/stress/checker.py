@@ -193,14 +193,10 @@ def _stretch(seg: Sequence[Access], starts: set[int]) -> set[int]:
         if ready is not None:
             todo.append((done | 1 << ready, state))
             continue
-        for k in left:
+        for k in left:  # else branch on the writes that may go now
             a = seg[k]
-            if a.inv > first_return:
-                continue
-            if a.write:
+            if a.write and a.inv <= first_return:
                 todo.extend((done | 1 << k, v) for v in a.outcomes)
-            elif a.value == state:
-                todo.append((done | 1 << k, state))
     return out
 
 

@@ -58,7 +58,7 @@ def stress_report(res: StressResult) -> str:
         if not res.by_kind.get(op):
             why = f"{cfg.fs} refused every {op}"
         else:
-            why = (f"{res.windows.hit if res.windows else 0} accesses ran inside a {op}, "
+            why = (f"{res.windows.hit} accesses ran inside a {op}, "
                    f"fewer than the {cfg.min_windows} asked for")
         lines.append(f"NOT EXERCISED: {why}, so the race class was not given its chance; "
                      "the values read were all explained")
@@ -71,11 +71,10 @@ def stress_report(res: StressResult) -> str:
 def stress_dict(res: StressResult, log_path: str) -> dict:
     """The run for --json (docs/json.md)."""
     cfg = res.config
-    verdict = "bad" if res.violations else "ok" if res.exercised else "not-exercised"
     return {
         "fs": cfg.fs, "scenario": cfg.scenario, "seed": cfg.seed, "workers": cfg.workers,
         "threads": cfg.threads, "pages": cfg.pages, "without": list(cfg.without),
-        "verdict": verdict, "windows": res.windows.as_dict() if res.windows else None,
+        "verdict": res.verdict, "windows": res.windows.as_dict() if res.windows else None,
         "min_windows": cfg.min_windows, "executed": res.executed, "operations": dict(res.by_kind),
         "refused": dict(res.skipped), "unfinished": len(res.unfinished),
         "killed": list(res.killed), "violations": list(res.violations),

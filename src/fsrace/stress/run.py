@@ -131,6 +131,13 @@ class StressResult:
         return self.executed / self.elapsed_s if self.elapsed_s else 0.0
 
     @property
+    def verdict(self) -> str:
+        """ok, bad (a violation) or not-exercised."""
+        if self.violations:
+            return "bad"
+        return "ok" if self.exercised else "not-exercised"
+
+    @property
     def exercised(self) -> bool:
         """Whether the race class was given its chance: its own operation ran, and at
         least `min_windows` accesses ran wholly inside one (stress/windows.py). A file

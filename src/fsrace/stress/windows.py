@@ -11,7 +11,7 @@ from __future__ import annotations
 import bisect
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from .checker import INF
 from .ops import PAGE, SCENARIOS, own_operation
@@ -27,8 +27,7 @@ class Windows:
     operations_hit: int = 0  # ... with at least one access inside
 
     def as_dict(self) -> dict:
-        return {"hit": self.hit, "operations": self.operations,
-                "operations_hit": self.operations_hit}
+        return asdict(self)
 
 
 def affected_pages(op, pages: int) -> Iterable[int]:
