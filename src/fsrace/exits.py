@@ -19,7 +19,8 @@ TABLE = [
     (USAGE, "bad usage (an option, name, number or file); nothing ran"),
     (HUNG, "the qemu guest never finished (a hung kernel)"),
     (UNKNOWN, "unknown: the search stopped at a bound before it covered everything"),
-    (NOT_EXERCISED, "not exercised: the file system refused the class's own operation"),
+    (NOT_EXERCISED, "not exercised: the race class's own operation was refused or never "
+                    "overlapped"),
     (CANNOT_RUN, "could not run here: not root, a mount, the guest, the Ray cluster"),
     (INTERNAL, "an internal error of fsrace; the message says where its traceback is"),
     (INTERRUPTED, "interrupted by Ctrl-C, after printing what was covered"),
