@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -91,8 +92,26 @@ def _stop(args: list[str], sig: int, after: float) -> subprocess.CompletedProces
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     time.sleep(after)
     os.killpg(proc.pid, sig)
-    out, err = proc.communicate(timeout=60)
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+    try:
+        out, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        _kill_session(proc.pid)
+        raise
+    r = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+    r.session = proc.pid  # the command led a session of its own
+    return r
+
+
+def _session(sid: int) -> list[int]:
+    """Processes still in the session a stopped command led (its workers included, whatever
+    process group they moved to)."""
+    found = subprocess.run(["pgrep", "-s", str(sid)], capture_output=True, text=True)
+    return [int(pid) for pid in found.stdout.split()]
+
+
+def _kill_session(sid: int) -> None:
+    for pid in _session(sid):
+        os.kill(pid, signal.SIGKILL)
 
 
 @pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
@@ -104,9 +123,28 @@ def test_a_stopped_check_prints_what_it_covered(sig, code):
     assert "Traceback" not in r.stderr
 
 
-def test_a_stopped_matrix_prints_the_cells_searched_and_leaves_no_worker():
-    r = _stop(["matrix", "--jobs", "2"], signal.SIGTERM, after=4)
-    assert r.returncode == 143, r.stderr
+@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_stopped_matrix_prints_the_cells_searched_and_leaves_no_worker(sig, code):
+    r = _stop(["matrix", "--jobs", "2"], sig, after=4)
+    assert r.returncode == code, r.stderr
     assert "cells searched, the rest not" in r.stdout and "Traceback" not in r.stderr
-    left = subprocess.run(["pgrep", "-f", f"{_fsrace()} matrix"], capture_output=True)
-    assert left.stdout.strip() == b""
+    left = _session(r.session)
+    _kill_session(r.session)
+    assert left == []
+
+
+def test_a_killed_matrix_leaves_no_worker():
+    # Cells at 3x3 take longer than the wait below, so a worker outliving its parent
+    # would be seen. Output goes to a file: a pipe would stay open while any worker lives.
+    with tempfile.TemporaryFile() as out:
+        proc = subprocess.Popen([_fsrace(), "matrix", "--jobs", "2", "--pages", "3",
+                                 "--writers", "3"], stdout=out, stderr=out,
+                                start_new_session=True)
+        time.sleep(4)
+        os.killpg(proc.pid, signal.SIGKILL)
+        assert proc.wait(timeout=10) == -signal.SIGKILL
+    deadline = time.monotonic() + 2
+    while (left := _session(proc.pid)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    _kill_session(proc.pid)
+    assert left == []

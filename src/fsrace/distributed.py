@@ -32,7 +32,8 @@ def map_unordered(fn: Callable[..., Any], items: Iterable[tuple], jobs: int = 1,
         for item in items:
             yield item, fn(*item)
     else:
-        pool = multiprocessing.get_context("fork").Pool(jobs, initializer=_worker_start)
+        pool = multiprocessing.get_context("fork").Pool(jobs, initializer=_worker_start,
+                                                           initargs=(os.getpid(),))
         try:
             yield from pool.imap_unordered(_call, [(fn, item) for item in items])
             pool.close()
@@ -45,10 +46,25 @@ def map_unordered(fn: Callable[..., Any], items: Iterable[tuple], jobs: int = 1,
             pool.join()
 
 
-def _worker_start() -> None:
+def _worker_start(parent: int) -> None:
     # A forked worker inherits the parent's SIGTERM handler (the CLI turns SIGTERM into a
     # stop that prints what was covered); the pool ends its workers with SIGTERM.
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    # Out of the terminal's process group: a Ctrl-C or a kill of the group would otherwise
+    # kill a worker while it holds the pool's result-queue lock, and the parent's
+    # Pool.terminate() would then wait on that lock for ever. The parent alone is
+    # signalled and ends its workers; if it dies first, the kernel ends them.
+    os.setpgid(0, 0)
+    _die_with_parent(parent)
+
+
+def _die_with_parent(parent: int) -> None:
+    import ctypes
+
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died before the request took hold
+        os._exit(1)
 
 
 def _call(job: tuple[Callable[..., Any], tuple]) -> tuple[tuple, Any]:
