@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from .schedule import Schedule
-from .state import StateEncoder, digest
+from .state import FINISHED, StateEncoder, digest_parts, serialize
 from .step import Failure, Program, Step, Task, conflicting
 
 # Outcomes of one execution.
@@ -67,8 +67,9 @@ class Execution:
         self.pending: list[Step | None] = [self._advance(t) for t in self.tasks]
         self.events: list[Event] = []
         self._constants: dict[int, str] | None = None
-        # Each task's encoded continuation and the heap objects it refers to, kept until
-        # the task runs again (or always recomputed when it holds shared data).
+        # Each task's encoded continuation (serialized) and the heap objects it refers to
+        # (token -> object), kept until the task runs again (or always recomputed when it
+        # holds shared data).
         self._continuations: list[tuple | None] = [None] * len(self.tasks)
         self._frames: list[list | None] = [None] * len(self.tasks)  # per frame, likewise
 
@@ -85,7 +86,7 @@ class Execution:
         tasks = []
         for i, task in enumerate(self.tasks):
             if self.pending[i] is None:
-                tasks.append(None)
+                tasks.append(FINISHED)
                 continue
             kept = self._continuations[i]
             if kept is None:
@@ -93,14 +94,29 @@ class Execution:
                 enc.heap.clear()
                 enc.volatile = False
                 cont, self._frames[i] = enc.continuation(task.body, self._frames[i])
-                kept = (cont, dict(enc.heap))
+                kept = (serialize(cont), dict(enc.heap))  # serialized once while it waits
                 enc.heap.update(before)
                 if not enc.volatile:
                     self._continuations[i] = kept
             else:
                 enc.heap.update(kept[1])
             tasks.append(kept[0])
-        return digest((shared, tuple(tasks), enc.heap_section()))
+        return digest_parts((serialize(shared), *tasks, serialize(enc.heap_section())))
+
+    def kept(self) -> list | None:
+        """The continuations kept at this state, for `inherit` by a later execution of
+        the same prefix (None when the program cannot look its references up)."""
+        if self.program.state_lookup is None:
+            return None
+        return [None if c is None else (c[0], tuple(c[1])) for c in self._continuations]
+
+    def inherit(self, kept: list) -> None:
+        """Take the continuations an earlier execution kept at this same state (this
+        execution replayed the prefix that led there, so they still hold)."""
+        lookup = self.program.state_lookup
+        for i, c in enumerate(kept):
+            if c is not None and self._continuations[i] is None:
+                self._continuations[i] = (c[0], {t: lookup(t) for t in c[1]})
 
     @staticmethod
     def _advance(task: Task) -> Step | None:
@@ -159,9 +175,10 @@ Chooser = Callable[[Execution, Sequence[int]], "int | None"]
 
 
 def run_execution(program: Program, choose: Chooser, max_steps: int,
-                  max_retries: int | None = None) -> ExecutionRecord:
+                  max_retries: int | None = None, checked: int = 0) -> ExecutionRecord:
     """Run until every task finished, a check failed, a deadlock, a task retried more than
-    `max_retries` times, or the step bound."""
+    `max_retries` times, or the step bound. The first `checked` steps repeat a prefix an
+    earlier execution ran and checked: their per-step checks are not run again."""
     ex = Execution(program)
     failure: Failure | None = None
     outcome = DONE
@@ -219,6 +236,9 @@ def run_execution(program: Program, choose: Chooser, max_steps: int,
                 starved = (f"{ex.tasks[i].name} started over {retries[i]} times "
                            f"({step.label}) without finishing")
                 break
+        if len(ex.events) <= checked:
+            program.replayed(step)
+            continue
         failure = program.check_step(step)
         if failure:
             outcome = VIOLATION

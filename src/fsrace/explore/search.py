@@ -101,7 +101,8 @@ def search(
             chooser = strategy.next_execution()
             if chooser is None:
                 break
-            rec = run_execution(build(), chooser, limits.max_steps, limits.max_retries)
+            rec = run_execution(build(), chooser, limits.max_steps, limits.max_retries,
+                                checked=getattr(strategy, "checked_prefix", 0))
             strategy.finished(rec)
             if observe:
                 observe(rec)

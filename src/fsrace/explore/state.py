@@ -71,8 +71,7 @@ class StateEncoder:
 
     def share(self, *objs: Any) -> None:
         """Note mutable objects the shared section reaches."""
-        for obj in objs:
-            self.shared.add(id(obj))
+        self.shared.update(map(id, objs))
 
     def value(self, v: Any) -> Any:
         t = type(v)
@@ -80,11 +79,11 @@ class StateEncoder:
             return v
         if id(v) in self.shared:
             self.volatile = True
-        if t is tuple:
-            return ("tuple", *(self.value(x) for x in v))
         token = self.constants.get(id(v))
         if token is not None:
             return token
+        if t is tuple:
+            return ("tuple", *(self.value(x) for x in v))
         enc = self.encoders.get(t)
         if enc is not None:
             if t not in self.stable:
@@ -220,11 +219,28 @@ class StateEncoder:
         return tuple(sorted(done.items(), key=lambda kv: repr(kv[0])))
 
 
+def serialize(value: Any) -> bytes:
+    """An encoded value as bytes, the same in every process. Marshal format 2: later
+    formats write a repeated object as a back-reference, so equal values built from
+    differently shared parts would serialize differently. Marshal data delimits itself,
+    so serialized parts can be joined without ambiguity."""
+    return marshal.dumps(value, 2)
+
+
+FINISHED = serialize(None)  # the continuation of a task that has ended
+
+
 def digest(value: Any) -> bytes:
-    """A 16-byte digest of an encoded value, the same in every process. Marshal format 2:
-    later formats write a repeated object as a back-reference, so equal values built from
-    differently shared parts would serialize differently."""
-    return hashlib.blake2b(marshal.dumps(value, 2), digest_size=16).digest()
+    """A 16-byte digest of an encoded value."""
+    return digest_parts((serialize(value),))
+
+
+def digest_parts(parts: tuple[bytes, ...]) -> bytes:
+    """A 16-byte digest of a sequence of serialized values (BLAKE2b-128)."""
+    h = hashlib.blake2b(digest_size=16)
+    for part in parts:
+        h.update(part)
+    return h.digest()
 
 
 # -- which locals a suspended frame can still read -------------------------------------------

@@ -60,7 +60,7 @@ class _Node:
     """A state on the current execution's path."""
 
     __slots__ = ("key", "pending", "enabled", "sleep", "backtrack", "done", "choice", "depth",
-                 "low", "summary", "fixed")
+                 "low", "summary", "fixed", "kept")
 
     def __init__(self, key: bytes, pending: dict, enabled: list[int], sleep: dict,
                  depth: int) -> None:
@@ -75,6 +75,7 @@ class _Node:
         self.low = depth  # shallowest open state this subtree returned to
         self.summary: Summary | None = None
         self.fixed = False  # a step of a part's given prefix: never explored otherwise
+        self.kept: list | None = None  # the tasks' encodings here (Execution.kept)
 
 
 class _Seen:
@@ -120,7 +121,9 @@ class StatefulDPOR:
         self._diverged = 0
         self._intern = _Interner()
         self._entries: dict[tuple, tuple] = {}  # summary entries, shared between states
-        self._lifted: dict[tuple, tuple | None] = {}  # an entry lifted through a step
+        # Entries lifted through a step: (task, accesses) -> entry -> lifted entry.
+        self._lifted: dict[tuple, dict[tuple, tuple | None]] = {}
+        self._lifted_count = 0
         self.cached = 0  # executions stopped at an explored state
         self.cycles = 0  # ... at a state still on the stack
         self.blocked = 0  # executions cut by their sleep set
@@ -130,6 +133,12 @@ class StatefulDPOR:
     @property
     def states(self) -> int:
         return len(self._seen)
+
+    @property
+    def checked_prefix(self) -> int:
+        """Steps the next execution replays up to its backtrack point: an earlier execution
+        ran and checked them."""
+        return max(0, len(self._stack) - 1)
 
     # -- the search over executions ------------------------------------------------------
     def next_execution(self):
@@ -181,6 +190,8 @@ class StatefulDPOR:
             if node.choice not in enabled:
                 raise AssertionError(f"stateful DPOR: task {node.choice} cannot run at step "
                                      f"{depth}; the program is not deterministic")
+            if depth == len(self._stack) - 1 and node.kept is not None:
+                ex.inherit(node.kept)  # the backtrack point: new states from here on
             return node.choice
         if self._pump is not None:
             tasks, start = self._pump
@@ -232,6 +243,7 @@ class StatefulDPOR:
         else:
             self._seen[key] = _Seen(self._intern(sleep), depth)
         node = _Node(key, pending, list(enabled), sleep, depth)
+        node.kept = ex.kept()
         self._stack.append(node)
         awake = [t for t in enabled if t not in sleep]
         if not awake:
@@ -254,6 +266,7 @@ class StatefulDPOR:
         if key not in self._seen:
             self._seen[key] = _Seen(self._intern(()), depth)
         node = _Node(key, pending, list(enabled), {}, depth)
+        node.kept = ex.kept()
         node.fixed = True
         node.choice = task
         node.backtrack = [task]
@@ -428,14 +441,20 @@ class StatefulDPOR:
         intern = self._intern
         if r not in self._epilogue:
             _merge(out, (r, intern((o, kd, None) for o, kd in acc)), intern(()), intern((r,)))
-        memo = self._lifted
-        if len(memo) > _MEMO_LIMIT:
-            memo.clear()
-        for (q, x), (y, tasks) in summary.items():
-            probe = (r, acc, q, x, y, tasks)
-            lifted = memo.get(probe, _MISSING)
+        if self._lifted_count > _MEMO_LIMIT:
+            self._lifted.clear()
+            self._lifted_count = 0
+        # Per step, then per entry: the step's accesses are hashed once per lift, the
+        # entries (interned sets, whose hashes Python caches) once each.
+        memo = self._lifted.get((r, acc))
+        if memo is None:
+            memo = self._lifted[(r, acc)] = {}
+        for entry in summary.items():
+            lifted = memo.get(entry, _MISSING)
             if lifted is _MISSING:
-                lifted = memo[probe] = self._lift_entry(r, acc, q, x, y, tasks)
+                (q, x), (y, tasks) = entry
+                lifted = memo[entry] = self._lift_entry(r, acc, q, x, y, tasks)
+                self._lifted_count += 1
             if lifted is not None:
                 _merge(out, *lifted)
         return out

@@ -133,7 +133,9 @@ class Program:
     """Everything one execution needs: fresh tasks and the checks to run as it goes.
 
     `check_step` runs after every step and `check_end` once all tasks finished; both return a
-    Failure or None. `describe_state` renders the model state for a report.
+    Failure or None. A step that repeats a prefix an earlier execution ran and checked
+    (deterministic, so it passes again) is passed to `replayed` instead of `check_step`.
+    `describe_state` renders the model state for a report.
 
     A stateful search also needs the state as a value (fsrace.explore.state): `state`
     encodes the data the tasks share, `state_encoders` and `state_contents` say how the
@@ -145,11 +147,15 @@ class Program:
     check_step: Callable[[Step], Failure | None] = lambda step: None
     check_end: Callable[[], Failure | None] = lambda: None
     describe_state: Callable[[], str] = lambda: ""
+    replayed: Callable[[Step], None] = lambda step: None
     extra: dict = field(default_factory=dict)
     state: Callable[[Any], Any] | None = None
     state_encoders: dict = field(default_factory=dict)
     state_contents: dict = field(default_factory=dict)
     state_constants: tuple = ()
+    # What a reference token (StateEncoder.refer) stands for in this execution: lets an
+    # execution reuse the encodings an earlier one made along the same prefix.
+    state_lookup: Callable[[Any], Any] | None = None
     # Types whose encoding stays valid while a task holding them waits: immutable values,
     # and objects encoded by name or reference (their contents live in the shared or heap
     # section). Lets the encoder reuse a waiting frame's encoding.

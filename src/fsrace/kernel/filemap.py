@@ -33,7 +33,7 @@ def add_to_page_cache_lru(cur: Current, k: Kernel, inode: Inode, index: int):
     if index in inode.pages:
         st.note = "-EEXIST"
         return None
-    page = k.new_page(inode, index, cur)
+    page = k.new_page(inode, index)
     page.locked_by = cur.comm
     inode.pages[index] = page
     return page

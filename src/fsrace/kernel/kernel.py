@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .structs import MM, PAGE_SIZE, WRITTEN, Current, Disk, Inode, Page
+from .structs import MM, PAGE_SIZE, WRITTEN, Disk, Inode, Page
 
 if TYPE_CHECKING:
     from ..protocols.base import Protocol
@@ -43,7 +43,9 @@ class Kernel:
         self.events: list[KEvent] = []
         self.resizing: set[str] = set()  # inodes a truncate or an insert is resizing now
         self.mkwrite_recheck = True  # False removes block_page_mkwrite's recheck (a test)
-        self._pages_made_at_setup = 0
+        # Pages made so far per slot (inode, index): the next page's generation.
+        self.page_generations: dict[tuple[str, int], int] = {}
+        self.pages_made: dict[tuple[str, str], Page] = {}  # (slot name, origin) -> page
         self._fs: AddressSpaceOps | None = None
 
     @property
@@ -58,13 +60,14 @@ class Kernel:
     def log(self, kind: str, task: str, **data: Any) -> None:
         self.events.append(KEvent(kind, task, data))
 
-    def new_page(self, inode: Inode, index: int, by: Current | None = None) -> Page:
-        """A new page for the slot; `by` is the task allocating it (None: the set-up)."""
-        if by is None:
-            self._pages_made_at_setup += 1
-            return Page(inode, index, f"init.{self._pages_made_at_setup}")
-        by.pages_made += 1
-        return Page(inode, index, f"{by.comm}.{by.pages_made}")
+    def new_page(self, inode: Inode, index: int) -> Page:
+        """A new page for the slot (inode, index), named by how many the slot has had."""
+        slot = (inode.name, index)
+        generation = self.page_generations.get(slot, 0) + 1
+        self.page_generations[slot] = generation
+        page = Page(inode, index, f"g{generation}")
+        self.pages_made[(page.name, page.origin)] = page
+        return page
 
     def lblk(self, page_index: int, nr: int) -> int:
         """File block of buffer `nr` of the page at `page_index`."""

@@ -1,11 +1,11 @@
 """The model's state as a stateful search sees it: every field that can change what
 happens next, encoded canonically (fsrace.explore.state).
 
-Pages are encoded by their origin ("TASK2.1"), which is the same in every interleaving of
-a trace, and their contents once, in the heap section; buffers and PTEs by value, where
-they sit. Lists whose order means nothing to the model (an rwsem's readers) are sorted;
-the order of queued writers is kept. What only reports read (the event log, step notes)
-is left out.
+Pages are encoded by their slot and generation ("A:0", "g2": the slot's second page), which
+are the same in every interleaving of a trace, and their contents once, in the heap
+section; buffers and PTEs by value, where they sit. Lists whose order means nothing to the
+model (an rwsem's readers) are sorted; the order of queued writers is kept. What only
+reports read (the event log, step notes) is left out.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def page_ref(page: Page, enc: StateEncoder) -> tuple:
     enc.share(page.data)
     if page.buffers is not None:
         enc.share(page.buffers, *page.buffers)
-    return enc.refer(("page", page.origin), page)
+    return enc.refer(("page", page.name, page.origin), page)
 
 
 def page_contents(page: Page, enc: StateEncoder) -> tuple:
@@ -68,15 +68,21 @@ def encode_kernel(k: Kernel, enc: StateEncoder) -> tuple:
     mms = tuple((mm.name, _sem(mm.mmap_sem),
                  tuple((key, _pte(pte, enc)) for key, pte in sorted(mm.ptes.items())))
                 for mm in k.mms.values())
-    return (inodes, disk, mms, tuple(sorted(k.resizing)))
+    return (inodes, disk, mms, tuple(sorted(k.resizing)),
+            tuple(sorted(k.page_generations.items())))
 
 
-def _current_ref(cur: Current, enc: StateEncoder) -> tuple:
-    return enc.refer(("current", cur.comm), cur)
+def _current(cur: Current, enc: StateEncoder) -> tuple:
+    return ("current", cur.comm, cur.mm.name if cur.mm else None)
 
 
-def _current_contents(cur: Current, enc: StateEncoder) -> tuple:
-    return (cur.pages_made, cur.mm.name if cur.mm else None)
+def lookup(k: Kernel):
+    """What a reference token of this kernel's state stands for (a page, by its name)."""
+
+    def find(token: tuple) -> Page:
+        return k.pages_made[token[1:]]
+
+    return find
 
 
 def _named(obj, enc: StateEncoder) -> tuple:
@@ -101,7 +107,7 @@ def model_encoders(value_types: tuple[type, ...] = ()) -> dict:
     encoders: dict = {
         Page: page_ref, Buffer: _buffer, PTE: _pte,
         Inode: _named, MM: _named, RWSem: _named, Mutex: _named, WaitQueue: _named,
-        Current: _current_ref,
+        Current: _current,
         # A step a task holds: only its label can matter (its note is for reports).
         Step: lambda st, enc: ("step", st.label),
         MappedBuffer: _fields, PlainBuffer: _fields,
@@ -111,7 +117,7 @@ def model_encoders(value_types: tuple[type, ...] = ()) -> dict:
     return encoders
 
 
-CONTENTS = {Page: page_contents, Current: _current_contents}
+CONTENTS = {Page: page_contents}
 
 
 def stable_types(value_types: tuple[type, ...] = ()) -> frozenset[type]:

@@ -151,9 +151,11 @@ class Buffer:
 class Page:
     inode: Inode | None  # page->mapping; None once truncated
     index: int
-    # Who made the page and which of its pages it is ("init.1", "TASK2.1"): the same in
-    # every interleaving of a trace, so it names the page's lock and writeback bit
-    # (distinct pages of one slot are distinct locks) and stands for the page in a state.
+    # Which of its slot's pages it is ("g1", "g2"): pages enter a slot in the order of
+    # the steps that insert them, which conflict, so the name is the same in every
+    # interleaving of a trace whoever made the page. It names the page's lock and
+    # writeback bit (distinct pages of one slot are distinct locks) and stands for the
+    # page in a state.
     origin: str
     locked_by: str | None = None
     uptodate: bool = False
@@ -255,4 +257,3 @@ class Current:
 
     comm: str
     mm: MM | None
-    pages_made: int = 0  # pages this task has allocated (each page's origin)

@@ -16,7 +16,7 @@ from ..checks.spec import check_per_page
 from ..explore.step import CHANGES, Failure, Program, Step, Task
 from ..kernel.kernel import Kernel
 from ..kernel.memory import user_load, user_store
-from ..kernel.state import CONTENTS, encode_kernel, model_encoders, stable_types
+from ..kernel.state import CONTENTS, encode_kernel, lookup, model_encoders, stable_types
 from ..kernel.structs import PAGE_SIZE, WRITTEN, Buffer, Current, Inode
 from ..kernel.syscalls import (
     drop_caches,
@@ -203,9 +203,9 @@ def run_op(cur: Current, k: Kernel, op: Op):
     raise TypeError(f"unknown operation {op!r}")
 
 
-def _user_task(k: Kernel, spec: TaskSpec, t: int, observed: dict):
+def _user_task(k: Kernel, spec: TaskSpec, t: int, observed: dict, plan: tuple[Op, ...]):
     cur = Current(spec.name, k.mms[spec.process] if spec.process else None)
-    for i, op in enumerate(tuple(spec.ops)):  # a tuple: nobody changes a task's plan
+    for i, op in enumerate(plan):
         k.log("op_begin", spec.name, op=str(op))
         observed[(t, i)] = yield from run_op(cur, k, op)
         k.log("op_end", spec.name, op=str(op), result=observed[(t, i)])
@@ -232,11 +232,14 @@ def build_program(scenario: Scenario, protocol: type[Protocol], params: Params) 
     observed: dict = {}
     final: dict = {}
     tasks = []
+    # Each task's operations as a tuple: nobody changes a task's plan, so the plan and its
+    # operations are state constants (a task's encoding names them, never spells them out).
+    plans = [tuple(spec.ops) for spec in specs]
     for t, spec in enumerate(specs):
         if spec.thread is not None:
             body = spec.thread(Current(spec.name, None), k)
         else:
-            body = _user_task(k, spec, t, observed)
+            body = _user_task(k, spec, t, observed, plans[t])
         tasks.append(Task(spec.name, body, spec.role))
     tasks.append(Task("END", _end_task(k, final), "fsync, drop caches, re-read", epilogue=True))
     seen = [0]
@@ -251,6 +254,9 @@ def build_program(scenario: Scenario, protocol: type[Protocol], params: Params) 
             return Failure(inv.name, inv.meaning, msg)
         return None
 
+    def replayed(step: Step) -> None:
+        seen[0] = len(k.events)  # checked when this prefix first ran
+
     def check_end() -> Failure | None:
         msg = check_per_page(initial, [s.ops for s in specs], final, observed,
                              [s.name for s in specs])
@@ -261,11 +267,13 @@ def build_program(scenario: Scenario, protocol: type[Protocol], params: Params) 
         # are state.
         return (encode_kernel(k, enc), enc.value(dict(observed)), enc.value(dict(final)))
 
-    return Program(tasks, check_step, check_end, lambda: describe_state(k),
+    return Program(tasks, check_step, check_end, lambda: describe_state(k), replayed,
                    extra={"kernel": k, "final": final, "observed": observed, "specs": specs},
                    state=state, state_encoders=model_encoders(OP_TYPES),
                    state_contents=CONTENTS, state_stable=stable_types(OP_TYPES),
-                   state_constants=(k, observed, final, k.protocol, *specs))
+                   state_lookup=lookup(k),
+                   state_constants=(k, observed, final, k.protocol, *specs, *plans,
+                                    *(op for plan in plans for op in plan)))
 
 
 def describe_state(k: Kernel) -> str:
