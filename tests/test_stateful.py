@@ -282,6 +282,55 @@ def test_kept_encodings_give_the_keys_a_fresh_encoding_gives(scenario, protocol)
     assert compared > 200
 
 
+class _Unaided(StatefulDPOR):
+    """The stateful search re-encoding and re-checking every replayed step."""
+
+    checked_prefix = 0
+
+
+@pytest.mark.parametrize("scenario,protocol,pages,writers,strategy", [
+    ("punch-write-fault", "invalidate-lock", 1, 1, "stateful"),
+    ("punch-write-fault", "linux-2012", 1, 2, "stateful"),
+    ("punch-write-fault", "invalidate-lock", 1, 1, "auto"),
+    ("truncate-write-fault", "linux-2012", 2, 1, "auto"),
+])
+def test_inherited_encodings_and_unchecked_replays_change_nothing(scenario, protocol, pages,
+                                                                   writers, strategy):
+    # An execution replaying a stored prefix takes the encodings kept at its backtrack point
+    # and skips the checks its prefix passed before: the search must be the one it is
+    # without either, state for state and step for step, with the same witness.
+    import dataclasses
+
+    from fsrace.explore.portfolio import Portfolio
+    from fsrace.run import builder, make_strategy
+    from fsrace.scenarios import Params
+
+    build = builder(scenario, protocol, Params(pages=pages, writers=writers))
+    checks = [0]
+
+    def counted():
+        prog = build()
+        check_step = prog.check_step
+
+        def check(step):
+            checks[0] += 1
+            return check_step(step)
+
+        return dataclasses.replace(prog, check_step=check)
+
+    aided = make_strategy(strategy)
+    res = search(counted, aided)
+    assert checks[0] < res.steps  # replayed steps were passed over
+    unaided = _Unaided() if strategy == "stateful" else \
+        Portfolio([_Unaided(), *make_strategy(strategy).members[1:]])
+    ref = search(lambda: dataclasses.replace(build(), state_lookup=None), unaided)
+    assert (res.verdict, res.states, res.executions, res.traces, res.steps, res.complete) == \
+        (ref.verdict, ref.states, ref.executions, ref.traces, ref.steps, ref.complete)
+    if ref.counterexample is not None:
+        assert [(e.task, e.step.label) for e in res.counterexample.events] == \
+            [(e.task, e.step.label) for e in ref.counterexample.events]
+
+
 def _continuation(gen) -> tuple:
     from fsrace.explore.state import StateEncoder
 

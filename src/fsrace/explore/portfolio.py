@@ -48,6 +48,11 @@ class Portfolio:
                 return n
         return None
 
+    @property
+    def checked_prefix(self) -> int:
+        """Steps the next execution replays that its member has checked already."""
+        return getattr(self.current, "checked_prefix", 0)
+
     def bounds(self) -> str:
         return "; ".join(f"{m.name}: {m.bounds()}" for m in self.members)
 

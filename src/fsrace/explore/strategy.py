@@ -1,7 +1,10 @@
 """The contract every search strategy meets.
 
 A strategy hands out one chooser per execution, hears how the execution ended, and says
-when it has nothing left to try and whether that means it covered everything.
+when it has nothing left to try and whether that means it covered everything. A strategy
+may also say how many distinct `states` it explored, and as `checked_prefix` how many
+first steps of the next execution repeat a prefix an earlier execution ran and checked
+(search() then does not check them again).
 """
 
 from __future__ import annotations
