@@ -300,3 +300,22 @@ def test_an_interrupted_search_reports_partial_coverage_not_safety():
     assert calls and res.stopped_by == "interrupted"
     assert not res.complete and res.verdict == "unknown"
     assert 0 < res.executions < 120
+
+
+def test_a_search_collects_garbage_less_often_and_restores_the_thresholds():
+    import gc
+
+    from fsrace.explore.search import _SEARCH_GC_THRESHOLDS
+
+    before = gc.get_threshold()
+    during = []
+    res = search(lambda: toy.lastwrite(3), DPOR(),
+                 observe=lambda rec: during.append(gc.get_threshold()))
+    assert res.complete and during and set(during) == {_SEARCH_GC_THRESHOLDS}
+    assert gc.get_threshold() == before
+
+    def interrupt(rec):
+        raise KeyboardInterrupt
+
+    res = search(lambda: toy.lastwrite(3), DPOR(), observe=interrupt)
+    assert res.stopped_by == "interrupted" and gc.get_threshold() == before
