@@ -49,6 +49,7 @@ system-deps:
 
 test: $(VENV)/.test-extra system-deps
 	$(BIN)/ruff check src tests
+	$(BIN)/mypy
 	$(BIN)/pytest -q -m "not slow and not realfs and not vm"
 	$(BIN)/pytest -q -m realfs
 	$(BIN)/pytest -q -m vm
@@ -59,6 +60,7 @@ test-fast: $(VENV)/.test-extra
 
 lint: $(VENV)/.test-extra
 	$(BIN)/ruff check src tests
+	$(BIN)/mypy
 
 bench: $(VENV)/.test-extra
 	$(BIN)/python bench/run.py

@@ -238,7 +238,7 @@ def main() -> None:
         click.echo(f"fsrace: {warning}", err=True)
 
 
-_TERMINATED = []  # set once SIGTERM arrived
+_TERMINATED: list[int] = []  # set once SIGTERM arrived
 
 
 def _terminate(signum, frame) -> None:

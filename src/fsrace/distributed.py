@@ -12,7 +12,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from typing import Any
 
 LOCAL = "local"  # --ray local: start a Ray instance on this machine
@@ -24,7 +24,7 @@ class DistributedError(RuntimeError):
 
 
 def map_unordered(fn: Callable[..., Any], items: Iterable[tuple], jobs: int = 1,
-                  ray: str | None = None) -> Iterator[tuple[tuple, Any]]:
+                  ray: str | None = None) -> Generator[tuple[tuple, Any], None, None]:
     items = list(items)
     if ray is not None:
         yield from _on_ray(fn, items, ray)

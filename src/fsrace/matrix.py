@@ -138,6 +138,7 @@ def run_matrix(max_executions: int = 10_000,
         m.stopped_by = "interrupted"
         return m
     if time_limit is not None:
+        assert deadline is not None
         m.stopped_by = f"--time-limit {time_limit:g}s" if time.time() >= deadline else ""
     m.cells = {(sc, p): m.cells[(sc, p)] for sc in m.scenarios for p in m.protocols}
     if costs:

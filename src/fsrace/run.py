@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from .explore.bounded import PreemptionBounded
 from .explore.dpor import DPOR
@@ -50,7 +51,7 @@ def _lookup(kind: str, name: str, table: dict):
     return table[name]
 
 
-_TABLES = {"scenario": SCENARIOS, "protocol": PROTOCOLS}
+_TABLES: dict[str, dict[str, Any]] = {"scenario": SCENARIOS, "protocol": PROTOCOLS}
 _BUNDLED = {kind: frozenset(table) for kind, table in _TABLES.items()}
 
 

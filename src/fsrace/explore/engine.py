@@ -114,6 +114,7 @@ class Execution:
         """Take the continuations an earlier execution kept at this same state (this
         execution replayed the prefix that led there, so they still hold)."""
         lookup = self.program.state_lookup
+        assert lookup is not None, "kept() gives None to a program without state_lookup"
         for i, c in enumerate(kept):
             if c is not None and self._continuations[i] is None:
                 self._continuations[i] = (c[0], {t: lookup(t) for t in c[1]})

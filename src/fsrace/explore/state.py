@@ -32,12 +32,14 @@ from .step import Step
 Encoder = Callable[[Any, "StateEncoder"], Any]
 
 _PLAIN = (type(None), bool, int, str, float, bytes)
-_ITERATORS = (type(iter([])), type(iter(())), type(iter(range(1))), type(iter({}.values())),
-              type(iter({}.keys())), type(iter({}.items())), type(iter(set())), enumerate, zip,
-              reversed, type(iter(reversed([]))))
+_ITERATORS: tuple[type, ...] = (
+    type(iter([])), type(iter(())), type(iter(range(1))), type(iter({}.values())),
+    type(iter({}.keys())), type(iter({}.items())), type(iter(set())), enumerate, zip,
+    reversed, type(iter(reversed([]))))
 
 
-_DICT_ITERATORS = (type(iter({}.values())), type(iter({}.keys())), type(iter({}.items())))
+_DICT_ITERATORS: tuple[type, ...] = (type(iter({}.values())), type(iter({}.keys())),
+                                     type(iter({}.items())))
 
 
 class UnencodableState(TypeError):
@@ -144,7 +146,7 @@ class StateEncoder:
             f"no state encoding for a {t.__module__}.{t.__qualname__} held by a task; "
             "register one in Program.state_encoders or Program.state_constants")
 
-    def continuation(self, gen: types.GeneratorType, kept: list | None = None
+    def continuation(self, gen: Any, kept: list | None = None
                      ) -> tuple[tuple, list]:
         """The frames a suspended task is in, outermost first, and what to pass as `kept`
         next time. Sets `volatile` if they hold an object the shared section reaches.
@@ -155,7 +157,7 @@ class StateEncoder:
         change (a list it was passed, a cell a closure rebinds): only values of `stable`
         types, constants and immutable values make a frame's encoding reusable."""
         out = []
-        frames = []
+        frames: list[tuple | None] = []
         level = 0
         while gen is not None:
             frame = gen.gi_frame
@@ -194,7 +196,7 @@ class StateEncoder:
         refs = gc.get_referents(gen)
         live = live_after(code, frame.f_lasti)
         split = _split_frame(refs, code, local_names) if live is not None else None
-        if split is not None:
+        if split is not None and live is not None:
             # Only what the frame can still read: a local no path reads again before
             # writing it cannot change what happens next.
             cells, stack = split
@@ -298,30 +300,30 @@ def _analyse(code: types.CodeType) -> dict[int, frozenset[str]] | None:
             return None
         uses.append(frozenset(ud[0]))
         defs.append(frozenset(ud[1]) - frozenset(ud[0]))
-        out = []
+        nexts = []
         if ins.opname not in _NO_FALLTHROUGH and n + 1 < len(instrs):
-            out.append(n + 1)
+            nexts.append(n + 1)
         if ins.opcode in _JUMPS:
             if ins.argval not in position:
                 return None
-            out.append(position[ins.argval])
-        succs.append(out)
-    for entry in dis.Bytecode(code).exception_entries:
+            nexts.append(position[ins.argval])
+        succs.append(nexts)
+    for entry in getattr(dis.Bytecode(code), "exception_entries", ()):  # 3.11 and later
         if entry.target not in position:
             return None
         for n, off in enumerate(offsets):
             if entry.start <= off < entry.end:
                 succs[n].append(position[entry.target])
-    live_in = [frozenset()] * len(instrs)
-    live_out = [frozenset()] * len(instrs)
+    live_in: list[frozenset[str]] = [frozenset()] * len(instrs)
+    live_out: list[frozenset[str]] = [frozenset()] * len(instrs)
     changed = True
     while changed:
         changed = False
         for n in range(len(instrs) - 1, -1, -1):
-            out = frozenset().union(*(live_in[m] for m in succs[n]))
-            new_in = uses[n] | (out - defs[n])
-            if out != live_out[n] or new_in != live_in[n]:
-                live_out[n], live_in[n] = out, new_in
+            after: frozenset[str] = frozenset().union(*(live_in[m] for m in succs[n]))
+            new_in = uses[n] | (after - defs[n])
+            if after != live_out[n] or new_in != live_in[n]:
+                live_out[n], live_in[n] = after, new_in
                 changed = True
     return dict(zip(offsets, live_out, strict=True))
 
@@ -330,7 +332,7 @@ def _layout(code: types.CodeType) -> tuple[tuple[str, ...], frozenset[str]]:
     """The names of a frame's local slots in order, and which of them hold cells."""
     layout = _layouts.get(code)
     if layout is None:
-        names = []
+        names: list[str] = []
         lookup = getattr(code, "_varname_from_oparg", None)
         while lookup is not None:
             try:

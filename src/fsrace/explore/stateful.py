@@ -33,6 +33,7 @@ naive search on random programs with locks, rwsems, waits, branches and retry lo
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from .engine import DEADLOCK, DONE, SEEN, VIOLATION, Execution, ExecutionRecord
 from .hb import (
@@ -450,7 +451,7 @@ class StatefulDPOR:
         if memo is None:
             memo = self._lifted[(r, acc)] = {}
         for entry in summary.items():
-            lifted = memo.get(entry, _MISSING)
+            lifted: Any = memo.get(entry, _MISSING)
             if lifted is _MISSING:
                 (q, x), (y, tasks) = entry
                 lifted = memo[entry] = self._lift_entry(r, acc, q, x, y, tasks)
@@ -469,7 +470,7 @@ class StatefulDPOR:
             kinds.setdefault(o, set()).add(kd)
         changed = {o for o, kd in acc if kd in CHANGES}
         joins = r in tasks
-        x2 = []
+        x2: list[tuple[str, str, int | None]] = []
         for o, kd, released_by in x:
             ks = kinds.get(o)
             if released_by is None:

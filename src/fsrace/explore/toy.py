@@ -155,22 +155,28 @@ def random_program(seed: int, tasks: int = 3, steps: int = 4, objects: int = 2,
                 yield Step(f"write {obj}", (touches(obj, WRITE),))
                 values[obj] = (i, reg)
             elif kind == "lock":
-                yield Step(f"lock {obj}", (touches(obj, ACQ),),
-                           enabled=lambda o=obj: owner.get(o) is None and not readers.get(o))
+                def lockable(o: str = obj) -> bool:
+                    return owner.get(o) is None and not readers.get(o)
+
+                yield Step(f"lock {obj}", (touches(obj, ACQ),), enabled=lockable)
                 owner[obj] = i
             elif kind == "unlock":
                 yield Step(f"unlock {obj}", (touches(obj, REL),))
                 owner[obj] = None
             elif kind == "rlock":
-                yield Step(f"down_read {obj}", (touches(obj, ACQ_S),),
-                           enabled=lambda o=obj: owner.get(o) is None)
+                def unowned(o: str = obj) -> bool:
+                    return owner.get(o) is None
+
+                yield Step(f"down_read {obj}", (touches(obj, ACQ_S),), enabled=unowned)
                 readers[obj] = readers.get(obj, 0) + 1
             elif kind == "runlock":
                 yield Step(f"up_read {obj}", (touches(obj, REL_S),))
                 readers[obj] -= 1
             elif kind == "wait":
-                yield Step(f"wait {obj}", (touches(obj, WAIT),),
-                           enabled=lambda o=obj: owner.get(o) is None)
+                def free(o: str = obj) -> bool:
+                    return owner.get(o) is None
+
+                yield Step(f"wait {obj}", (touches(obj, WAIT),), enabled=free)
             elif kind == "if":
                 yield Step(f"test {obj}", (touches(obj, READ),))
                 yield from run(i, op[2] if values.get(obj) is None else op[3])

@@ -19,6 +19,9 @@ puts the old data over the copied range (docs/findings/smb-copy-mmap.md: 6.1, 6.
 
 from __future__ import annotations
 
+from typing import Protocol as Interface
+from typing import cast
+
 from ..explore.step import READ, WRITE, Step
 from .buffer import VM_FAULT_LOCKED, VM_FAULT_NOPAGE, VM_FAULT_RETRY
 from .kernel import AddressSpaceOps, Kernel
@@ -26,6 +29,13 @@ from .locking import lock_page, unlock_page, wait_on_page_writeback
 from .page_writeback import write_cache_pages, write_out
 from .server import server_copy, server_readpage, server_write
 from .structs import PAGE_SIZE, Current, Inode, Page
+
+
+class CifsMkwrite(Interface):
+    """What a protocol running this model says about cifs_page_mkwrite: whether it
+    rechecks page->mapping under the page lock (a proposed fix; 6.1-7.2 does not)."""
+
+    mkwrite_rechecks_mapping: bool
 
 
 def cifs_read_folio(cur: Current, k: Kernel, inode: Inode, page: Page):
@@ -48,7 +58,7 @@ def cifs_page_mkwrite(cur: Current, k: Kernel, inode: Inode, page: Page):
     st = Step("cifs_page_mkwrite: VM_FAULT_LOCKED; fault_dirty_shared_page",
               ((page.key, WRITE), (inode.dirty_tag_key, WRITE)))
     yield st
-    if proto.mkwrite_rechecks_mapping and page.inode is not inode:
+    if cast(CifsMkwrite, proto).mkwrite_rechecks_mapping and page.inode is not inode:
         st.note = "page truncated: VM_FAULT_NOPAGE"
         yield from unlock_page(cur, page)
         yield from proto.page_mkwrite_end(cur, k, inode)

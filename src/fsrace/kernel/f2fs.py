@@ -23,6 +23,9 @@ checkpoints, which the model has not) are left out.
 
 from __future__ import annotations
 
+from typing import Protocol as Interface
+from typing import cast
+
 from ..explore.step import READ, WRITE, Step
 from .buffer import __block_write_begin, block_commit_write, create_empty_buffers
 from .ext4 import AOPS as EXT4_AOPS
@@ -43,6 +46,17 @@ from .locking import (
     wait_on_page_writeback,
 )
 from .structs import PAGE_SIZE, TO_EOF, WRITTEN, Current, Disk, Inode
+
+
+class F2fsGaps(Interface):
+    """The gaps in f2fs's invalidate lock that a protocol running this model says it has
+    (fsrace.protocols.f2fs: the 6.1-7.2 kernel has all five, the fixes none)."""
+
+    insert_flushes_unlocked: bool
+    insert_drops_lock: bool
+    collapse_flushes_unlocked: bool
+    collapse_drops_lock: bool
+    collapse_sizes_unlocked: bool
 
 
 def _lock_after_flush(cur: Current, k: Kernel, inode: Inode, first: int, unlocked: bool):
@@ -77,7 +91,7 @@ def f2fs_insert_range(cur: Current, k: Kernel, inode: Inode, offset: int, length
     f2fs has both, the fix neither. Returns None or -EINVAL."""
     from .truncate import truncate_pagecache_range
 
-    proto = k.protocol
+    proto = cast(F2fsGaps, k.protocol)
     yield from mutex_lock(cur, inode.i_mutex)
     st = Step("f2fs_insert_range: check the offset against i_size", ((inode.size_key, READ),))
     yield st
@@ -114,7 +128,7 @@ def f2fs_collapse_range(cur: Current, k: Kernel, inode: Inode, offset: int, leng
     checks and maps a page the new size leaves past EOF. Returns None or -EINVAL."""
     from .truncate import truncate_pagecache_range
 
-    proto = k.protocol
+    proto = cast(F2fsGaps, k.protocol)
     yield from mutex_lock(cur, inode.i_mutex)
     st = Step("f2fs_collapse_range: check the range against i_size", ((inode.size_key, READ),))
     yield st
@@ -171,7 +185,7 @@ def __exchange_data_block(cur: Current, k: Kernel, inode: Inode, src: int, dst: 
             # f2fs_truncate_data_blocks_range: the destination's own block goes first (a
             # collapse's destination has one; an insert's is a hole).
             state, pblk = inode.extents.get(b, ("hole", None))
-            if state == WRITTEN:
+            if state == WRITTEN and pblk is not None:
                 k.disk.free(pblk)
                 del inode.extents[b]
             ext4_da_release_reservation(k, inode, b)

@@ -97,7 +97,7 @@ class Kernel:
         inode = self.inodes[name]
         for i in range(count):
             state, pblk = inode.extents[src + i]
-            assert state == WRITTEN and dst + i not in inode.extents
+            assert state == WRITTEN and pblk is not None and dst + i not in inode.extents
             self.disk.share(pblk, (name, dst + i))
             inode.extents[dst + i] = (WRITTEN, pblk)
         inode.i_size = max(inode.i_size, (dst + count) * self.blksize)

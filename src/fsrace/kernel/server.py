@@ -50,7 +50,8 @@ def server_readpage(cur: Current, k: Kernel, inode: Inode, page: Page, rpc: str,
     for nr, lb in enumerate(lblks):
         state, pblk = inode.extents.get(lb, ("hole", None))
         lo = nr * k.blksize
-        src = k.disk.blocks[pblk].data if state == WRITTEN else [0] * k.blksize
+        src = k.disk.blocks[pblk].data if state == WRITTEN and pblk is not None \
+            else [0] * k.blksize
         page.data[lo:lo + k.blksize] = list(src)
     page.uptodate = True
     yield from unlock_page(cur, page)
@@ -82,6 +83,7 @@ def server_write(cur: Current, k: Kernel, inode: Inode, page: Page, rpc: str, so
                 ext4_da_release_reservation(k, inode, lb)
             pblk = k.disk.alloc((inode.name, lb))
             inode.extents[lb] = (WRITTEN, pblk)
+        assert pblk is not None
         lo = nr * k.blksize
         k.disk.blocks[pblk].data = page.data[lo:lo + k.blksize]
         k.log("bio_write", cur.comm, inode=inode.name, lblk=lb, pblk=pblk, source=source)
@@ -111,9 +113,10 @@ def server_copy(cur: Current, k: Kernel, inode: Inode, src: int, dst: int, count
     notes = []
     for s_lb, d_lb in pairs:
         s_state, s_pblk = inode.extents.get(s_lb, ("hole", None))
-        data = list(k.disk.blocks[s_pblk].data) if s_state == WRITTEN else None
+        data = list(k.disk.blocks[s_pblk].data) \
+            if s_state == WRITTEN and s_pblk is not None else None
         d_state, d_pblk = inode.extents.get(d_lb, ("hole", None))
-        if d_state == WRITTEN:
+        if d_state == WRITTEN and d_pblk is not None:
             k.disk.free(d_pblk)
             del inode.extents[d_lb]
         ext4_da_release_reservation(k, inode, d_lb)  # a delay block: drop its reservation

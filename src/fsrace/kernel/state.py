@@ -125,5 +125,6 @@ def stable_types(value_types: tuple[type, ...] = ()) -> frozenset[type]:
     waiting frame holding only these keeps its encoding."""
     from ..explore.step import Step
 
-    frozen = {t for t in value_types if is_dataclass(t) and t.__dataclass_params__.frozen}
+    frozen = {t for t in value_types
+              if is_dataclass(t) and t.__dataclass_params__.frozen}  # type: ignore[attr-defined]
     return frozenset({Page, Current, Inode, MM, RWSem, Mutex, WaitQueue, Step, *frozen})

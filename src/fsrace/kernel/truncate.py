@@ -109,11 +109,12 @@ def invalidate_mapping_pages(cur, k: Kernel, inode: Inode):
     yield st
     for page in [p for _, p in sorted(inode.pages.items())]:
         ptes = _pte_keys(inode, page.index, page.index)
-        st = Step(f"invalidate_inode_page({page.name})",
-                  footprint=lambda page=page, ptes=ptes: (
-                      (page.lock_key, TRY), (page.wb_key, TRY), (page.key, WRITE),
-                      (inode.pages_key, WRITE), *((key, READ) for key, _ in ptes),
-                      *_release_footprint(inode, page)))
+        def footprint(page: Page = page, ptes: tuple = ptes) -> tuple:
+            return ((page.lock_key, TRY), (page.wb_key, TRY), (page.key, WRITE),
+                    (inode.pages_key, WRITE), *((key, READ) for key, _ in ptes),
+                    *_release_footprint(inode, page))
+
+        st = Step(f"invalidate_inode_page({page.name})", footprint=footprint)
         yield st
         mapped = any(mm.ptes.get((inode.name, page.index)) for mm in inode.i_mmap)
         if page.locked_by or page.dirty or page.writeback or mapped or page.inode is not inode:

@@ -7,13 +7,19 @@ operation runs ("punch", "truncate", "zero", "collapse", "insert").
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from ..kernel.locking import down_write, mutex_lock, mutex_unlock, up_write
 
 if TYPE_CHECKING:
     from ..kernel.kernel import Kernel
     from ..kernel.structs import Current, Inode
+
+
+# A file system's own operation: a generator function of (cur, k, inode, ...) whose steps
+# the kernel model yields from; what it returns is the syscall's result.
+FsOperation = Callable[..., Any]
 
 
 def _nothing():
@@ -41,10 +47,13 @@ class Protocol:
     # sets clone_range(cur, k, inode, src, dst, len); one whose ->setattr truncates its own
     # way sets setattr_size(cur, k, inode, size); one with a copy_file_range of its own sets
     # copy_range like clone_range.
-    punch_hole = None
-    zero_range = collapse_range = insert_range = None
-    clone_range = copy_range = None
-    setattr_size = None
+    punch_hole: FsOperation | None = None
+    zero_range: FsOperation | None = None
+    collapse_range: FsOperation | None = None
+    insert_range: FsOperation | None = None
+    clone_range: FsOperation | None = None
+    copy_range: FsOperation | None = None
+    setattr_size: FsOperation | None = None
 
     # Block removal: punch, truncate (around flush, page cache invalidation, block freeing).
     def remove_blocks_begin(self, cur: Current, k: Kernel, inode: Inode, op: str):

@@ -15,7 +15,7 @@ nfs_vm_page_mkwrite and block_page_mkwrite do): docs/findings/smb-copy-mmap-rech
 which passed fsrace stress as a module on 6.1."""
 
 from ..kernel.cifs import cifs_file_copychunk_range
-from .base import LocksOwnInode
+from .base import LocksOwnInode, Protocol
 from .invalidate_lock import InvalidateLock
 
 # The model's SMB client has the copy, faults, writeback and buffered reads; its punch,
@@ -25,7 +25,7 @@ SMB_LACKS = frozenset({"punch hole", "truncate", "zero range", "collapse range",
                        "shared blocks"})
 
 
-class SmbClient:
+class SmbClient(Protocol):
     """What every SMB protocol here runs: the model's 6.1 client and its copy."""
 
     filesystem = "cifs"

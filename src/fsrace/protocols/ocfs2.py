@@ -11,7 +11,7 @@ ocfs2_page_mkwrite (and, in 6.1's generic code, wherever a fault or read adds a 
 XFS does."""
 
 from ..kernel.ocfs2 import ocfs2_remap_file_range
-from .base import LocksOwnInode
+from .base import LocksOwnInode, Protocol
 from .invalidate_lock import InvalidateLock
 
 # The model's ocfs2 has the reflink (and copy_file_range, which the VFS hands to the same
@@ -21,7 +21,7 @@ OCFS2_LACKS = frozenset({"punch hole", "truncate", "zero range", "collapse range
                          "insert range", "direct I/O", "block_page_mkwrite"})
 
 
-class Ocfs2:
+class Ocfs2(Protocol):
     """What every ocfs2 protocol here runs: the model's 6.1 ocfs2 and its reflink."""
 
     filesystem = "ocfs2"

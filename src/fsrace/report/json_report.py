@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict
+from typing import Any
 
 from ..explore.engine import ExecutionRecord
 from ..run import CheckResult
@@ -37,7 +38,7 @@ def record_dict(rec: ExecutionRecord) -> dict:
 def result_dict(res: CheckResult) -> dict:
     s = res.search
     cx = res.counterexample
-    violation = None
+    violation: dict[str, Any] | None = None
     if cx is not None:
         violation = {
             "invariant": cx.failure.name if cx.failure else cx.outcome,

@@ -132,7 +132,8 @@ def cache_clean_page(k: Kernel, inode: Inode, index: int) -> None:
     for nr in range(k.blocks_per_page):
         state, pblk = inode.extents.get(k.lblk(index, nr), ("hole", None))
         lo = nr * k.blksize
-        page.data[lo:lo + k.blksize] = (list(k.disk.blocks[pblk].data) if state == WRITTEN
+        page.data[lo:lo + k.blksize] = (list(k.disk.blocks[pblk].data)
+                                        if state == WRITTEN and pblk is not None
                                         else [0] * k.blksize)
     inode.pages[index] = page
 
@@ -175,12 +176,12 @@ def run_op(cur: Current, k: Kernel, op: Op):
     if isinstance(op, ZeroRange | Collapse | Insert):
         mode = {ZeroRange: "zero", Collapse: "collapse", Insert: "insert"}[type(op)]
         return (yield from sys_fallocate(cur, k, inode, mode, op.offset, op.length))
-    if isinstance(op, Copy):
-        return (yield from k.protocol.copy_range(cur, k, inode, op.src_offset, op.offset,
-                                                 op.length))
-    if isinstance(op, Clone):
-        return (yield from k.protocol.clone_range(cur, k, inode, op.src_offset, op.offset,
-                                                  op.length))
+    if isinstance(op, Copy | Clone):
+        # The matrix never builds such a program for a protocol that lacks the operation.
+        remap = k.protocol.copy_range if isinstance(op, Copy) else k.protocol.clone_range
+        if remap is None:
+            raise TypeError(f"{k.protocol.name} has no {type(op).__name__.lower()} operation")
+        return (yield from remap(cur, k, inode, op.src_offset, op.offset, op.length))
     if isinstance(op, Readahead):
         return (yield from sys_readahead(cur, k, inode, op.offset, op.count))
     if isinstance(op, DirectRead):

@@ -27,7 +27,7 @@ def stress_report(res: StressResult) -> str:
         lines.append(f"  {len(res.unfinished)} operations never returned (checked as maybe "
                      "done): " + "; ".join(res.unfinished[:5])
                      + (" ..." if len(res.unfinished) > 5 else ""))
-    if res.windows is not None:
+    if res.windows is not None and cfg.scenario is not None:
         w = res.windows
         op = own_operation(cfg.scenario)
         lines.append(f"  race windows: {w.hit} accesses ran wholly inside a {op} on a page "
@@ -53,12 +53,12 @@ def stress_report(res: StressResult) -> str:
     if res.violations:
         lines.append(f"VIOLATION: {len(res.violations)}+ slots have no explanation")
         lines += res.violations
-    elif not res.exercised:
+    elif not res.exercised and cfg.scenario is not None:
         op = own_operation(cfg.scenario)
         if not res.by_kind.get(op):
             why = f"{cfg.fs} refused every {op}"
         else:
-            why = (f"{res.windows.hit} accesses ran inside a {op}, "
+            why = (f"{res.windows.hit if res.windows else 0} accesses ran inside a {op}, "
                    f"fewer than the {cfg.min_windows} asked for")
         lines.append(f"NOT EXERCISED: {why}, so the race class was not given its chance; "
                      "the values read were all explained")

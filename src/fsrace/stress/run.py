@@ -18,6 +18,7 @@ from array import array
 from collections import Counter, defaultdict
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
+from typing import IO
 
 from .checker import INF, Access, choice_write, explain, linearizable
 from .ops import (
@@ -62,6 +63,12 @@ class StressConfig:
     without: tuple[str, ...] = ()
     # A scenario run is `ok` only if this many accesses ran inside its own operations.
     min_windows: int = 1
+
+    @property
+    def npages(self) -> int:
+        """The pages, once __post_init__ has put in the scenario's default."""
+        assert self.pages is not None
+        return self.pages
 
     @property
     def streams(self) -> int:
@@ -218,10 +225,10 @@ def run_stress(cfg: StressConfig, progress: bool = False) -> StressResult:
     res = StressResult(cfg)
     with scratch_fs(cfg.fs, cfg.size_mb) as scratch, ExitStack() as records:
         path = os.path.join(scratch.mnt, "fsrace.dat")
-        _write_initial(path, cfg.pages)
+        _write_initial(path, cfg.npages)
         max_ops = _max_ops(cfg)
         n = cfg.streams
-        streams = [list(itertools.islice(op_stream(cfg.seed, w, cfg.scenario, cfg.pages,
+        streams = [list(itertools.islice(op_stream(cfg.seed, w, cfg.scenario, cfg.npages,
                                                    cfg.without),
                                          max_ops)) for w in range(n)]
         record_fds: list[int] = []
@@ -263,13 +270,13 @@ def run_stress(cfg: StressConfig, progress: bool = False) -> StressResult:
         try:
             procs = [start(p) for p in range(cfg.workers)]
             for p, proc in enumerate(procs):  # each says it is ready; then all start at once
-                if proc.stdout.read(1) != b"r":
+                if _pipe(proc.stdout).read(1) != b"r":
                     raise WorkerBuildError(f"worker {name(p)} failed to start: "
-                                           + proc.stderr.read().decode(errors="replace"))
+                                           + _pipe(proc.stderr).read().decode(errors="replace"))
             t0 = time.monotonic_ns()
             for proc in procs:
-                proc.stdin.write(b"g")
-                proc.stdin.close()
+                _pipe(proc.stdin).write(b"g")
+                _pipe(proc.stdin).close()
             for proc in procs:
                 while True:
                     try:
@@ -291,7 +298,7 @@ def run_stress(cfg: StressConfig, progress: bool = False) -> StressResult:
             if proc.returncode != 0:
                 sig = -proc.returncode if proc.returncode < 0 else None
                 how = signal.Signals(sig).name if sig else f"exit {proc.returncode}"
-                err = proc.stderr.read().decode(errors="replace").strip()
+                err = _pipe(proc.stderr).read().decode(errors="replace").strip()
                 res.killed.append(f"{name(p)} ended by {how}" + (f": {err}" if err else ""))
             _close(proc)
         res.history = _read_logs(streams, logs, datas)
@@ -300,13 +307,13 @@ def run_stress(cfg: StressConfig, progress: bool = False) -> StressResult:
         last = max((e.resp for e in res.history if e.resp != INF), default=None)
         if last is not None:
             res.elapsed_s = (last - t0) / 1e9
-        final = _read_all(path, cfg.pages, res.final_fsync_errors)
+        final = _read_all(path, cfg.npages, res.final_fsync_errors)
         t_final = time.monotonic_ns()
         finals = [("final read (fsync, cache dropped)", t_final, final)]
         if scratch.remount():
             res.remounted = True
             finals.append(("final read after remount", time.monotonic_ns(),
-                           _read_all(path, cfg.pages, res.final_fsync_errors)))
+                           _read_all(path, cfg.npages, res.final_fsync_errors)))
         res.kernel_log = _kmsg_since(kmsg)
     res.executed = sum(1 for e in res.history if e.result >= 0 and e.resp != INF)
     for e in res.history:
@@ -317,7 +324,7 @@ def run_stress(cfg: StressConfig, progress: bool = False) -> StressResult:
         if e.resp == INF:
             res.unfinished.append(f"W{e.worker} op {e.index} ({e.op})")
     if cfg.scenario is not None:
-        res.windows = count_windows(res.history, cfg.scenario, cfg.pages)
+        res.windows = count_windows(res.history, cfg.scenario, cfg.npages)
     checking = time.monotonic()
     _check(res, finals, t0)
     res.check_s = time.monotonic() - checking
@@ -326,7 +333,13 @@ def run_stress(cfg: StressConfig, progress: bool = False) -> StressResult:
 
 def _close(proc: subprocess.Popen) -> None:
     for pipe in (proc.stdin, proc.stdout, proc.stderr):
-        pipe.close()
+        _pipe(pipe).close()
+
+
+def _pipe(pipe: IO[bytes] | None) -> IO[bytes]:
+    """A pipe of a worker, which is always started with all three."""
+    assert pipe is not None, "a worker is started with stdin, stdout and stderr piped"
+    return pipe
 
 
 def _invoked(log: str) -> int:
@@ -486,7 +499,7 @@ def _check(res: StressResult, finals, t0: int) -> None:
                 loads[(op.page, op.slot)].append(
                     Access(e.inv, e.resp, False, int.from_bytes(e.data[:SLOT], "little"), who))
             continue
-        for what, p, *rest in _effects(e, cfg.pages):
+        for what, p, *rest in _effects(e, cfg.npages):
             if what == "read":
                 if e.resp != INF:
                     page_reads[p].append((e.inv, e.resp, who, _words(e.data)))
@@ -509,7 +522,7 @@ def _check(res: StressResult, finals, t0: int) -> None:
     # may itself have been written by moves). Moves come in time order, so the first pass
     # finds nearly everything; later ones revisit the moves whose source changed.
     moved: list[set[int]] = [set() for _ in moves]
-    todo = range(len(moves))
+    todo = list(range(len(moves)))
     while todo:
         grew = set()
         for i in todo:
@@ -528,7 +541,7 @@ def _check(res: StressResult, finals, t0: int) -> None:
                 Access(w.inv, w.resp, True, w.values[0], w.who) for w in ws]
 
     collide = _direct_beside_mapped(res.history)
-    for p in range(cfg.pages):
+    for p in range(cfg.npages):
         init = stamp(INIT_WORKER, p)
         reads = page_reads[p] + [(t, t, name, _words(data[p * PAGE:(p + 1) * PAGE]))
                                  for name, t, data in finals]

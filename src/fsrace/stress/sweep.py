@@ -36,7 +36,8 @@ def summarize(scenario: str, run: GuestRun) -> tuple[str, bool]:
     if run.status in (exits.USAGE, exits.CANNOT_RUN, exits.INTERNAL) or not run.log:
         return "run failed (see report)", False
     doc = json.loads(gzip.decompress(run.log))
-    done, errors = Counter(), {}
+    done: Counter[str] = Counter()
+    errors: dict[str, set[str]] = {}
     for op in doc["operations"]:
         if op["result"] < 0:
             errors.setdefault(op["kind"], set()).add(refusal(op["result"]))

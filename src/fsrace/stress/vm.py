@@ -210,7 +210,7 @@ def _install_kernel(root: Path, kernel: str) -> None:
     scripts, and unmounted again). The rest of the guest stays bookworm's."""
     pkg, suite = kernel_suite(kernel)
     (root / "etc/apt/sources.list.d/kernel.list").write_text(f"deb {MIRROR} {suite} main\n")
-    mounted = []
+    mounted: list[Path] = []
     try:
         for fs, where in (("proc", "proc"), ("sysfs", "sys")):
             _run(["mount", "-t", fs, fs, str(root / where)])
@@ -235,8 +235,8 @@ def _install_kernel(root: Path, kernel: str) -> None:
             _run(["chroot", str(root), "mkinitramfs", "-o", f"/boot/initrd.img-{version}",
                   version])
     finally:
-        for where in reversed(mounted):
-            subprocess.run(["umount", "-l", str(where)], capture_output=True)
+        for point in reversed(mounted):
+            subprocess.run(["umount", "-l", str(point)], capture_output=True)
 
 
 def _unplaced_kernels(root: Path) -> list[str]:

@@ -57,7 +57,7 @@ def count_windows(history: Sequence, scenario: str, pages: int) -> Windows:
         out.operations += 1
         inside = 0
         for p in affected_pages(e.op, pages):
-            spans = by_page.get(p, ())
+            spans = by_page.get(p, [])
             i = bisect.bisect_left(spans, (e.inv, -INF, -1))
             while i < len(spans) and spans[i][0] <= e.resp:
                 inv, resp, worker = spans[i]
