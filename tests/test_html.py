@@ -122,3 +122,23 @@ def test_starvation_and_deadlock_pages_show_the_execution_where_the_search_stopp
     assert d["outcome"] == res.counterexample.outcome in ("starvation", "deadlock")
     assert len(d["steps"]) == len(res.counterexample.events)
     assert res.counterexample.outcome in trace_page(res)
+
+
+def test_the_epilogue_is_known_by_its_flag_not_its_name(seed_race):
+    # The reports fold away and hide the epilogue task (fsync, drop caches, re-read) by
+    # ExecutionRecord.epilogue_tasks; a program may call that task anything.
+    import dataclasses
+
+    from fsrace.report.html import _relevant
+    from fsrace.report.timeline import timeline
+
+    cx = seed_race.counterexample
+    (end,) = cx.epilogue_tasks
+    names = list(cx.task_names)
+    names[end] = "AFTERWARDS"
+    renamed = dataclasses.replace(cx, task_names=names, failed_at=None)
+    assert any(e.task == end for e in renamed.events)
+    assert "AFTERWARDS" in timeline(renamed)
+    assert "AFTERWARDS" not in timeline(renamed, show_end=False)
+    flags = _relevant(renamed, None, None)
+    assert not any(f for e, f in zip(renamed.events, flags, strict=True) if e.task == end)

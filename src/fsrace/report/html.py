@@ -57,8 +57,8 @@ def _relevant(rec: ExecutionRecord, failed: int | None, conflict: int | None) ->
         objs = {o for i in (failed, conflict) if i is not None for o, _ in steps[i].accesses}
         return [i in (failed, conflict) or any(o in objs for o, _ in s.accesses)
                 for i, s in enumerate(steps)]
-    end = rec.task_names.index("END") if "END" in rec.task_names else -1
-    return [e.task != end and not e.step.label.startswith(_LOCK_STEPS) for e in rec.events]
+    return [e.task not in rec.epilogue_tasks and not e.step.label.startswith(_LOCK_STEPS)
+            for e in rec.events]
 
 
 def trace_page_data(res: CheckResult, shown: Schedule | None = None) -> dict:

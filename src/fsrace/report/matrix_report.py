@@ -33,7 +33,7 @@ def why(res: CheckResult) -> str:
     bad = cx.events[cx.failed_at] if cx.failed_at is not None else None
     j = cx.conflicting_step()
     where = ""
-    if bad is not None and cx.task_names[bad.task] != "END":
+    if bad is not None and bad.task not in cx.epilogue_tasks:
         where = f" at {cx.task_names[bad.task]} `{bad.step.label}`"
         if j is not None:
             other = cx.events[j]

@@ -66,7 +66,7 @@ def failure_report(rec: ExecutionRecord, width: int | None = None) -> str:
 
 
 def _failed_in_end(rec: ExecutionRecord) -> bool:
-    return any(rec.task_names[e.task] == "END" for e in rec.events)
+    return any(e.task in rec.epilogue_tasks for e in rec.events)
 
 
 def what_would_help(res: CheckResult) -> str:

@@ -17,7 +17,7 @@ def timeline(rec: ExecutionRecord, width: int | None = None, show_end: bool = Tr
     that broke a check, `<<` the earlier step of another task it conflicts with."""
     used = sorted({e.task for e in rec.events})
     if not show_end:
-        used = [t for t in used if rec.task_names[t] != "END"]
+        used = [t for t in used if t not in rec.epilogue_tasks]
     total = width or min(shutil.get_terminal_size((140, 40)).columns, 160)
     col = max(24, (total - 5) // max(1, len(used)) - 1)
     lines = []
