@@ -319,3 +319,17 @@ def test_a_search_collects_garbage_less_often_and_restores_the_thresholds():
 
     res = search(lambda: toy.lastwrite(3), DPOR(), observe=interrupt)
     assert res.stopped_by == "interrupted" and gc.get_threshold() == before
+
+
+def test_verdicts_and_outcomes_are_enums_that_print_as_their_values():
+    import json
+
+    from fsrace.explore.engine import Outcome
+    from fsrace.explore.search import Verdict
+
+    res = search(lambda: toy.lastwrite(3), DPOR())
+    assert res.verdict is Verdict.SAFE and f"{res.verdict}" == "safe"
+    rec = run_execution(toy.lastwrite(2), lambda ex, enabled: enabled[0], 100)
+    assert rec.outcome is Outcome.DONE
+    assert json.loads(json.dumps({"verdict": res.verdict, "outcome": rec.outcome})) == \
+        {"verdict": "safe", "outcome": "done"}

@@ -12,9 +12,9 @@ from pathlib import Path
 import click
 
 from . import exits
-from .explore.engine import ReplayError
+from .explore.engine import Outcome, ReplayError
 from .explore.schedule import Schedule, ScheduleError
-from .explore.search import FAILURES, Limits, SearchResult, conclude
+from .explore.search import FAILURES, Limits, SearchResult, Verdict, conclude
 from .protocols import PROTOCOLS
 from .report.json_report import envelope
 from .report.text import failure_report, full_report
@@ -135,7 +135,7 @@ def _search_exit(res: SearchResult) -> int:
         return exits.FOUND
     if res.stopped_by == "interrupted":
         return _stopped_code()
-    return exits.OK if res.verdict == "safe" else exits.UNKNOWN
+    return exits.OK if res.verdict == Verdict.SAFE else exits.UNKNOWN
 
 
 class _ProgressLine:
@@ -358,7 +358,7 @@ def replay_cmd(scenario, protocol, schedule, as_json, pages, writers, blocks_per
         click.echo(f"\nexecution {rec.outcome}: every check held")
     if rec.outcome in FAILURES:
         sys.exit(exits.FOUND)
-    sys.exit(exits.UNKNOWN if rec.outcome == "bounded" else exits.OK)
+    sys.exit(exits.UNKNOWN if rec.outcome == Outcome.BOUNDED else exits.OK)
 
 
 def _replay_json(scenario: str, protocol: str, params: Params, rec) -> dict:
@@ -367,10 +367,11 @@ def _replay_json(scenario: str, protocol: str, params: Params, rec) -> dict:
     from .run import CheckResult
 
     failed = rec.outcome in FAILURES
-    s = SearchResult(strategy="replay", verdict="unknown", executions=1, traces=1,
+    s = SearchResult(strategy="replay", verdict=Verdict.UNKNOWN, executions=1, traces=1,
                      steps=len(rec.events), max_depth=len(rec.events),
                      counterexample=rec if failed else None,
-                     coverage="the one schedule given", bounded=int(rec.outcome == "bounded"))
+                     coverage="the one schedule given",
+                     bounded=int(rec.outcome == Outcome.BOUNDED))
     conclude(s)
     return json_record(CheckResult(scenario, protocol, params, "replay", 0, s), "replay",
                        shown=rec.schedule)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from .distributed import map_unordered
 from .explore.random_walk import RandomWalk
-from .explore.search import Limits, search
+from .explore.search import FAILURES, Limits, Verdict, search
 from .protocols import PROTOCOLS
 from .run import CheckResult, builder, check, not_modelled
 from .scenarios import SCENARIOS, Params
@@ -54,7 +54,7 @@ def measure_cost(protocol: str, executions: int = 200, seed: int = 0) -> Cost:
     def tally(rec) -> None:
         totals["waits"] += rec.waits
         totals["retries"] += rec.retries
-        totals["failures"] += rec.outcome in ("violation", "deadlock", "starvation")
+        totals["failures"] += rec.outcome in FAILURES
 
     res = search(build, RandomWalk(seed=seed, executions=executions), Limits(),
                  stop_on_failure=False, observe=tally)
@@ -83,7 +83,7 @@ def check_cell(scenario: str, protocol: str, max_executions: int, params: Params
                 limits=Limits(max_executions=max_executions, time_limit=seconds_left()),
                 **_shrink(seconds_left()))
     out_of_time = deadline is not None and time.time() >= deadline
-    if res.search.verdict == "unknown" and not out_of_time \
+    if res.search.verdict == Verdict.UNKNOWN and not out_of_time \
             and res.search.stopped_by != "interrupted":
         sampled = check(scenario, protocol, params, "random", seed=0,
                         executions=RANDOM_EXECUTIONS, limits=Limits(time_limit=seconds_left()),

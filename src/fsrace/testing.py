@@ -13,12 +13,13 @@ report `fsrace check` prints, with the schedule that replays a race.
 from __future__ import annotations
 
 from . import check
+from .explore.search import Verdict
 
 
 def assert_safe(scenario, protocol, **options) -> dict:
     """The search is complete and no interleaving breaks a check."""
     record = check(scenario, protocol, **options)
-    if record["verdict"] != "safe":
+    if record["verdict"] != Verdict.SAFE:
         raise AssertionError(_why(record, "safe"))
     return record
 
@@ -27,7 +28,7 @@ def assert_races(scenario, protocol, invariant: str | None = None, **options) ->
     """Some interleaving breaks a check (the one named `invariant`, if given)."""
     record = check(scenario, protocol, **options)
     found = record["violation"]
-    if record["verdict"] != "race" or (invariant and found["invariant"] != invariant):
+    if record["verdict"] != Verdict.RACE or (invariant and found["invariant"] != invariant):
         raise AssertionError(_why(record, f"race on {invariant}" if invariant else "race"))
     return record
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .engine import Chooser, Execution, ExecutionRecord
+from .engine import PRUNED, Chooser, Execution, ExecutionRecord
 
 
 class PreemptionBounded:
@@ -71,7 +71,7 @@ class PreemptionBounded:
         return options[0]
 
     def finished(self, record: ExecutionRecord) -> None:
-        assert len(self._stack) == len(record.events) + (record.outcome == "pruned")
+        assert len(self._stack) == len(record.events) + (record.outcome == PRUNED)
 
     @property
     def complete(self) -> bool:

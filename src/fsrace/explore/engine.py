@@ -4,20 +4,29 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from .schedule import Schedule
 from .state import FINISHED, StateEncoder, digest_parts, serialize
 from .step import Failure, Program, Step, Task, conflicting
 
-# Outcomes of one execution.
-DONE = "done"  # every task finished and the end checks passed
-VIOLATION = "violation"  # a check failed
-DEADLOCK = "deadlock"  # unfinished tasks, none can run
-BOUNDED = "bounded"  # stopped at the step bound
-PRUNED = "pruned"  # the chooser declined to go on (sleep-set blocked)
-CACHED = "cached"  # the execution reached a state the search has explored
+
+class Outcome(StrEnum):
+    """How one execution ended (a string too: records print and compare as their value)."""
+
+    DONE = "done"  # every task finished and the end checks passed
+    VIOLATION = "violation"  # a check failed
+    DEADLOCK = "deadlock"  # unfinished tasks, none can run
+    BOUNDED = "bounded"  # stopped at the step bound
+    PRUNED = "pruned"  # the chooser declined to go on (sleep-set blocked)
+    CACHED = "cached"  # the execution reached a state the search has explored
+    STARVATION = "starvation"  # a task retried more often than the retry bound
+
+
+DONE, VIOLATION, DEADLOCK, BOUNDED = (Outcome.DONE, Outcome.VIOLATION, Outcome.DEADLOCK,
+                                      Outcome.BOUNDED)
+PRUNED, CACHED, STARVATION = Outcome.PRUNED, Outcome.CACHED, Outcome.STARVATION
 SEEN = -1  # what a chooser returns to end an execution at an explored state
-STARVATION = "starvation"  # a task retried more often than the retry bound
 
 
 @dataclass
@@ -32,7 +41,7 @@ class Event:
 class ExecutionRecord:
     schedule: Schedule
     events: list[Event]
-    outcome: str
+    outcome: Outcome
     failure: Failure | None = None
     failed_at: int | None = None  # index of the event after which a check failed
     waiting: dict[str, str] = field(default_factory=dict)  # deadlock: task -> what it waits for

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from .engine import (
     BOUNDED,
@@ -22,7 +23,19 @@ from .step import Program
 from .strategy import Strategy
 from .trace import fingerprint
 
-SAFE, RACE, DEADLOCKED, STARVED, UNKNOWN = "safe", "race", "deadlock", "starvation", "unknown"
+
+class Verdict(StrEnum):
+    """What a search concludes (a string too: results print and compare as their value)."""
+
+    SAFE = "safe"  # a complete search found nothing
+    RACE = "race"  # a check failed
+    DEADLOCK = "deadlock"
+    STARVATION = "starvation"
+    UNKNOWN = "unknown"  # nothing found, but the search did not cover everything
+
+
+SAFE, RACE, UNKNOWN = Verdict.SAFE, Verdict.RACE, Verdict.UNKNOWN
+DEADLOCKED, STARVED = Verdict.DEADLOCK, Verdict.STARVATION
 FAILURES = (VIOLATION, DEADLOCK, STARVATION)
 # A starving execution may be no more than an unfair schedule: a task spinning (a fault
 # retried after VM_FAULT_NOPAGE) while the task that would end the spin is never chosen.
@@ -55,7 +68,7 @@ class Limits:
 @dataclass
 class SearchResult:
     strategy: str
-    verdict: str
+    verdict: Verdict
     executions: int = 0
     traces: int = 0
     blocked: int = 0

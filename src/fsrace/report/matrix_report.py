@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..explore.engine import Outcome
 from ..matrix import COST_PARAMS, COST_SCENARIO, RANDOM_EXECUTIONS, Matrix
 from ..protocols import PROTOCOLS
 from ..run import CheckResult, not_modelled
@@ -25,9 +26,9 @@ def why(res: CheckResult) -> str:
             return f"{s.traces} traces, every one explored: no interleaving breaks a check"
         return (f"no violation in {s.executions} executions; the search stopped at its bound "
                 f"({s.stopped_by or 'incomplete'})")
-    if cx.outcome == "deadlock":
+    if cx.outcome == Outcome.DEADLOCK:
         return "deadlock: " + "; ".join(f"{t} waits in {w}" for t, w in cx.waiting.items())
-    if cx.outcome == "starvation":
+    if cx.outcome == Outcome.STARVATION:
         return "starvation: " + cx.starved
     assert cx.failure is not None
     bad = cx.events[cx.failed_at] if cx.failed_at is not None else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..explore.engine import DEADLOCK, STARVATION, ExecutionRecord
+from ..explore.search import Verdict
 from ..run import CheckResult
 from .timeline import timeline
 
@@ -33,11 +34,11 @@ def counted(n: int, word: str) -> str:
 def verdict_line(res: CheckResult) -> str:
     v = res.search.verdict
     words = {
-        "safe": "SAFE: no interleaving breaks any check",
-        "race": "RACE",
-        "deadlock": "DEADLOCK",
-        "starvation": "STARVATION: a task kept starting over without finishing",
-        "unknown": "UNKNOWN: no violation found, but the search did not cover everything",
+        Verdict.SAFE: "SAFE: no interleaving breaks any check",
+        Verdict.RACE: "RACE",
+        Verdict.DEADLOCK: "DEADLOCK",
+        Verdict.STARVATION: "STARVATION: a task kept starting over without finishing",
+        Verdict.UNKNOWN: "UNKNOWN: no violation found, but the search did not cover everything",
     }[v]
     return f"{res.scenario} under {res.protocol} ({res.strategy}): {words}"
 
@@ -92,7 +93,7 @@ def what_would_help(res: CheckResult) -> str:
 
 def full_report(res: CheckResult, width: int | None = None) -> str:
     out = [verdict_line(res), "  " + coverage_line(res)]
-    if res.search.verdict == "unknown":
+    if res.search.verdict == Verdict.UNKNOWN:
         out.append("  " + what_would_help(res))
     cx = res.counterexample
     if cx is not None:
