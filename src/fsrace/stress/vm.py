@@ -42,137 +42,15 @@ PACKAGES = ["linux-image-amd64", "initramfs-tools", "kmod", "iproute2", "util-li
 BLOCK_FILESYSTEMS = ("ext4", "xfs", "btrfs", "f2fs", "nilfs2", "gfs2", "ocfs2")
 VM_FILESYSTEMS = ("nfs", "nfs-xfs", "smb", "smb-xfs", *BLOCK_FILESYSTEMS, "tmpfs")
 SCRATCH_DISK_MB = 2048
-GUEST_INIT = """#!/bin/sh
-# fsrace guest init: mount the basics and the run's disk, hand over to its script.
-mount -t proc proc /proc
-mount -t sysfs sys /sys
-mount -t devtmpfs dev /dev 2>/dev/null
-mkdir -p /io
-mount /dev/vdb /io
-exec /bin/sh /io/init.sh
-"""
-RUN_SCRIPT = """#!/bin/sh
-exec >/io/console.txt 2>&1
-ip link set lo up
-mkdir -p /tmp /run /var/lib/nfs/rpc_pipefs
-mount -t tmpfs tmpfs /tmp
-mount -t tmpfs tmpfs /run
-mkdir -p /dev/shm
-mount -t tmpfs tmpfs /dev/shm
-ln -sf /proc/self/mounts /etc/mtab  # mkfs.nilfs2 checks it
-mkfs_mount() {{  # type, where: a fresh file system on the scratch disk
-    mkdir -p "$2"
-    case "$1" in
-    ext4) mkfs.ext4 -q -F /dev/vdc ;;
-    xfs) mkfs.xfs -q -f /dev/vdc ;;
-    btrfs) mkfs.btrfs -q -f /dev/vdc ;;
-    f2fs) mkfs.f2fs -q -f /dev/vdc ;;
-    nilfs2) mkfs.nilfs2 -q -f /dev/vdc ;;
-    gfs2) mkfs.gfs2 -O -q -p lock_nolock -j 1 /dev/vdc ;;
-    ocfs2) mkfs.ocfs2 -q -F -M local /dev/vdc ;;
-    esac
-    mount -t "$1" /dev/vdc "$2"
-}}
-FS={fs}
-case "$FS" in
-nfs|nfs-xfs)
-    case "$FS" in *-xfs) mkfs_mount xfs /srv/export ;; *) mkfs_mount ext4 /srv/export ;; esac
-    mkdir -p /mnt/nfs /proc/fs/nfsd
-    mount -t nfsd nfsd /proc/fs/nfsd
-    echo 10 > /proc/fs/nfsd/nfsv4gracetime
-    echo 10 > /proc/fs/nfsd/nfsv4leasetime
-    echo "/srv/export *(rw,fsid=0,no_subtree_check,no_root_squash,insecure,sync)" > /etc/exports
-    rpcbind -w
-    exportfs -ra
-    rpc.mountd
-    rpc.nfsd -N 3 8
-    timeout 120 mount -t nfs4 -o vers=4.2 localhost:/ /mnt/nfs
-    DIR=/mnt/nfs ;;
-smb|smb-xfs)
-    case "$FS" in *-xfs) mkfs_mount xfs /srv/export ;; *) mkfs_mount ext4 /srv/export ;; esac
-    mkdir -p /etc/samba /mnt/smb /run/samba /var/lib/samba/private /var/log/samba
-    cat > /etc/samba/smb.conf <<EOF
-[global]
-    server role = standalone server
-    interfaces = lo
-    bind interfaces only = yes
-    disable netbios = yes
-    smb ports = 445
-    server min protocol = SMB3
-    log file = /var/log/samba/%m.log
-[export]
-    path = /srv/export
-    read only = no
-    force user = root
-EOF
-    printf 'fsrace\\nfsrace\\n' | smbpasswd -a -s root
-    smbd -D
-    sleep 2
-    timeout 60 mount -t cifs //127.0.0.1/export /mnt/smb \\
-        -o username=root,password=fsrace,vers=3.1.1,uid=0,gid=0
-    DIR=/mnt/smb ;;
-tmpfs)
-    mkdir -p /srv/work
-    mount -t tmpfs tmpfs /srv/work
-    DIR=/srv/work ;;
-*)
-    mkfs_mount "$FS" /srv/work
-    DIR=/srv/work ;;
-esac
-uname -r > /io/kernel.txt
-(while sleep 15; do dmesg > /io/dmesg.txt; sync; done) &  # kept if the guest hangs
-cut -d' ' -f1 /proc/uptime > /io/uptime.txt  # booted and set up: the runs start
-if mountpoint -q "$DIR"; then
-    stat -f -c %T "$DIR" > /io/fstype.txt
-    python3 /io/guest.py "$DIR"
-else
-    echo "$FS: nothing is mounted on $DIR" > /io/failed.txt
-    dmesg | tail -25 >> /io/console.txt
-fi
-dmesg > /io/dmesg.txt
-sync
-umount /mnt/nfs /mnt/smb 2>/dev/null
-umount /io
-poweroff -f
-"""
-GUEST_PY = """import json, sys, traceback
-sys.path.insert(0, "/io")
-from fsrace.stress.run import StressConfig, run_stress, save_log
-from fsrace.stress.report import stress_report
-console = open("/dev/ttyS0", "w")  # the host watches these lines for a run that hangs
-for i, doc in enumerate(json.load(open("/io/configs.json"))):
-    cfg = StressConfig(**doc)
-    cfg.fs = sys.argv[1]
-    console.write(f"fsrace-run start {i}\\n")
-    console.flush()
-    with open(f"/io/report-{i}.txt", "w") as out:
-        try:
-            res = run_stress(cfg)
-            out.write(stress_report(res) + "\\n")
-            save_log(res, f"/io/run-{i}.json.gz")
-            status = 1 if res.violations else 0
-        except Exception:
-            out.write(traceback.format_exc())
-            status = 2
-    open(f"/io/status-{i}.txt", "w").write(f"{status}\\n")
-    console.write(f"fsrace-run end {i}\\n")
-    console.flush()
-"""
-
-
-# The guest side of run_program_in_vm: /io/program once per argument list.
-PROGRAM_PY = """import json, subprocess, sys
-console = open("/dev/ttyS0", "w")  # the host watches these lines for a run that hangs
-for i, args in enumerate(json.load(open("/io/programs.json"))):
-    console.write(f"fsrace-run start {i}\\n")
-    console.flush()
-    r = subprocess.run(["/io/program", f"{sys.argv[1]}/file{i}", *args],
-                       capture_output=True, text=True)
-    open(f"/io/report-{i}.txt", "w").write(r.stdout + r.stderr)
-    open(f"/io/status-{i}.txt", "w").write(f"{r.returncode}\\n")
-    console.write(f"fsrace-run end {i}\\n")
-    console.flush()
-"""
+# What runs in the guest, kept as files beside this one (package data): the init that
+# hands over to the run's script (part of the guest disk's recipe), the script that sets
+# the file system up (@FS@ names it), and the Python that makes the runs in it: stress
+# runs (guest/stress.py) or a program's (guest/program.py).
+GUEST_DIR = Path(__file__).with_name("guest")
+GUEST_INIT = (GUEST_DIR / "init.sh").read_text()
+RUN_SCRIPT = (GUEST_DIR / "run.sh").read_text()
+GUEST_PY = (GUEST_DIR / "stress.py").read_text()
+PROGRAM_PY = (GUEST_DIR / "program.py").read_text()
 
 
 class VMError(RuntimeError):
@@ -401,7 +279,7 @@ def _boot_and_run(payload, n_runs: int, what: str, fs: str, timeout_s: float, pr
         io = work / "io"
         io.mkdir()
         payload(io)
-        (io / "init.sh").write_text(RUN_SCRIPT.format(fs=fs))
+        (io / "init.sh").write_text(RUN_SCRIPT.replace("@FS@", fs))
         io_img = work / "io.img"
         _run(["mkfs.ext4", "-q", "-F", "-d", str(io), str(io_img), "512M"])
         scratch = work / "scratch.img"

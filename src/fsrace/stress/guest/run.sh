@@ -1,0 +1,83 @@
+#!/bin/sh
+exec >/io/console.txt 2>&1
+ip link set lo up
+mkdir -p /tmp /run /var/lib/nfs/rpc_pipefs
+mount -t tmpfs tmpfs /tmp
+mount -t tmpfs tmpfs /run
+mkdir -p /dev/shm
+mount -t tmpfs tmpfs /dev/shm
+ln -sf /proc/self/mounts /etc/mtab  # mkfs.nilfs2 checks it
+mkfs_mount() {  # type, where: a fresh file system on the scratch disk
+    mkdir -p "$2"
+    case "$1" in
+    ext4) mkfs.ext4 -q -F /dev/vdc ;;
+    xfs) mkfs.xfs -q -f /dev/vdc ;;
+    btrfs) mkfs.btrfs -q -f /dev/vdc ;;
+    f2fs) mkfs.f2fs -q -f /dev/vdc ;;
+    nilfs2) mkfs.nilfs2 -q -f /dev/vdc ;;
+    gfs2) mkfs.gfs2 -O -q -p lock_nolock -j 1 /dev/vdc ;;
+    ocfs2) mkfs.ocfs2 -q -F -M local /dev/vdc ;;
+    esac
+    mount -t "$1" /dev/vdc "$2"
+}
+FS=@FS@
+case "$FS" in
+nfs|nfs-xfs)
+    case "$FS" in *-xfs) mkfs_mount xfs /srv/export ;; *) mkfs_mount ext4 /srv/export ;; esac
+    mkdir -p /mnt/nfs /proc/fs/nfsd
+    mount -t nfsd nfsd /proc/fs/nfsd
+    echo 10 > /proc/fs/nfsd/nfsv4gracetime
+    echo 10 > /proc/fs/nfsd/nfsv4leasetime
+    echo "/srv/export *(rw,fsid=0,no_subtree_check,no_root_squash,insecure,sync)" > /etc/exports
+    rpcbind -w
+    exportfs -ra
+    rpc.mountd
+    rpc.nfsd -N 3 8
+    timeout 120 mount -t nfs4 -o vers=4.2 localhost:/ /mnt/nfs
+    DIR=/mnt/nfs ;;
+smb|smb-xfs)
+    case "$FS" in *-xfs) mkfs_mount xfs /srv/export ;; *) mkfs_mount ext4 /srv/export ;; esac
+    mkdir -p /etc/samba /mnt/smb /run/samba /var/lib/samba/private /var/log/samba
+    cat > /etc/samba/smb.conf <<EOF
+[global]
+    server role = standalone server
+    interfaces = lo
+    bind interfaces only = yes
+    disable netbios = yes
+    smb ports = 445
+    server min protocol = SMB3
+    log file = /var/log/samba/%m.log
+[export]
+    path = /srv/export
+    read only = no
+    force user = root
+EOF
+    printf 'fsrace\nfsrace\n' | smbpasswd -a -s root
+    smbd -D
+    sleep 2
+    timeout 60 mount -t cifs //127.0.0.1/export /mnt/smb \
+        -o username=root,password=fsrace,vers=3.1.1,uid=0,gid=0
+    DIR=/mnt/smb ;;
+tmpfs)
+    mkdir -p /srv/work
+    mount -t tmpfs tmpfs /srv/work
+    DIR=/srv/work ;;
+*)
+    mkfs_mount "$FS" /srv/work
+    DIR=/srv/work ;;
+esac
+uname -r > /io/kernel.txt
+(while sleep 15; do dmesg > /io/dmesg.txt; sync; done) &  # kept if the guest hangs
+cut -d' ' -f1 /proc/uptime > /io/uptime.txt  # booted and set up: the runs start
+if mountpoint -q "$DIR"; then
+    stat -f -c %T "$DIR" > /io/fstype.txt
+    python3 /io/guest.py "$DIR"
+else
+    echo "$FS: nothing is mounted on $DIR" > /io/failed.txt
+    dmesg | tail -25 >> /io/console.txt
+fi
+dmesg > /io/dmesg.txt
+sync
+umount /mnt/nfs /mnt/smb 2>/dev/null
+umount /io
+poweroff -f
