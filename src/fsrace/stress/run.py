@@ -222,99 +222,137 @@ def _progress(logs: list[str], total: int | None, started: float, procs) -> None
 
 
 def run_stress(cfg: StressConfig, progress: bool = False) -> StressResult:
+    """Draw the streams, run the workers on a fresh file system, read the file back, and
+    check every slot's history against what was read."""
     res = StressResult(cfg)
-    with scratch_fs(cfg.fs, cfg.size_mb) as scratch, ExitStack() as records:
+    with scratch_fs(cfg.fs, cfg.size_mb) as scratch, ExitStack() as cleanup:
         path = os.path.join(scratch.mnt, "fsrace.dat")
         _write_initial(path, cfg.npages)
-        max_ops = _max_ops(cfg)
-        n = cfg.streams
-        streams = [list(itertools.islice(op_stream(cfg.seed, w, cfg.scenario, cfg.npages,
-                                                   cfg.without),
-                                         max_ops)) for w in range(n)]
-        record_fds: list[int] = []
-
-        def record_file(name: str, size: int) -> str:
-            """A file in memory (memfd: no disk block to reserve when a worker first
-            writes a page of it), sparse, passed to the workers by descriptor."""
-            fd = os.memfd_create(name)
-            records.callback(os.close, fd)
-            os.ftruncate(fd, size)
-            record_fds.append(fd)
-            return f"/proc/self/fd/{fd}"
-
-        logs = [record_file(f"fsrace-log{w}", len(streams[w]) * WORDS * 8) for w in range(n)]
-        datas = [record_file(f"fsrace-data{w}",
-                             max(sum(o.kind in READS_PAGE for o in streams[w]), 1) * PAGE)
-                 for w in range(n)]
-        opsfiles = [os.path.join(scratch.root, f"stream{w}.ops") for w in range(n)]
-        for w in range(n):
-            write_ops(opsfiles[w], streams[w])
-        binary = str(worker_binary())
+        rec = _Records(cfg, scratch.root, cleanup)
         kmsg = _kmsg_open()
-        started = time.monotonic()
-        deadline = time.monotonic_ns() + int(cfg.duration * 1e9) if cfg.duration else 0
-        members = [range(p * cfg.threads, (p + 1) * cfg.threads) for p in range(cfg.workers)]
-
-        def start(p: int) -> subprocess.Popen:
-            args = [binary, path, str(cfg.pages), str(deadline)]
-            for w in members[p]:
-                args += [str(w), opsfiles[w], logs[w], datas[w]]
-            return subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE, pass_fds=record_fds)
-
-        def name(p: int) -> str:
-            return f"W{p}" if cfg.threads == 1 else f"process {p} (W{members[p][0]}-" \
-                f"W{members[p][-1]})"
-
-        procs = []
-        try:
-            procs = [start(p) for p in range(cfg.workers)]
-            for p, proc in enumerate(procs):  # each says it is ready; then all start at once
-                if _pipe(proc.stdout).read(1) != b"r":
-                    raise WorkerBuildError(f"worker {name(p)} failed to start: "
-                                           + _pipe(proc.stderr).read().decode(errors="replace"))
-            t0 = time.monotonic_ns()
-            for proc in procs:
-                _pipe(proc.stdin).write(b"g")
-                _pipe(proc.stdin).close()
-            for proc in procs:
-                while True:
-                    try:
-                        proc.wait(0.5)
-                        break
-                    except subprocess.TimeoutExpired:
-                        if progress:
-                            _progress(logs, None if cfg.ops is None else cfg.ops * n,
-                                      started, procs)
-        finally:
-            for proc in procs:
-                if proc.poll() is None:
-                    proc.kill()
-                    proc.wait()
-            if progress:
-                sys.stderr.write("\r" + " " * 78 + "\r")
-        res.elapsed_s = (time.monotonic_ns() - t0) / 1e9  # from the start
-        for p, proc in enumerate(procs):
-            if proc.returncode != 0:
-                sig = -proc.returncode if proc.returncode < 0 else None
-                how = signal.Signals(sig).name if sig else f"exit {proc.returncode}"
-                err = _pipe(proc.stderr).read().decode(errors="replace").strip()
-                res.killed.append(f"{name(p)} ended by {how}" + (f": {err}" if err else ""))
-            _close(proc)
-        res.history = _read_logs(streams, logs, datas)
+        t0 = _run_workers(cfg, path, rec, res, progress)
+        res.history = _read_logs(rec.streams, rec.logs, rec.datas)
         # The run ends when its last operation returns, not when the parent, polling,
         # notices the workers are gone.
         last = max((e.resp for e in res.history if e.resp != INF), default=None)
         if last is not None:
             res.elapsed_s = (last - t0) / 1e9
-        final = _read_all(path, cfg.npages, res.final_fsync_errors)
-        t_final = time.monotonic_ns()
-        finals = [("final read (fsync, cache dropped)", t_final, final)]
-        if scratch.remount():
-            res.remounted = True
-            finals.append(("final read after remount", time.monotonic_ns(),
-                           _read_all(path, cfg.npages, res.final_fsync_errors)))
+        finals = _final_reads(res, path, scratch)
         res.kernel_log = _kmsg_since(kmsg)
+    _tally(res)
+    if cfg.scenario is not None:
+        res.windows = count_windows(res.history, cfg.scenario, cfg.npages)
+    checking = time.monotonic()
+    _check(res, finals, t0)
+    res.check_s = time.monotonic() - checking
+    return res
+
+
+class _Records:
+    """Each stream's operations (drawn up front, written where its worker reads them) and
+    the files the workers record into: per stream a log of invocation and response times
+    and results, and the data its reads returned."""
+
+    def __init__(self, cfg: StressConfig, root: str, cleanup: ExitStack) -> None:
+        max_ops = _max_ops(cfg)
+        n = cfg.streams
+        self.streams = [list(itertools.islice(op_stream(cfg.seed, w, cfg.scenario,
+                                                        cfg.npages, cfg.without), max_ops))
+                        for w in range(n)]
+        self.fds: list[int] = []
+        self._cleanup = cleanup
+        self.logs = [self._file(f"fsrace-log{w}", len(self.streams[w]) * WORDS * 8)
+                     for w in range(n)]
+        self.datas = [self._file(f"fsrace-data{w}",
+                                 max(sum(o.kind in READS_PAGE for o in self.streams[w]), 1)
+                                 * PAGE) for w in range(n)]
+        self.opsfiles = [os.path.join(root, f"stream{w}.ops") for w in range(n)]
+        for w in range(n):
+            write_ops(self.opsfiles[w], self.streams[w])
+
+    def _file(self, name: str, size: int) -> str:
+        """A file in memory (memfd: no disk block to reserve when a worker first writes a
+        page of it), sparse, passed to the workers by descriptor."""
+        fd = os.memfd_create(name)
+        self._cleanup.callback(os.close, fd)
+        os.ftruncate(fd, size)
+        self.fds.append(fd)
+        return f"/proc/self/fd/{fd}"
+
+
+def _run_workers(cfg: StressConfig, path: str, rec: _Records, res: StressResult,
+                 progress: bool) -> int:
+    """Start the worker processes, release them together once each is ready, wait for
+    them (killing any left on the way out), and note how each ended. Returns the start
+    time (monotonic ns)."""
+    binary = str(worker_binary())
+    started = time.monotonic()
+    deadline = time.monotonic_ns() + int(cfg.duration * 1e9) if cfg.duration else 0
+    members = [range(p * cfg.threads, (p + 1) * cfg.threads) for p in range(cfg.workers)]
+
+    def start(p: int) -> subprocess.Popen:
+        args = [binary, path, str(cfg.pages), str(deadline)]
+        for w in members[p]:
+            args += [str(w), rec.opsfiles[w], rec.logs[w], rec.datas[w]]
+        return subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, pass_fds=rec.fds)
+
+    def name(p: int) -> str:
+        return f"W{p}" if cfg.threads == 1 else f"process {p} (W{members[p][0]}-" \
+            f"W{members[p][-1]})"
+
+    procs = []
+    try:
+        procs = [start(p) for p in range(cfg.workers)]
+        for p, proc in enumerate(procs):  # each says it is ready; then all start at once
+            if _pipe(proc.stdout).read(1) != b"r":
+                raise WorkerBuildError(f"worker {name(p)} failed to start: "
+                                       + _pipe(proc.stderr).read().decode(errors="replace"))
+        t0 = time.monotonic_ns()
+        for proc in procs:
+            _pipe(proc.stdin).write(b"g")
+            _pipe(proc.stdin).close()
+        for proc in procs:
+            while True:
+                try:
+                    proc.wait(0.5)
+                    break
+                except subprocess.TimeoutExpired:
+                    if progress:
+                        _progress(rec.logs, None if cfg.ops is None else cfg.ops * cfg.streams,
+                                  started, procs)
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        if progress:
+            sys.stderr.write("\r" + " " * 78 + "\r")
+    res.elapsed_s = (time.monotonic_ns() - t0) / 1e9  # from the start
+    for p, proc in enumerate(procs):
+        if proc.returncode != 0:
+            sig = -proc.returncode if proc.returncode < 0 else None
+            how = signal.Signals(sig).name if sig else f"exit {proc.returncode}"
+            err = _pipe(proc.stderr).read().decode(errors="replace").strip()
+            res.killed.append(f"{name(p)} ended by {how}" + (f": {err}" if err else ""))
+        _close(proc)
+    return t0
+
+
+def _final_reads(res: StressResult, path: str, scratch) -> list[tuple[str, int, bytes]]:
+    """The file's contents after fsync and a dropped cache, and again after a remount
+    where the file system allows one: (what, when, contents)."""
+    final = _read_all(path, res.config.npages, res.final_fsync_errors)
+    finals = [("final read (fsync, cache dropped)", time.monotonic_ns(), final)]
+    if scratch.remount():
+        res.remounted = True
+        finals.append(("final read after remount", time.monotonic_ns(),
+                       _read_all(path, res.config.npages, res.final_fsync_errors)))
+    return finals
+
+
+def _tally(res: StressResult) -> None:
+    """Operations carried out, refused (by kind and error) and never returned."""
     res.executed = sum(1 for e in res.history if e.result >= 0 and e.resp != INF)
     for e in res.history:
         if e.result < 0:
@@ -323,12 +361,6 @@ def run_stress(cfg: StressConfig, progress: bool = False) -> StressResult:
             res.by_kind[e.op.kind] += 1  # operations the file system carried out
         if e.resp == INF:
             res.unfinished.append(f"W{e.worker} op {e.index} ({e.op})")
-    if cfg.scenario is not None:
-        res.windows = count_windows(res.history, cfg.scenario, cfg.npages)
-    checking = time.monotonic()
-    _check(res, finals, t0)
-    res.check_s = time.monotonic() - checking
-    return res
 
 
 def _close(proc: subprocess.Popen) -> None:
@@ -476,51 +508,70 @@ def _check(res: StressResult, finals, t0: int) -> None:
     """Build each slot's history and search it. A page's slots fall in classes: each slot
     that stores, loads and pwrites use, and the rest, which share one history; within a
     class, slots that saw the same values in every page-wide read share one search."""
-    cfg = res.config
-    page_reads: dict[int, list[tuple[float, float, str, array]]] = defaultdict(list)
-    fixed: dict[int, list[_Write]] = defaultdict(list)  # page-wide, the same in every class
-    own: dict[tuple[int, int], list[_Write]] = defaultdict(list)  # stores and pwrites
-    moved_in: dict[tuple[int, int], list[_Write]] = defaultdict(list)
-    loads: dict[tuple[int, int], list[Access]] = defaultdict(list)
-    moves: list[_Move] = []
-    touched = sorted({e.op.slot for e in res.history if e.op.kind in WRITES_SLOT | {"load"}})
-    classes = (OTHER, *touched)
-    for e in res.history:
-        op = e.op
-        if e.result < 0:
-            continue  # refused by the file system: not executed
-        who = f"W{e.worker} op {e.index} {op}"
-        if op.kind in WRITES_SLOT:
-            own[(op.page, op.slot)].append(
-                _Write(e.inv, e.resp, who, e.worker, (stamp(e.worker, e.index),)))
-            continue
-        if op.kind == "load":
-            if e.resp != INF:
-                loads[(op.page, op.slot)].append(
-                    Access(e.inv, e.resp, False, int.from_bytes(e.data[:SLOT], "little"), who))
-            continue
-        for what, p, *rest in _effects(e, cfg.npages):
-            if what == "read":
+    h = _Histories(res)
+    moved = _moved_values(h)
+    collide = _direct_beside_mapped(res.history)
+    for p in range(res.config.npages):
+        _check_page(res, h, moved, p, finals, t0, p in collide)
+
+
+class _Histories:
+    """What the executed operations did to each page, sorted for the slot histories:
+    page-wide reads, page-wide writes (the same in every class), each class's own stores
+    and pwrites, loads, and the moves (data carried from one page to another) into each
+    class."""
+
+    def __init__(self, res: StressResult) -> None:
+        self.page_reads: dict[int, list[tuple[float, float, str, array]]] = defaultdict(list)
+        self.fixed: dict[int, list[_Write]] = defaultdict(list)
+        self.own: dict[tuple[int, int], list[_Write]] = defaultdict(list)
+        self.moved_in: dict[tuple[int, int], list[_Write]] = defaultdict(list)
+        self.loads: dict[tuple[int, int], list[Access]] = defaultdict(list)
+        self.moves: list[_Move] = []
+        self.touched = sorted({e.op.slot for e in res.history
+                               if e.op.kind in WRITES_SLOT | {"load"}})
+        classes = (OTHER, *self.touched)
+        for e in res.history:
+            op = e.op
+            if e.result < 0:
+                continue  # refused by the file system: not executed
+            who = f"W{e.worker} op {e.index} {op}"
+            if op.kind in WRITES_SLOT:
+                self.own[(op.page, op.slot)].append(
+                    _Write(e.inv, e.resp, who, e.worker, (stamp(e.worker, e.index),)))
+                continue
+            if op.kind == "load":
                 if e.resp != INF:
-                    page_reads[p].append((e.inv, e.resp, who, _words(e.data)))
-            elif what == "write":
-                fixed[p].append(_Write(e.inv, e.resp, who, e.worker, (rest[0],)))
-            else:
-                for c in classes:
-                    moved_in[(p, c)].append(
-                        _Write(e.inv, e.resp, who, e.worker, move=len(moves)))
-                    moves.append(_Move(e.inv, e.resp, who, p, c, *rest))
+                    self.loads[(op.page, op.slot)].append(
+                        Access(e.inv, e.resp, False, int.from_bytes(e.data[:SLOT], "little"),
+                               who))
+                continue
+            for what, p, *rest in _effects(e, res.config.npages):
+                if what == "read":
+                    if e.resp != INF:
+                        self.page_reads[p].append((e.inv, e.resp, who, _words(e.data)))
+                elif what == "write":
+                    self.fixed[p].append(_Write(e.inv, e.resp, who, e.worker, (rest[0],)))
+                else:
+                    for c in classes:
+                        self.moved_in[(p, c)].append(
+                            _Write(e.inv, e.resp, who, e.worker, move=len(self.moves)))
+                        self.moves.append(_Move(e.inv, e.resp, who, p, c, *rest))
+
+
+def _moved_values(h: _Histories) -> list[set[int]]:
+    """What each move stored: the least fixed point, growing from nothing (a move's source
+    may itself have been written by moves). Moves come in time order, so the first pass
+    finds nearly everything; later ones revisit the moves whose source changed."""
     regs: dict[tuple[int, int], _Register] = {}
 
     def register(p: int, c: int) -> _Register:  # built for the registers moves read
         if (p, c) not in regs:
             regs[(p, c)] = _Register(stamp(INIT_WORKER, p),
-                                     fixed[p] + own[(p, c)] + moved_in[(p, c)])
+                                     h.fixed[p] + h.own[(p, c)] + h.moved_in[(p, c)])
         return regs[(p, c)]
 
-    # What each move stored: the least fixed point, growing from nothing (a move's source
-    # may itself have been written by moves). Moves come in time order, so the first pass
-    # finds nearly everything; later ones revisit the moves whose source changed.
+    moves = h.moves
     moved: list[set[int]] = [set() for _ in moves]
     todo = list(range(len(moves)))
     while todo:
@@ -535,43 +586,47 @@ def _check(res: StressResult, finals, t0: int) -> None:
                 grew.add((m.page, m.cls))
         todo = [i for i, m in enumerate(moves)
                 if (m.src, m.cls) in grew or m.keep and (m.page, m.cls) in grew]
+    return moved
+
+
+def _check_page(res: StressResult, h: _Histories, moved: list[set[int]], p: int, finals,
+                t0: int, collided: bool) -> None:
+    """Search the history of each slot of page p against every value read from it."""
 
     def accesses(ws: list[_Write]) -> list[Access]:
         return [choice_write(w.inv, w.resp, moved[w.move], w.who) if w.move >= 0 else
                 Access(w.inv, w.resp, True, w.values[0], w.who) for w in ws]
 
-    collide = _direct_beside_mapped(res.history)
-    for p in range(cfg.npages):
-        init = stamp(INIT_WORKER, p)
-        reads = page_reads[p] + [(t, t, name, _words(data[p * PAGE:(p + 1) * PAGE]))
-                                 for name, t, data in finals]
-        page_wide = accesses(fixed[p])
-        hists = {OTHER: page_wide + accesses(moved_in[(p, OTHER)])}
-        others_moved = [moved[w.move] for w in moved_in[(p, OTHER)]]
-        for c in touched:  # a class of its own where it has its own operations or values
-            if (own[(p, c)] or loads[(p, c)]
-                    or [moved[w.move] for w in moved_in[(p, c)]] != others_moved):
-                hists[c] = (page_wide + accesses(own[(p, c)] + moved_in[(p, c)])
-                            + loads[(p, c)])
-        searched: dict[tuple, bool] = {}
-        for s in range(SLOTS):
-            column = tuple(words[s] if s < len(words) else None for *_, words in reads)
-            base = hists.get(s, hists[OTHER])
-            key = (column, id(base))
-            ok = searched.get(key)
-            res.slots_checked += 1
-            if ok is not None:
-                continue
-            hist = base + [Access(inv, resp, False, v, who) for (inv, resp, who, _), v
-                          in zip(reads, column, strict=True) if v is not None]
-            ok = searched[key] = linearizable(hist, init)
-            res.histories_searched += 1
-            if not ok and len(res.violations) < 5:
-                res.violations.append(
-                    f"page {p} slot {s} (file offset {p * PAGE + s * SLOT}): no order of "
-                    "these operations consistent with real time gives the values read\n"
-                    + explain(hist, init, t0, describe_value)
-                    + (KNOWN_COLLISION if p in collide else ""))
+    init = stamp(INIT_WORKER, p)
+    reads = h.page_reads[p] + [(t, t, name, _words(data[p * PAGE:(p + 1) * PAGE]))
+                               for name, t, data in finals]
+    page_wide = accesses(h.fixed[p])
+    hists = {OTHER: page_wide + accesses(h.moved_in[(p, OTHER)])}
+    others_moved = [moved[w.move] for w in h.moved_in[(p, OTHER)]]
+    for c in h.touched:  # a class of its own where it has its own operations or values
+        if (h.own[(p, c)] or h.loads[(p, c)]
+                or [moved[w.move] for w in h.moved_in[(p, c)]] != others_moved):
+            hists[c] = (page_wide + accesses(h.own[(p, c)] + h.moved_in[(p, c)])
+                        + h.loads[(p, c)])
+    searched: dict[tuple, bool] = {}
+    for s in range(SLOTS):
+        column = tuple(words[s] if s < len(words) else None for *_, words in reads)
+        base = hists.get(s, hists[OTHER])
+        key = (column, id(base))
+        ok = searched.get(key)
+        res.slots_checked += 1
+        if ok is not None:
+            continue
+        hist = base + [Access(inv, resp, False, v, who) for (inv, resp, who, _), v
+                       in zip(reads, column, strict=True) if v is not None]
+        ok = searched[key] = linearizable(hist, init)
+        res.histories_searched += 1
+        if not ok and len(res.violations) < 5:
+            res.violations.append(
+                f"page {p} slot {s} (file offset {p * PAGE + s * SLOT}): no order of "
+                "these operations consistent with real time gives the values read\n"
+                + explain(hist, init, t0, describe_value)
+                + (KNOWN_COLLISION if collided else ""))
 
 
 KNOWN_COLLISION = (
