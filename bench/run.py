@@ -56,7 +56,8 @@ RACE_STRATEGIES = ["auto", "stateful", "dpor", "random", "pct", "bounded", "port
 
 def run_case(kind: str, args: dict, time_limit: float) -> dict:
     """Runs inside the child process."""
-    from fsrace.explore import toy
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+    import toy  # the explorer's test programs (tests/toy.py)
     from fsrace.explore.dpor import DPOR
     from fsrace.explore.search import Limits, search
     from fsrace.run import builder, make_strategy

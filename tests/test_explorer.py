@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from fsrace.explore import toy
+import toy
 from fsrace.explore.dpor import DPOR
 from fsrace.explore.engine import DEADLOCK, run_execution
 from fsrace.explore.exhaustive import Exhaustive

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+import toy
 from fsrace.distributed import map_unordered
-from fsrace.explore import toy
 from fsrace.explore.engine import DEADLOCK, DONE
 from fsrace.explore.search import Limits
 from fsrace.explore.split import in_process, search_part, split_search

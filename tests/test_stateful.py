@@ -15,7 +15,7 @@ import sys
 
 import pytest
 
-from fsrace.explore import toy
+import toy
 from fsrace.explore.dpor import DPOR
 from fsrace.explore.engine import (
     BOUNDED,

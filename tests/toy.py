@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 
-from .step import ACQ, READ, REL, WRITE, Program, Step, Task, touches
+from fsrace.explore.step import ACQ, READ, REL, WRITE, Program, Step, Task, touches
 
 
 def _steps(*steps: Step):
@@ -136,7 +136,7 @@ def random_program(seed: int, tasks: int = 3, steps: int = 4, objects: int = 2,
     model's own fair rwsem (a queued writer holds back readers) and trylocks instead."""
     if kernel_locks:
         return _random_kernel_lock_program(seed, tasks, steps, objects, locks)
-    from .step import ACQ_S, REL_S, TRY, WAIT
+    from fsrace.explore.step import ACQ_S, REL_S, TRY, WAIT
 
     values: dict[str, object] = {}
     owner: dict[str, object] = {}
@@ -225,8 +225,8 @@ def _random_lock_plans(seed: int, tasks: int, steps: int, objects: int, sems: in
 
 def _random_kernel_lock_program(seed: int, tasks: int, steps: int, objects: int,
                                 locks: int) -> Program:
-    from ..kernel.locking import down_read, down_read_trylock, down_write, up_read, up_write
-    from ..kernel.structs import Current, RWSem
+    from fsrace.kernel.locking import down_read, down_read_trylock, down_write, up_read, up_write
+    from fsrace.kernel.structs import Current, RWSem
 
     sems = [RWSem(f"sem{i}") for i in range(max(1, locks))]
     plans = [[(op, sems[arg] if type(arg) is int else arg) for op, arg in plan]
