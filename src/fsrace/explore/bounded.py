@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .engine import PRUNED, Chooser, Execution, ExecutionRecord
+from .engine import PRUNED, Chooser, ExecutionRecord, ExecutionView
 
 
 class PreemptionBounded:
@@ -51,7 +51,7 @@ class PreemptionBounded:
         options, k, before, preempts = node
         return before + (1 if preempts and k > 0 else 0)
 
-    def _choose(self, ex: Execution, enabled: Sequence[int]) -> int:
+    def _choose(self, ex: ExecutionView, enabled: Sequence[int]) -> int:
         depth = len(ex.events)
         if depth < len(self._stack):
             node = self._stack[depth]

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .engine import DEADLOCK, PRUNED, Chooser, Execution, ExecutionRecord
+from .engine import DEADLOCK, PRUNED, Chooser, ExecutionRecord, ExecutionView
 from .hb import HappensBefore, direct_races, is_initial
 from .step import Access, conflicting
 
@@ -97,7 +97,7 @@ class DPOR:
             self._stack.pop()
         return False
 
-    def _choose(self, ex: Execution, enabled: Sequence[int]) -> int | None:
+    def _choose(self, ex: ExecutionView, enabled: Sequence[int]) -> int | None:
         depth = len(ex.events)
         if depth < len(self._stack):  # replaying the prefix of a backtrack point
             node = self._stack[depth]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Protocol
 
 from .schedule import Schedule
 from .state import FINISHED, StateEncoder, digest_parts, serialize
@@ -181,7 +182,28 @@ class Execution:
         return Schedule(tuple(e.task for e in self.events))
 
 
-Chooser = Callable[[Execution, Sequence[int]], "int | None"]
+class ExecutionView(Protocol):
+    """What a chooser sees of the running execution: it reads the events so far, the
+    tasks and their pending steps, and the state, and may take over encodings an earlier
+    execution of the same prefix kept; only the engine runs steps (run_execution)."""
+
+    @property
+    def events(self) -> Sequence[Event]: ...
+
+    @property
+    def tasks(self) -> Sequence[Task]: ...
+
+    @property
+    def pending(self) -> Sequence[Step | None]: ...
+
+    def state_key(self) -> bytes: ...
+
+    def kept(self) -> list | None: ...
+
+    def inherit(self, kept: list) -> None: ...
+
+
+Chooser = Callable[[ExecutionView, Sequence[int]], "int | None"]
 
 
 def run_execution(program: Program, choose: Chooser, max_steps: int,
@@ -280,7 +302,7 @@ class ReplayError(ValueError):
 def replay_chooser(schedule: Schedule) -> Chooser:
     """Follow a schedule exactly; a choice that is not enabled is an error."""
 
-    def choose(ex: Execution, enabled: Sequence[int]) -> int | None:
+    def choose(ex: ExecutionView, enabled: Sequence[int]) -> int | None:
         k = len(ex.events)
         if k >= len(schedule.choices):
             raise ReplayError(

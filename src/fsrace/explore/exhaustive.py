@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .engine import Chooser, Execution, ExecutionRecord
+from .engine import Chooser, ExecutionRecord, ExecutionView
 
 
 class Exhaustive:
@@ -33,7 +33,7 @@ class Exhaustive:
             self._stack.pop()
         return False
 
-    def _choose(self, ex: Execution, enabled: Sequence[int]) -> int:
+    def _choose(self, ex: ExecutionView, enabled: Sequence[int]) -> int:
         depth = len(ex.events)
         if depth < len(self._stack):
             known, k = self._stack[depth]

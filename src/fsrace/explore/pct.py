@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
-from .engine import Chooser, Execution, ExecutionRecord
+from .engine import Chooser, ExecutionRecord, ExecutionView
 
 
 class PCT:
@@ -32,7 +32,7 @@ class PCT:
         prio: dict[int, int] = {}
         rng = self._rng
 
-        def choose(ex: Execution, enabled: Sequence[int]) -> int:
+        def choose(ex: ExecutionView, enabled: Sequence[int]) -> int:
             if not prio:
                 order = list(range(len(ex.tasks)))
                 rng.shuffle(order)

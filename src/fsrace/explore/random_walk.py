@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
-from .engine import Chooser, Execution, ExecutionRecord
+from .engine import Chooser, ExecutionRecord, ExecutionView
 
 
 class RandomWalk:
@@ -23,7 +23,7 @@ class RandomWalk:
         self._runs += 1
         return self._choose
 
-    def _choose(self, ex: Execution, enabled: Sequence[int]) -> int:
+    def _choose(self, ex: ExecutionView, enabled: Sequence[int]) -> int:
         return enabled[self._rng.randrange(len(enabled))]
 
     def finished(self, record: ExecutionRecord) -> None:

@@ -10,12 +10,12 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from .engine import DEADLOCK, STARVATION, VIOLATION, Execution, ExecutionRecord, run_execution
+from .engine import DEADLOCK, STARVATION, VIOLATION, ExecutionRecord, ExecutionView, run_execution
 from .step import Program
 
 
 def lenient_chooser(choices: Sequence[int]):
-    def choose(ex: Execution, enabled: Sequence[int]) -> int:
+    def choose(ex: ExecutionView, enabled: Sequence[int]) -> int:
         k = len(ex.events)
         if k < len(choices) and choices[k] in enabled:
             return choices[k]

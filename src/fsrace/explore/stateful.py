@@ -35,7 +35,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from .engine import DEADLOCK, DONE, SEEN, VIOLATION, Execution, ExecutionRecord
+from .engine import DEADLOCK, DONE, SEEN, VIOLATION, ExecutionRecord, ExecutionView
 from .hb import (
     ACQUIRES,
     OPENS,
@@ -184,7 +184,7 @@ class StatefulDPOR:
             parent.low = min(parent.low, node.low)
             self._lift_into(parent, summary)
 
-    def _choose(self, ex: Execution, enabled: Sequence[int]) -> int | None:
+    def _choose(self, ex: ExecutionView, enabled: Sequence[int]) -> int | None:
         depth = len(ex.events)
         if depth < len(self._stack):  # replaying the prefix of a backtrack point
             node = self._stack[depth]
@@ -256,7 +256,7 @@ class StatefulDPOR:
         node.backtrack = list(awake) if full else [node.choice]
         return node.choice
 
-    def _follow_prefix(self, ex: Execution, pending: dict, enabled: Sequence[int],
+    def _follow_prefix(self, ex: ExecutionView, pending: dict, enabled: Sequence[int],
                        depth: int) -> int:
         """A step of a part's prefix: on the stack (races index it), never explored."""
         task = self._prefix[depth]
@@ -274,7 +274,7 @@ class StatefulDPOR:
         self._stack.append(node)
         return task
 
-    def _hand_over(self, ex: Execution, key: bytes, sleep: dict) -> None:
+    def _hand_over(self, ex: ExecutionView, key: bytes, sleep: dict) -> None:
         """A state at the split depth: its subtree becomes a part. A state reached again
         with other tasks asleep keeps only the tasks asleep on every arrival."""
         asleep = frozenset(sleep)
@@ -292,7 +292,7 @@ class StatefulDPOR:
         moved = {ev.task for ev in loop}
         return all(t in moved for node in self._stack[start:] for t in node.enabled)
 
-    def _track(self, ex: Execution) -> HappensBefore:
+    def _track(self, ex: ExecutionView) -> HappensBefore:
         """The happens-before of the execution so far (only new steps are added)."""
         if self._hb is None:
             self._hb = HappensBefore(len(ex.tasks))
@@ -364,7 +364,7 @@ class StatefulDPOR:
         node.backtrack += [t for t in node.enabled if t not in node.backtrack]
 
     # -- races with what follows a cached state --------------------------------------------
-    def _races_with_summary(self, hb: HappensBefore, ex: Execution, summary: Summary) -> None:
+    def _races_with_summary(self, hb: HappensBefore, ex: ExecutionView, summary: Summary) -> None:
         n = len(hb)
         reversed_: set[tuple[int, int]] = set()
         for (q, x), (y, tasks) in summary.items():
@@ -400,7 +400,7 @@ class StatefulDPOR:
                 reversed_.add((e, q))
                 self._reverse_into_summary(hb, ex, e, q, n)
 
-    def _reverse_into_summary(self, hb: HappensBefore, ex: Execution, e: int, q: int,
+    def _reverse_into_summary(self, hb: HappensBefore, ex: ExecutionView, e: int, q: int,
                               n: int) -> None:
         """Step e of the prefix races with a later step of task q, after the cached state."""
         node = self._stack[e]
