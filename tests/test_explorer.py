@@ -333,3 +333,17 @@ def test_verdicts_and_outcomes_are_enums_that_print_as_their_values():
     assert rec.outcome is Outcome.DONE
     assert json.loads(json.dumps({"verdict": res.verdict, "outcome": rec.outcome})) == \
         {"verdict": "safe", "outcome": "done"}
+
+
+def test_replay_is_a_strategy_of_one_execution_that_never_says_safe():
+    from fsrace.explore.replay import Replay
+    from fsrace.explore.schedule import Schedule
+
+    schedule = Schedule((1, 0))
+    strat = Replay(schedule)
+    res = search(lambda: toy.lastwrite(2), strat)
+    assert res.executions == 1 and strat.record is not None
+    assert tuple(strat.record.schedule.choices) == (1, 0)
+    assert res.verdict == "unknown" and not res.complete
+    assert res.coverage == "the one schedule given"
+    assert strat.next_execution() is None

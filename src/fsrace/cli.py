@@ -14,12 +14,12 @@ import click
 from . import exits
 from .explore.engine import Outcome, ReplayError
 from .explore.schedule import Schedule, ScheduleError
-from .explore.search import FAILURES, Limits, SearchResult, Verdict, conclude
+from .explore.search import FAILURES, Limits, SearchResult, Verdict
 from .protocols import PROTOCOLS
 from .report.json_report import envelope
 from .report.text import failure_report, full_report
 from .report.timeline import timeline
-from .run import STRATEGIES, UsageError, check, replay
+from .run import STRATEGIES, UsageError, check, replay_check
 from .scenarios import SCENARIOS, Params
 
 
@@ -346,11 +346,13 @@ def replay_cmd(scenario, protocol, schedule, as_json, pages, writers, blocks_per
     bound cut it."""
     params = _params(pages, writers, blocks_per_page)
     try:
-        rec = replay(scenario, protocol, Schedule.parse(schedule), params)
+        result, rec = replay_check(scenario, protocol, Schedule.parse(schedule), params)
     except (ScheduleError, ReplayError) as e:
         raise click.UsageError(str(e)) from e
     if as_json:
-        click.echo(json.dumps(_replay_json(scenario, protocol, params, rec), indent=2))
+        from .report.html import json_record
+
+        click.echo(json.dumps(json_record(result, "replay", shown=rec.schedule), indent=2))
     elif rec.outcome in FAILURES:
         click.echo(failure_report(rec))
     else:
@@ -359,22 +361,6 @@ def replay_cmd(scenario, protocol, schedule, as_json, pages, writers, blocks_per
     if rec.outcome in FAILURES:
         sys.exit(exits.FOUND)
     sys.exit(exits.UNKNOWN if rec.outcome == Outcome.BOUNDED else exits.OK)
-
-
-def _replay_json(scenario: str, protocol: str, params: Params, rec) -> dict:
-    """A replay in check --json's schema: one execution, so never `safe`."""
-    from .report.html import json_record
-    from .run import CheckResult
-
-    failed = rec.outcome in FAILURES
-    s = SearchResult(strategy="replay", verdict=Verdict.UNKNOWN, executions=1, traces=1,
-                     steps=len(rec.events), max_depth=len(rec.events),
-                     counterexample=rec if failed else None,
-                     coverage="the one schedule given",
-                     bounded=int(rec.outcome == Outcome.BOUNDED))
-    conclude(s)
-    return json_record(CheckResult(scenario, protocol, params, "replay", 0, s), "replay",
-                       shown=rec.schedule)
 
 
 @main.command("matrix")

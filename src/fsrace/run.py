@@ -11,11 +11,12 @@ from typing import Any
 
 from .explore.bounded import PreemptionBounded
 from .explore.dpor import DPOR
-from .explore.engine import ExecutionRecord, replay_chooser, run_execution
+from .explore.engine import ExecutionRecord
 from .explore.exhaustive import Exhaustive
 from .explore.pct import PCT
 from .explore.portfolio import Portfolio
 from .explore.random_walk import RandomWalk
+from .explore.replay import Replay
 from .explore.schedule import Schedule
 from .explore.search import Limits, Progress, SearchResult, search
 from .explore.shrink import Shrunk, shrink
@@ -227,5 +228,21 @@ def check(scenario, protocol, params: Params | None = None, strategy: str = "aut
 def replay(scenario: str, protocol: str, schedule: Schedule, params: Params | None = None,
            max_steps: int = 100_000, max_retries: int | None = Limits.max_retries
            ) -> ExecutionRecord:
-    build = builder(scenario, protocol, params or Params())
-    return run_execution(build(), replay_chooser(schedule), max_steps, max_retries)
+    """The one execution the schedule names (ReplayError if it cannot be followed)."""
+    return replay_check(scenario, protocol, schedule, params, max_steps, max_retries)[1]
+
+
+def replay_check(scenario: str, protocol: str, schedule: Schedule,
+                 params: Params | None = None, max_steps: int = 100_000,
+                 max_retries: int | None = Limits.max_retries
+                 ) -> tuple[CheckResult, ExecutionRecord]:
+    """A replay as a search by the Replay strategy: the result in check's form (never
+    `safe`), and the execution."""
+    scenario = named("scenario", scenario)
+    protocol = named("protocol", protocol)
+    params = params or Params()
+    strat = Replay(schedule)
+    res = search(builder(scenario, protocol, params), strat,
+                 Limits(max_steps=max_steps, max_retries=max_retries))
+    assert strat.record is not None
+    return CheckResult(scenario, protocol, params, "replay", 0, res), strat.record
