@@ -184,8 +184,8 @@ def __exchange_data_block(cur: Current, k: Kernel, inode: Inode, src: int, dst: 
         for a, b in zip(_blocks(k, src), _blocks(k, dst), strict=True):
             # f2fs_truncate_data_blocks_range: the destination's own block goes first (a
             # collapse's destination has one; an insert's is a hole).
-            state, pblk = inode.extents.get(b, ("hole", None))
-            if state == WRITTEN and pblk is not None:
+            pblk = inode.written_block(b)
+            if pblk is not None:
                 k.disk.free(pblk)
                 del inode.extents[b]
             ext4_da_release_reservation(k, inode, b)

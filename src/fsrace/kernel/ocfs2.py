@@ -50,8 +50,8 @@ def _shared(k: Kernel, inode: Inode, lblk: int) -> bool:
     """The extent is refcounted and another file block still shares it. (ocfs2 keeps the
     OCFS2_EXT_REFCOUNTED flag once the count falls to 1; its copy on write then only clears
     the flag, which changes nothing the model shows.)"""
-    state, pblk = inode.extents.get(lblk, ("hole", None))
-    return state == WRITTEN and pblk is not None and k.disk.refcount(pblk) > 1
+    pblk = inode.written_block(lblk)
+    return pblk is not None and k.disk.refcount(pblk) > 1
 
 
 # -- reading ----------------------------------------------------------------------------------
@@ -264,12 +264,13 @@ def ocfs2_reflink_remap_blocks(cur: Current, k: Kernel, inode: Inode, src: int, 
     yield st
     notes = []
     for s_lb, d_lb in pairs:
-        d_state, d_pblk = inode.extents.pop(d_lb, ("hole", None))
-        if d_state == WRITTEN and d_pblk is not None:
+        d_pblk = inode.written_block(d_lb)
+        inode.extents.pop(d_lb, None)
+        if d_pblk is not None:
             freed = k.disk.unshare(d_pblk, (inode.name, d_lb))
             notes.append(f"lblk {d_lb}: blk{d_pblk} " + ("freed" if freed else "unshared"))
-        s_state, s_pblk = inode.extents.get(s_lb, ("hole", None))
-        if s_state != WRITTEN or s_pblk is None:
+        s_pblk = inode.written_block(s_lb)
+        if s_pblk is None:
             notes.append(f"lblk {d_lb}: hole")
             continue
         k.disk.share(s_pblk, (inode.name, d_lb))

@@ -48,10 +48,9 @@ def server_readpage(cur: Current, k: Kernel, inode: Inode, page: Page, rpc: str,
         yield from unlock_page(cur, page)
         return
     for nr, lb in enumerate(lblks):
-        state, pblk = inode.extents.get(lb, ("hole", None))
+        pblk = inode.written_block(lb)
         lo = nr * k.blksize
-        src = k.disk.blocks[pblk].data if state == WRITTEN and pblk is not None \
-            else [0] * k.blksize
+        src = k.disk.blocks[pblk].data if pblk is not None else [0] * k.blksize
         page.data[lo:lo + k.blksize] = list(src)
     page.uptodate = True
     yield from unlock_page(cur, page)
@@ -112,11 +111,10 @@ def server_copy(cur: Current, k: Kernel, inode: Inode, src: int, dst: int, count
     yield st
     notes = []
     for s_lb, d_lb in pairs:
-        s_state, s_pblk = inode.extents.get(s_lb, ("hole", None))
-        data = list(k.disk.blocks[s_pblk].data) \
-            if s_state == WRITTEN and s_pblk is not None else None
-        d_state, d_pblk = inode.extents.get(d_lb, ("hole", None))
-        if d_state == WRITTEN and d_pblk is not None:
+        s_pblk = inode.written_block(s_lb)
+        data = list(k.disk.blocks[s_pblk].data) if s_pblk is not None else None
+        d_pblk = inode.written_block(d_lb)
+        if d_pblk is not None:
             k.disk.free(d_pblk)
             del inode.extents[d_lb]
         ext4_da_release_reservation(k, inode, d_lb)  # a delay block: drop its reservation

@@ -218,6 +218,14 @@ class Inode:
     def data_key(self, index: int) -> str:
         return f"data:{self.name}:{index}"
 
+    def written_block(self, lblk: int) -> int | None:
+        """The block file block lblk is written in, or None (a hole, delayed, unwritten)."""
+        state, pblk = self.extents.get(lblk, ("hole", None))
+        if state != WRITTEN:
+            return None
+        assert pblk is not None, f"{self.name} lblk {lblk} is written but has no block"
+        return pblk
+
     def describe_map(self) -> str:
         if not self.extents:
             return "all holes"

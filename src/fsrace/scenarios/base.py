@@ -130,10 +130,9 @@ def cache_clean_page(k: Kernel, inode: Inode, index: int) -> None:
             page.buffers.append(Buffer(blocknr=pblk if state == WRITTEN else None,
                                        uptodate=True))
     for nr in range(k.blocks_per_page):
-        state, pblk = inode.extents.get(k.lblk(index, nr), ("hole", None))
+        pblk = inode.written_block(k.lblk(index, nr))
         lo = nr * k.blksize
-        page.data[lo:lo + k.blksize] = (list(k.disk.blocks[pblk].data)
-                                        if state == WRITTEN and pblk is not None
+        page.data[lo:lo + k.blksize] = (list(k.disk.blocks[pblk].data) if pblk is not None
                                         else [0] * k.blksize)
     inode.pages[index] = page
 
