@@ -244,5 +244,6 @@ def replay_check(scenario: str, protocol: str, schedule: Schedule,
     strat = Replay(schedule)
     res = search(builder(scenario, protocol, params), strat,
                  Limits(max_steps=max_steps, max_retries=max_retries))
-    assert strat.record is not None
+    if strat.record is None:  # search() stops before its one execution only on Ctrl-C
+        raise KeyboardInterrupt
     return CheckResult(scenario, protocol, params, "replay", 0, res), strat.record

@@ -91,10 +91,10 @@ class SearchResult:
 
 Progress = Callable[[SearchResult], None]
 
-# A search allocates hundreds of short-lived containers per step (encodings, accesses,
-# summaries) while its state cache only grows. With the interpreter's default thresholds
-# the collector ran every 700 allocations and rescanned the whole cache again and again:
-# 14% of a 1x2 search and 15% of a 3x3 one went to it (docs/benchmarks.md).
+# A search allocates short-lived containers at every step (encodings, accesses, summaries)
+# while its state cache only grows. With the interpreter's default thresholds the collector
+# ran a young collection every 700 allocations, and its full collections scanned the whole
+# cache: 14% of a 1x2 search and 15% of a 3x3 one went to it (docs/benchmarks.md).
 _SEARCH_GC_THRESHOLDS = (50_000, 20, 20)
 
 

@@ -195,8 +195,7 @@ class StateEncoder:
         code = frame.f_code
         refs = gc.get_referents(gen)
         live = live_after(code, frame.f_lasti)
-        split = _split_frame(refs, code, local_names) if live is not None else None
-        if split is not None and live is not None:
+        if live is not None and (split := _split_frame(refs, code, local_names)) is not None:
             # Only what the frame can still read: a local no path reads again before
             # writing it cannot change what happens next.
             cells, stack = split
@@ -230,11 +229,6 @@ def serialize(value: Any) -> bytes:
 
 
 FINISHED = serialize(None)  # the continuation of a task that has ended
-
-
-def digest(value: Any) -> bytes:
-    """A 16-byte digest of an encoded value."""
-    return digest_parts((serialize(value),))
 
 
 def digest_parts(parts: tuple[bytes, ...]) -> bytes:
@@ -308,7 +302,7 @@ def _analyse(code: types.CodeType) -> dict[int, frozenset[str]] | None:
                 return None
             nexts.append(position[ins.argval])
         succs.append(nexts)
-    for entry in getattr(dis.Bytecode(code), "exception_entries", ()):  # 3.11 and later
+    for entry in dis.Bytecode(code).exception_entries:  # type: ignore[attr-defined]
         if entry.target not in position:
             return None
         for n, off in enumerate(offsets):
