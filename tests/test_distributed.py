@@ -59,3 +59,16 @@ def test_a_matrix_on_a_two_node_ray_cluster_is_the_table_one_process_gives(clust
     for scen in scenarios:
         assert table_row(here, scen) == table_row(there, scen)
         assert why_section(here, scen) == why_section(there, scen)
+
+
+def test_one_stateful_search_on_a_two_node_ray_cluster(cluster):
+    from fsrace.explore.parallel import parallel_search
+    from fsrace.run import builder
+    from fsrace.scenarios import Params
+
+    safe = parallel_search(builder("punch-write-fault", "invalidate-lock", Params()), 2,
+                           ray=cluster.address, batch=3)
+    assert safe.verdict == "safe" and safe.complete and safe.parts > 1
+    race = parallel_search(builder("punch-write-fault", "linux-2012", Params()), 2,
+                           ray=cluster.address, batch=3)
+    assert race.verdict == "race" and race.counterexample is not None

@@ -107,6 +107,8 @@ _READ_BY = {
     "executions": ("random", "pct", "auto", "portfolio"),
     "depth": ("pct", "auto", "portfolio"),
     "preemptions": ("bounded",),
+    "jobs": ("stateful",),
+    "ray_address": ("stateful",),
 }
 
 
@@ -117,6 +119,7 @@ def _strategy_reads_what_was_given(strategy: str) -> None:
     for name in _READ_BY:
         if ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE \
                 and strategy not in _READ_BY[name]:
+            name = name.replace("_address", "")
             raise click.UsageError(f"--{name} has no effect under --strategy {strategy}; "
                                    f"it is read by {', '.join(_READ_BY[name])}")
 
@@ -296,14 +299,20 @@ def list_cmd() -> None:
               help="stop after this many executions [default: no bound]")
 @click.option("--time-limit", type=click.FloatRange(0, min_open=True), default=None,
               help="stop after this many seconds [default: no bound]")
+@click.option("--jobs", type=click.IntRange(1, 256), default=1, show_default=True,
+              help="worker processes sharing one stateful search (they lend each other "
+              "branches; states and traces then vary from run to run, the verdict not)")
+@click.option("--ray", "ray_address", metavar="ADDRESS", default=None,
+              help="run the stateful search's --jobs workers as actors on this Ray cluster "
+              "('local': start one here; needs pip install 'fsrace[ray]')")
 @click.option("--no-shrink", is_flag=True, help="print the race as found, unshrunk")
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
 @click.option("--html", "html_file", type=click.Path(dir_okay=False, writable=True),
               help="also write a self-contained HTML timeline to this file")
 @_param_options
 def check_cmd(scenario, protocol, strategy, seed, executions, depth, preemptions, max_retries,
-              max_steps, max_executions, time_limit, no_shrink, as_json, html_file, pages,
-              writers, blocks_per_page) -> None:
+              max_steps, max_executions, time_limit, jobs, ray_address, no_shrink, as_json,
+              html_file, pages, writers, blocks_per_page) -> None:
     """Explore a scenario under a protocol. Exit 0: safe (a complete search found
     nothing); 1: a race, deadlock or starvation; 4: unknown (the search stopped at a bound
     or samples schedules)."""
@@ -311,13 +320,17 @@ def check_cmd(scenario, protocol, strategy, seed, executions, depth, preemptions
     _strategy_reads_what_was_given(strategy)
     _output_path(html_file)
     progress = _ProgressLine(not as_json)
+    from .distributed import DistributedError
+
     try:
         res = check(scenario, protocol, params, strategy, seed, executions,
                     Limits(max_steps, max_retries, max_executions, time_limit),
                     shrink_budget_s=0 if no_shrink else 5.0, progress=progress,
-                    depth=depth, preemptions=preemptions)
+                    depth=depth, preemptions=preemptions, jobs=jobs, ray=ray_address)
     except UsageError as e:
         raise click.UsageError(str(e)) from e
+    except DistributedError as e:
+        raise CannotRun(str(e)) from e
     progress.clear()
     if as_json:
         from .report.html import json_record

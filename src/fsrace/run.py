@@ -13,6 +13,7 @@ from .explore.bounded import PreemptionBounded
 from .explore.dpor import DPOR
 from .explore.engine import ExecutionRecord
 from .explore.exhaustive import Exhaustive
+from .explore.parallel import parallel_search
 from .explore.pct import PCT
 from .explore.portfolio import Portfolio
 from .explore.random_walk import RandomWalk
@@ -210,14 +211,25 @@ def check(scenario, protocol, params: Params | None = None, strategy: str = "aut
           seed: int = 0, executions: int = 1000, limits: Limits | None = None,
           stop_on_failure: bool = True, shrink_budget_s: float = 5.0,
           progress: Progress | None = None, depth: int = 3,
-          preemptions: int = 3, shrink_attempts: int | None = None) -> CheckResult:
+          preemptions: int = 3, shrink_attempts: int | None = None, jobs: int = 1,
+          ray: str | None = None) -> CheckResult:
+    """Search one scenario under one protocol. `jobs` > 1 or `ray`: the stateful search
+    on that many workers (explore/parallel.py)."""
     scenario = named("scenario", scenario)
     protocol = named("protocol", protocol)
     params = params or Params()
     limits = limits or Limits()
     build = builder(scenario, protocol, params)
-    strat = make_strategy(strategy, seed, executions, depth, preemptions)
-    res = search(build, strat, limits, stop_on_failure=stop_on_failure, progress=progress)
+    if (jobs > 1 or ray is not None) and strategy != "stateful":
+        raise UsageError(f"--jobs and --ray share one stateful search; --strategy {strategy} "
+                         "runs in one process")
+    if jobs > 1 or ray is not None:
+        make_strategy(strategy)  # the name checked as for one process
+        res = parallel_search(build, jobs, limits, stop_on_failure, progress, ray)
+    else:
+        strat = make_strategy(strategy, seed, executions, depth, preemptions)
+        res = search(build, strat, limits, stop_on_failure=stop_on_failure,
+                     progress=progress)
     out = CheckResult(scenario, protocol, params, strategy, seed, res)
     if res.counterexample is not None and shrink_budget_s > 0:
         out.shrunk = shrink(build, res.counterexample, limits.max_steps, shrink_budget_s,

@@ -61,7 +61,7 @@ class _Node:
     """A state on the current execution's path."""
 
     __slots__ = ("key", "pending", "enabled", "sleep", "backtrack", "done", "choice", "depth",
-                 "low", "summary", "fixed", "kept")
+                 "low", "summary", "fixed", "kept", "lent")
 
     def __init__(self, key: bytes, pending: dict, enabled: list[int], sleep: dict,
                  depth: int) -> None:
@@ -77,6 +77,7 @@ class _Node:
         self.summary: Summary | None = None
         self.fixed = False  # a step of a part's given prefix: never explored otherwise
         self.kept: list | None = None  # the tasks' encodings here (Execution.kept)
+        self.lent: set[int] = set()  # branches another search is exploring (lend)
 
 
 class _Seen:
@@ -103,7 +104,8 @@ class StatefulDPOR:
     name = "stateful"
 
     def __init__(self, reduce: bool = True, split_at: int | None = None,
-                 prefix: Sequence[int] = (), asleep: frozenset[int] = frozenset()) -> None:
+                 prefix: Sequence[int] = (), asleep: frozenset[int] = frozenset(),
+                 borrowed: bool = False) -> None:
         self.reduce = reduce  # False: every task from every state (the full state space)
         # A search split into parts (explore/split.py): the planning search expands every
         # task above depth `split_at` and hands each new state at that depth to a part; a
@@ -113,13 +115,24 @@ class StatefulDPOR:
         self.parts: dict[bytes, tuple[tuple[int, ...], frozenset[int]]] = {}
         self._prefix = tuple(prefix)
         self._asleep = frozenset(asleep)
+        # A branch lent by another search (explore/parallel.py): what its steps ask of the
+        # given prefix (reversals, full expansions, cycles) goes back to the lender.
+        self.borrowed = borrowed
+        self.requests: list[tuple[int, str, Any]] = []  # (depth, kind, payload)
+        self.waiting = False  # every branch left here is lent: wait for it (settle)
         self._stack: list[_Node] = []
         self._seen: dict[bytes, _Seen] = {}
+        # States other searches explored to the end: key -> (sleep, summary). Consulted
+        # where this search has no entry of its own (explore/split.py shares them).
+        self.shared: dict[bytes, tuple[frozenset, tuple]] = {}
+        self.published: list[tuple[bytes, frozenset, tuple]] = []  # states left since
         self._hb: HappensBefore | None = None
         self._epilogue: frozenset[int] = frozenset()
         self._started = False
         self._complete = False
         self._diverged = 0
+        if borrowed:  # the lender found the races among the prefix's own steps
+            self._diverged = max(0, len(self._prefix) - 1)
         self._intern = _Interner()
         self._entries: dict[tuple, tuple] = {}  # summary entries, shared between states
         # Entries lifted through a step: (task, accesses) -> entry -> lifted entry.
@@ -130,6 +143,14 @@ class StatefulDPOR:
         self.blocked = 0  # executions cut by their sleep set
         self.fallbacks = 0  # reversals that could not start where they were due
         self._pump: tuple[list[int], int] | None = None  # a retry loop being repeated
+
+    def share_interning(self, intern: _Interner, entries: dict[tuple, tuple],
+                        lifted: dict[tuple, dict[tuple, tuple | None]]) -> None:
+        """Use these shared sets, summary entries and lifted entries (several searches in
+        one process: a borrowed search starts with what the others learned)."""
+        self._intern = intern
+        self._entries = entries
+        self._lifted = lifted
 
     @property
     def states(self) -> int:
@@ -144,12 +165,13 @@ class StatefulDPOR:
     # -- the search over executions ------------------------------------------------------
     def next_execution(self):
         if self._started and not self._backtrack():
-            self._complete = True
+            self._complete = not self.waiting
             return None
         self._started = True
         return self._choose
 
     def _backtrack(self) -> bool:
+        self.waiting = False
         while self._stack:
             node = self._stack[-1]
             if node.fixed:
@@ -163,8 +185,67 @@ class StatefulDPOR:
                     if self._hb is not None:
                         self._hb.truncate(node.depth)
                     return True
+            if node.lent:
+                self.waiting = True  # its summary is not whole until the loans return
+                return False
             self._leave()
         return False
+
+    # -- lending branches to other searches -------------------------------------------------
+    def lend(self) -> tuple[int, int, tuple[int, ...], frozenset[int]] | None:
+        """Hand a branch this search has yet to explore to another search: the deepest
+        state on the stack with one. (Lending the shallowest, the usual choice, made the
+        two searches explore more of the same states: docs/benchmarks.md.)
+
+        Returns (depth, task, prefix, asleep): the other search runs
+        StatefulDPOR(prefix, asleep, borrowed=True), and its `loan_result()` comes back
+        through `settle(depth, task, ...)`. The branch counts as explored here, ordered
+        after the branch being explored now: later branches sleep on it, and it sleeps on
+        the earlier ones."""
+        for node in reversed(self._stack):
+            if node.fixed:
+                continue
+            for t in node.backtrack:
+                if t in node.done or t in node.sleep or t == node.choice:
+                    continue
+                ran = node.pending[t]
+                before = dict(node.sleep)
+                for u in (*node.done, node.choice):
+                    before[u] = node.pending[u]
+                asleep = frozenset(u for u, acc in before.items()
+                                   if u != t and not conflicting(acc, ran))
+                node.done.append(t)
+                node.lent.add(t)
+                prefix = tuple(n.choice for n in self._stack[:node.depth]) + (t,)
+                return node.depth, t, prefix, asleep
+        return None
+
+    def loan_result(self) -> tuple[list, tuple]:
+        """What a complete borrowed search sends back: its requests of the prefix, and the
+        summary of its branch as seen from the state it was lent at."""
+        assert self.borrowed and self._complete
+        root = self._stack[len(self._prefix) - 1]
+        return self.requests, tuple((root.summary or {}).items())
+
+    def settle(self, depth: int, task: int, requests: list, summary: tuple) -> None:
+        """A lent branch came back explored: do what it asks of the states above it and
+        take its summary into the state it was lent at."""
+        node = self._stack[depth]
+        assert task in node.lent, "settle: no such loan"
+        for k, kind, payload in requests:
+            target = self._stack[k]
+            if kind == "initial":
+                self._add_initial(target, payload)
+            elif kind == "tasks":
+                self._add_tasks(target, payload)
+            elif kind == "all":
+                self._fall_back(target)
+            else:  # "cycle": the branch came back to the state at depth k
+                self._close_cycle(k, depth + 1)
+        entries = {key: (self._intern(y), self._intern(t)) for key, (y, t) in summary}
+        node.summary = entries if node.summary is None else self._union(node.summary, entries)
+        node.lent.discard(task)
+        self.waiting = False
 
     def _leave(self) -> None:
         """Pop the top node: store its state's summary and lift it into its parent."""
@@ -179,6 +260,7 @@ class StatefulDPOR:
                 if seen.summary is not None:
                     summary = self._union(dict(seen.summary), summary)
                 seen.summary = self._stored(summary)
+                self.published.append((node.key, seen.sleep, seen.summary))
         if self._stack:
             parent = self._stack[-1]
             parent.low = min(parent.low, node.low)
@@ -214,12 +296,19 @@ class StatefulDPOR:
                      if t != parent.choice and t in pending and not conflicting(acc, ran)}
         key = ex.state_key()
         seen = self._seen.get(key)
+        if seen is None and self.shared:
+            other = self.shared.get(key)
+            if other is not None and other[0].issubset(sleep):
+                self.cached += 1
+                stored = dict(other[1])
+                self._races_with_summary(hb, ex, stored)
+                if self._stack:
+                    self._lift_into(self._stack[-1], stored)
+                return SEEN
         if seen is not None:
             if seen.depth >= 0:  # back to a state still on the stack
                 self.cycles += 1
-                for node in self._stack[seen.depth:]:
-                    node.low = min(node.low, seen.depth)
-                    node.backtrack += [t for t in node.enabled if t not in node.backtrack]
+                self._close_cycle(seen.depth, len(self._stack))
                 loop = ex.events[seen.depth:]
                 if any(ev.step.retry for ev in loop) and self._fair(seen.depth, loop):
                     # A task started over and everything came back to where it was: the
@@ -284,6 +373,17 @@ class StatefulDPOR:
         else:
             self.parts[key] = (known[0], known[1] & asleep)
 
+    def _close_cycle(self, start: int, end: int) -> None:
+        """The states on the stack from `start` to `end` lie on a cycle: explore every
+        task from each, and cache none of them until the cycle closes."""
+        for node in self._stack[start:end]:
+            node.low = min(node.low, start)
+            if node.fixed:
+                if self.borrowed and node.depth == start:
+                    self.requests.append((start, "cycle", None))
+                continue
+            node.backtrack += [t for t in node.enabled if t not in node.backtrack]
+
     def _fair(self, start: int, loop) -> bool:
         """Whether a cycle through the stack from `start` could repeat forever under a
         (strongly) fair scheduler: every task that could run at some state of the cycle
@@ -341,13 +441,16 @@ class StatefulDPOR:
 
     def _reverse(self, hb: HappensBefore, e: int, task: int, acc: tuple[Access, ...],
                  end: int) -> None:
-        if self._stack[e].fixed:
+        if self._stack[e].fixed and not self.borrowed:
             return  # a race with the given prefix: the planning search explored that order
         v = [(hb.tasks[i], hb.accs[i]) for i in hb.notdep(e, end)] + [(task, acc)]
         self._add_initial(self._stack[e], v)
 
     def _add_initial(self, node: _Node, v: list) -> None:
         """Make sure node explores some initial of v (a source set, Algorithm 1)."""
+        if node.fixed:
+            self.requests.append((node.depth, "initial", v))
+            return
         initials = {t for t, _ in v if is_initial(t, v)}
         if initials & (set(node.backtrack) | set(node.done)):
             return
@@ -360,6 +463,9 @@ class StatefulDPOR:
     def _fall_back(self, node: _Node) -> None:
         """A reversal that cannot start here (a reader behind a queued writer): explore
         every runnable task from here, as classic DPOR does."""
+        if node.fixed:
+            self.requests.append((node.depth, "all", None))
+            return
         self.fallbacks += 1
         node.backtrack += [t for t in node.enabled if t not in node.backtrack]
 
@@ -404,7 +510,7 @@ class StatefulDPOR:
                               n: int) -> None:
         """Step e of the prefix races with a later step of task q, after the cached state."""
         node = self._stack[e]
-        if node.fixed:
+        if node.fixed and not self.borrowed:
             return
         later = hb.notdep(e, n)
         if later:
@@ -427,7 +533,13 @@ class StatefulDPOR:
         if not starts:
             self._fall_back(node)
             return
-        node.backtrack += [t for t in starts if t not in node.backtrack]
+        self._add_tasks(node, starts)
+
+    def _add_tasks(self, node: _Node, tasks: list[int]) -> None:
+        if node.fixed:
+            self.requests.append((node.depth, "tasks", tasks))
+            return
+        node.backtrack += [t for t in tasks if t not in node.backtrack]
 
     # -- summaries --------------------------------------------------------------------------
     def _lift_into(self, parent: _Node, summary: Summary) -> None:
