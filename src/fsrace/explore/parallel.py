@@ -38,7 +38,6 @@ from .search import (
     Limits,
     SearchResult,
     _search_gc,
-    better,
     conclude,
     search,
 )
@@ -225,7 +224,7 @@ def coordinate(crew: Crew, limits: Limits | None = None, stop_on_failure: bool =
             busy_s += out.busy_s
             idle[i] = out.idle
             if out.result is not None:
-                _add(total, out.result)
+                total.absorb(out.result)
                 declined.clear()  # a batch ran: branches may be there to lend now
             if out.published:
                 for j in range(n):
@@ -387,19 +386,3 @@ def _worker_process(build: Callable[[], Program], limits: Limits, batch: int,
     good, not only while a batch runs (received states are many small objects too)."""
     gc.set_threshold(*_SEARCH_GC_THRESHOLDS)
     return SearchWorker(build, limits, batch, stop_on_failure)
-
-
-def _add(total: SearchResult, res: SearchResult) -> None:
-    total.executions += res.executions
-    total.steps += res.steps
-    total.blocked += res.blocked
-    total.cached += res.cached
-    total.bounded += res.bounded
-    total.starved += res.starved
-    total.max_depth = max(total.max_depth, res.max_depth)
-    total.fingerprints |= res.fingerprints
-    cx = res.counterexample
-    if cx is not None and better(cx, total.counterexample, by_schedule=True):
-        total.counterexample = cx
-        total.found_by = res.found_by
-

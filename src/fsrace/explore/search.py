@@ -88,6 +88,23 @@ class SearchResult:
     counterexample: ExecutionRecord | None = None
     fingerprints: set[str] = field(default_factory=set)
 
+    def absorb(self, other: SearchResult) -> None:
+        """Add the counts of a search that covered another part of the same space; keep
+        the better counterexample (by schedule too, so the order results come in does
+        not matter)."""
+        self.executions += other.executions
+        self.steps += other.steps
+        self.blocked += other.blocked
+        self.cached += other.cached
+        self.bounded += other.bounded
+        self.starved += other.starved
+        self.max_depth = max(self.max_depth, other.max_depth)
+        self.fingerprints |= other.fingerprints
+        cx = other.counterexample
+        if cx is not None and better(cx, self.counterexample, by_schedule=True):
+            self.counterexample = cx
+            self.found_by = other.found_by
+
 
 Progress = Callable[[SearchResult], None]
 

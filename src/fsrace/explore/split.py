@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 
 from .engine import ExecutionRecord
-from .search import Limits, SearchResult, better, conclude, search
+from .search import Limits, SearchResult, conclude, search
 from .stateful import StatefulDPOR
 from .step import Program
 
@@ -137,32 +137,18 @@ class _Merged:
         self.coverage = top.coverage
         self.keys = keys
         self.explored = len(keys)
-        self.fingerprints = set(top.fingerprints)
         self.complete_parts = True
 
     def add(self, pr: PartResult) -> None:
-        r, s = self.res, pr.search
-        r.executions += s.executions
-        r.steps += s.steps
-        r.blocked += s.blocked
-        r.cached += s.cached
-        r.bounded += s.bounded
-        r.starved += s.starved
-        r.max_depth = max(r.max_depth, s.max_depth)
-        self.fingerprints |= s.fingerprints
+        self.res.absorb(pr.search)
         self.keys |= pr.keys
         self.explored += len(pr.keys)  # a state two parts share counts twice
-        self.complete_parts &= s.complete
-        cx = s.counterexample
-        if cx is not None and better(cx, r.counterexample, by_schedule=True):
-            r.counterexample = cx
-            r.found_by = s.found_by
+        self.complete_parts &= pr.search.complete
 
     def result(self, start: float, parts: int, done: int, stopped_by: str) -> SearchResult:
         r = self.res
         r.elapsed_s = time.monotonic() - start
-        r.fingerprints = self.fingerprints
-        r.traces = len(self.fingerprints)
+        r.traces = len(r.fingerprints)
         r.states = len(self.keys)
         r.explored = self.explored
         r.parts = parts
