@@ -224,7 +224,6 @@ def check(scenario, protocol, params: Params | None = None, strategy: str = "aut
         raise UsageError(f"--jobs and --ray share one stateful search; --strategy {strategy} "
                          "runs in one process")
     if jobs > 1 or ray is not None:
-        make_strategy(strategy)  # the name checked as for one process
         res = parallel_search(build, jobs, limits, stop_on_failure, progress, ray)
     else:
         strat = make_strategy(strategy, seed, executions, depth, preemptions)

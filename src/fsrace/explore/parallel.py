@@ -100,6 +100,7 @@ class SearchWorker:
             job = self.jobs[jid]
             out.result = search(self.build, job, self.limits,
                                 stop_on_failure=self.stop_on_failure, observe=self.observe)
+            assert job.published is not None
             for k, sleep, summary in job.published:
                 self._share(k, sleep, summary)
             if job.published:
@@ -122,6 +123,7 @@ class SearchWorker:
             _, jid, prefix, asleep = msg
             job = StatefulDPOR(prefix=prefix, asleep=asleep, borrowed=jid != ROOT)
             job.shared = self.shared
+            job.published = []
             job.share_interning(self.intern, self.entries, self.lifted)
             self.jobs[jid] = job
         elif kind == "publish":

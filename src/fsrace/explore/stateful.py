@@ -123,9 +123,10 @@ class StatefulDPOR:
         self._stack: list[_Node] = []
         self._seen: dict[bytes, _Seen] = {}
         # States other searches explored to the end: key -> (sleep, summary). Consulted
-        # where this search has no entry of its own (explore/split.py shares them).
+        # where this search has no entry of its own (explore/parallel.py shares them).
         self.shared: dict[bytes, tuple[frozenset, tuple]] = {}
-        self.published: list[tuple[bytes, frozenset, tuple]] = []  # states left since
+        # States left since the last look, for the others; None: no one looks.
+        self.published: list[tuple[bytes, frozenset, tuple]] | None = None
         self._hb: HappensBefore | None = None
         self._epilogue: frozenset[int] = frozenset()
         self._started = False
@@ -260,7 +261,8 @@ class StatefulDPOR:
                 if seen.summary is not None:
                     summary = self._union(dict(seen.summary), summary)
                 seen.summary = self._stored(summary)
-                self.published.append((node.key, seen.sleep, seen.summary))
+                if self.published is not None:
+                    self.published.append((node.key, seen.sleep, seen.summary))
         if self._stack:
             parent = self._stack[-1]
             parent.low = min(parent.low, node.low)
@@ -299,12 +301,7 @@ class StatefulDPOR:
         if seen is None and self.shared:
             other = self.shared.get(key)
             if other is not None and other[0].issubset(sleep):
-                self.cached += 1
-                stored = dict(other[1])
-                self._races_with_summary(hb, ex, stored)
-                if self._stack:
-                    self._lift_into(self._stack[-1], stored)
-                return SEEN
+                return self._stop_at_explored(hb, ex, other[1])
         if seen is not None:
             if seen.depth >= 0:  # back to a state still on the stack
                 self.cycles += 1
@@ -318,12 +315,7 @@ class StatefulDPOR:
                     return loop[0].task
                 return SEEN
             if seen.sleep.issubset(sleep):
-                self.cached += 1
-                stored = dict(seen.summary or ())
-                self._races_with_summary(hb, ex, stored)
-                if self._stack:
-                    self._lift_into(self._stack[-1], stored)
-                return SEEN
+                return self._stop_at_explored(hb, ex, seen.summary or ())
         if depth == self.split_at:
             self._hand_over(ex, key, sleep)
             return SEEN
@@ -344,6 +336,15 @@ class StatefulDPOR:
         full = not self.reduce or (self.split_at is not None and depth < self.split_at)
         node.backtrack = list(awake) if full else [node.choice]
         return node.choice
+
+    def _stop_at_explored(self, hb: HappensBefore, ex: ExecutionView, summary: tuple) -> int:
+        """An explored state: reverse the prefix's races with what follows it, and stop."""
+        self.cached += 1
+        stored = dict(summary)
+        self._races_with_summary(hb, ex, stored)
+        if self._stack:
+            self._lift_into(self._stack[-1], stored)
+        return SEEN
 
     def _follow_prefix(self, ex: ExecutionView, pending: dict, enabled: Sequence[int],
                        depth: int) -> int:
