@@ -20,16 +20,6 @@ SCHEMA = json.loads(resources.files("fsrace.report").joinpath("result.schema.jso
                     .read_text())
 
 
-@pytest.fixture(autouse=True)
-def _registries_as_they_were():
-    """Objects passed to fsrace.check are registered for the process; not past a test."""
-    scenarios, protocols = dict(SCENARIOS), dict(PROTOCOLS)
-    yield
-    for table, old in ((SCENARIOS, scenarios), (PROTOCOLS, protocols)):
-        table.clear()
-        table.update(old)
-
-
 class InvalidateLockNotInPunch(InvalidateLock):
     """Broken on purpose: faults take the lock, the punch never does."""
 

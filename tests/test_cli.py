@@ -277,3 +277,17 @@ def test_an_internal_error_after_a_search_keeps_what_it_measured(monkeypatch):
     assert r.exit_code == 70
     assert "measured before the error" in r.output and "executions" in r.output
     assert "measured before the error" in _saved_traceback(r.output)
+
+
+def test_a_matrix_of_the_columns_and_rows_named():
+    r = run("matrix", "--jobs", "1", "-p", "invalidate-lock", "-p", "linux-2012",
+            "-s", "punch-read", "-s", "clone-write-fault", "--json")
+    assert r.exit_code == 0, r.output
+    m = json.loads(r.stdout)  # stderr has a line per cell
+    assert [(c["scenario"], c["protocol"], c["verdict"]) for c in m["cells"]] == [
+        ("punch-read", "invalidate-lock", "safe"), ("punch-read", "linux-2012", "race"),
+        ("clone-write-fault", "invalidate-lock", "n/a"),
+        ("clone-write-fault", "linux-2012", "n/a")]
+    assert sorted(m["costs"]) == ["invalidate-lock", "linux-2012"]
+    r = run("matrix", "-p", "no-such-protocol")
+    assert r.exit_code == 2 and "no-such-protocol" in r.output

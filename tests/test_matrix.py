@@ -112,7 +112,7 @@ def test_verdicts_that_kernel_history_establishes(scenario, protocol, verdict):
 
 VERDICTS_MD = pathlib.Path(__file__).parent.parent / "docs" / "verdicts.md"
 STALE = ("docs/verdicts.md is stale: regenerate it with "
-         "`fsrace matrix --markdown > docs/verdicts.md`")
+         "`fsrace --no-plugins matrix --markdown > docs/verdicts.md`")
 
 
 def _parts(text: str):
@@ -138,7 +138,7 @@ def _parts(text: str):
 
 def test_docs_verdicts_md_is_exactly_one_row_and_one_section_per_scenario():
     """With the slow tests below checking each part against a fresh search, this makes the
-    committed file equal to what `fsrace matrix --markdown` prints."""
+    committed file equal to what `fsrace --no-plugins matrix --markdown` prints."""
     from fsrace.protocols import PROTOCOLS
     from fsrace.report.matrix_report import assemble
     from fsrace.scenarios import SCENARIOS
@@ -180,8 +180,8 @@ def test_docs_verdicts_md_costs_are_what_the_tool_measures():
 
 
 VERDICTS_2X2_MD = VERDICTS_MD.parent / "verdicts-2x2.md"
-STALE_2X2 = ("docs/verdicts-2x2.md is stale: regenerate it with `fsrace matrix --pages 2 "
-             "--writers 2 --max-executions 2000 --markdown > docs/verdicts-2x2.md`")
+STALE_2X2 = ("docs/verdicts-2x2.md is stale: regenerate it with `fsrace --no-plugins matrix "
+             "--pages 2 --writers 2 --max-executions 2000 --markdown > docs/verdicts-2x2.md`")
 
 
 def test_docs_verdicts_2x2_md_is_one_row_and_one_section_per_scenario_at_2x2():

@@ -230,11 +230,15 @@ class _Commands(click.Group):
 @click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]},
              epilog=exits.help_text())
 @click.version_option(package_name="fsrace")
-def main() -> None:
+@click.option("--no-plugins", is_flag=True,
+              help="leave out the scenarios and protocols of other installed packages")
+def main(no_plugins: bool) -> None:
     """Find and rule out races between page faults and block-removing operations."""
     # SIGTERM stops a search the way Ctrl-C does, so it too prints what was covered;
     # stress installs its own handler, which also removes the scratch file system.
     signal.signal(signal.SIGTERM, _terminate)
+    if no_plugins:
+        return
     from .run import load_plugins
 
     for warning in load_plugins():  # scenarios and protocols of installed packages
@@ -395,12 +399,21 @@ def replay_cmd(scenario, protocol, schedule, as_json, pages, writers, blocks_per
 @click.option("--time-limit", type=click.FloatRange(0, min_open=True), default=None,
               help="seconds for the whole matrix: cells still searching then stop, and those "
               "not started end unknown at once")
+@click.option("--protocol", "-p", "protocols", multiple=True, metavar="NAME",
+              type=_Name("protocol", PROTOCOLS),
+              help="only this protocol's column (repeatable; NAME or MODULE:NAME)")
+@click.option("--scenario", "-s", "scenarios", multiple=True, metavar="NAME",
+              type=_Name("scenario", SCENARIOS),
+              help="only this scenario's row (repeatable; NAME or MODULE:NAME)")
 @_param_options
 def matrix_cmd(max_executions, as_markdown, as_json, html_dir, strategy, jobs, ray_address,
-               cell_time_limit, time_limit, pages, writers, blocks_per_page) -> None:
+               cell_time_limit, time_limit, protocols, scenarios, pages, writers,
+               blocks_per_page) -> None:
     """Every scenario under every protocol, each verdict from a search. Exit 0: the table
     is made (whatever its verdicts); 130: interrupted, after the cells searched so far."""
     params = _params(pages, writers, blocks_per_page)
+    protocols = list(protocols) or None
+    scenarios = list(scenarios) or None
     _output_path(html_dir, folder=True)
     from .matrix import run_matrix
     from .report.matrix_report import markdown, matrix_dict, text_table
@@ -420,7 +433,7 @@ def matrix_cmd(max_executions, as_markdown, as_json, html_dir, strategy, jobs, r
     try:
         m = run_matrix(max_executions, on_cell, params=params, strategy=strategy,
                        jobs=jobs, ray=ray_address, cell_time_limit=cell_time_limit,
-                       time_limit=time_limit)
+                       time_limit=time_limit, protocols=protocols, scenarios=scenarios)
     except DistributedError as e:
         raise CannotRun(str(e)) from e
     if sys.stderr.isatty():

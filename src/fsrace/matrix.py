@@ -104,9 +104,10 @@ def run_matrix(max_executions: int = 10_000,
                cost_executions: int = 200, scenarios: list[str] | None = None,
                costs: bool = True, params: Params | None = None,
                strategy: str = "stateful", jobs: int = 1, ray: str | None = None,
-               cell_time_limit: float | None = None, time_limit: float | None = None
-               ) -> Matrix:
-    """Every scenario (or those named) under every protocol, and each protocol's cost.
+               cell_time_limit: float | None = None, time_limit: float | None = None,
+               protocols: list[str] | None = None) -> Matrix:
+    """Every scenario (or those named) under every protocol (or those named), and each
+    protocol's cost.
     `strategy` is the complete search each cell gets (dpor or stateful), at `params`;
     `jobs` processes, or the Ray cluster at `ray` ("local": one started here), search
     cells side by side (each cell's search is bounded by executions, so the table is the
@@ -114,7 +115,8 @@ def run_matrix(max_executions: int = 10_000,
     matrix, in seconds; either makes the table depend on the machine. Ctrl-C ends the
     matrix with the cells searched so far (`stopped_by` says so)."""
     m = Matrix(max_executions, params or Params(), strategy,
-               scenarios=list(SCENARIOS) if scenarios is None else scenarios)
+               scenarios=list(SCENARIOS) if scenarios is None else scenarios,
+               protocols=list(PROTOCOLS) if protocols is None else protocols)
     todo = []
     for scenario in m.scenarios:
         for protocol in m.protocols:

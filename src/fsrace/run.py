@@ -133,6 +133,9 @@ def not_modelled(scenario: str, protocol: str) -> str | None:
     lacks), or None."""
     scen = _lookup("scenario", scenario, SCENARIOS)
     proto = _lookup("protocol", protocol, PROTOCOLS)
+    refused = sorted(scen.needs & proto.refused)
+    if refused:
+        return f"{protocol}'s file system refuses {', '.join(refused)} (-EOPNOTSUPP)"
     missing = sorted(scen.needs & proto.unsupported)
     if missing:
         return (f"{protocol} runs fsrace.kernel.{proto.filesystem}, which has no "

@@ -410,6 +410,33 @@ def _shift_footprint(k: Kernel, inode: Inode, start: int) -> tuple:
     return ((inode.map_key, WRITE), *((k.disk.owner_key(n), WRITE) for n in pblks))
 
 
+def collapse_blocks(cur: Current, k: Kernel, inode: Inode, offset: int, length: int):
+    """Remove the blocks of [offset, offset + length) and shift the later extents down
+    (ext4_ext_remove_space, ext4_ext_shift_extents), under the extent-map lock. Called
+    with the page cache from `offset` on flushed and dropped. Other file systems' collapse
+    of their block maps (ntfs3's attr_collapse_range) comes to the same in the model."""
+    first, n = offset // k.blksize, length // k.blksize
+    yield from down_write(cur, inode.i_data_sem)
+    yield from ext4_ext_remove_space_locked(cur, k, inode, first, first + n - 1)
+    st = Step("ext4_ext_shift_extents: left",
+              footprint=lambda: _shift_footprint(k, inode, first + n))
+    yield st
+    st.note = "; ".join(_shift_extents(k, inode, first + n, -n)) or "nothing after"
+    yield from up_write(cur, inode.i_data_sem)
+
+
+def insert_blocks(cur: Current, k: Kernel, inode: Inode, offset: int, length: int):
+    """Shift the extents from `offset` up by `length`, leaving a hole (ext4_ext_shift_extents
+    right), under the extent-map lock. Called as collapse_blocks is."""
+    first, n = offset // k.blksize, length // k.blksize
+    yield from down_write(cur, inode.i_data_sem)
+    st = Step("ext4_ext_shift_extents: right",
+              footprint=lambda: _shift_footprint(k, inode, first))
+    yield st
+    st.note = "; ".join(_shift_extents(k, inode, first, n)) or "nothing after"
+    yield from up_write(cur, inode.i_data_sem)
+
+
 def ext4_collapse_range(cur: Current, k: Kernel, inode: Inode, offset: int, length: int):
     """ext4_collapse_range (3.15): flush from the offset to EOF and drop those pages, remove
     the range's blocks and shift the later extents down (ext4_ext_shift_extents), then
@@ -429,14 +456,7 @@ def ext4_collapse_range(cur: Current, k: Kernel, inode: Inode, offset: int, leng
         first_page = offset // PAGE_SIZE
         yield from filemap_write_and_wait_range(cur, k, inode, first_page, TO_EOF)
         yield from truncate_pagecache_range(cur, k, inode, first_page, TO_EOF)
-        first, n = offset // k.blksize, length // k.blksize
-        yield from down_write(cur, inode.i_data_sem)
-        yield from ext4_ext_remove_space_locked(cur, k, inode, first, first + n - 1)
-        st = Step("ext4_ext_shift_extents: left",
-                  footprint=lambda: _shift_footprint(k, inode, first + n))
-        yield st
-        st.note = "; ".join(_shift_extents(k, inode, first + n, -n)) or "nothing after"
-        yield from up_write(cur, inode.i_data_sem)
+        yield from collapse_blocks(cur, k, inode, offset, length)
         st = Step("ext4_collapse_range: i_size_write", ((inode.size_key, WRITE),))
         yield st
         inode.i_size -= length
@@ -469,13 +489,7 @@ def ext4_insert_range(cur: Current, k: Kernel, inode: Inode, offset: int, length
         yield st
         inode.i_size += length
         st.note = f"i_size -> {inode.i_size}"
-        first, n = offset // k.blksize, length // k.blksize
-        yield from down_write(cur, inode.i_data_sem)
-        st = Step("ext4_ext_shift_extents: right",
-                  footprint=lambda: _shift_footprint(k, inode, first))
-        yield st
-        st.note = "; ".join(_shift_extents(k, inode, first, n)) or "nothing after"
-        yield from up_write(cur, inode.i_data_sem)
+        yield from insert_blocks(cur, k, inode, offset, length)
     yield from proto.remove_blocks_end(cur, k, inode, "insert")
     yield from mutex_unlock(cur, inode.i_mutex)
     return err

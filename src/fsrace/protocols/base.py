@@ -42,6 +42,8 @@ class Protocol:
     # clone (ext4 has no reflink; the model's XFS does not model its own), only the SMB
     # client's and ocfs2's a copy, only ocfs2's blocks shared by a reflink ("shared blocks").
     unsupported: frozenset[str] = frozenset({"clone range", "copy range", "shared blocks"})
+    # Operations the real file system refuses (-EOPNOTSUPP), where its model has them.
+    refused: frozenset[str] = frozenset()
     # A protocol that frees blocks differently sets punch_hole(cur, k, inode, off, len), or
     # zero_range, collapse_range, insert_range with the same arguments; one with a clone
     # sets clone_range(cur, k, inode, src, dst, len); one whose ->setattr truncates its own
