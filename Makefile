@@ -18,8 +18,9 @@ $(BIN)/fsrace: pyproject.toml
 	$(BIN)/pip install -q -e .
 	@touch $@
 
-$(VENV)/.test-extra: $(BIN)/fsrace
-	$(BIN)/pip install -q -e '.[test]'
+# With the example file system package, whose protocols the tests find by entry point.
+$(VENV)/.test-extra: $(BIN)/fsrace examples/fsrace-ntfs3/pyproject.toml
+	$(BIN)/pip install -q -e '.[test]' -e examples/fsrace-ntfs3
 	@touch $@
 
 demo: $(BIN)/fsrace
@@ -48,9 +49,10 @@ system-deps:
 	fi
 
 test: $(VENV)/.test-extra system-deps
-	$(BIN)/ruff check src tests
+	$(BIN)/ruff check src tests examples
 	$(BIN)/mypy
 	$(BIN)/pytest -q -m "not slow and not realfs and not vm"
+	$(BIN)/pytest -q examples/fsrace-ntfs3/tests
 	$(BIN)/pytest -q -m realfs
 	$(BIN)/pytest -q -m vm
 	$(BIN)/pytest -q -m slow -n 2  # two processes: the verdict table alone takes minutes
@@ -59,7 +61,7 @@ test-fast: $(VENV)/.test-extra
 	$(BIN)/pytest -q -m "not slow and not realfs and not vm"
 
 lint: $(VENV)/.test-extra
-	$(BIN)/ruff check src tests
+	$(BIN)/ruff check src tests examples
 	$(BIN)/mypy
 
 bench: $(VENV)/.test-extra
