@@ -106,3 +106,23 @@ def test_a_scenario_class_given_twice_is_the_scenario_registered_once():
     for _ in range(2):  # each call makes an instance; the second is not "another scenario"
         record = fsrace.check(cls, "invalidate-lock", shrink=False)
         assert record["scenario"] == "punch-read" and record["verdict"] == "safe"
+
+
+def test_a_file_system_given_by_value_runs_as_the_module_it_copies():
+    """A protocol can carry its file system's address-space operations itself (a file
+    system modelled outside the package) instead of naming a module of fsrace.kernel."""
+    import dataclasses
+
+    from fsrace.kernel import ext4
+
+    class ByValue(InvalidateLock):
+        name = "test-invalidate-lock-ext4-by-value"
+        filesystem = dataclasses.replace(ext4.AOPS, name="ext4 by value")
+        unsupported = InvalidateLock.unsupported | {"zero range"}
+
+    by_name = fsrace.check("punch-read-fault", InvalidateLock, pages=2, writers=2)
+    by_value = fsrace.check("punch-read-fault", ByValue, pages=2, writers=2)
+    assert by_value["verdict"] == by_name["verdict"] == "safe"
+    assert (by_value["states"], by_value["traces"]) == (by_name["states"], by_name["traces"])
+    why = fsrace.run.not_modelled("zero-range-write-fault", ByValue.name)
+    assert why == (f"{ByValue.name} runs ext4 by value, which has no zero range operation")

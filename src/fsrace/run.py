@@ -138,7 +138,9 @@ def not_modelled(scenario: str, protocol: str) -> str | None:
         return f"{protocol}'s file system refuses {', '.join(refused)} (-EOPNOTSUPP)"
     missing = sorted(scen.needs & proto.unsupported)
     if missing:
-        return (f"{protocol} runs fsrace.kernel.{proto.filesystem}, which has no "
+        fs = proto.filesystem
+        runs = f"fsrace.kernel.{fs}" if isinstance(fs, str) else fs.name or "its own a_ops"
+        return (f"{protocol} runs {runs}, which has no "
                 f"{', '.join(missing)} operation")
     return None
 

@@ -19,6 +19,7 @@ class AddressSpaceOps:
     readpage: Any  # (cur, k, inode, page), page locked; unlocks it
     page_mkwrite: Any  # (cur, k, inode, page) -> VM_FAULT_*
     writepages: Any  # (cur, k, inode, first, last)
+    name: str = ""  # whose they are, for messages ("" for the bundled modules')
 
 
 @dataclass
@@ -50,11 +51,16 @@ class Kernel:
 
     @property
     def fs(self) -> AddressSpaceOps:
-        """The address-space operations of the protocol's file system."""
+        """The address-space operations of the protocol's file system: the protocol's
+        `filesystem` itself, or the AOPS of the module fsrace.kernel.<filesystem>."""
         if self._fs is None:
-            from importlib import import_module
+            fs = self.protocol.filesystem
+            if isinstance(fs, AddressSpaceOps):
+                self._fs = fs
+            else:
+                from importlib import import_module
 
-            self._fs = import_module(f"{__package__}.{self.protocol.filesystem}").AOPS
+                self._fs = import_module(f"{__package__}.{fs}").AOPS
         return self._fs
 
     def log(self, kind: str, task: str, **data: Any) -> None:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from ..kernel.locking import down_write, mutex_lock, mutex_unlock, up_write
 
 if TYPE_CHECKING:
-    from ..kernel.kernel import Kernel
+    from ..kernel.kernel import AddressSpaceOps, Kernel
     from ..kernel.structs import Current, Inode
 
 
@@ -37,7 +37,9 @@ class Protocol:
     name = ""
     summary = ""
     era = ""  # the kernel versions and commits it stands for
-    filesystem = "ext4"  # whose address-space operations run: fsrace.kernel.<filesystem>
+    # Whose address-space operations run: the module fsrace.kernel.<filesystem>, or an
+    # AddressSpaceOps of a file system modelled outside the package.
+    filesystem: str | AddressSpaceOps = "ext4"
     # Operations that file system's model lacks: only the NFS client's and ocfs2's have a
     # clone (ext4 has no reflink; the model's XFS does not model its own), only the SMB
     # client's and ocfs2's a copy, only ocfs2's blocks shared by a reflink ("shared blocks").
