@@ -17,6 +17,7 @@ mkfs_mount() {  # type, where: a fresh file system on the scratch disk
     nilfs2) mkfs.nilfs2 -q -f /dev/vdc ;;
     gfs2) mkfs.gfs2 -O -q -p lock_nolock -j 1 /dev/vdc ;;
     ocfs2) mkfs.ocfs2 -q -F -M local /dev/vdc ;;
+    ntfs3) mkntfs -q -Q -F /dev/vdc ;;
     esac
     mount -t "$1" /dev/vdc "$2"
 }
