@@ -24,6 +24,7 @@ from typing import cast
 
 from ..explore.step import READ, WRITE, Step
 from .buffer import VM_FAULT_LOCKED, VM_FAULT_NOPAGE, VM_FAULT_RETRY
+from .ext4 import ext4_da_get_block_prep, ext4_da_invalidatepage
 from .kernel import AddressSpaceOps, Kernel
 from .locking import lock_page, unlock_page, wait_on_page_writeback
 from .page_writeback import write_cache_pages, write_out
@@ -113,5 +114,9 @@ def cifs_file_copychunk_range(cur: Current, k: Kernel, inode: Inode, src: int, d
     yield from proto.remove_blocks_end(cur, k, inode, "copy")
     return None
 
+# invalidatepage and write(2)'s get_block are ext4's: the model has no write_begin or
+# invalidatepage of this file system's own.
 AOPS = AddressSpaceOps(readpage=cifs_read_folio, page_mkwrite=cifs_page_mkwrite,
-                       writepages=cifs_writepages)
+                       writepages=cifs_writepages,
+                       invalidatepage=ext4_da_invalidatepage,
+                       write_get_block=ext4_da_get_block_prep)

@@ -496,4 +496,6 @@ def ext4_insert_range(cur: Current, k: Kernel, inode: Inode, offset: int, length
 
 
 AOPS = AddressSpaceOps(readpage=ext4_readpage, page_mkwrite=ext4_page_mkwrite,
+                       invalidatepage=ext4_da_invalidatepage,
+                       write_get_block=ext4_da_get_block_prep,
                        writepages=ext4_da_writepages)

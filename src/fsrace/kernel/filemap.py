@@ -10,7 +10,6 @@ from .buffer import (
     block_commit_write,
     create_empty_buffers,
 )
-from .ext4 import ext4_da_get_block_prep
 from .kernel import Kernel
 from .locking import lock_page, unlock_page, wait_on_page_writeback
 from .structs import PAGE_SIZE, Current, Inode
@@ -170,7 +169,7 @@ def generic_perform_write(cur: Current, k: Kernel, inode: Inode, pos: int, buf):
         create_empty_buffers(k, page)
         yield from wait_on_page_writeback(cur, page)
         yield from __block_write_begin(cur, k, inode, page, offset, offset + n,
-                                       ext4_da_get_block_prep)
+                                       k.fs.write_get_block)
         st = Step("iov_iter_copy_from_user_atomic; block_write_end",
                   ((page.key, WRITE), (page.data_key, WRITE), (inode.size_key, WRITE),
                    (inode.dirty_tag_key, WRITE),

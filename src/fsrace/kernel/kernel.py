@@ -19,6 +19,11 @@ class AddressSpaceOps:
     readpage: Any  # (cur, k, inode, page), page locked; unlocks it
     page_mkwrite: Any  # (cur, k, inode, page) -> VM_FAULT_*
     writepages: Any  # (cur, k, inode, first, last)
+    # (k, inode, page): the page leaves the cache; drop what the file system keeps with it
+    # (buffers, and the reservations of delay buffers).
+    invalidatepage: Any
+    # write_begin's get_block for a buffer write(2) fills: (cur, k, inode, lblk, bh, create).
+    write_get_block: Any
     name: str = ""  # whose they are, for messages ("" for the bundled modules')
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from ..explore.step import READ, WRITE, Step
 from .buffer import VM_FAULT_LOCKED, VM_FAULT_NOPAGE, VM_FAULT_RETRY
-from .ext4 import ext4_ext_remove_space
+from .ext4 import ext4_da_get_block_prep, ext4_da_invalidatepage, ext4_ext_remove_space
 from .kernel import AddressSpaceOps, Kernel
 from .locking import (
     lock_page,
@@ -161,5 +161,9 @@ def nfsd_clone(cur: Current, k: Kernel, inode: Inode, src: int, dst: int, count:
                            "nfs42_proc_clone: CLONE RPC, the server copies the blocks")
 
 
+# invalidatepage and write(2)'s get_block are ext4's: the model has no write_begin or
+# invalidatepage of this file system's own.
 AOPS = AddressSpaceOps(readpage=nfs_readpage, page_mkwrite=nfs_vm_page_mkwrite,
-                       writepages=nfs_writepages)
+                       writepages=nfs_writepages,
+                       invalidatepage=ext4_da_invalidatepage,
+                       write_get_block=ext4_da_get_block_prep)

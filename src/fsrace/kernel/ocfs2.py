@@ -27,6 +27,7 @@ from .buffer import (
     create_empty_buffers,
     submit_mapped_buffers,
 )
+from .ext4 import ext4_da_get_block_prep, ext4_da_invalidatepage
 from .kernel import AddressSpaceOps, Kernel
 from .locking import (
     down_read,
@@ -279,5 +280,9 @@ def ocfs2_reflink_remap_blocks(cur: Current, k: Kernel, inode: Inode, src: int, 
     st.note = "; ".join(notes)
 
 
+# invalidatepage and write(2)'s get_block are ext4's: the model has no write_begin or
+# invalidatepage of this file system's own.
 AOPS = AddressSpaceOps(readpage=ocfs2_read_folio, page_mkwrite=ocfs2_page_mkwrite,
-                       writepages=ocfs2_writepages)
+                       writepages=ocfs2_writepages,
+                       invalidatepage=ext4_da_invalidatepage,
+                       write_get_block=ext4_da_get_block_prep)

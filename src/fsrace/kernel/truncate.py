@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from ..explore.step import READ, TRY, WRITE, Step
-from .ext4 import ext4_da_invalidatepage
 from .kernel import Kernel
 from .locking import lock_page, unlock_page, wait_on_page_writeback
 from .structs import PAGE_SIZE, TO_EOF, Disk, Inode, Page
@@ -77,7 +76,7 @@ def truncate_inode_page(cur, k: Kernel, inode: Inode, page: Page):
         st.note = "already truncated"
         return
     _zap_ptes(inode, page.index, page.index, page)
-    ext4_da_invalidatepage(k, inode, page)
+    k.fs.invalidatepage(k, inode, page)
     page.dirty = page.tagged_dirty = False
     page.inode = None
     del inode.pages[page.index]
@@ -120,7 +119,7 @@ def invalidate_mapping_pages(cur, k: Kernel, inode: Inode):
         if page.locked_by or page.dirty or page.writeback or mapped or page.inode is not inode:
             st.note = "busy: kept"
             continue
-        ext4_da_invalidatepage(k, inode, page)
+        k.fs.invalidatepage(k, inode, page)
         page.inode = None
         del inode.pages[page.index]
         st.note = "dropped"
