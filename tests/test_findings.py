@@ -60,6 +60,28 @@ def test_the_smb_copy_reproducer_finds_nothing_on_local_file_systems(fs, tmp_pat
     assert "500 rounds, 0 copies refused or short: 500 clean" in r.stdout, r.stdout
 
 
+@needs_cc
+@pytest.mark.realfs
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting needs root")
+@pytest.mark.parametrize("fs", ["ext4", "xfs"])
+def test_the_ntfs3_collapse_reproducer_loses_no_store_on_ext4_and_xfs(fs, tmp_path):
+    # Both take their fault-exclusion lock in page_mkwrite: a store waits for the collapse.
+    binary = _build(FINDINGS / "ntfs3-collapse-mmap.c", tmp_path / "repro")
+    with scratch_fs(fs) as s:
+        path = os.path.join(s.mnt, "file")
+        check = subprocess.run([str(binary), path, "50", "--sequential"],
+                               capture_output=True, text=True, timeout=60)
+        r = subprocess.run([str(binary), path, "300"], capture_output=True, text=True,
+                           timeout=120)
+    assert check.returncode == 0 and "25600 moved with the page" in check.stdout, check.stdout
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert " 0 lost, 0 unexplained" in r.stdout, r.stdout
+    # The collapse ran in the middle of the stores, not only before or after them all.
+    moved, after = (int(re.search(rf"(\d+) {w}", r.stdout)[1])
+                    for w in ("moved with the page", "after the collapse"))
+    assert moved > 0 and after > 0, r.stdout
+
+
 def _reproduce_lines():
     root = FINDINGS.parent.parent
     for doc in [root / "README.md", *sorted((root / "docs").rglob("*.md"))]:
