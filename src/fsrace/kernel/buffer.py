@@ -18,6 +18,7 @@ VM_FAULT_RETRY = "retry"  # page_mkwrite could not take its lock: drop mmap_sem,
 
 
 def create_empty_buffers(k: Kernel, page: Page) -> None:
+    """Attach unmapped buffers to a page that has none. Called with the page locked."""
     if page.buffers is None:
         page.buffers = [Buffer(uptodate=page.uptodate) for _ in range(k.blocks_per_page)]
 
@@ -101,7 +102,9 @@ def block_read_full_page(cur: Current, k: Kernel, inode: Inode, page: Page, get_
 
 def block_page_mkwrite(cur: Current, k: Kernel, inode: Inode, page: Page, get_block):
     """__block_page_mkwrite (3.4): lock the page, check it was not truncated, map or reserve
-    its blocks, dirty it. Returns VM_FAULT_LOCKED with the page locked, or VM_FAULT_NOPAGE."""
+    its blocks, dirty it. Returns VM_FAULT_LOCKED with the page locked, or VM_FAULT_NOPAGE.
+    Called with mmap_sem held for read and the page unlocked (and the protocol's
+    page_mkwrite lock, if any)."""
     yield from lock_page(cur, page)
     st = Step("block_page_mkwrite: recheck page->mapping, i_size",
               ((page.key, WRITE), (inode.size_key, READ)))

@@ -16,6 +16,8 @@ from .structs import PAGE_SIZE, Current, Inode
 
 
 def find_get_page(cur: Current, k: Kernel, inode: Inode, index: int):
+    """The cached page at `index`, or None; not locked, so it may be truncated at once.
+    Called with no lock of its own needed."""
     st = Step(f"find_get_page({inode.name}:{index})",
               ((inode.pages_key, READ), (inode.page_key(index), READ)))
     yield st
@@ -25,7 +27,9 @@ def find_get_page(cur: Current, k: Kernel, inode: Inode, index: int):
 
 
 def add_to_page_cache_lru(cur: Current, k: Kernel, inode: Inode, index: int):
-    """Insert a new locked, not uptodate page; None if another task got there first."""
+    """Insert a new locked, not uptodate page; None if another task got there first.
+    Called with the protocol's lock for adding pages, if it has one (5.15: invalidate_lock
+    shared)."""
     st = Step(f"add_to_page_cache_lru({inode.name}:{index})",
               ((inode.pages_key, WRITE), (inode.page_key(index), WRITE)))
     yield st
@@ -39,7 +43,8 @@ def add_to_page_cache_lru(cur: Current, k: Kernel, inode: Inode, index: int):
 
 
 def page_cache_read(cur: Current, k: Kernel, inode: Inode, index: int):
-    """Bring a missing page into the cache (filemap_fault's miss path, read(2)'s too)."""
+    """Bring a missing page into the cache (filemap_fault's miss path, read(2)'s too).
+    Called with what add_to_page_cache_lru needs; ->readpage unlocks the page."""
     page = yield from add_to_page_cache_lru(cur, k, inode, index)
     if page is not None:
         yield from k.fs.readpage(cur, k, inode, page)
@@ -49,6 +54,7 @@ def filemap_fault(cur: Current, k: Kernel, inode: Inode, index: int):
     """Find or read the page and return it locked, rechecking page->mapping and i_size
     under the page lock. Returns (VM_FAULT_LOCKED, page) or (VM_FAULT_SIGBUS, None).
 
+    Called with mmap_sem held for read (and the protocol's ->fault lock, if any).
     On a miss, and on every retry_find after a truncated page, the protocol's fault lock
     (5.15: invalidate_lock shared) is taken and held until the page is locked and known to
     be still in the file, as filemap_fault does since 5.15."""
@@ -101,7 +107,8 @@ def filemap_fault(cur: Current, k: Kernel, inode: Inode, index: int):
 
 def filemap_write_and_wait_range(cur: Current, k: Kernel, inode: Inode, first: int,
                                  last: int):
-    """Write back the dirty pages of [first, last] and wait for their I/O."""
+    """Write back the dirty pages of [first, last] and wait for their I/O. Called with no
+    page lock held (it takes each page's)."""
     yield from k.fs.writepages(cur, k, inode, first, last)
     st = Step("filemap_fdatawait_range: find pages under writeback", ((inode.pages_key, READ),))
     yield st
@@ -111,7 +118,8 @@ def filemap_write_and_wait_range(cur: Current, k: Kernel, inode: Inode, first: i
 
 
 def do_generic_file_read(cur: Current, k: Kernel, inode: Inode, pos: int, count: int):
-    """read(2) through the page cache; returns the cells read (short at EOF)."""
+    """read(2) through the page cache; returns the cells read (short at EOF). Called with
+    the protocol's read lock, if any (XFS: the IO lock shared)."""
     proto = k.protocol
     out: list = []
     index = pos // PAGE_SIZE
@@ -191,7 +199,7 @@ def generic_perform_write(cur: Current, k: Kernel, inode: Inode, pos: int, buf):
 
 
 def grab_cache_page_write_begin(cur: Current, k: Kernel, inode: Inode, index: int):
-    """Find the page and lock it, or add a new locked one."""
+    """Find the page and lock it, or add a new locked one. Called with i_mutex held."""
     while True:
         page = yield from find_get_page(cur, k, inode, index)
         if page is None:

@@ -59,7 +59,8 @@ def user_load(cur: Current, k: Kernel, inode: Inode, offset: int):
 
 
 def handle_mm_fault(cur: Current, k: Kernel, mm: MM, inode: Inode, index: int, write: bool):
-    """Take mmap_sem for read and resolve the fault once; the caller retries the access."""
+    """Take mmap_sem for read and resolve the fault once; the caller retries the access.
+    Called with no lock held."""
     yield from down_read(cur, mm.mmap_sem)
     st = Step("handle_pte_fault", ((mm.pte_key(inode, index), READ),))
     yield st
@@ -75,6 +76,8 @@ def handle_mm_fault(cur: Current, k: Kernel, mm: MM, inode: Inode, index: int, w
 
 
 def __do_fault(cur: Current, k: Kernel, mm: MM, inode: Inode, index: int, write: bool):
+    """No PTE yet: ->fault (filemap_fault, inside the protocol's fault hooks), then for a
+    write ->page_mkwrite, then install the PTE. Called with mmap_sem held for read."""
     proto = k.protocol
     yield from proto.fault_begin(cur, k, inode)
     ret, page = yield from filemap_fault(cur, k, inode, index)
@@ -101,7 +104,7 @@ def __do_fault(cur: Current, k: Kernel, mm: MM, inode: Inode, index: int, write:
 
 def do_wp_page(cur: Current, k: Kernel, mm: MM, inode: Inode, index: int, page: Page):
     """Write to a present, write-protected PTE of a shared mapping: page_mkwrite, then make
-    the PTE writable if it still maps the same page."""
+    the PTE writable if it still maps the same page. Called with mmap_sem held for read."""
     tmp = yield from k.fs.page_mkwrite(cur, k, inode, page)
     if tmp in (VM_FAULT_NOPAGE, VM_FAULT_RETRY):
         return tmp

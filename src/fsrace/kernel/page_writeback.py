@@ -19,7 +19,8 @@ def write_cache_pages(cur: Current, k: Kernel, inode: Inode, first: int, last: i
                       writepage):
     """Every page of [first, last] tagged dirty (PAGECACHE_TAG_DIRTY, which outlives
     PG_dirty until set_page_writeback) is locked, rechecked, waited on if under writeback,
-    and handed to `writepage(cur, k, inode, page)` still locked."""
+    and handed to `writepage(cur, k, inode, page)` still locked. Called with no page lock
+    held: by the flusher, by fsync, or by a remover's flush under its locks."""
     st = Step("write_cache_pages: find dirty pages",
               ((inode.pages_key, READ), (inode.dirty_tag_key, READ)))
     yield st
@@ -46,7 +47,7 @@ def write_cache_pages(cur: Current, k: Kernel, inode: Inode, first: int, last: i
 
 def write_out(cur: Current, k: Kernel, inode: Inode, page: Page, submit):
     """The locked page goes clean and under writeback, is unlocked, `submit` writes it,
-    and its writeback ends."""
+    and its writeback ends. Called with the page locked; returns with it unlocked."""
     yield from clear_page_dirty_for_io(cur, k, inode, page)
     yield from set_page_writeback(cur, page)
     yield from unlock_page(cur, page)
@@ -56,7 +57,8 @@ def write_out(cur: Current, k: Kernel, inode: Inode, page: Page, submit):
 
 def clear_page_dirty_for_io(cur: Current, k: Kernel, inode: Inode, page: Page):
     """page_mkclean: write-protect every PTE of the page, so the next store faults again,
-    and move their dirty bits to the page before clearing it for I/O."""
+    and move their dirty bits to the page before clearing it for I/O. Called with the
+    page locked."""
     ptes = tuple((mm.pte_key(inode, page.index), WRITE) for mm in inode.i_mmap)
     yield Step("clear_page_dirty_for_io: page_mkclean",
                ((page.key, WRITE), (inode.dirty_tag_key, WRITE), *ptes))

@@ -40,7 +40,8 @@ def _release_footprint(inode: Inode, page: Page) -> tuple:
 
 
 def unmap_mapping_range(cur, k: Kernel, inode: Inode, first: int, last: int):
-    """Zap the PTEs of pages [first, last] in every process that maps the file."""
+    """Zap the PTEs of pages [first, last] in every process that maps the file. Called
+    with no page lock held (i_mmap_lock is within the step)."""
     span = f"{first}-{last}" if last < TO_EOF else f"{first}-EOF"
     st = Step(f"unmap_mapping_range({inode.name}:{span})",
               footprint=lambda: _pte_keys(inode, first, last))
@@ -51,7 +52,8 @@ def unmap_mapping_range(cur, k: Kernel, inode: Inode, first: int, last: int):
 def truncate_inode_pages_range(cur, k: Kernel, inode: Inode, first: int, last: int):
     """Remove pages [first, last] from the cache, each under its page lock after its
     writeback ended. Pages added behind the lookup are not seen (3.4 does one lookup per
-    batch; its two passes, trylock then lock, are folded into one)."""
+    batch; its two passes, trylock then lock, are folded into one). Called with no page
+    lock held, and with the remover's locks (i_mutex; the protocol's, exclusive)."""
     st = Step("truncate_inode_pages_range: pagevec_lookup", ((inode.pages_key, READ),))
     yield st
     pages = [p for i, p in sorted(inode.pages.items()) if first <= i <= last]
@@ -84,14 +86,15 @@ def truncate_inode_page(cur, k: Kernel, inode: Inode, page: Page):
 
 
 def truncate_pagecache_range(cur, k: Kernel, inode: Inode, first: int, last: int):
-    """Unmap, then truncate the pages (3.4 mm/truncate.c)."""
+    """Unmap, then truncate the pages (3.4 mm/truncate.c). Called as
+    truncate_inode_pages_range is."""
     yield from unmap_mapping_range(cur, k, inode, first, last)
     yield from truncate_inode_pages_range(cur, k, inode, first, last)
 
 
 def truncate_pagecache(cur, k: Kernel, inode: Inode, new_size: int, old_size: int):
     """After i_size was lowered: unmap, truncate the pages beyond, unmap again (for private
-    COW pages made in between)."""
+    COW pages made in between). Called with i_mutex held, after i_size was written."""
     first = -(-new_size // PAGE_SIZE)
     last = -(-old_size // PAGE_SIZE) - 1
     if first > last:
@@ -102,7 +105,8 @@ def truncate_pagecache(cur, k: Kernel, inode: Inode, new_size: int, old_size: in
 
 
 def invalidate_mapping_pages(cur, k: Kernel, inode: Inode):
-    """drop_caches: remove clean, unlocked, unmapped pages, leave the rest."""
+    """drop_caches: remove clean, unlocked, unmapped pages, leave the rest. Called with no
+    lock held."""
     st = Step(f"invalidate_mapping_pages({inode.name}): pagevec_lookup",
               ((inode.pages_key, READ),))
     yield st
