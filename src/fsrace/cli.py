@@ -497,7 +497,7 @@ def matrix_cmd(max_executions, as_markdown, as_json, html_dir, strategy, jobs, r
 @click.option("--vm", is_flag=True, help="run inside a qemu guest (Debian bookworm, 6.1): "
               "--fs nfs, nfs-xfs (NFS v4.2 over loopback exporting ext4 or xfs), smb, "
               "smb-xfs (SMB 3.1.1, Samba), ext4, xfs, btrfs, f2fs, nilfs2, gfs2, ocfs2, "
-              "tmpfs, ntfs3 (with --kernel: Debian's 6.1 has no ntfs3)")
+              "tmpfs, ntfs3 (--kernel linux-image-amd64: 6.1 has none), ntfs (sid's 7.2)")
 @click.option("--kernel", default=None, metavar="PKG[/SUITE]",
               help="with --vm: boot this kernel package instead, from bookworm-backports or "
               "SUITE (e.g. linux-image-amd64, linux-image-amd64/sid)")

@@ -36,11 +36,12 @@ PACKAGES = ["linux-image-amd64", "initramfs-tools", "kmod", "iproute2", "util-li
             "xfsprogs", "btrfs-progs", "f2fs-tools", "nilfs-tools", "gfs2-utils",
             "ocfs2-tools", "samba", "cifs-utils", "ntfs-3g"]
 # Block file systems are made on the scratch disk (gfs2 with lock_nolock and ocfs2 in
-# local mode: one node, no cluster stack; ntfs3 by ntfs-3g's mkntfs); nfs and smb are the
-# v4.2 and SMB 3.1.1 clients over loopback, exporting ext4 or, with -xfs, xfs (reflink on,
-# the mkfs default). The SMB server is Samba: bookworm's ksmbd-tools oopsed 6.1's ksmbd and
-# could not serve 7.2's.
-BLOCK_FILESYSTEMS = ("ext4", "xfs", "btrfs", "f2fs", "nilfs2", "gfs2", "ocfs2", "ntfs3")
+# local mode: one node, no cluster stack; ntfs3, and ntfs, the driver Debian's 7.2 builds
+# instead of it, by ntfs-3g's mkntfs); nfs and smb are the v4.2 and SMB 3.1.1 clients over
+# loopback, exporting ext4 or, with -xfs, xfs (reflink on, the mkfs default). The SMB
+# server is Samba: bookworm's ksmbd-tools oopsed 6.1's ksmbd and could not serve 7.2's.
+BLOCK_FILESYSTEMS = ("ext4", "xfs", "btrfs", "f2fs", "nilfs2", "gfs2", "ocfs2", "ntfs3",
+                     "ntfs")
 VM_FILESYSTEMS = ("nfs", "nfs-xfs", "smb", "smb-xfs", *BLOCK_FILESYSTEMS, "tmpfs")
 SCRATCH_DISK_MB = 2048
 # What runs in the guest, kept as files beside this one (package data): the init that

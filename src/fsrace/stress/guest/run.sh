@@ -17,9 +17,10 @@ mkfs_mount() {  # type, where: a fresh file system on the scratch disk
     nilfs2) mkfs.nilfs2 -q -f /dev/vdc ;;
     gfs2) mkfs.gfs2 -O -q -p lock_nolock -j 1 /dev/vdc ;;
     ocfs2) mkfs.ocfs2 -q -F -M local /dev/vdc ;;
-    ntfs3) mkntfs -q -Q -F /dev/vdc ;;
+    ntfs3|ntfs) mkntfs -q -Q -F /dev/vdc ;;
     esac
-    mount -t "$1" /dev/vdc "$2"
+    # -i: the kernel's ntfs driver, not the mount.ntfs helper (ntfs-3g, FUSE)
+    case "$1" in ntfs) mount -i -t ntfs /dev/vdc "$2" ;; *) mount -t "$1" /dev/vdc "$2" ;; esac
 }
 FS=@FS@
 case "$FS" in
