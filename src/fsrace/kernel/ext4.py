@@ -14,6 +14,7 @@ from .buffer import (
     mpage_readpage,
     submit_mapped_buffers,
 )
+from .delalloc import da_allocate, da_release, da_reserve
 from .kernel import AddressSpaceOps, Kernel
 from .locking import (
     down_read,
@@ -73,22 +74,12 @@ def ext4_da_get_block_prep(cur: Current, k: Kernel, inode: Inode, lblk: int, bh:
         bh.unwritten = state == UNWRITTEN
         st.note = f"lblk {lblk} -> blk{pblk}"
     else:
-        if state != DELALLOC:  # a hole: ext4_da_reserve_space
-            inode.i_reserved_data_blocks += 1
-            k.disk.dirty_clusters += 1
-            inode.extents[lblk] = (DELALLOC, None)
+        if state != DELALLOC:  # a hole
+            da_reserve(k, inode, lblk)
         bh.delay = True
         bh.new = True
         st.note = f"lblk {lblk}: hole, reserved (delay)"
     yield from up_read(cur, inode.i_data_sem)
-
-
-def ext4_da_release_reservation(k: Kernel, inode: Inode, lblk: int) -> None:
-    """ext4_da_release_space for one block whose delay buffer is being dropped."""
-    if inode.extents.get(lblk, (None,))[0] == DELALLOC:
-        del inode.extents[lblk]
-        inode.i_reserved_data_blocks -= 1
-        k.disk.dirty_clusters -= 1
 
 
 # -- reading and faulting -------------------------------------------------------------------
@@ -145,10 +136,7 @@ def mpage_da_map_blocks(cur: Current, k: Kernel, inode: Inode, page: Page):
         lblk = k.lblk(page.index, nr)
         state, pblk = inode.extents.get(lblk, ("hole", None))
         if state == DELALLOC:
-            pblk = k.disk.alloc((inode.name, lblk))
-            inode.extents[lblk] = (WRITTEN, pblk)
-            inode.i_reserved_data_blocks -= 1
-            k.disk.dirty_clusters -= 1
+            pblk = da_allocate(k, inode, lblk)
             notes.append(f"lblk {lblk} -> blk{pblk}")
         elif state == "hole":
             # No reservation backs this delay buffer; ext4_da_update_reserve_space warns
@@ -286,7 +274,7 @@ def zero_partial_page(cur: Current, k: Kernel, inode: Inode, index: int, start: 
             lo, hi = base + nr * k.blksize, base + (nr + 1) * k.blksize
             if start <= lo and hi <= end:
                 if bh.delay:
-                    ext4_da_release_reservation(k, inode, k.lblk(index, nr))
+                    da_release(k, inode, k.lblk(index, nr))
                 page.buffers[nr] = Buffer(uptodate=True)  # type: ignore[index]
     yield from unlock_page(cur, page)
 
@@ -295,7 +283,7 @@ def ext4_da_invalidatepage(k: Kernel, inode: Inode, page: Page) -> None:
     """Drop the page's buffers, releasing the reservation of delay buffers."""
     for nr, bh in enumerate(page.buffers or []):
         if bh.delay:
-            ext4_da_release_reservation(k, inode, k.lblk(page.index, nr))
+            da_release(k, inode, k.lblk(page.index, nr))
     page.buffers = None
 
 

@@ -28,11 +28,11 @@ from typing import cast
 
 from ..explore.step import READ, WRITE, Step
 from .buffer import __block_write_begin, block_commit_write, create_empty_buffers
+from .delalloc import da_release
 from .ext4 import AOPS as EXT4_AOPS
 from .ext4 import (
     _aligned,
     ext4_da_get_block_prep,
-    ext4_da_release_reservation,
     ext4_ext_remove_space_locked,
 )
 from .kernel import Kernel
@@ -188,7 +188,7 @@ def __exchange_data_block(cur: Current, k: Kernel, inode: Inode, src: int, dst: 
             if pblk is not None:
                 k.disk.free(pblk)
                 del inode.extents[b]
-            ext4_da_release_reservation(k, inode, b)
+            da_release(k, inode, b)
             if a in inode.extents:
                 inode.extents[b] = inode.extents.pop(a)
                 pblk = inode.extents[b][1]

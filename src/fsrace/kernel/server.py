@@ -10,7 +10,7 @@ its own copy of the source's data. Each client names the RPC its step stands for
 from __future__ import annotations
 
 from ..explore.step import READ, WRITE, Step
-from .ext4 import ext4_da_release_reservation
+from .delalloc import da_release
 from .kernel import Kernel
 from .locking import unlock_page
 from .structs import DELALLOC, PAGE_SIZE, WRITTEN, Current, Disk, Inode, Page
@@ -79,7 +79,7 @@ def server_write(cur: Current, k: Kernel, inode: Inode, page: Page, rpc: str, so
         state, pblk = inode.extents.get(lb, ("hole", None))
         if state != WRITTEN:
             if state == DELALLOC:
-                ext4_da_release_reservation(k, inode, lb)
+                da_release(k, inode, lb)
             pblk = k.disk.alloc((inode.name, lb))
             inode.extents[lb] = (WRITTEN, pblk)
         assert pblk is not None
@@ -117,7 +117,7 @@ def server_copy(cur: Current, k: Kernel, inode: Inode, src: int, dst: int, count
         if d_pblk is not None:
             k.disk.free(d_pblk)
             del inode.extents[d_lb]
-        ext4_da_release_reservation(k, inode, d_lb)  # a delay block: drop its reservation
+        da_release(k, inode, d_lb)  # a delay block: drop its reservation
         if data is None:
             notes.append(f"lblk {d_lb}: hole")
             continue

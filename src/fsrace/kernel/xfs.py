@@ -10,7 +10,7 @@ partial blocks on disk, and xfs_bunmapi removes delalloc extents along with writ
 from __future__ import annotations
 
 from ..explore.step import READ, WRITE, Step
-from .ext4 import ext4_da_release_reservation
+from .delalloc import da_release
 from .kernel import Kernel
 from .locking import down_read, down_write, up_read, up_write
 from .structs import DELALLOC, PAGE_SIZE, TO_EOF, UNWRITTEN, WRITTEN, Current, Disk, Inode
@@ -87,7 +87,7 @@ def xfs_bunmapi(cur: Current, k: Kernel, inode: Inode, first: int, last: int):
             del inode.extents[lblk]
             notes.append(f"freed blk{pblk}")
         elif state == DELALLOC:
-            ext4_da_release_reservation(k, inode, lblk)
+            da_release(k, inode, lblk)
             notes.append(f"lblk {lblk}: delalloc extent and reservation dropped")
     st.note = "; ".join(notes) or "nothing allocated"
     yield from up_write(cur, inode.i_data_sem)

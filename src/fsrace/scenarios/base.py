@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from ..checks.invariants import FILE_CONTENTS, check_invariants, family
 from ..checks.spec import check_per_page
 from ..explore.step import CHANGES, Failure, Program, Step, Task
+from ..kernel.delalloc import da_reserve
 from ..kernel.kernel import Kernel
 from ..kernel.memory import user_load, user_store
 from ..kernel.state import CONTENTS, encode_kernel, lookup, model_encoders, stable_types
@@ -139,8 +140,6 @@ def cache_clean_page(k: Kernel, inode: Inode, index: int) -> None:
 
 def create_delalloc_file(k: Kernel, name: str, contents: list) -> Inode:
     """A file written by write(2) and not yet flushed: dirty pages, delay buffers, reserved."""
-    from ..kernel.structs import DELALLOC
-
     inode = Inode(name, len(contents))
     k.inodes[name] = inode
     for index in range(-(-len(contents) // PAGE_SIZE)):
@@ -151,9 +150,7 @@ def create_delalloc_file(k: Kernel, name: str, contents: list) -> Inode:
         page.buffers = [Buffer(delay=True, uptodate=True, dirty=True)
                         for _ in range(k.blocks_per_page)]
         for nr in range(k.blocks_per_page):
-            inode.extents[k.lblk(index, nr)] = (DELALLOC, None)
-            inode.i_reserved_data_blocks += 1
-            k.disk.dirty_clusters += 1
+            da_reserve(k, inode, k.lblk(index, nr))
         inode.pages[index] = page
     return inode
 
