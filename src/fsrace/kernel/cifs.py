@@ -25,11 +25,13 @@ from typing import cast
 from ..explore.step import READ, WRITE, Step
 from .buffer import VM_FAULT_LOCKED, VM_FAULT_NOPAGE, VM_FAULT_RETRY
 from .ext4 import ext4_da_get_block_prep, ext4_da_invalidatepage
+from .filemap import filemap_write_and_wait_range
 from .kernel import AddressSpaceOps, Kernel
 from .locking import lock_page, unlock_page, wait_on_page_writeback
 from .page_writeback import write_cache_pages, write_out
 from .server import server_copy, server_readpage, server_write
 from .structs import PAGE_SIZE, Current, Inode, Page
+from .truncate import truncate_inode_pages_range
 
 
 class CifsMkwrite(Interface):
@@ -91,8 +93,6 @@ def cifs_file_copychunk_range(cur: Current, k: Kernel, inode: Inode, src: int, d
     ranges, under the protocol's lock (lock_two_nondirectories: the inode lock), flush the
     source, write back the destination's first and last pages (cifs_flush_folio), drop the
     destination's pages, then the server copies (smb2_copychunk_range)."""
-    from .filemap import filemap_write_and_wait_range
-    from .truncate import truncate_inode_pages_range
 
     proto = k.protocol
     first, last = dst // PAGE_SIZE, (dst + length) // PAGE_SIZE - 1

@@ -12,12 +12,8 @@ where no other task can see the inode yet.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from .kernel import Kernel
 from .structs import DELALLOC, WRITTEN, Inode
-
-if TYPE_CHECKING:
-    from .kernel import Kernel
 
 
 def da_reserve(k: Kernel, inode: Inode, lblk: int) -> None:

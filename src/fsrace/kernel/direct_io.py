@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..explore.step import READ, Step
+from .filemap import filemap_write_and_wait_range
 from .kernel import Kernel
 from .locking import down_read, up_read
 from .structs import PAGE_SIZE, WRITTEN, Current, Inode
@@ -14,7 +15,6 @@ def generic_file_direct_read(cur: Current, k: Kernel, inode: Inode, pos: int, co
     reads it. A store through a mapping after the flush leaves a delalloc extent that the
     mapping finds: XFS's __xfs_get_blocks BUG()ed on it until 04197b341f23 (2017) made it a
     warning; ext4 reads it as a hole. Returns the cells read."""
-    from .filemap import filemap_write_and_wait_range
 
     proto = k.protocol
     yield from proto.dio_begin(cur, k, inode)

@@ -15,6 +15,7 @@ from .buffer import (
     submit_mapped_buffers,
 )
 from .delalloc import da_allocate, da_release, da_reserve
+from .filemap import filemap_write_and_wait_range, find_get_page
 from .kernel import AddressSpaceOps, Kernel
 from .locking import (
     down_read,
@@ -39,6 +40,7 @@ from .structs import (
     Inode,
     Page,
 )
+from .truncate import truncate_pagecache, truncate_pagecache_range
 
 
 # -- block mapping ------------------------------------------------------------------------
@@ -224,8 +226,6 @@ def ext4_ext_remove_space_locked(cur: Current, k: Kernel, inode: Inode, first: i
 def ext4_ext_punch_hole(cur: Current, k: Kernel, inode: Inode, offset: int, length: int):
     """ext4_ext_punch_hole as in 3.4: flush the range, drop its pages, then remove its
     blocks. Between the last two, nothing stops a fault from bringing a page back."""
-    from .filemap import filemap_write_and_wait_range
-    from .truncate import truncate_pagecache_range
 
     proto = k.protocol
     yield from proto.remove_blocks_begin(cur, k, inode, "punch")
@@ -256,7 +256,6 @@ def zero_partial_page(cur: Current, k: Kernel, inode: Inode, index: int, start: 
                       end: int):
     """ext4_discard_partial_page_buffers: zero [start, end) within a cached page, and unmap
     the buffers of blocks that lie wholly inside it."""
-    from .filemap import find_get_page
 
     page = yield from find_get_page(cur, k, inode, index)
     if page is None:
@@ -290,7 +289,6 @@ def ext4_da_invalidatepage(k: Kernel, inode: Inode, page: Page) -> None:
 def ext4_setattr_size(cur: Current, k: Kernel, inode: Inode, size: int):
     """ext4_setattr with ATTR_SIZE: truncate_setsize sets i_size first, then truncates the
     page cache, then ext4_truncate frees the blocks. Growing only sets i_size."""
-    from .truncate import truncate_pagecache
 
     st = Step("truncate_setsize: i_size_write", ((inode.size_key, WRITE),))
     yield st
@@ -324,8 +322,6 @@ def ext4_zero_range(cur: Current, k: Kernel, inode: Inode, offset: int, length: 
     """ext4_zero_range (3.15): flush the range and drop its pages, turn its blocks into
     unwritten extents (ext4_alloc_file_blocks with CONVERT_UNWRITTEN, allocating holes),
     zero the partial pages. Returns None or -EINVAL."""
-    from .filemap import filemap_write_and_wait_range
-    from .truncate import truncate_pagecache_range
 
     proto = k.protocol
     yield from mutex_lock(cur, inode.i_mutex)
@@ -429,8 +425,6 @@ def ext4_collapse_range(cur: Current, k: Kernel, inode: Inode, offset: int, leng
     """ext4_collapse_range (3.15): flush from the offset to EOF and drop those pages, remove
     the range's blocks and shift the later extents down (ext4_ext_shift_extents), then
     shrink i_size. Returns None or -EINVAL."""
-    from .filemap import filemap_write_and_wait_range
-    from .truncate import truncate_pagecache_range
 
     proto = k.protocol
     yield from mutex_lock(cur, inode.i_mutex)
@@ -458,8 +452,6 @@ def ext4_insert_range(cur: Current, k: Kernel, inode: Inode, offset: int, length
     """ext4_insert_range (4.2): flush from the offset to EOF and drop those pages, grow
     i_size, then shift the extents from the offset up, leaving a hole. Returns None or
     -EINVAL."""
-    from .filemap import filemap_write_and_wait_range
-    from .truncate import truncate_pagecache_range
 
     proto = k.protocol
     yield from mutex_lock(cur, inode.i_mutex)

@@ -35,6 +35,12 @@ from .ext4 import (
     ext4_da_get_block_prep,
     ext4_ext_remove_space_locked,
 )
+from .filemap import (
+    filemap_write_and_wait_range,
+    find_get_page,
+    grab_cache_page_write_begin,
+    page_cache_read,
+)
 from .kernel import Kernel
 from .locking import (
     down_write,
@@ -46,6 +52,7 @@ from .locking import (
     wait_on_page_writeback,
 )
 from .structs import PAGE_SIZE, TO_EOF, WRITTEN, Current, Disk, Inode
+from .truncate import truncate_pagecache_range
 
 
 class F2fsGaps(Interface):
@@ -62,7 +69,6 @@ class F2fsGaps(Interface):
 def _lock_after_flush(cur: Current, k: Kernel, inode: Inode, first: int, unlocked: bool):
     """"write out all dirty pages from offset", then invalidate_lock (or, without the
     gap, the lock first)."""
-    from .filemap import filemap_write_and_wait_range
 
     if not unlocked:
         yield from down_write(cur, inode.invalidate_lock)
@@ -74,8 +80,6 @@ def _lock_after_flush(cur: Current, k: Kernel, inode: Inode, first: int, unlocke
 def _write_out_moved_pages(cur: Current, k: Kernel, inode: Inode, first: int, drops: bool):
     """"write out all moved pages, if possible": in a lock section of its own when the
     exchange's section ended first (`drops`), else still in the exchange's."""
-    from .filemap import filemap_write_and_wait_range
-    from .truncate import truncate_pagecache_range
 
     if drops:
         yield from up_write(cur, inode.invalidate_lock)
@@ -89,7 +93,6 @@ def f2fs_insert_range(cur: Current, k: Kernel, inode: Inode, offset: int, length
     gaps in the invalidate lock it has: `insert_flushes_unlocked` (the first flush before
     the lock) and `insert_drops_lock` (unlocked between the exchange and the final flush);
     f2fs has both, the fix neither. Returns None or -EINVAL."""
-    from .truncate import truncate_pagecache_range
 
     proto = cast(F2fsGaps, k.protocol)
     yield from mutex_lock(cur, inode.i_mutex)
@@ -126,7 +129,6 @@ def f2fs_collapse_range(cur: Current, k: Kernel, inode: Inode, offset: int, leng
     (f2fs_truncate_blocks) under it again. And a third (`collapse_sizes_unlocked`): i_size
     shrinks only after that lock is dropped, so a fault in between still passes the size
     checks and maps a page the new size leaves past EOF. Returns None or -EINVAL."""
-    from .truncate import truncate_pagecache_range
 
     proto = cast(F2fsGaps, k.protocol)
     yield from mutex_lock(cur, inode.i_mutex)
@@ -221,7 +223,6 @@ def __exchange_data_block(cur: Current, k: Kernel, inode: Inode, src: int, dst: 
 
 def f2fs_get_lock_data_page(cur: Current, k: Kernel, inode: Inode, index: int):
     """Find the page or read it in, and return it locked and still in the file."""
-    from .filemap import find_get_page, page_cache_read
 
     while True:
         page = yield from find_get_page(cur, k, inode, index)
@@ -241,7 +242,6 @@ def f2fs_get_lock_data_page(cur: Current, k: Kernel, inode: Inode, index: int):
 def f2fs_get_new_data_page(cur: Current, k: Kernel, inode: Inode, index: int):
     """A locked page for `index` with a block reserved (NEW_ADDR) under it, its writeback
     waited for; the caller fills it."""
-    from .filemap import grab_cache_page_write_begin
 
     page = yield from grab_cache_page_write_begin(cur, k, inode, index)
     create_empty_buffers(k, page)

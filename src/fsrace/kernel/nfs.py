@@ -19,6 +19,7 @@ from __future__ import annotations
 from ..explore.step import READ, WRITE, Step
 from .buffer import VM_FAULT_LOCKED, VM_FAULT_NOPAGE, VM_FAULT_RETRY
 from .ext4 import ext4_da_get_block_prep, ext4_da_invalidatepage, ext4_ext_remove_space
+from .filemap import filemap_write_and_wait_range
 from .kernel import AddressSpaceOps, Kernel
 from .locking import (
     lock_page,
@@ -28,6 +29,7 @@ from .locking import (
 from .page_writeback import write_cache_pages, write_out
 from .server import server_copy, server_readpage, server_write
 from .structs import PAGE_SIZE, TO_EOF, Current, Inode, Page
+from .truncate import truncate_pagecache, truncate_pagecache_range
 
 
 def nfs_readpage(cur: Current, k: Kernel, inode: Inode, page: Page):
@@ -80,8 +82,6 @@ def nfsd_write(cur: Current, k: Kernel, inode: Inode, page: Page):
 def nfs42_proc_deallocate(cur: Current, k: Kernel, inode: Inode, offset: int, length: int):
     """fallocate(PUNCH_HOLE) on NFS v4.2: under the protocol's lock (inode_lock), flush the
     file, send DEALLOCATE (the server punches its file), then drop the cached pages."""
-    from .filemap import filemap_write_and_wait_range
-    from .truncate import truncate_pagecache_range
 
     proto = k.protocol
     yield from proto.remove_blocks_begin(cur, k, inode, "punch")
@@ -113,8 +113,6 @@ def nfs_setattr_size(cur: Current, k: Kernel, inode: Inode, size: int):
     the page back past the server's new end of file (the server's size is not modelled
     apart from the client's: a WRITE past it extends the server's file, here by mapping
     the block again)."""
-    from .filemap import filemap_write_and_wait_range
-    from .truncate import truncate_pagecache
 
     yield from filemap_write_and_wait_range(cur, k, inode, 0, TO_EOF)  # nfs_sync_inode
     st = Step("nfs4_proc_setattr: SETATTR RPC, nfsd_setattr on the server",
@@ -142,8 +140,6 @@ def nfs42_remap_file_range(cur: Current, k: Kernel, inode: Inode, src: int, dst:
     protocol's lock (the inode lock), flush the file (nfs_sync_inode), send CLONE (the
     server gives the destination its own copy of the source's data), then drop the
     destination's cached pages (truncate_inode_pages_range). Page-aligned ranges."""
-    from .filemap import filemap_write_and_wait_range
-    from .truncate import truncate_pagecache_range
 
     proto = k.protocol
     yield from proto.remove_blocks_begin(cur, k, inode, "clone")

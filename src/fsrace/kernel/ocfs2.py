@@ -28,6 +28,7 @@ from .buffer import (
     submit_mapped_buffers,
 )
 from .ext4 import ext4_da_get_block_prep, ext4_da_invalidatepage
+from .filemap import filemap_write_and_wait_range
 from .kernel import AddressSpaceOps, Kernel
 from .locking import (
     down_read,
@@ -41,6 +42,7 @@ from .locking import (
 )
 from .page_writeback import write_cache_pages, write_out
 from .structs import PAGE_SIZE, WRITTEN, Buffer, Current, Inode, Page
+from .truncate import truncate_inode_pages_range
 
 
 def _blocks_of(k: Kernel, page: Page) -> list[int]:
@@ -218,8 +220,6 @@ def ocfs2_remap_file_range(cur: Current, k: Kernel, inode: Inode, src: int, dst:
     protocol's lock: i_rwsem; the rw and inode cluster locks are no-ops locally), then
     generic_remap_file_range_prep checks the ranges and flushes both, and only then
     ip_alloc_sem for write, the destination's pages dropped and the blocks remapped."""
-    from .filemap import filemap_write_and_wait_range
-    from .truncate import truncate_inode_pages_range
 
     proto = k.protocol
     yield from proto.remove_blocks_begin(cur, k, inode, "clone")

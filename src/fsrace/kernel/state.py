@@ -13,7 +13,9 @@ from __future__ import annotations
 from dataclasses import fields, is_dataclass
 from typing import TYPE_CHECKING
 
+from ..explore.step import Step
 from .structs import MM, PTE, Buffer, Current, Inode, Mutex, Page, RWSem, WaitQueue
+from .uaccess import MappedBuffer, PlainBuffer
 
 if TYPE_CHECKING:
     from ..explore.state import StateEncoder
@@ -101,9 +103,6 @@ def _fields(obj, enc: StateEncoder) -> tuple:
 def model_encoders(value_types: tuple[type, ...] = ()) -> dict:
     """How each of the model's own types held by a task is encoded. `value_types` are
     further plain-value classes (frozen dataclasses, or objects of immutable fields)."""
-    from ..explore.step import Step
-    from .uaccess import MappedBuffer, PlainBuffer
-
     encoders: dict = {
         Page: page_ref, Buffer: _buffer, PTE: _pte,
         Inode: _named, MM: _named, RWSem: _named, Mutex: _named, WaitQueue: _named,
@@ -123,8 +122,6 @@ CONTENTS = {Page: page_contents}
 def stable_types(value_types: tuple[type, ...] = ()) -> frozenset[type]:
     """The types model_encoders encodes by name or reference, or as immutable values: a
     waiting frame holding only these keeps its encoding."""
-    from ..explore.step import Step
-
     frozen = {t for t in value_types
               if is_dataclass(t) and t.__dataclass_params__.frozen}  # type: ignore[attr-defined]
     return frozenset({Page, Current, Inode, MM, RWSem, Mutex, WaitQueue, Step, *frozen})

@@ -11,15 +11,15 @@ from __future__ import annotations
 
 from ..explore.step import READ, WRITE, Step
 from .delalloc import da_release
+from .filemap import filemap_write_and_wait_range
 from .kernel import Kernel
 from .locking import down_read, down_write, up_read, up_write
 from .structs import DELALLOC, PAGE_SIZE, TO_EOF, UNWRITTEN, WRITTEN, Current, Disk, Inode
+from .truncate import truncate_inode_pages_range
 
 
 def xfs_free_file_space(cur: Current, k: Kernel, inode: Inode, offset: int, length: int):
     """xfs_change_file_space(XFS_IOC_UNRESVSP) -> xfs_free_file_space (3.4)."""
-    from .filemap import filemap_write_and_wait_range
-    from .truncate import truncate_inode_pages_range
 
     proto = k.protocol
     yield from proto.remove_blocks_begin(cur, k, inode, "punch")
