@@ -76,13 +76,13 @@ def trace_page_data(res: CheckResult, shown: Schedule | None = None) -> dict:
         states.append(lines)
         changed.append([i for i, line in enumerate(lines) if line not in old])
         prev = lines
-    program_tasks = builder(res.scenario, res.protocol, res.params)().tasks
     relevant = _relevant(rec, failed, conflict)
     return {
         "result": result_dict(res),
         "why": why(res),
         "sample": cx is None,
-        "tasks": [{"name": t.name, "role": t.role} for t in program_tasks],
+        "tasks": [{"name": name, "role": role}
+                  for name, role in zip(rec.task_names, rec.task_roles, strict=True)],
         "steps": [{"n": n, "task": e.task, "label": e.step.label, "note": e.step.note,
                    "accesses": [list(a) for a in e.step.accesses], "relevant": relevant[n]}
                   for n, e in enumerate(rec.events)],
