@@ -45,7 +45,8 @@ from .truncate import truncate_pagecache, truncate_pagecache_range
 
 # -- block mapping ------------------------------------------------------------------------
 def ext4_get_block(cur: Current, k: Kernel, inode: Inode, lblk: int, bh: Buffer, create: bool):
-    """ext4_map_blocks without allocation (reads): map bh to the block, if there is one."""
+    """ext4_map_blocks without allocation (reads): map bh to the block, if there is one.
+    Called with the page locked; takes i_data_sem shared."""
     yield from down_read(cur, inode.i_data_sem)
     st = Step("ext4_map_blocks", ((inode.map_key, READ),))
     yield st
@@ -60,7 +61,8 @@ def ext4_get_block(cur: Current, k: Kernel, inode: Inode, lblk: int, bh: Buffer,
 def ext4_da_get_block_prep(cur: Current, k: Kernel, inode: Inode, lblk: int, bh: Buffer,
                            create: bool):
     """ext4_da_map_blocks: map an allocated block; for a hole, reserve space and mark the
-    buffer delay and new (delayed allocation)."""
+    buffer delay and new (delayed allocation). Called with the page locked; takes
+    i_data_sem shared."""
     yield from down_read(cur, inode.i_data_sem)
 
     def footprint():
@@ -86,6 +88,8 @@ def ext4_da_get_block_prep(cur: Current, k: Kernel, inode: Inode, lblk: int, bh:
 
 # -- reading and faulting -------------------------------------------------------------------
 def ext4_readpage(cur: Current, k: Kernel, inode: Inode, page: Page):
+    """->readpage. Called with the new page locked and not uptodate; the read's completion
+    unlocks it."""
     if k.blocks_per_page == 1:
         yield from mpage_readpage(cur, k, inode, page, ext4_get_block)
     else:
@@ -93,7 +97,9 @@ def ext4_readpage(cur: Current, k: Kernel, inode: Inode, page: Page):
 
 
 def ext4_page_mkwrite(cur: Current, k: Kernel, inode: Inode, page: Page):
-    """The 2012 delalloc write fault: block_page_mkwrite with ext4_da_get_block_prep."""
+    """The 2012 delalloc write fault: block_page_mkwrite with ext4_da_get_block_prep.
+    Called with mmap_sem held for read and the page unlocked; takes the protocol's
+    page_mkwrite lock around the page lock."""
     proto = k.protocol
     if (yield from proto.page_mkwrite_begin(cur, k, inode)) is False:
         return VM_FAULT_RETRY
@@ -106,6 +112,8 @@ def ext4_page_mkwrite(cur: Current, k: Kernel, inode: Inode, page: Page):
 
 # -- writeback ------------------------------------------------------------------------------
 def ext4_da_writepages(cur: Current, k: Kernel, inode: Inode, first: int, last: int):
+    """->writepages. Called with no page lock held: write_cache_pages locks each dirty
+    page in turn."""
     yield from write_cache_pages(cur, k, inode, first, last, ext4_writepage)
 
 
@@ -118,7 +126,8 @@ def ext4_writepage(cur: Current, k: Kernel, inode: Inode, page: Page):
 
 
 def mpage_da_map_blocks(cur: Current, k: Kernel, inode: Inode, page: Page):
-    """ext4_map_blocks(EXT4_GET_BLOCKS_DELALLOC_RESERVE) for the page's delay buffers."""
+    """ext4_map_blocks(EXT4_GET_BLOCKS_DELALLOC_RESERVE) for the page's delay buffers.
+    Called with the page locked; takes i_data_sem for write."""
     yield from down_write(cur, inode.i_data_sem)
     assert page.buffers is not None
 
@@ -157,8 +166,8 @@ def mpage_da_map_blocks(cur: Current, k: Kernel, inode: Inode, page: Page):
 
 
 def ext4_bio_write_page(cur: Current, k: Kernel, inode: Inode, page: Page):
-    """Write each mapped buffer of the page to its block. (The page is unlocked but under
-    writeback, so its buffers stay mapped where they are.)"""
+    """Write each mapped buffer of the page to its block. Called with the page unlocked
+    but under writeback, so its buffers stay mapped where they are."""
     yield from submit_mapped_buffers(cur, k, inode, page, "ext4_bio_write_page: submit_bh(WRITE)")
     yield from ext4_end_io_unwritten(cur, k, inode, page)
 
@@ -166,7 +175,8 @@ def ext4_bio_write_page(cur: Current, k: Kernel, inode: Inode, page: Page):
 def ext4_end_io_unwritten(cur: Current, k: Kernel, inode: Inode, page: Page):
     """ext4_end_io -> ext4_convert_unwritten_extents: once the data is on disk, the unwritten
     extents under the page's unwritten buffers become written. A buffer mapped before its
-    extent became unwritten is not marked so, and its data stays invisible."""
+    extent became unwritten is not marked so, and its data stays invisible. Called at I/O
+    completion, the page still under writeback; takes i_data_sem for write."""
     todo = [(nr, bh) for nr, bh in enumerate(page.buffers or [])
             if bh.unwritten and bh.blocknr is not None]
     if not todo:
@@ -191,7 +201,8 @@ def ext4_ext_remove_space(cur: Current, k: Kernel, inode: Inode, first: int,
                           last: int | None):
     """Remove the extents of file blocks [first, last] (last None: to the end) and free
     their blocks. Delayed blocks live in page buffers, not in the extent tree, and are left
-    alone (3.4)."""
+    alone (3.4). Called with the remover's locks (i_mutex where the caller takes it; the
+    protocol's, exclusive) and no page lock; takes i_data_sem for write."""
     yield from down_write(cur, inode.i_data_sem)
     yield from ext4_ext_remove_space_locked(cur, k, inode, first, last)
     yield from up_write(cur, inode.i_data_sem)
@@ -199,7 +210,7 @@ def ext4_ext_remove_space(cur: Current, k: Kernel, inode: Inode, first: int,
 
 def ext4_ext_remove_space_locked(cur: Current, k: Kernel, inode: Inode, first: int,
                                  last: int | None):
-    """The removal itself, with i_data_sem held for write."""
+    """The removal itself. Called with i_data_sem held for write."""
 
     def span() -> range:
         end = max(inode.extents, default=-1) if last is None else last
@@ -225,7 +236,9 @@ def ext4_ext_remove_space_locked(cur: Current, k: Kernel, inode: Inode, first: i
 
 def ext4_ext_punch_hole(cur: Current, k: Kernel, inode: Inode, offset: int, length: int):
     """ext4_ext_punch_hole as in 3.4: flush the range, drop its pages, then remove its
-    blocks. Between the last two, nothing stops a fault from bringing a page back."""
+    blocks. Between the last two, nothing stops a fault from bringing a page back.
+    Called with no lock held (3.4's punch took no i_mutex); takes the protocol's locks for
+    removing blocks."""
 
     proto = k.protocol
     yield from proto.remove_blocks_begin(cur, k, inode, "punch")
@@ -255,7 +268,8 @@ def ext4_ext_punch_hole(cur: Current, k: Kernel, inode: Inode, offset: int, leng
 def zero_partial_page(cur: Current, k: Kernel, inode: Inode, index: int, start: int,
                       end: int):
     """ext4_discard_partial_page_buffers: zero [start, end) within a cached page, and unmap
-    the buffers of blocks that lie wholly inside it."""
+    the buffers of blocks that lie wholly inside it. Called with the remover's locks and no
+    page lock; takes the page's."""
 
     page = yield from find_get_page(cur, k, inode, index)
     if page is None:
@@ -279,7 +293,8 @@ def zero_partial_page(cur: Current, k: Kernel, inode: Inode, index: int, start: 
 
 
 def ext4_da_invalidatepage(k: Kernel, inode: Inode, page: Page) -> None:
-    """Drop the page's buffers, releasing the reservation of delay buffers."""
+    """->invalidatepage: drop the page's buffers, releasing the reservation of delay
+    buffers. Called with the page locked, as truncate_inode_page holds it."""
     for nr, bh in enumerate(page.buffers or []):
         if bh.delay:
             da_release(k, inode, k.lblk(page.index, nr))
@@ -288,7 +303,8 @@ def ext4_da_invalidatepage(k: Kernel, inode: Inode, page: Page) -> None:
 
 def ext4_setattr_size(cur: Current, k: Kernel, inode: Inode, size: int):
     """ext4_setattr with ATTR_SIZE: truncate_setsize sets i_size first, then truncates the
-    page cache, then ext4_truncate frees the blocks. Growing only sets i_size."""
+    page cache, then ext4_truncate frees the blocks. Growing only sets i_size. Called with
+    i_mutex held and the protocol's locks for removing blocks (do_truncate)."""
 
     st = Step("truncate_setsize: i_size_write", ((inode.size_key, WRITE),))
     yield st
@@ -304,7 +320,8 @@ def ext4_setattr_size(cur: Current, k: Kernel, inode: Inode, size: int):
 
 
 def ext4_truncate(cur: Current, k: Kernel, inode: Inode, new_size: int):
-    """Remove the blocks wholly beyond the new size."""
+    """Remove the blocks wholly beyond the new size. Called as ext4_setattr_size is, after
+    the page cache beyond the new size was dropped."""
     yield from ext4_ext_remove_space(cur, k, inode, -(-new_size // k.blksize), None)
 
 
@@ -321,7 +338,8 @@ def _aligned(k: Kernel, offset: int, length: int) -> bool:
 def ext4_zero_range(cur: Current, k: Kernel, inode: Inode, offset: int, length: int):
     """ext4_zero_range (3.15): flush the range and drop its pages, turn its blocks into
     unwritten extents (ext4_alloc_file_blocks with CONVERT_UNWRITTEN, allocating holes),
-    zero the partial pages. Returns None or -EINVAL."""
+    zero the partial pages. Returns None or -EINVAL. Called with no lock held; takes
+    i_mutex, then the protocol's locks for removing blocks."""
 
     proto = k.protocol
     yield from mutex_lock(cur, inode.i_mutex)
@@ -351,7 +369,8 @@ def ext4_alloc_file_blocks_unwritten(cur: Current, k: Kernel, inode: Inode, firs
                                      last: int):
     """ext4_map_blocks(CREATE_UNWRIT_EXT | CONVERT_UNWRITTEN) over [first, last]: written
     extents become unwritten (reads return zeros), holes get unwritten blocks. Delayed
-    blocks are left to writeback."""
+    blocks are left to writeback. Called as ext4_zero_range holds its locks, no page lock;
+    takes i_data_sem for write."""
     yield from down_write(cur, inode.i_data_sem)
 
     def footprint():
@@ -424,7 +443,7 @@ def insert_blocks(cur: Current, k: Kernel, inode: Inode, offset: int, length: in
 def ext4_collapse_range(cur: Current, k: Kernel, inode: Inode, offset: int, length: int):
     """ext4_collapse_range (3.15): flush from the offset to EOF and drop those pages, remove
     the range's blocks and shift the later extents down (ext4_ext_shift_extents), then
-    shrink i_size. Returns None or -EINVAL."""
+    shrink i_size. Returns None or -EINVAL. Called as ext4_zero_range is."""
 
     proto = k.protocol
     yield from mutex_lock(cur, inode.i_mutex)
@@ -451,7 +470,7 @@ def ext4_collapse_range(cur: Current, k: Kernel, inode: Inode, offset: int, leng
 def ext4_insert_range(cur: Current, k: Kernel, inode: Inode, offset: int, length: int):
     """ext4_insert_range (4.2): flush from the offset to EOF and drop those pages, grow
     i_size, then shift the extents from the offset up, leaving a hole. Returns None or
-    -EINVAL."""
+    -EINVAL. Called as ext4_zero_range is."""
 
     proto = k.protocol
     yield from mutex_lock(cur, inode.i_mutex)
