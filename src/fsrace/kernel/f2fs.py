@@ -68,7 +68,7 @@ class F2fsGaps(Interface):
 
 def _lock_after_flush(cur: Current, k: Kernel, inode: Inode, first: int, unlocked: bool):
     """"write out all dirty pages from offset", then invalidate_lock (or, without the
-    gap, the lock first)."""
+    gap, the lock first). Called with i_mutex held."""
 
     if not unlocked:
         yield from down_write(cur, inode.invalidate_lock)
@@ -79,7 +79,8 @@ def _lock_after_flush(cur: Current, k: Kernel, inode: Inode, first: int, unlocke
 
 def _write_out_moved_pages(cur: Current, k: Kernel, inode: Inode, first: int, drops: bool):
     """"write out all moved pages, if possible": in a lock section of its own when the
-    exchange's section ended first (`drops`), else still in the exchange's."""
+    exchange's section ended first (`drops`), else still in the exchange's. Called with
+    i_mutex and invalidate_lock (exclusive) held; returns with both still held."""
 
     if drops:
         yield from up_write(cur, inode.invalidate_lock)
@@ -92,7 +93,7 @@ def f2fs_insert_range(cur: Current, k: Kernel, inode: Inode, offset: int, length
     """f2fs_fallocate (inode_lock) -> f2fs_insert_range. The protocol says which of the two
     gaps in the invalidate lock it has: `insert_flushes_unlocked` (the first flush before
     the lock) and `insert_drops_lock` (unlocked between the exchange and the final flush);
-    f2fs has both, the fix neither. Returns None or -EINVAL."""
+    f2fs has both, the fix neither. Returns None or -EINVAL. Called with no lock held."""
 
     proto = cast(F2fsGaps, k.protocol)
     yield from mutex_lock(cur, inode.i_mutex)
@@ -128,7 +129,8 @@ def f2fs_collapse_range(cur: Current, k: Kernel, inode: Inode, offset: int, leng
     pages written out, the cache truncated and the blocks past the new size freed
     (f2fs_truncate_blocks) under it again. And a third (`collapse_sizes_unlocked`): i_size
     shrinks only after that lock is dropped, so a fault in between still passes the size
-    checks and maps a page the new size leaves past EOF. Returns None or -EINVAL."""
+    checks and maps a page the new size leaves past EOF. Returns None or -EINVAL. Called
+    with no lock held."""
 
     proto = cast(F2fsGaps, k.protocol)
     yield from mutex_lock(cur, inode.i_mutex)
@@ -167,7 +169,8 @@ def _blocks(k: Kernel, index: int) -> range:
 
 def __exchange_data_block(cur: Current, k: Kernel, inode: Inode, src: int, dst: int):
     """Move page `src`'s blocks to page `dst` (a hole: the file was cut at EOF and each
-    destination was the previous source): __read_out_blkaddrs, then __clone_blkaddrs."""
+    destination was the previous source): __read_out_blkaddrs, then __clone_blkaddrs.
+    Called with i_mutex and invalidate_lock (exclusive) held; takes the dnode's lock."""
     yield from down_write(cur, inode.i_data_sem)  # the dnode's lock
     st = Step(f"__read_out_blkaddrs({src})", ((inode.map_key, READ),))
     yield st
@@ -222,7 +225,8 @@ def __exchange_data_block(cur: Current, k: Kernel, inode: Inode, src: int, dst: 
 
 
 def f2fs_get_lock_data_page(cur: Current, k: Kernel, inode: Inode, index: int):
-    """Find the page or read it in, and return it locked and still in the file."""
+    """Find the page or read it in, and return it locked and still in the file. Called
+    from __clone_blkaddrs with i_mutex and invalidate_lock (exclusive) held, no page lock."""
 
     while True:
         page = yield from find_get_page(cur, k, inode, index)
@@ -241,7 +245,8 @@ def f2fs_get_lock_data_page(cur: Current, k: Kernel, inode: Inode, index: int):
 
 def f2fs_get_new_data_page(cur: Current, k: Kernel, inode: Inode, index: int):
     """A locked page for `index` with a block reserved (NEW_ADDR) under it, its writeback
-    waited for; the caller fills it."""
+    waited for; the caller fills it. Called from __clone_blkaddrs with i_mutex and
+    invalidate_lock (exclusive) held and the source page locked."""
 
     page = yield from grab_cache_page_write_begin(cur, k, inode, index)
     create_empty_buffers(k, page)

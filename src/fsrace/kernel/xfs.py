@@ -19,7 +19,9 @@ from .truncate import truncate_inode_pages_range
 
 
 def xfs_free_file_space(cur: Current, k: Kernel, inode: Inode, offset: int, length: int):
-    """xfs_change_file_space(XFS_IOC_UNRESVSP) -> xfs_free_file_space (3.4)."""
+    """xfs_change_file_space(XFS_IOC_UNRESVSP) -> xfs_free_file_space (3.4). Called with no
+    lock held; takes the protocol's locks for removing blocks (XFS's IOLOCK exclusive, and
+    from 4.1 the MMAPLOCK exclusive)."""
 
     proto = k.protocol
     yield from proto.remove_blocks_begin(cur, k, inode, "punch")
@@ -44,7 +46,8 @@ def xfs_free_file_space(cur: Current, k: Kernel, inode: Inode, offset: int, leng
 
 
 def xfs_zero_remaining_bytes(cur: Current, k: Kernel, inode: Inode, start: int, stop: int):
-    """Zero [start, stop), part of one block, on disk through an uncached buffer."""
+    """Zero [start, stop), part of one block, on disk through an uncached buffer. Called
+    with the remover's locks and no page lock; takes the ILOCK shared to read the map."""
     lblk = start // k.blksize
     yield from down_read(cur, inode.i_data_sem)  # XFS_ILOCK_SHARED
     st = Step("xfs_zero_remaining_bytes: xfs_bmapi_read", ((inode.map_key, READ),))
@@ -66,7 +69,8 @@ def xfs_zero_remaining_bytes(cur: Current, k: Kernel, inode: Inode, start: int, 
 def xfs_bunmapi(cur: Current, k: Kernel, inode: Inode, first: int, last: int):
     """Unmap file blocks [first, last] under XFS_ILOCK_EXCL (the model's extent-map lock):
     free written and unwritten extents, and delete delalloc extents with their reservation
-    (xfs_bmap_del_extent), whether or not a dirty page still has delay buffers over them."""
+    (xfs_bmap_del_extent), whether or not a dirty page still has delay buffers over them.
+    Called with the remover's locks and no page lock."""
     yield from down_write(cur, inode.i_data_sem)
 
     def footprint():
