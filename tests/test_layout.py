@@ -104,3 +104,17 @@ def test_the_layout_check_sees_nested_imports_and_circles(tmp_path):
     assert nested == [(4, "fsrace.kernel.c")]
     assert _circle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert _circle({"a": {"b", "c"}, "b": {"c"}, "c": set()}) is None
+
+
+def test_every_kernel_function_says_which_locks_it_is_called_with():
+    """The model reads like the kernel only if each function says what its caller holds;
+    lock primitives, the state encoding and the structures are not kernel paths."""
+    missing = []
+    for path in _modules("kernel").values():
+        if path.stem in ("locking", "state", "structs", "kernel", "__init__"):
+            continue
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.FunctionDef) and not node.name.startswith("_"):
+                if "Called" not in (ast.get_docstring(node) or ""):
+                    missing.append(f"{path.name}:{node.lineno} {node.name}")
+    assert not missing, "no 'Called with' line: " + ", ".join(missing)

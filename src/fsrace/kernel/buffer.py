@@ -158,7 +158,7 @@ def __block_write_begin(cur: Current, k: Kernel, inode: Inode, page: Page, start
 
 def block_commit_write(k: Kernel, page: Page, start: int, end: int) -> None:
     """Mark the written buffers dirty and uptodate, and the page dirty (no step of its own:
-    callers run it inside a step that writes the page)."""
+    callers run it inside a step that writes the page). Called with the page locked."""
     assert page.buffers is not None
     for nr, bh in enumerate(page.buffers):
         lo, hi = nr * k.blksize, (nr + 1) * k.blksize
@@ -173,7 +173,8 @@ def block_commit_write(k: Kernel, page: Page, start: int, end: int) -> None:
 
 def submit_mapped_buffers(cur: Current, k: Kernel, inode: Inode, page: Page, name: str):
     """The I/O of a page's writeback: each buffer mapped to a block is written to it (a
-    delay buffer has none yet), as one step called `name`."""
+    delay buffer has none yet), as one step called `name`. Called with the page unlocked
+    and under writeback."""
 
     def footprint():
         out = [(page.key, READ), (page.data_key, READ), (inode.map_key, READ)]

@@ -52,7 +52,8 @@ def cifs_read_folio(cur: Current, k: Kernel, inode: Inode, page: Page):
 def cifs_page_mkwrite(cur: Current, k: Kernel, inode: Inode, page: Page):
     """wait_on_page_writeback, lock_page_killable, VM_FAULT_LOCKED. A protocol with
     `mkwrite_rechecks_mapping` (a proposed fix) also returns VM_FAULT_NOPAGE for a page
-    truncated meanwhile, as nfs_vm_page_mkwrite does."""
+    truncated meanwhile, as nfs_vm_page_mkwrite does. Called with mmap_sem held for read
+    and the page unlocked; takes the protocol's page_mkwrite lock, then the page lock."""
     proto = k.protocol
     if (yield from proto.page_mkwrite_begin(cur, k, inode)) is False:
         return VM_FAULT_RETRY
@@ -74,15 +75,20 @@ def cifs_page_mkwrite(cur: Current, k: Kernel, inode: Inode, page: Page):
 
 
 def cifs_writepages(cur: Current, k: Kernel, inode: Inode, first: int, last: int):
-    """Each dirty page becomes an SMB2 WRITE (cifs_writepages -> smb2_async_writev)."""
+    """Each dirty page becomes an SMB2 WRITE (cifs_writepages -> smb2_async_writev). Called
+    with no page lock held."""
     yield from write_cache_pages(cur, k, inode, first, last, cifs_writepage)
 
 
 def cifs_writepage(cur: Current, k: Kernel, inode: Inode, page: Page):
+    """->writepage. Called with the page locked; write_out puts it under writeback and
+    unlocks it before the WRITE goes out."""
     yield from write_out(cur, k, inode, page, samba_write)
 
 
 def samba_write(cur: Current, k: Kernel, inode: Inode, page: Page):
+    """The SMB2 WRITE of one page. Called with the client's page under writeback; the
+    server holds none of the client's locks."""
     yield from server_write(cur, k, inode, page,
                             "smb2_async_writev: SMB2 WRITE, Samba writes its file", "SMB2 WRITE")
 
@@ -92,7 +98,8 @@ def cifs_file_copychunk_range(cur: Current, k: Kernel, inode: Inode, src: int, d
     """copy_file_range within one file (page-aligned ranges): once the VFS has checked the
     ranges, under the protocol's lock (lock_two_nondirectories: the inode lock), flush the
     source, write back the destination's first and last pages (cifs_flush_folio), drop the
-    destination's pages, then the server copies (smb2_copychunk_range)."""
+    destination's pages, then the server copies (smb2_copychunk_range). Called with no lock
+    held; takes the protocol's locks for removing blocks."""
 
     proto = k.protocol
     first, last = dst // PAGE_SIZE, (dst + length) // PAGE_SIZE - 1

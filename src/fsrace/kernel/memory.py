@@ -15,7 +15,8 @@ SIGBUS = "SIGBUS"
 
 def user_store(cur: Current, k: Kernel, inode: Inode, offset: int, value):
     """A CPU store to the shared mapping of `inode` at `offset`: faults until the PTE is
-    present and writable. Returns None, or SIGBUS."""
+    present and writable. Returns None, or SIGBUS. Called with no lock held: the fault
+    takes mmap_sem itself."""
     mm = cur.mm
     assert mm is not None
     index, cell = divmod(offset, PAGE_SIZE)
@@ -38,7 +39,8 @@ def user_store(cur: Current, k: Kernel, inode: Inode, offset: int, value):
 
 
 def user_load(cur: Current, k: Kernel, inode: Inode, offset: int):
-    """A CPU load from the shared mapping; returns the value or SIGBUS."""
+    """A CPU load from the shared mapping; returns the value or SIGBUS. Called with no lock
+    held: the fault takes mmap_sem itself."""
     mm = cur.mm
     assert mm is not None
     index, cell = divmod(offset, PAGE_SIZE)

@@ -43,7 +43,8 @@ def nfs_readpage(cur: Current, k: Kernel, inode: Inode, page: Page):
 def nfs_vm_page_mkwrite(cur: Current, k: Kernel, inode: Inode, page: Page):
     """Lock the page, check it is still in the file, mark the whole page dirty
     (nfs_updatepage(page, 0, pagelen)). No lock against DEALLOCATE is taken unless the
-    protocol takes one."""
+    protocol takes one. Called with mmap_sem held for read and the page unlocked; takes the
+    protocol's page_mkwrite lock, then the page lock."""
     proto = k.protocol
     if (yield from proto.page_mkwrite_begin(cur, k, inode)) is False:
         return VM_FAULT_RETRY
@@ -64,16 +65,20 @@ def nfs_vm_page_mkwrite(cur: Current, k: Kernel, inode: Inode, page: Page):
 
 
 def nfs_writepages(cur: Current, k: Kernel, inode: Inode, first: int, last: int):
-    """write_cache_pages with nfs_writepage: each dirty page becomes a WRITE RPC."""
+    """write_cache_pages with nfs_writepage: each dirty page becomes a WRITE RPC. Called
+    with no page lock held."""
     yield from write_cache_pages(cur, k, inode, first, last, nfs_writepage)
 
 
 def nfs_writepage(cur: Current, k: Kernel, inode: Inode, page: Page):
+    """->writepage. Called with the page locked; write_out puts it under writeback and
+    unlocks it before the WRITE goes out."""
     yield from write_out(cur, k, inode, page, nfsd_write)
 
 
 def nfsd_write(cur: Current, k: Kernel, inode: Inode, page: Page):
-    """nfs_initiate_write -> the server's nfsd_write: the whole page at its offset."""
+    """nfs_initiate_write -> the server's nfsd_write: the whole page at its offset. Called
+    with the client's page under writeback; the server holds none of the client's locks."""
     yield from server_write(cur, k, inode, page,
                             "nfs_initiate_write: WRITE RPC, nfsd_write on the server",
                             "WRITE RPC")
@@ -81,7 +86,8 @@ def nfsd_write(cur: Current, k: Kernel, inode: Inode, page: Page):
 
 def nfs42_proc_deallocate(cur: Current, k: Kernel, inode: Inode, offset: int, length: int):
     """fallocate(PUNCH_HOLE) on NFS v4.2: under the protocol's lock (inode_lock), flush the
-    file, send DEALLOCATE (the server punches its file), then drop the cached pages."""
+    file, send DEALLOCATE (the server punches its file), then drop the cached pages. Called
+    with no lock held; takes the protocol's locks for removing blocks."""
 
     proto = k.protocol
     yield from proto.remove_blocks_begin(cur, k, inode, "punch")
@@ -112,7 +118,8 @@ def nfs_setattr_size(cur: Current, k: Kernel, inode: Inode, size: int):
     a store after the flush dirties a page the server has already cut off; its WRITE puts
     the page back past the server's new end of file (the server's size is not modelled
     apart from the client's: a WRITE past it extends the server's file, here by mapping
-    the block again)."""
+    the block again). Called with i_mutex held and the protocol's locks for removing blocks
+    (do_truncate)."""
 
     yield from filemap_write_and_wait_range(cur, k, inode, 0, TO_EOF)  # nfs_sync_inode
     st = Step("nfs4_proc_setattr: SETATTR RPC, nfsd_setattr on the server",
@@ -139,7 +146,8 @@ def nfs42_remap_file_range(cur: Current, k: Kernel, inode: Inode, src: int, dst:
     """ioctl(FICLONERANGE) within one file on NFS v4.2 (nfs42_remap_file_range): under the
     protocol's lock (the inode lock), flush the file (nfs_sync_inode), send CLONE (the
     server gives the destination its own copy of the source's data), then drop the
-    destination's cached pages (truncate_inode_pages_range). Page-aligned ranges."""
+    destination's cached pages (truncate_inode_pages_range). Page-aligned ranges. Called
+    with no lock held; takes the protocol's locks for removing blocks."""
 
     proto = k.protocol
     yield from proto.remove_blocks_begin(cur, k, inode, "clone")
@@ -152,7 +160,8 @@ def nfs42_remap_file_range(cur: Current, k: Kernel, inode: Inode, src: int, dst:
 
 
 def nfsd_clone(cur: Current, k: Kernel, inode: Inode, src: int, dst: int, count: int):
-    """The CLONE RPC on the server (vfs_clone_file_range on its file, which copies here)."""
+    """The CLONE RPC on the server (vfs_clone_file_range on its file, which copies here).
+    Called with the client's locks for the clone held; the server takes none of them."""
     yield from server_copy(cur, k, inode, src, dst, count,
                            "nfs42_proc_clone: CLONE RPC, the server copies the blocks")
 

@@ -59,8 +59,8 @@ def _shared(k: Kernel, inode: Inode, lblk: int) -> bool:
 
 # -- reading ----------------------------------------------------------------------------------
 def ocfs2_get_block(cur: Current, k: Kernel, inode: Inode, lblk: int, bh: Buffer, create: bool):
-    """ocfs2_extent_map_get_blocks: map bh to the cluster's block; the caller holds
-    ip_alloc_sem."""
+    """ocfs2_extent_map_get_blocks: map bh to the cluster's block. Called with ip_alloc_sem
+    held and the page locked."""
     st = Step("ocfs2_get_block: ocfs2_extent_map_get_blocks", ((inode.map_key, READ),))
     yield st
     state, pblk = inode.extents.get(lblk, ("hole", None))
@@ -97,7 +97,7 @@ def ocfs2_page_mkwrite(cur: Current, k: Kernel, inode: Inode, page: Page):
     __ocfs2_page_mkwrite: the page must still be in the file, ocfs2_write_begin_nolock
     copies shared clusters on write, locks the page, rechecks its mapping and maps its
     buffers, and ocfs2_write_end_nolock dirties it. Returns VM_FAULT_LOCKED with the page
-    locked, or VM_FAULT_NOPAGE."""
+    locked, or VM_FAULT_NOPAGE. Called with mmap_sem held for read and the page unlocked."""
     proto = k.protocol
     if (yield from proto.page_mkwrite_begin(cur, k, inode)) is False:
         return VM_FAULT_RETRY
@@ -170,7 +170,8 @@ def ocfs2_refcount_cow(cur: Current, k: Kernel, inode: Inode, page: Page, lblks:
     claim it, dirty the cached page over it (ocfs2_duplicate_clusters_by_page; the page is
     uptodate, so nothing is read and the new block stays unwritten until writeback),
     point the extent at it and drop one reference to the old one. Under ip_alloc_sem and
-    the page lock, which keep out the remap, readers and writeback, so one step."""
+    the page lock, which keep out the remap, readers and writeback, so one step. Called
+    with ip_alloc_sem held for write and the page unlocked; takes the page lock."""
     yield from lock_page(cur, page)
 
     def footprint():
@@ -197,13 +198,15 @@ def ocfs2_refcount_cow(cur: Current, k: Kernel, inode: Inode, page: Page, lblks:
 
 # -- writeback ------------------------------------------------------------------------------
 def ocfs2_writepages(cur: Current, k: Kernel, inode: Inode, first: int, last: int):
-    """generic_writepages: write_cache_pages with ->writepage = ocfs2_writepage."""
+    """generic_writepages: write_cache_pages with ->writepage = ocfs2_writepage. Called
+    with no page lock held."""
     yield from write_cache_pages(cur, k, inode, first, last, ocfs2_writepage)
 
 
 def ocfs2_writepage(cur: Current, k: Kernel, inode: Inode, page: Page):
     """block_write_full_page(ocfs2_get_block): a dirty page's buffers are mapped (its write
-    fault mapped them), and each is written where it points, shared or not."""
+    fault mapped them), and each is written where it points, shared or not. Called with the
+    page locked."""
     assert page.buffers is not None, "a dirty ocfs2 page has mapped buffers"
     yield from write_out(cur, k, inode, page, _submit)
 
@@ -219,7 +222,9 @@ def ocfs2_remap_file_range(cur: Current, k: Kernel, inode: Inode, src: int, dst:
     """FICLONERANGE within one file (block-aligned ranges): ocfs2_reflink_inodes_lock (the
     protocol's lock: i_rwsem; the rw and inode cluster locks are no-ops locally), then
     generic_remap_file_range_prep checks the ranges and flushes both, and only then
-    ip_alloc_sem for write, the destination's pages dropped and the blocks remapped."""
+    ip_alloc_sem for write, the destination's pages dropped and the blocks remapped. Called
+    with no lock held; takes the protocol's locks for removing blocks, then ip_alloc_sem
+    for write."""
 
     proto = k.protocol
     yield from proto.remove_blocks_begin(cur, k, inode, "clone")
@@ -248,7 +253,9 @@ def ocfs2_reflink_remap_blocks(cur: Current, k: Kernel, inode: Inode, src: int, 
                                count: int):
     """ocfs2_reflink_remap_extent for each source block: punch the destination block
     (ocfs2_remove_inode_range: one reference fewer, freed at none), then map it to the
-    source's block, marked refcounted (ocfs2_add_refcounted_extent: one reference more)."""
+    source's block, marked refcounted (ocfs2_add_refcounted_extent: one reference more).
+    Called with the protocol's locks for removing blocks and ip_alloc_sem held for write,
+    the destination's pages dropped."""
     pairs = [(src + i, dst + i) for i in range(count)]
 
     def footprint():

@@ -12,7 +12,8 @@ from .structs import PAGE_SIZE, Current, Inode
 def force_page_cache_readahead(cur: Current, k: Kernel, inode: Inode, first: int, last: int):
     """__do_page_cache_readahead (3.4): for every index of [first, last] within EOF that is
     not cached, add a locked page and read it (read_pages -> ->readpage). The protocol's
-    readahead lock (5.15: invalidate_lock shared in page_cache_ra_unbounded) is held across."""
+    readahead lock (5.15: invalidate_lock shared in page_cache_ra_unbounded) is held
+    across. Called with no lock held."""
     proto = k.protocol
     yield from proto.readahead_begin(cur, k, inode)
     st = Step("__do_page_cache_readahead: i_size_read", ((inode.size_key, READ),))

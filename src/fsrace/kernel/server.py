@@ -59,7 +59,8 @@ def server_readpage(cur: Current, k: Kernel, inode: Inode, page: Page, rpc: str,
 def server_write(cur: Current, k: Kernel, inode: Inode, page: Page, rpc: str, source: str):
     """A WRITE of the whole page at its offset, allocating server blocks for holes (a page
     written through write(2) may still carry delay buffers: the server's allocation takes
-    their reservation). `source` names the I/O for the checks."""
+    their reservation). `source` names the I/O for the checks. Called with the client's
+    page under writeback; the server holds none of the client's locks."""
     lblks = [k.lblk(page.index, nr) for nr in range(k.blocks_per_page)]
 
     def footprint():
@@ -95,7 +96,8 @@ def server_copy(cur: Current, k: Kernel, inode: Inode, src: int, dst: int, count
                 rpc: str):
     """A copy on the server of `count` blocks from `src` to `dst`: each destination block
     is freed and, where the source block holds data, replaced by a new block with a copy
-    of it."""
+    of it. Called with the client's locks for the operation held; the server takes none of
+    them."""
     pairs = [(src + i, dst + i) for i in range(count)]
 
     def footprint():

@@ -21,7 +21,7 @@ from .truncate import invalidate_mapping_pages
 
 def sys_fallocate_punch_hole(cur: Current, k: Kernel, inode: Inode, offset: int, length: int):
     """fallocate(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE) -> ext4_punch_hole, unless the
-    protocol punches its own way."""
+    protocol punches its own way. Called with no lock held."""
     punch = getattr(k.protocol, "punch_hole", None) or ext4_ext_punch_hole
     yield from punch(cur, k, inode, offset, length)
 
@@ -32,14 +32,15 @@ _FALLOCATE = {"zero": ext4_zero_range, "collapse": ext4_collapse_range,
 
 def sys_fallocate(cur: Current, k: Kernel, inode: Inode, mode: str, offset: int, length: int):
     """fallocate(FALLOC_FL_ZERO_RANGE / COLLAPSE_RANGE / INSERT_RANGE) -> ext4_fallocate,
-    unless the protocol's file system has its own (insert_range and the like)."""
+    unless the protocol's file system has its own (insert_range and the like). Called with
+    no lock held."""
     own = getattr(k.protocol, f"{mode}_range")
     return (yield from (own or _FALLOCATE[mode])(cur, k, inode, offset, length))
 
 
 def sys_ftruncate(cur: Current, k: Kernel, inode: Inode, size: int):
     """do_truncate (i_mutex) -> ->setattr(ATTR_SIZE): ext4_setattr, unless the protocol's
-    file system has its own (the NFS client's nfs_setattr)."""
+    file system has its own (the NFS client's nfs_setattr). Called with no lock held."""
     yield from mutex_lock(cur, inode.i_mutex)
     yield from k.protocol.remove_blocks_begin(cur, k, inode, "truncate")
     setattr_size = k.protocol.setattr_size or ext4_setattr_size
@@ -50,7 +51,8 @@ def sys_ftruncate(cur: Current, k: Kernel, inode: Inode, size: int):
 
 def sys_read(cur: Current, k: Kernel, inode: Inode, pos: int, count: int, dest=None):
     """read(2); with `dest` (a MappedBuffer) the data is copied out to that mapping, still
-    inside the read, as file_read_actor does. Returns the cells read, or -EFAULT."""
+    inside the read, as file_read_actor does. Returns the cells read, or -EFAULT. Called
+    with no lock held."""
     yield from k.protocol.read_begin(cur, k, inode)
     out = yield from do_generic_file_read(cur, k, inode, pos, count)
     if dest is not None:
@@ -61,19 +63,21 @@ def sys_read(cur: Current, k: Kernel, inode: Inode, pos: int, count: int, dest=N
 
 
 def sys_readahead(cur: Current, k: Kernel, inode: Inode, pos: int, count: int):
-    """readahead(2); fadvise(WILLNEED) and madvise(WILLNEED) come to the same place."""
+    """readahead(2); fadvise(WILLNEED) and madvise(WILLNEED) come to the same place. Called
+    with no lock held."""
     if count > 0:
         yield from force_page_cache_readahead(cur, k, inode, pos // PAGE_SIZE,
                                               (pos + count - 1) // PAGE_SIZE)
 
 
 def sys_read_direct(cur: Current, k: Kernel, inode: Inode, pos: int, count: int):
-    """pread(2) on an O_DIRECT descriptor."""
+    """pread(2) on an O_DIRECT descriptor. Called with no lock held."""
     return (yield from generic_file_direct_read(cur, k, inode, pos, count))
 
 
 def sys_write(cur: Current, k: Kernel, inode: Inode, pos: int, buf):
-    """write(2) from a user buffer (fsrace.kernel.uaccess): i_mutex across the copy."""
+    """write(2) from a user buffer (fsrace.kernel.uaccess): i_mutex across the copy. Called
+    with no lock held."""
     yield from mutex_lock(cur, inode.i_mutex)
     yield from k.protocol.write_begin(cur, k, inode)
     err = yield from generic_perform_write(cur, k, inode, pos, buf)
@@ -83,21 +87,24 @@ def sys_write(cur: Current, k: Kernel, inode: Inode, pos: int, buf):
 
 
 def sys_fsync(cur: Current, k: Kernel, inode: Inode):
-    """ext4_sync_file: flush and wait (the journal commit is not modelled)."""
+    """ext4_sync_file: flush and wait (the journal commit is not modelled). Called with no
+    lock held."""
     yield from filemap_write_and_wait_range(cur, k, inode, 0, TO_EOF)
 
 
 def drop_caches(cur: Current, k: Kernel):
-    """echo 1 > /proc/sys/vm/drop_caches"""
+    """echo 1 > /proc/sys/vm/drop_caches. Called with no lock held."""
     for inode in k.inodes.values():
         yield from invalidate_mapping_pages(cur, k, inode)
 
 
 def wb_writeback(cur: Current, k: Kernel):
-    """The flusher: one pass of writeback over every dirty inode."""
+    """The flusher: one pass of writeback over every dirty inode. Called with no lock held."""
     for inode in k.inodes.values():
         yield from k.fs.writepages(cur, k, inode, 0, TO_EOF)
 
 
 def pages_of(inode: Inode) -> int:
+    """The number of pages i_size covers. Called with no lock held (a racy read of
+    i_size, as i_size_read is)."""
     return -(-inode.i_size // PAGE_SIZE)
