@@ -22,7 +22,7 @@ from .truncate import invalidate_mapping_pages
 def sys_fallocate_punch_hole(cur: Current, k: Kernel, inode: Inode, offset: int, length: int):
     """fallocate(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE) -> ext4_punch_hole, unless the
     protocol punches its own way. Called with no lock held."""
-    punch = getattr(k.protocol, "punch_hole", None) or ext4_ext_punch_hole
+    punch = k.protocol.punch_hole or ext4_ext_punch_hole
     yield from punch(cur, k, inode, offset, length)
 
 
@@ -34,7 +34,9 @@ def sys_fallocate(cur: Current, k: Kernel, inode: Inode, mode: str, offset: int,
     """fallocate(FALLOC_FL_ZERO_RANGE / COLLAPSE_RANGE / INSERT_RANGE) -> ext4_fallocate,
     unless the protocol's file system has its own (insert_range and the like). Called with
     no lock held."""
-    own = getattr(k.protocol, f"{mode}_range")
+    proto = k.protocol
+    own = {"zero": proto.zero_range, "collapse": proto.collapse_range,
+           "insert": proto.insert_range}[mode]
     return (yield from (own or _FALLOCATE[mode])(cur, k, inode, offset, length))
 
 
