@@ -41,6 +41,15 @@ def test_a_cell_says_clean_violated_not_applicable_or_failed():
         "run failed")
 
 
+def test_the_documented_direct_io_collision_reads_as_expected_not_as_a_finding():
+    bad = run_of([("dio_write", 0)] * 4, violations=["v"] * 2)
+    text, violated = summarize("dio-write-fault", bad)
+    assert text.startswith("expected: 2 slots (O_DIRECT beside a shared mapping")
+    assert not violated
+    clean = run_of([("dio_write", 0)] * 4)
+    assert summarize("dio-write-fault", clean) == ("clean (4 ops)", False)
+
+
 def test_the_table_has_a_row_per_kernel_and_file_system():
     cells = [Cell("6.1", "nfs", "a", "clean"), Cell("6.1", "nfs", "b", "**1 slots**", True),
              Cell("7.2", "ext4", "a", "n/a")]
