@@ -202,7 +202,8 @@ def ext4_ext_remove_space(cur: Current, k: Kernel, inode: Inode, first: int,
     """Remove the extents of file blocks [first, last] (last None: to the end) and free
     their blocks. Delayed blocks live in page buffers, not in the extent tree, and are left
     alone (3.4). Called with the remover's locks (i_mutex where the caller takes it; the
-    protocol's, exclusive) and no page lock; takes i_data_sem for write."""
+    protocol's, exclusive), and with no page lock or, in the 2012 thread's page-by-page
+    punch, the lock of the page over the blocks; takes i_data_sem for write."""
     yield from down_write(cur, inode.i_data_sem)
     yield from ext4_ext_remove_space_locked(cur, k, inode, first, last)
     yield from up_write(cur, inode.i_data_sem)
