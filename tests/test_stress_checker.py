@@ -241,3 +241,42 @@ def test_a_violation_on_a_page_with_direct_and_mapped_writes_is_labelled_the_col
     assert KNOWN_COLLISION not in plain.violations[0]
     assert both.violations and all(KNOWN_COLLISION in v for v in both.violations)
     assert _direct_beside_mapped(both.history) == {0}
+
+
+def test_a_narrowed_variant_is_checked_as_a_fresh_search_would():
+    """Stretches.holds_with, which resumes from the first stretch a change touches and stops
+    where the values agree again, against searching the changed history from the start."""
+    import dataclasses
+    import random
+
+    from fsrace.stress.checker import Stretches
+
+    rng = random.Random(17)
+    tried = 0
+    for _ in range(600):
+        h, t = [], 0
+        for _ in range(rng.randrange(2, 12)):
+            t += rng.randrange(0, 5)
+            span = (t, t + rng.randrange(1, 8))
+            kind = rng.random()
+            if kind < 0.25:
+                h.append(choice_write(*span, rng.sample([INIT, S1, S2, 0], 2), ""))
+            else:
+                h.append(Access(*span, kind < 0.55, rng.choice([INIT, S1, S2, 0]), ""))
+        st = Stretches(h, INIT)
+        assert st.holds == linearizable(h, INIT)
+        if not st.holds:
+            continue
+        for _ in range(4):
+            changed = {}
+            for a in rng.sample(h, rng.randrange(1, 3)):
+                cut = rng.uniform(a.inv, a.resp)
+                b = dataclasses.replace(a, inv=cut) if rng.random() < 0.5 else \
+                    dataclasses.replace(a, resp=cut)
+                if b.choices and rng.random() < 0.5:
+                    b = choice_write(b.inv, b.resp, b.choices[:1], "")
+                changed[id(a)] = b
+            variant = [changed.get(id(a), a) for a in h]
+            assert st.holds_with(changed) == linearizable(variant, INIT), (h, changed)
+            tried += 1
+    assert tried > 500

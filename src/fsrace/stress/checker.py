@@ -14,11 +14,15 @@ A write may also store one of several values: a collapse, insert, copy or clone 
 a slot whatever its source slot held at some instant while the operation ran, and that is
 a set (see `window_values`). Checking each slot with such a set, rather than all slots under
 one order, can miss a violation whose proof needs two slots at once, but never flags a
-history a correct kernel can produce.
+history a correct kernel can produce. The commonest such violation, a store lost across a
+collapse or insert, is checked on both slots at once: `Stretches` lets the caller search a
+slot's history again with some operations narrowed to impose one order of a store and a
+shift on both slots (stress/run.py, `_one_order`).
 """
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -138,34 +142,109 @@ def first_unexplained(history: Sequence[Access], initial: int) -> tuple[int, int
     """None if the history is linearizable; else (i, j): the operations in time order
     (by invocation) from i to j form the first stretch no possible value before it can
     explain."""
+    ops, maybe = _split(history)
+    for i, j, _, states in _scan(ops, maybe, {initial}, 0, 0):
+        if not states:
+            return i, j
+    return None
+
+
+def _split(history: Sequence[Access]) -> tuple[list[Access], list[tuple[float, int]]]:
+    """The operations that returned, by invocation, and (invocation, value) of every value
+    a write that never returned may store."""
     ops = sorted((a for a in history if a.resp != INF), key=lambda a: a.inv)
     maybe = sorted((a.inv, v) for a in history if a.resp == INF and a.write
                    for v in a.outcomes)
-    states, i, m, n = {initial}, 0, 0, len(ops)
+    return ops, maybe
+
+
+def _scan(ops: Sequence[Access], maybe: Sequence[tuple[float, int]], states: set[int],
+          i: int, m: int):
+    """From ops[i] on, with `states` the values possible before it and the first m values
+    of `maybe` already landed, yield each stretch of overlapping operations as (i, j, m,
+    values possible after it: a set the scan does not change later); an empty set ends
+    the scan: nothing explains ops[i..j]."""
+    n = len(ops)
     while i < n:
         a = ops[i]
         j, end = i, a.resp
         while j + 1 < n and ops[j + 1].inv <= end:
             j += 1
             end = max(end, ops[j].resp)
-        while m < len(maybe) and maybe[m][0] <= end:
-            states.add(maybe[m][1])  # a write that never returned may land here
-            m += 1
+        if m < len(maybe) and maybe[m][0] <= end:
+            states = set(states)  # a set yielded before is never changed
+            while m < len(maybe) and maybe[m][0] <= end:
+                states.add(maybe[m][1])  # a write that never returned may land here
+                m += 1
         if j == i:  # most stretches are one operation
             if a.write:
                 states = set(a.outcomes)
             elif a.value in states:
                 states = {a.value}
             else:
-                return i, j
+                states = set()
         else:
             states = _stretch(ops[i:j + 1], states)
-            if not states:
-                return i, j
-        if m:
+        if states and m:
             states.update(v for _, v in maybe[:m])
+        yield i, j, m, states
+        if not states:
+            return
         i = j + 1
-    return None
+
+
+class Stretches:
+    """A linearizable register history cut into stretches of overlapping operations, with
+    the values possible between them, so that a variant which only narrows some operations
+    (or lets a move store fewer values) can be checked from the first stretch it changes
+    until its possible values agree with the original's again (`holds_with`). Two
+    registers' variants under one order of two operations check that order for both."""
+
+    def __init__(self, history: Sequence[Access], initial: int) -> None:
+        self.ops, self.maybe = _split(history)
+        self.position = {id(a): k for k, a in enumerate(self.ops)}
+        # Per stretch: (first op, values before it, landed pending values before it).
+        self.starts: list[int] = []
+        self.before: dict[int, tuple[set[int], int]] = {}
+        self.holds = True
+        states, m = {initial}, 0
+        for i, _, m_after, after in _scan(self.ops, self.maybe, set(states), 0, 0):
+            self.starts.append(i)
+            self.before[i] = (states, m)
+            if not after:
+                self.holds = False
+                break
+            states, m = after, m_after
+
+    def holds_with(self, changed: dict[int, Access]) -> bool:
+        """Whether the history stays linearizable with each operation whose id is a key of
+        `changed` replaced by its value (a narrower interval, fewer outcomes)."""
+        assert self.holds, "holds_with: the history itself is not linearizable"
+        where = [self.position[k] for k in changed]
+        k = bisect.bisect_right(self.starts, min(where)) - 1
+        first = self.starts[k]
+        states, m = self.before[first]
+        # Only the stretches up to the first that starts after every changed operation, in
+        # both places, need sorting again: from there on the variant is the original.
+        latest = max(a.inv for a in changed.values())
+        k = bisect.bisect_right(self.starts, max(where))
+        while k < len(self.starts) and self.ops[self.starts[k]].inv <= latest:
+            k += 1
+        stop = self.starts[k] if k < len(self.starts) else len(self.ops)
+        head = sorted((changed.get(id(a), a) for a in self.ops[first:stop]),
+                      key=lambda a: a.inv)
+        tail = _Joined(head, self.ops, stop)
+        new = {id(a) for a in changed.values()}
+        last = max(n for n, a in enumerate(head) if id(a) in new)
+        for _, j, m_after, after in _scan(tail, self.maybe, set(states), 0, m):
+            if not after:
+                return False
+            nxt = first + j + 1
+            # Past every changed operation, in both orders, the rest is the original's.
+            if j >= last and nxt > max(where) and nxt in self.before:
+                if self.before[nxt] == (after, m_after):
+                    return True  # from here on the variant is the original history
+        return True
 
 
 def _stretch(seg: Sequence[Access], starts: set[int]) -> set[int]:
@@ -200,6 +279,45 @@ def _stretch(seg: Sequence[Access], starts: set[int]) -> set[int]:
     return out
 
 
+def _line(a: Access, t0: float, describe, mark: str = "") -> str:
+    if a.choices:
+        what = "wrote one of " + "; ".join(describe(v) for v in a.choices)
+    else:
+        what = f"wrote {describe(a.value)}" if a.write else f"read {describe(a.value)}"
+    return (f"  {(a.inv - t0) / 1e6:9.3f} ms .. {(a.resp - t0) / 1e6:9.3f} ms  "
+            f"{a.who}: {what}{mark}")
+
+
+def listing(history: Sequence[Access], lo: float, hi: float, t0: float, describe,
+            context: int = 4) -> str:
+    """The operations that overlap [lo, hi], in time order, with `context` on each side."""
+    ops = sorted((a for a in history if a.resp != INF), key=lambda a: a.inv)
+    inside = [k for k, a in enumerate(ops) if a.inv <= hi and a.resp >= lo]
+    if not inside:
+        return "  (nothing else on this slot meanwhile)"
+    first, last = max(inside[0] - context, 0), min(inside[-1] + context, len(ops) - 1)
+    lines = [f"  ... {first} earlier operations"] if first else []
+    lines += [_line(ops[k], t0, describe) for k in range(first, last + 1)]
+    if last < len(ops) - 1:
+        lines.append(f"  ... {len(ops) - 1 - last} later operations")
+    return "\n".join(lines)
+
+
+class _Joined(Sequence[Access]):
+    """head, then rest[start:], without copying rest."""
+
+    def __init__(self, head: list[Access], rest: list[Access], start: int) -> None:
+        self.head, self.rest, self.shift = head, rest, start - len(head)
+
+    def __len__(self) -> int:
+        return len(self.rest) - self.shift
+
+    def __getitem__(self, k):  # type: ignore[override]
+        if isinstance(k, slice):
+            return [self[n] for n in range(*k.indices(len(self)))]
+        return self.head[k] if k < len(self.head) else self.rest[k + self.shift]
+
+
 def explain(history: Sequence[Access], initial: int, t0: float, describe,
             context: int = 12) -> str:
     """The operations leading up to the first stretch nothing explains, in time order."""
@@ -209,14 +327,8 @@ def explain(history: Sequence[Access], initial: int, t0: float, describe,
     lines = [f"  initially {describe(initial)}"] if lo == 0 else [
         f"  ... {lo} earlier operations on this slot"]
     for k in range(lo, hi + 1):
-        a = ops[k]
-        if a.choices:
-            what = "wrote one of " + "; ".join(describe(v) for v in a.choices)
-        else:
-            what = f"wrote {describe(a.value)}" if a.write else f"read {describe(a.value)}"
         mark = "  <- unexplained" if where and k >= where[0] else ""
-        lines.append(f"  {(a.inv - t0) / 1e6:9.3f} ms .. {(a.resp - t0) / 1e6:9.3f} ms  "
-                     f"{a.who}: {what}{mark}")
+        lines.append(_line(ops[k], t0, describe, mark))
     pending = [a for a in history if a.resp == INF]
     for a in pending:
         lines.append(f"  {(a.inv - t0) / 1e6:9.3f} ms .. never returned  {a.who}")

@@ -37,6 +37,9 @@ def stress_report(res: StressResult) -> str:
                                               if res.remounted else "")
     lines.append(f"  checked {res.slots_checked} 8-byte slots ({res.histories_searched} "
                  f"distinct histories searched, {res.check_s:.1f}s), final contents by {reads}")
+    if res.shifts_checked:
+        lines.append(f"  and {res.shifts_checked} stores that overlapped a collapse or insert "
+                     "of their page, with both places the store could be in")
     if res.kernel_log:
         lines.append("  kernel log during the run:")
         lines += [f"    {line}" for line in res.kernel_log[:20]]
@@ -78,6 +81,7 @@ def stress_dict(res: StressResult, log_path: str) -> dict:
         "min_windows": cfg.min_windows, "executed": res.executed, "operations": dict(res.by_kind),
         "refused": dict(res.skipped), "unfinished": len(res.unfinished),
         "killed": list(res.killed), "violations": list(res.violations),
-        "slots_checked": res.slots_checked, "elapsed_s": round(res.elapsed_s, 3),
+        "slots_checked": res.slots_checked, "shifts_checked": res.shifts_checked,
+        "elapsed_s": round(res.elapsed_s, 3),
         "check_s": round(res.check_s, 3), "kernel_log": list(res.kernel_log), "log": log_path,
     }

@@ -17,10 +17,10 @@ import time
 from array import array
 from collections import Counter, defaultdict
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import IO
 
-from .checker import INF, Access, choice_write, explain, linearizable
+from .checker import INF, Access, Stretches, choice_write, explain, linearizable, listing
 from .ops import (
     INIT_WORKER,
     KINDS,
@@ -125,6 +125,7 @@ class StressResult:
     unfinished: list[str] = field(default_factory=list)  # invoked, never returned
     slots_checked: int = 0
     histories_searched: int = 0
+    shifts_checked: int = 0  # stores overlapping a collapse or insert of their slot
     violations: list[str] = field(default_factory=list)
     remounted: bool = False
     check_s: float = 0.0
@@ -442,6 +443,8 @@ class _Move:
     cls: int
     src: int
     keep: bool = False
+    kind: str = ""  # the operation's kind
+    worker: int = 0
 
 
 class _Register:
@@ -460,17 +463,26 @@ class _Register:
         self.workers = [(ws, [w.inv for w in ws], [w.resp for w in ws])
                         for ws in (sorted(ws, key=lambda w: w.inv) for ws in per.values())]
 
-    def window(self, inv: float, resp: float, exclude: str, moved: list[set]) -> set[int]:
+    def window(self, inv: float, resp: float, exclude: str, moved: list[set],
+               narrowed: tuple[_Write, float, float] | None = None) -> set[int]:
+        """`narrowed`: (a write of this register, its interval taken as this instead)."""
         last_start = -INF  # the latest start of a write that returned before inv
         for _, invs, resps in self.workers:
             k = bisect.bisect_left(resps, inv)
             if k and invs[k - 1] > last_start:
                 last_start = invs[k - 1]
+        nw = None
+        if narrowed is not None:
+            nw, _, narrowed_resp = narrowed
+            if narrowed_resp < inv <= nw.resp:  # it certainly took effect before inv now
+                last_start = max(last_start, nw.inv)
         out = set() if last_start > -INF else {self.initial}
         for ws, invs, resps in self.workers:
             for w in ws[bisect.bisect_left(resps, last_start):bisect.bisect_right(invs, resp)]:
-                if w.who != exclude:
+                if w.who != exclude and w is not nw:
                     out.update(w.values if w.move < 0 else moved[w.move])
+        if narrowed is not None and narrowed[1] <= resp and narrowed[2] >= last_start:
+            out.update(narrowed[0].values)
         for w in self.pending:
             if w.inv <= resp and w.who != exclude:
                 out.update(w.values if w.move < 0 else moved[w.move])
@@ -511,8 +523,13 @@ def _check(res: StressResult, finals, t0: int) -> None:
     h = _Histories(res)
     moved = _moved_values(h)
     collide = _direct_beside_mapped(res.history)
+    # The slots a store and a shift share, kept for the joint check (none without shifts).
+    slots: dict[tuple[int, int], _Slot] | None = (
+        {} if any(m.kind in SHIFTS for m in h.moves) else None)
     for p in range(res.config.npages):
-        _check_page(res, h, moved, p, finals, t0, p in collide)
+        _check_page(res, h, moved, p, finals, t0, p in collide, slots)
+    if slots:
+        _check_stores_across_shifts(res, h, moved, slots, t0)
 
 
 class _Histories:
@@ -556,21 +573,28 @@ class _Histories:
                     for c in classes:
                         self.moved_in[(p, c)].append(
                             _Write(e.inv, e.resp, who, e.worker, move=len(self.moves)))
-                        self.moves.append(_Move(e.inv, e.resp, who, p, c, *rest))
+                        src, keep = rest
+                        self.moves.append(_Move(e.inv, e.resp, who, p, c, src, keep,
+                                                op.kind, e.worker))
+        self._registers: dict[tuple[int, int], _Register] = {}
+
+    def writes(self, p: int, c: int) -> list[_Write]:
+        """Every write of slot class c of page p."""
+        return self.fixed[p] + self.own[(p, c)] + self.moved_in[(p, c)]
+
+    def register(self, p: int, c: int) -> _Register:
+        """The writes of (p, c) indexed by time (built for the registers moves read)."""
+        reg = self._registers.get((p, c))
+        if reg is None:
+            reg = self._registers[(p, c)] = _Register(stamp(INIT_WORKER, p), self.writes(p, c))
+        return reg
 
 
 def _moved_values(h: _Histories) -> list[set[int]]:
     """What each move stored: the least fixed point, growing from nothing (a move's source
     may itself have been written by moves). Moves come in time order, so the first pass
     finds nearly everything; later ones revisit the moves whose source changed."""
-    regs: dict[tuple[int, int], _Register] = {}
-
-    def register(p: int, c: int) -> _Register:  # built for the registers moves read
-        if (p, c) not in regs:
-            regs[(p, c)] = _Register(stamp(INIT_WORKER, p),
-                                     h.fixed[p] + h.own[(p, c)] + h.moved_in[(p, c)])
-        return regs[(p, c)]
-
+    register = h.register
     moves = h.moves
     moved: list[set[int]] = [set() for _ in moves]
     todo = list(range(len(moves)))
@@ -590,8 +614,9 @@ def _moved_values(h: _Histories) -> list[set[int]]:
 
 
 def _check_page(res: StressResult, h: _Histories, moved: list[set[int]], p: int, finals,
-                t0: int, collided: bool) -> None:
-    """Search the history of each slot of page p against every value read from it."""
+                t0: int, collided: bool, slots: dict[tuple[int, int], _Slot] | None) -> None:
+    """Search the history of each slot of page p against every value read from it; keep
+    in `slots` the searched histories of the slots stores use."""
 
     def accesses(ws: list[_Write]) -> list[Access]:
         return [choice_write(w.inv, w.resp, moved[w.move], w.who) if w.move >= 0 else
@@ -615,11 +640,19 @@ def _check_page(res: StressResult, h: _Histories, moved: list[set[int]], p: int,
         key = (column, id(base))
         ok = searched.get(key)
         res.slots_checked += 1
-        if ok is not None:
+        keep = slots if slots is not None and s in h.touched else None
+        if ok is not None and keep is None:
             continue
         hist = base + [Access(inv, resp, False, v, who) for (inv, resp, who, _), v
                        in zip(reads, column, strict=True) if v is not None]
-        ok = searched[key] = linearizable(hist, init)
+        if keep is not None:
+            stretches = Stretches(hist, init)
+            keep[(p, s)] = _Slot(hist, stretches)
+            if ok is not None:
+                continue
+            ok = searched[key] = stretches.holds
+        else:
+            ok = searched[key] = linearizable(hist, init)
         res.histories_searched += 1
         if not ok and len(res.violations) < 5:
             res.violations.append(
@@ -627,6 +660,105 @@ def _check_page(res: StressResult, h: _Histories, moved: list[set[int]], p: int,
                 "these operations consistent with real time gives the values read\n"
                 + explain(hist, init, t0, describe_value)
                 + (KNOWN_COLLISION if collided else ""))
+
+
+# Collapse and insert shift a page's data to another page and other data onto it, at one
+# instant under the file system's locks. A store that overlaps one lands before the shift
+# (its value moves) or after it (it stays, over what moved in). The slots are searched one
+# at a time, so the source's search may place the store before the shift while the
+# destination's places it after: a store lost in both places passes. For every store that
+# overlaps a shift of its slot, one order must explain both slots.
+SHIFTS = frozenset({"collapse", "insert"})
+
+
+class _Slot:
+    """One slot of one page as searched: its history, its writes by operation, and the
+    history cut into stretches (checker.Stretches)."""
+
+    def __init__(self, history: list[Access], stretches: Stretches) -> None:
+        self.history = history
+        self.stretches = stretches
+        self.by_op: dict[str, list[Access]] = defaultdict(list)
+        for a in history:
+            if a.write:
+                self.by_op[a.who].append(a)
+        self.invs = [a.inv for a in stretches.ops]  # the operations that returned, by inv
+        self.resps = sorted(a.resp for a in stretches.ops)  # nearly sorted already
+
+    def times_in(self, lo: float, hi: float) -> list[float]:
+        """The instants in [lo, hi] at which an operation of this slot began or returned."""
+        return (self.invs[bisect.bisect_left(self.invs, lo):bisect.bisect_right(self.invs, hi)]
+                + self.resps[bisect.bisect_left(self.resps, lo):
+                             bisect.bisect_right(self.resps, hi)])
+
+
+def _check_stores_across_shifts(res: StressResult, h: _Histories, moved: list[set[int]],
+                                slots: dict[tuple[int, int], _Slot], t0: int) -> None:
+
+    # The shifts reading each register, per worker in time order (a worker runs one
+    # operation at a time, so both ends of its operations increase).
+    reading: dict[tuple[int, int], dict[int, list[int]]] = defaultdict(lambda: defaultdict(list))
+    for i, m in enumerate(h.moves):
+        if m.kind in SHIFTS and m.resp != INF:
+            reading[(m.src, m.cls)][m.worker].append(i)
+    for (p, c), per_worker in reading.items():
+        stores = [w for w in h.own[(p, c)] if w.resp != INF]
+        for moves in per_worker.values():
+            resps = [h.moves[i].resp for i in moves]
+            invs = [h.moves[i].inv for i in moves]
+            for w in stores:
+                for i in moves[bisect.bisect_left(resps, w.inv):
+                                bisect.bisect_right(invs, w.resp)]:
+                    src, dst = slots[(p, c)], slots[(h.moves[i].page, c)]
+                    if not (src.stretches.holds and dst.stretches.holds):
+                        continue  # already reported slot by slot
+                    res.shifts_checked += 1
+                    if _one_order(h, moved, w, i, src, dst) or len(res.violations) >= 5:
+                        continue
+                    m = h.moves[i]
+                    lo, hi = min(w.inv, m.inv), max(w.resp, m.resp)
+                    res.violations.append(
+                        f"page {p} slot {c} (file offset {p * PAGE + c * SLOT}): a store lost "
+                        f"across a shift: {w.who} overlapped {m.who}, and neither order "
+                        f"explains both this slot and page {m.page} slot {c}, where the "
+                        f"{m.kind} moves it\n  page {p} slot {c}:\n"
+                        + listing(src.history, lo, hi, t0, describe_value)
+                        + f"\n  page {m.page} slot {c}:\n"
+                        + listing(dst.history, lo, hi, t0, describe_value))
+
+
+def _one_order(h: _Histories, moved: list[set[int]], store: _Write, i: int, src: _Slot,
+               dst: _Slot) -> bool:
+    """Whether the store before shift i, or after it, explains both the store's slot
+    (`src`) and the slot the shift moves it to (`dst`). The order is imposed by a cut
+    between their instants: the store ends by x, the shift starts after it (or the other
+    way round). Only the positions of x among the histories' own times matter, so one cut
+    per gap between them is tried."""
+    m = h.moves[i]
+    s = src.by_op[store.who][0]
+    own = src.by_op[m.who]
+    into = dst.by_op[m.who][0]  # a shift writes a slot once
+    reg = h.register(m.src, m.cls)
+    for before in (True, False):
+        lo, hi = (s.inv, m.resp) if before else (m.inv, s.resp)
+        times = sorted({lo, hi, *src.times_in(lo, hi), *dst.times_in(lo, hi)})
+        for a, b in itertools.pairwise(times):
+            x, y = a + (b - a) / 3, a + 2 * (b - a) / 3  # first ends by x, second starts at y
+            if before:
+                s2 = replace(s, resp=min(s.resp, x))
+                changed = {id(s): s2, **{id(o): replace(o, inv=max(o.inv, y)) for o in own}}
+                span = (max(m.inv, y), m.resp)
+                values = reg.window(*span, m.who, moved, (store, s2.inv, s2.resp))
+            else:
+                s2 = replace(s, inv=max(s.inv, y))
+                changed = {id(s): s2, **{id(o): replace(o, resp=min(o.resp, x)) for o in own}}
+                span = (m.inv, min(m.resp, x))
+                values = reg.window(*span, m.who, moved, (store, s2.inv, s2.resp))
+            if not src.stretches.holds_with(changed):
+                continue
+            if dst.stretches.holds_with({id(into): choice_write(*span, values, into.who)}):
+                return True
+    return False
 
 
 KNOWN_COLLISION = (
