@@ -268,15 +268,16 @@ def test_a_narrowed_variant_is_checked_as_a_fresh_search_would():
         if not st.holds:
             continue
         for _ in range(4):
-            changed = {}
+            changes = []
             for a in rng.sample(h, rng.randrange(1, 3)):
                 cut = rng.uniform(a.inv, a.resp)
                 b = dataclasses.replace(a, inv=cut) if rng.random() < 0.5 else \
                     dataclasses.replace(a, resp=cut)
                 if b.choices and rng.random() < 0.5:
                     b = choice_write(b.inv, b.resp, b.choices[:1], "")
-                changed[id(a)] = b
-            variant = [changed.get(id(a), a) for a in h]
-            assert st.holds_with(changed) == linearizable(variant, INIT), (h, changed)
+                changes.append((a, b))
+            new = {id(a): b for a, b in changes}
+            variant = [new.get(id(a), a) for a in h]
+            assert st.holds_with(changes) == linearizable(variant, INIT), (h, changes)
             tried += 1
     assert tried > 500

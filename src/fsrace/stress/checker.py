@@ -23,6 +23,7 @@ shift on both slots (stress/run.py, `_one_order`).
 from __future__ import annotations
 
 import bisect
+from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -202,28 +203,41 @@ class Stretches:
 
     def __init__(self, history: Sequence[Access], initial: int) -> None:
         self.ops, self.maybe = _split(history)
-        self.position = {id(a): k for k, a in enumerate(self.ops)}
-        # Per stretch: (first op, values before it, landed pending values before it).
-        self.starts: list[int] = []
-        self.before: dict[int, tuple[set[int], int]] = {}
+        self.invs = [a.inv for a in self.ops]
+        # Per stretch: its first operation, the values possible before it (equal sets
+        # shared: a slot's history has tens of thousands of stretches and few distinct
+        # sets), and how many pending values had landed by then.
+        self.starts = array("l")
+        self.before: list[frozenset[int]] = []
+        self.landed = array("l")
         self.holds = True
-        states, m = {initial}, 0
+        shared: dict[frozenset[int], frozenset[int]] = {}
+        states, m = frozenset({initial}), 0
         for i, _, m_after, after in _scan(self.ops, self.maybe, set(states), 0, 0):
             self.starts.append(i)
-            self.before[i] = (states, m)
+            self.before.append(shared.setdefault(states, states))
+            self.landed.append(m)
             if not after:
                 self.holds = False
                 break
-            states, m = after, m_after
+            states, m = frozenset(after), m_after
 
-    def holds_with(self, changed: dict[int, Access]) -> bool:
-        """Whether the history stays linearizable with each operation whose id is a key of
-        `changed` replaced by its value (a narrower interval, fewer outcomes)."""
+    def _index(self, a: Access) -> int:
+        """Where operation a sits in `ops`."""
+        k = bisect.bisect_left(self.invs, a.inv)
+        while self.ops[k] is not a:
+            k += 1
+        return k
+
+    def holds_with(self, changes: Sequence[tuple[Access, Access]]) -> bool:
+        """Whether the history stays linearizable with each of its operations `old` of
+        `changes` replaced by `new` (a narrower interval, fewer outcomes)."""
         assert self.holds, "holds_with: the history itself is not linearizable"
-        where = [self.position[k] for k in changed]
+        changed = {id(old): new for old, new in changes}
+        where = [self._index(old) for old, _ in changes]
         k = bisect.bisect_right(self.starts, min(where)) - 1
         first = self.starts[k]
-        states, m = self.before[first]
+        states, m = self.before[k], self.landed[k]
         # Only the stretches up to the first that starts after every changed operation, in
         # both places, need sorting again: from there on the variant is the original.
         latest = max(a.inv for a in changed.values())
@@ -241,8 +255,10 @@ class Stretches:
                 return False
             nxt = first + j + 1
             # Past every changed operation, in both orders, the rest is the original's.
-            if j >= last and nxt > max(where) and nxt in self.before:
-                if self.before[nxt] == (after, m_after):
+            if j >= last and nxt > max(where):
+                k = bisect.bisect_left(self.starts, nxt)
+                if (k < len(self.starts) and self.starts[k] == nxt
+                        and self.before[k] == after and self.landed[k] == m_after):
                     return True  # from here on the variant is the original history
         return True
 

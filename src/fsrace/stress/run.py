@@ -523,13 +523,12 @@ def _check(res: StressResult, finals, t0: int) -> None:
     h = _Histories(res)
     moved = _moved_values(h)
     collide = _direct_beside_mapped(res.history)
-    # The slots a store and a shift share, kept for the joint check (none without shifts).
-    slots: dict[tuple[int, int], _Slot] | None = (
-        {} if any(m.kind in SHIFTS for m in h.moves) else None)
+    pairs = _stores_beside_shifts(h)
+    joint = _Joint(h, pairs) if pairs else None
     for p in range(res.config.npages):
-        _check_page(res, h, moved, p, finals, t0, p in collide, slots)
-    if slots:
-        _check_stores_across_shifts(res, h, moved, slots, t0)
+        _check_page(res, h, moved, p, finals, t0, p in collide, joint)
+    if joint is not None:
+        _check_stores_across_shifts(res, h, moved, joint, t0)
 
 
 class _Histories:
@@ -614,9 +613,9 @@ def _moved_values(h: _Histories) -> list[set[int]]:
 
 
 def _check_page(res: StressResult, h: _Histories, moved: list[set[int]], p: int, finals,
-                t0: int, collided: bool, slots: dict[tuple[int, int], _Slot] | None) -> None:
+                t0: int, collided: bool, joint: _Joint | None) -> None:
     """Search the history of each slot of page p against every value read from it; keep
-    in `slots` the searched histories of the slots stores use."""
+    the searched histories the joint check needs."""
 
     def accesses(ws: list[_Write]) -> list[Access]:
         return [choice_write(w.inv, w.resp, moved[w.move], w.who) if w.move >= 0 else
@@ -640,14 +639,14 @@ def _check_page(res: StressResult, h: _Histories, moved: list[set[int]], p: int,
         key = (column, id(base))
         ok = searched.get(key)
         res.slots_checked += 1
-        keep = slots if slots is not None and s in h.touched else None
+        keep = joint if joint is not None and (p, s) in joint.needed else None
         if ok is not None and keep is None:
             continue
         hist = base + [Access(inv, resp, False, v, who) for (inv, resp, who, _), v
                        in zip(reads, column, strict=True) if v is not None]
         if keep is not None:
             stretches = Stretches(hist, init)
-            keep[(p, s)] = _Slot(hist, stretches)
+            keep.keep(p, s, hist, stretches)
             if ok is not None:
                 continue
             ok = searched[key] = stretches.holds
@@ -671,60 +670,82 @@ def _check_page(res: StressResult, h: _Histories, moved: list[set[int]], p: int,
 SHIFTS = frozenset({"collapse", "insert"})
 
 
-class _Slot:
-    """One slot of one page as searched: its history, its writes by operation, and the
-    history cut into stretches (checker.Stretches)."""
-
-    def __init__(self, history: list[Access], stretches: Stretches) -> None:
-        self.history = history
-        self.stretches = stretches
-        self.by_op: dict[str, list[Access]] = defaultdict(list)
-        for a in history:
-            if a.write:
-                self.by_op[a.who].append(a)
-        self.invs = [a.inv for a in stretches.ops]  # the operations that returned, by inv
-        self.resps = sorted(a.resp for a in stretches.ops)  # nearly sorted already
-
-    def times_in(self, lo: float, hi: float) -> list[float]:
-        """The instants in [lo, hi] at which an operation of this slot began or returned."""
-        return (self.invs[bisect.bisect_left(self.invs, lo):bisect.bisect_right(self.invs, hi)]
-                + self.resps[bisect.bisect_left(self.resps, lo):
-                             bisect.bisect_right(self.resps, hi)])
-
-
-def _check_stores_across_shifts(res: StressResult, h: _Histories, moved: list[set[int]],
-                                slots: dict[tuple[int, int], _Slot], t0: int) -> None:
-
+def _stores_beside_shifts(h: _Histories) -> list[tuple[_Write, int]]:
+    """Each store that overlaps a shift reading its slot, with that shift (by index)."""
     # The shifts reading each register, per worker in time order (a worker runs one
     # operation at a time, so both ends of its operations increase).
     reading: dict[tuple[int, int], dict[int, list[int]]] = defaultdict(lambda: defaultdict(list))
     for i, m in enumerate(h.moves):
         if m.kind in SHIFTS and m.resp != INF:
             reading[(m.src, m.cls)][m.worker].append(i)
+    pairs = []
     for (p, c), per_worker in reading.items():
         stores = [w for w in h.own[(p, c)] if w.resp != INF]
         for moves in per_worker.values():
             resps = [h.moves[i].resp for i in moves]
             invs = [h.moves[i].inv for i in moves]
             for w in stores:
-                for i in moves[bisect.bisect_left(resps, w.inv):
-                                bisect.bisect_right(invs, w.resp)]:
-                    src, dst = slots[(p, c)], slots[(h.moves[i].page, c)]
-                    if not (src.stretches.holds and dst.stretches.holds):
-                        continue  # already reported slot by slot
-                    res.shifts_checked += 1
-                    if _one_order(h, moved, w, i, src, dst) or len(res.violations) >= 5:
-                        continue
-                    m = h.moves[i]
-                    lo, hi = min(w.inv, m.inv), max(w.resp, m.resp)
-                    res.violations.append(
-                        f"page {p} slot {c} (file offset {p * PAGE + c * SLOT}): a store lost "
-                        f"across a shift: {w.who} overlapped {m.who}, and neither order "
-                        f"explains both this slot and page {m.page} slot {c}, where the "
-                        f"{m.kind} moves it\n  page {p} slot {c}:\n"
-                        + listing(src.history, lo, hi, t0, describe_value)
-                        + f"\n  page {m.page} slot {c}:\n"
-                        + listing(dst.history, lo, hi, t0, describe_value))
+                pairs += [(w, i) for i in moves[bisect.bisect_left(resps, w.inv):
+                                                 bisect.bisect_right(invs, w.resp)]]
+    return pairs
+
+
+class _Slot:
+    """One slot of one page as searched: its history cut into stretches
+    (checker.Stretches), and the writes of the operations the joint check asks about."""
+
+    def __init__(self, history: list[Access], stretches: Stretches, ops: set[str]) -> None:
+        self.history = history
+        self.stretches = stretches
+        self.by_op: dict[str, list[Access]] = defaultdict(list)
+        for a in history:
+            if a.write and a.who in ops:
+                self.by_op[a.who].append(a)
+        self.resps = sorted(a.resp for a in stretches.ops)  # nearly sorted already
+
+    def times_in(self, lo: float, hi: float) -> list[float]:
+        """The instants in [lo, hi] at which an operation of this slot began or returned."""
+        invs = self.stretches.invs
+        return (invs[bisect.bisect_left(invs, lo):bisect.bisect_right(invs, hi)]
+                + self.resps[bisect.bisect_left(self.resps, lo):
+                             bisect.bisect_right(self.resps, hi)])
+
+
+class _Joint:
+    """The stores beside shifts, and the slots and operations their checks need, kept as
+    the slots are searched."""
+
+    def __init__(self, h: _Histories, pairs: list[tuple[_Write, int]]) -> None:
+        self.pairs = pairs
+        self.needed = {(h.moves[i].src, h.moves[i].cls) for _, i in pairs} | {
+            (h.moves[i].page, h.moves[i].cls) for _, i in pairs}
+        self.ops = {w.who for w, _ in pairs} | {h.moves[i].who for _, i in pairs}
+        self.slots: dict[tuple[int, int], _Slot] = {}
+
+    def keep(self, p: int, c: int, history: list[Access], stretches: Stretches) -> None:
+        self.slots[(p, c)] = _Slot(history, stretches, self.ops)
+
+
+def _check_stores_across_shifts(res: StressResult, h: _Histories, moved: list[set[int]],
+                                joint: _Joint, t0: int) -> None:
+    for w, i in joint.pairs:
+        m = h.moves[i]
+        src, dst = joint.slots[(m.src, m.cls)], joint.slots[(m.page, m.cls)]
+        if not (src.stretches.holds and dst.stretches.holds):
+            continue  # already reported slot by slot
+        res.shifts_checked += 1
+        if _one_order(h, moved, w, i, src, dst) or len(res.violations) >= 5:
+            continue
+        p, c = m.src, m.cls
+        lo, hi = min(w.inv, m.inv), max(w.resp, m.resp)
+        res.violations.append(
+            f"page {p} slot {c} (file offset {p * PAGE + c * SLOT}): a store lost "
+            f"across a shift: {w.who} overlapped {m.who}, and neither order "
+            f"explains both this slot and page {m.page} slot {c}, where the "
+            f"{m.kind} moves it\n  page {p} slot {c}:\n"
+            + listing(src.history, lo, hi, t0, describe_value)
+            + f"\n  page {m.page} slot {c}:\n"
+            + listing(dst.history, lo, hi, t0, describe_value))
 
 
 def _one_order(h: _Histories, moved: list[set[int]], store: _Write, i: int, src: _Slot,
@@ -746,17 +767,17 @@ def _one_order(h: _Histories, moved: list[set[int]], store: _Write, i: int, src:
             x, y = a + (b - a) / 3, a + 2 * (b - a) / 3  # first ends by x, second starts at y
             if before:
                 s2 = replace(s, resp=min(s.resp, x))
-                changed = {id(s): s2, **{id(o): replace(o, inv=max(o.inv, y)) for o in own}}
+                changed = [(s, s2), *((o, replace(o, inv=max(o.inv, y))) for o in own)]
                 span = (max(m.inv, y), m.resp)
                 values = reg.window(*span, m.who, moved, (store, s2.inv, s2.resp))
             else:
                 s2 = replace(s, inv=max(s.inv, y))
-                changed = {id(s): s2, **{id(o): replace(o, resp=min(o.resp, x)) for o in own}}
+                changed = [(s, s2), *((o, replace(o, resp=min(o.resp, x))) for o in own)]
                 span = (m.inv, min(m.resp, x))
                 values = reg.window(*span, m.who, moved, (store, s2.inv, s2.resp))
             if not src.stretches.holds_with(changed):
                 continue
-            if dst.stretches.holds_with({id(into): choice_write(*span, values, into.who)}):
+            if dst.stretches.holds_with([(into, choice_write(*span, values, into.who))]):
                 return True
     return False
 

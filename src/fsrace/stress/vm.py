@@ -287,7 +287,9 @@ def _boot_and_run(payload, n_runs: int, what: str, fs: str, timeout_s: float, pr
         scratch = work / "scratch.img"
         with open(scratch, "wb") as f:
             f.truncate(SCRATCH_DISK_MB << 20)  # sparse; the guest makes its file system
-        cmd = ["qemu-system-x86_64", "-accel", "tcg,thread=multi", "-smp", "2", "-m", "1536",
+        # The check runs in the guest and holds every slot's history: a 60 s collapse run
+        # (the joint check of stores and shifts keeping the slots it needs) outgrew 1.5 GiB.
+        cmd = ["qemu-system-x86_64", "-accel", "tcg,thread=multi", "-smp", "2", "-m", "3072",
                "-kernel", str(vmlinuz), "-initrd", str(initrd),
                "-append", "console=ttyS0 root=/dev/vda rw init=/fsrace-init panic=-1 quiet",
                "-drive", f"file={image},if=virtio,format=raw,snapshot=on",
