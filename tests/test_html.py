@@ -33,6 +33,38 @@ def test_page_data_follow_the_counterexample_step_by_step(seed_race):
     assert d["changed"][free]
 
 
+def test_the_reports_read_the_recorded_states_and_run_nothing(seed_race, monkeypatch):
+    """The states a page draws were recorded as the shown execution ran (run.check keeps
+    them; a replay records its own): building the page, or the JSON, runs no program."""
+    import fsrace.explore.engine as engine
+    import fsrace.run as run
+    from fsrace.report.html import json_record
+
+    shown = seed_race.shown
+    assert shown is not None and len(shown.states) == len(shown.events) + 1
+    assert shown.schedule == seed_race.counterexample.schedule
+
+    def ran(*args, **kwargs):
+        raise AssertionError("a report ran the program")
+
+    for module in (engine, run):
+        monkeypatch.setattr(module, "run_execution", ran)
+    monkeypatch.setattr(run, "builder", ran)
+    d = trace_page_data(seed_race)
+    assert d["states"] == [s.splitlines() for s in shown.states[1:]]
+    assert json_record(seed_race)["timeline"]["states"] == d["states"]
+    assert "fsrace-data" in trace_page(seed_race)
+
+
+def test_a_replay_records_its_states_as_it_runs():
+    from fsrace.run import replay_check
+
+    cx = check("punch-write-fault", "linux-2012", shrink_budget_s=0).counterexample
+    res, rec = replay_check("punch-write-fault", "linux-2012", cx.schedule)
+    assert res.shown is rec and len(rec.states) == len(rec.events) + 1
+    assert rec.states[-1] == rec.state  # the state the text report prints at the violation
+
+
 def test_the_page_is_self_contained(seed_race):
     page = trace_page(seed_race)
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page)

@@ -369,7 +369,7 @@ def replay_cmd(scenario, protocol, schedule, as_json, pages, writers, blocks_per
     if as_json:
         from .report.html import json_record
 
-        click.echo(json.dumps(json_record(result, "replay", shown=rec.schedule), indent=2))
+        click.echo(json.dumps(json_record(result, "replay"), indent=2))
     elif rec.outcome in FAILURES:
         click.echo(failure_report(rec))
     else:

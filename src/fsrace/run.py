@@ -5,13 +5,19 @@ The CLI and the reports go through here; nothing here knows how results are show
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from .explore.bounded import PreemptionBounded
 from .explore.dpor import DPOR
-from .explore.engine import ExecutionRecord
+from .explore.engine import (
+    Chooser,
+    ExecutionRecord,
+    ExecutionView,
+    replay_chooser,
+    run_execution,
+)
 from .explore.exhaustive import Exhaustive
 from .explore.parallel import parallel_search
 from .explore.pct import PCT
@@ -20,7 +26,7 @@ from .explore.random_walk import RandomWalk
 from .explore.replay import Replay
 from .explore.schedule import Schedule
 from .explore.search import Limits, Progress, SearchResult, search
-from .explore.shrink import Shrunk, shrink
+from .explore.shrink import Shrunk, lenient_chooser, shrink
 from .explore.stateful import StatefulDPOR
 from .explore.step import Program
 from .protocols import PROTOCOLS
@@ -184,6 +190,9 @@ class CheckResult:
     seed: int
     search: SearchResult
     shrunk: Shrunk | None = None
+    # The execution the reports draw, with the model's state after every step: the
+    # counterexample, else the tasks one after another (for a replay, the replay itself).
+    shown: ExecutionRecord | None = None
 
     @property
     def counterexample(self) -> ExecutionRecord | None:
@@ -238,7 +247,25 @@ def check(scenario, protocol, params: Params | None = None, strategy: str = "aut
     if res.counterexample is not None and shrink_budget_s > 0:
         out.shrunk = shrink(build, res.counterexample, limits.max_steps, shrink_budget_s,
                             limits.max_retries, shrink_attempts)
+    out.shown = _shown(build, out.counterexample)
     return out
+
+
+def _shown(build: Callable[[], Program], cx: ExecutionRecord | None) -> ExecutionRecord:
+    """The counterexample's schedule (None: the tasks one after another, as far as they go)
+    run with the model's state kept after every step. A search keeps no states (they would
+    cost it a description per step), so the one execution the reports draw runs once
+    more, here; it stops where the counterexample stopped."""
+    if cx is None:
+        choose: Chooser = lenient_chooser(())
+    else:
+        follow = replay_chooser(cx.schedule)
+        end = len(cx.schedule.choices)
+
+        def choose(ex: ExecutionView, enabled: Sequence[int]) -> int | None:
+            return follow(ex, enabled) if len(ex.events) < end else None
+
+    return run_execution(build(), choose, 100_000, None, keep_states=True)
 
 
 def replay(scenario: str, protocol: str, schedule: Schedule, params: Params | None = None,
@@ -257,9 +284,10 @@ def replay_check(scenario: str, protocol: str, schedule: Schedule,
     scenario = named("scenario", scenario)
     protocol = named("protocol", protocol)
     params = params or Params()
-    strat = Replay(schedule)
+    strat = Replay(schedule, keep_states=True)
     res = search(builder(scenario, protocol, params), strat,
                  Limits(max_steps=max_steps, max_retries=max_retries))
     if strat.record is None:  # search() stops before its one execution only on Ctrl-C
         raise KeyboardInterrupt
-    return CheckResult(scenario, protocol, params, "replay", 0, res), strat.record
+    return (CheckResult(scenario, protocol, params, "replay", 0, res, shown=strat.record),
+            strat.record)

@@ -55,6 +55,9 @@ class ExecutionRecord:
     starved: str = ""  # starvation: who retried what, how often
     waits: int = 0  # over all steps, how many unfinished tasks could not run at that moment
     retries: int = 0  # steps that started an operation over
+    # The model's state (Program.describe_state) before the first step, then after each
+    # step; recorded as the execution ran, only when run_execution was asked to keep it.
+    states: list[str] = field(default_factory=list)
 
     def conflicting_step(self) -> int | None:
         """The latest earlier step of another task that the failing step conflicts with."""
@@ -207,11 +210,15 @@ Chooser = Callable[[ExecutionView, Sequence[int]], "int | None"]
 
 
 def run_execution(program: Program, choose: Chooser, max_steps: int,
-                  max_retries: int | None = None, checked: int = 0) -> ExecutionRecord:
+                  max_retries: int | None = None, checked: int = 0,
+                  keep_states: bool = False) -> ExecutionRecord:
     """Run until every task finished, a check failed, a deadlock, a task retried more than
     `max_retries` times, or the step bound. The first `checked` steps repeat a prefix an
-    earlier execution ran and checked: their per-step checks are not run again."""
+    earlier execution ran and checked: their per-step checks are not run again.
+    `keep_states`: record the model's state after every step (ExecutionRecord.states), for
+    the reports; a search does without."""
     ex = Execution(program)
+    states = [program.describe_state()] if keep_states else None
     failure: Failure | None = None
     outcome = DONE
     preemptions = 0
@@ -270,8 +277,10 @@ def run_execution(program: Program, choose: Chooser, max_steps: int,
                 break
         if len(ex.events) <= checked:
             program.replayed(step)
-            continue
-        failure = program.check_step(step)
+        else:
+            failure = program.check_step(step)
+        if states is not None:
+            states.append(program.describe_state())
         if failure:
             outcome = VIOLATION
             break
@@ -292,6 +301,7 @@ def run_execution(program: Program, choose: Chooser, max_steps: int,
         starved=starved,
         waits=waits,
         retries=sum(retries),
+        states=states or [],
     )
 
 

@@ -12,8 +12,9 @@ class Replay:
     name = "replay"
     complete = False  # one schedule says nothing of the others
 
-    def __init__(self, schedule: Schedule) -> None:
+    def __init__(self, schedule: Schedule, keep_states: bool = False) -> None:
         self.schedule = schedule
+        self.keep_states = keep_states  # the record carries the state after every step
         self.record: ExecutionRecord | None = None  # the execution, once it ran
         self._given = False
 

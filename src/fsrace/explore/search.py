@@ -152,7 +152,8 @@ def search(
                 if chooser is None:
                     break
                 rec = run_execution(build(), chooser, limits.max_steps, limits.max_retries,
-                                    checked=getattr(strategy, "checked_prefix", 0))
+                                    checked=getattr(strategy, "checked_prefix", 0),
+                                    keep_states=getattr(strategy, "keep_states", False))
                 strategy.finished(rec)
                 if observe:
                     observe(rec)

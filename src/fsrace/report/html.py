@@ -8,10 +8,8 @@ import pathlib
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from ..explore.engine import ExecutionRecord, replay_chooser, run_execution
-from ..explore.schedule import Schedule
-from ..explore.shrink import lenient_chooser
-from ..run import CheckResult, builder, not_modelled
+from ..explore.engine import ExecutionRecord
+from ..run import CheckResult, not_modelled
 from .json_report import envelope, result_dict
 from .matrix_report import why
 
@@ -19,33 +17,6 @@ _env = Environment(loader=PackageLoader("fsrace.report"), autoescape=select_auto
                    trim_blocks=True, lstrip_blocks=True)
 
 _LOCK_STEPS = ("lock_page", "unlock_page", "mutex_", "down_", "up_", "wait_on_page_writeback")
-
-
-def _replay_with_states(res: CheckResult, schedule: Schedule | None
-                        ) -> tuple[ExecutionRecord, list[str], list[str]]:
-    """Run the schedule again (None: the tasks one after another), keeping the model's state
-    before the first step and after every step."""
-    program = builder(res.scenario, res.protocol, res.params)()
-    before = program.describe_state().splitlines()
-    states: list[str] = []
-    check_step = program.check_step
-
-    def check_and_keep(step):
-        failure = check_step(step)
-        states.append(program.describe_state())
-        return failure
-
-    program.check_step = check_and_keep
-    if schedule is None:
-        choose = lenient_chooser(())
-    else:
-        follow = replay_chooser(schedule)
-
-        def choose(ex, enabled):  # the schedule, then stop where the search stopped
-            return follow(ex, enabled) if len(ex.events) < len(schedule.choices) else None
-
-    rec = run_execution(program, choose, 100_000, None)
-    return rec, before, states
 
 
 def _relevant(rec: ExecutionRecord, failed: int | None, conflict: int | None) -> list[bool]:
@@ -61,12 +32,16 @@ def _relevant(rec: ExecutionRecord, failed: int | None, conflict: int | None) ->
             for e in rec.events]
 
 
-def trace_page_data(res: CheckResult, shown: Schedule | None = None) -> dict:
-    """The page's data: the check result (as `--json` prints it), and the execution shown --
-    the counterexample, else `shown`, else the tasks run one after another -- with the
-    state after each step and the state lines each step changed."""
+def trace_page_data(res: CheckResult) -> dict:
+    """The page's data: the check result (as `--json` prints it), and the execution shown
+    (`res.shown`: the counterexample, else the tasks one after another, or the replay)
+    with the state after each step and the state lines each step changed."""
     cx = res.counterexample
-    rec, before, after = _replay_with_states(res, cx.schedule if cx is not None else shown)
+    rec = res.shown
+    if rec is None or not rec.states:
+        raise ValueError("trace_page_data: the result carries no execution with states "
+                         "(run.check and run.replay_check record one)")
+    before, after = rec.states[0].splitlines(), rec.states[1:]
     failed = rec.failed_at if cx is not None else None
     conflict = rec.conflicting_step() if cx is not None else None
     states, changed, prev = [], [], before
@@ -95,12 +70,11 @@ def trace_page_data(res: CheckResult, shown: Schedule | None = None) -> dict:
     }
 
 
-def json_record(res: CheckResult, command: str = "check", shown: Schedule | None = None
-                ) -> dict:
+def json_record(res: CheckResult, command: str = "check") -> dict:
     """What `--json` prints for a check or a replay: the result, and what the HTML page
     draws (the execution shown, with the state after each step)."""
     out = envelope(command, result_dict(res))
-    out["timeline"] = {k: v for k, v in trace_page_data(res, shown).items() if k != "result"}
+    out["timeline"] = {k: v for k, v in trace_page_data(res).items() if k != "result"}
     return out
 
 
