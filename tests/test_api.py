@@ -109,15 +109,14 @@ def test_a_scenario_class_given_twice_is_the_scenario_registered_once():
 
 
 def test_a_file_system_given_by_value_runs_as_the_module_it_copies():
-    """A protocol can carry its file system's address-space operations itself (a file
-    system modelled outside the package) instead of naming a module of fsrace.kernel."""
-    import dataclasses
-
+    """A protocol can carry its file system as a value (one modelled outside the package)
+    instead of naming a module of fsrace.kernel."""
     from fsrace.kernel import ext4
+    from fsrace.kernel.kernel import FileSystem
 
     class ByValue(InvalidateLock):
         name = "test-invalidate-lock-ext4-by-value"
-        filesystem = dataclasses.replace(ext4.AOPS, name="ext4 by value")
+        filesystem = FileSystem("ext4 by value", ext4.AOPS)
         unsupported = InvalidateLock.unsupported | {"zero range"}
 
     by_name = fsrace.check("punch-read-fault", InvalidateLock, pages=2, writers=2)
@@ -125,4 +124,13 @@ def test_a_file_system_given_by_value_runs_as_the_module_it_copies():
     assert by_value["verdict"] == by_name["verdict"] == "safe"
     assert (by_value["states"], by_value["traces"]) == (by_name["states"], by_name["traces"])
     why = fsrace.run.not_modelled("zero-range-write-fault", ByValue.name)
-    assert why == (f"{ByValue.name} runs ext4 by value, which has no zero range operation")
+    assert why == (f"{ByValue.name} runs the model of ext4 by value, which has no zero "
+                   "range operation")
+
+
+def test_a_protocol_that_sets_a_file_system_operation_is_refused_with_the_new_place():
+    from fsrace.protocols.base import Protocol
+
+    with pytest.raises(TypeError, match="belong to its file system; set filesystem = "
+                                        r"FileSystem\(name, aops, punch_hole=\.\.\.\)"):
+        type("OldStyle", (Protocol,), {"punch_hole": staticmethod(lambda *a: None)})

@@ -75,7 +75,7 @@ def test_a_page_read_past_eof_is_zero_filled_not_read_from_its_old_blocks(protoc
     page = k.new_page(a, 1)
     page.data[:] = ["junk"] * PAGE_SIZE
     page.locked_by = "T"
-    for _ in k.fs.readpage(Current("T", None), k, a, page):
+    for _ in k.fs.aops.readpage(Current("T", None), k, a, page):
         pass
     assert page.uptodate and page.locked_by is None
     assert page.data == [0] * PAGE_SIZE

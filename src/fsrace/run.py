@@ -29,6 +29,7 @@ from .explore.search import Limits, Progress, SearchResult, search
 from .explore.shrink import Shrunk, lenient_chooser, shrink
 from .explore.stateful import StatefulDPOR
 from .explore.step import Program
+from .kernel.kernel import filesystem_of
 from .protocols import PROTOCOLS
 from .scenarios import SCENARIOS, Params, build_program
 
@@ -139,13 +140,14 @@ def not_modelled(scenario: str, protocol: str) -> str | None:
     lacks), or None."""
     scen = _lookup("scenario", scenario, SCENARIOS)
     proto = _lookup("protocol", protocol, PROTOCOLS)
-    refused = sorted(scen.needs & proto.refused)
+    fs = filesystem_of(proto.filesystem)
+    refused = sorted(scen.needs & fs.refused)
     if refused:
         return f"{protocol}'s file system refuses {', '.join(refused)} (-EOPNOTSUPP)"
     missing = sorted(scen.needs & proto.unsupported)
     if missing:
-        fs = proto.filesystem
-        runs = f"fsrace.kernel.{fs}" if isinstance(fs, str) else fs.name or "its own a_ops"
+        spec = proto.filesystem
+        runs = f"fsrace.kernel.{spec}" if isinstance(spec, str) else f"the model of {fs.name}"
         return (f"{protocol} runs {runs}, which has no "
                 f"{', '.join(missing)} operation")
     return None

@@ -26,7 +26,7 @@ from ..explore.step import READ, WRITE, Step
 from .buffer import VM_FAULT_LOCKED, VM_FAULT_NOPAGE, VM_FAULT_RETRY
 from .ext4 import ext4_da_get_block_prep, ext4_da_invalidatepage
 from .filemap import filemap_write_and_wait_range
-from .kernel import AddressSpaceOps, Kernel
+from .kernel import AddressSpaceOps, FileSystem, Kernel
 from .locking import lock_page, unlock_page, wait_on_page_writeback
 from .page_writeback import write_cache_pages, write_out
 from .server import server_copy, server_readpage, server_write
@@ -127,3 +127,4 @@ AOPS = AddressSpaceOps(readpage=cifs_read_folio, page_mkwrite=cifs_page_mkwrite,
                        writepages=cifs_writepages,
                        invalidatepage=ext4_da_invalidatepage,
                        write_get_block=ext4_da_get_block_prep)
+FS = FileSystem("cifs", AOPS, copy_range=cifs_file_copychunk_range)

@@ -16,7 +16,7 @@ from .buffer import (
 )
 from .delalloc import da_allocate, da_release, da_reserve
 from .filemap import filemap_write_and_wait_range, find_get_page
-from .kernel import AddressSpaceOps, Kernel
+from .kernel import AddressSpaceOps, FileSystem, Kernel
 from .locking import (
     down_read,
     down_write,
@@ -499,3 +499,4 @@ AOPS = AddressSpaceOps(readpage=ext4_readpage, page_mkwrite=ext4_page_mkwrite,
                        invalidatepage=ext4_da_invalidatepage,
                        write_get_block=ext4_da_get_block_prep,
                        writepages=ext4_da_writepages)
+FS = FileSystem("ext4", AOPS)  # every file operation of the model's own is ext4's

@@ -41,7 +41,7 @@ from .filemap import (
     grab_cache_page_write_begin,
     page_cache_read,
 )
-from .kernel import Kernel
+from .kernel import FileSystem, Kernel
 from .locking import (
     down_write,
     lock_page,
@@ -256,3 +256,5 @@ def f2fs_get_new_data_page(cur: Current, k: Kernel, inode: Inode, index: int):
 
 
 AOPS = EXT4_AOPS  # the fault, read and writeback paths: see the module's docstring
+FS = FileSystem("f2fs", AOPS, collapse_range=f2fs_collapse_range,
+                insert_range=f2fs_insert_range)

@@ -47,7 +47,7 @@ def page_cache_read(cur: Current, k: Kernel, inode: Inode, index: int):
     Called with what add_to_page_cache_lru needs; ->readpage unlocks the page."""
     page = yield from add_to_page_cache_lru(cur, k, inode, index)
     if page is not None:
-        yield from k.fs.readpage(cur, k, inode, page)
+        yield from k.fs.aops.readpage(cur, k, inode, page)
 
 
 def filemap_fault(cur: Current, k: Kernel, inode: Inode, index: int):
@@ -95,7 +95,7 @@ def filemap_fault(cur: Current, k: Kernel, inode: Inode, index: int):
             if not mapping_locked:
                 yield from proto.fault_miss_begin(cur, k, inode)
                 mapping_locked = True
-            yield from k.fs.readpage(cur, k, inode, page)
+            yield from k.fs.aops.readpage(cur, k, inode, page)
             page = yield from find_get_page(cur, k, inode, index)
             continue
         if mapping_locked:
@@ -109,7 +109,7 @@ def filemap_write_and_wait_range(cur: Current, k: Kernel, inode: Inode, first: i
                                  last: int):
     """Write back the dirty pages of [first, last] and wait for their I/O. Called with no
     page lock held (it takes each page's)."""
-    yield from k.fs.writepages(cur, k, inode, first, last)
+    yield from k.fs.aops.writepages(cur, k, inode, first, last)
     st = Step("filemap_fdatawait_range: find pages under writeback", ((inode.pages_key, READ),))
     yield st
     pages = [p for i, p in sorted(inode.pages.items()) if first <= i <= last]
@@ -177,7 +177,7 @@ def generic_perform_write(cur: Current, k: Kernel, inode: Inode, pos: int, buf):
         create_empty_buffers(k, page)
         yield from wait_on_page_writeback(cur, page)
         yield from __block_write_begin(cur, k, inode, page, offset, offset + n,
-                                       k.fs.write_get_block)
+                                       k.fs.aops.write_get_block)
         st = Step("iov_iter_copy_from_user_atomic; block_write_end",
                   ((page.key, WRITE), (page.data_key, WRITE), (inode.size_key, WRITE),
                    (inode.dirty_tag_key, WRITE),

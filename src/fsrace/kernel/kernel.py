@@ -13,8 +13,9 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class AddressSpaceOps:
-    """What differs between the file systems modelled (ext4, the NFS client): how a page
-    is read, made writable by a fault, and written back. Each is a generator function."""
+    """A file system's address_space_operations, as far as the model needs them: how a
+    page is read, made writable by a fault, and written back. Each is a generator
+    function."""
 
     readpage: Any  # (cur, k, inode, page), page locked; unlocks it
     page_mkwrite: Any  # (cur, k, inode, page) -> VM_FAULT_*
@@ -24,7 +25,35 @@ class AddressSpaceOps:
     invalidatepage: Any
     # write_begin's get_block for a buffer write(2) fills: (cur, k, inode, lblk, bh, create).
     write_get_block: Any
-    name: str = ""  # whose they are, for messages ("" for the bundled modules')
+
+
+@dataclass(frozen=True)
+class FileSystem:
+    """A file system as the generic code reaches it: its address-space operations, the
+    file operations it has of its own (None: the model's ext4 path runs, under the
+    protocol's locks), and the operations it refuses. Each operation is a generator
+    function of (cur, k, inode, ...) whose result is the syscall's."""
+
+    name: str
+    aops: AddressSpaceOps
+    punch_hole: Any = None  # fallocate(PUNCH_HOLE): (offset, length)
+    zero_range: Any = None  # fallocate(ZERO_RANGE), likewise; collapse and insert too
+    collapse_range: Any = None
+    insert_range: Any = None
+    setattr_size: Any = None  # ->setattr(ATTR_SIZE): (size)
+    clone_range: Any = None  # ->remap_file_range: (src, dst, length)
+    copy_range: Any = None  # ->copy_file_range: (src, dst, length)
+    refused: frozenset[str] = frozenset()  # operations it fails with -EOPNOTSUPP
+
+
+def filesystem_of(spec: str | FileSystem) -> FileSystem:
+    """A protocol's `filesystem`: the value itself, or the FS of the module
+    fsrace.kernel.<spec>."""
+    if isinstance(spec, FileSystem):
+        return spec
+    from importlib import import_module
+
+    return import_module(f"{__package__}.{spec}").FS
 
 
 @dataclass
@@ -52,20 +81,13 @@ class Kernel:
         # Pages made so far per slot (inode, index): the next page's generation.
         self.page_generations: dict[tuple[str, int], int] = {}
         self.pages_made: dict[tuple[str, str], Page] = {}  # (slot name, origin) -> page
-        self._fs: AddressSpaceOps | None = None
+        self._fs: FileSystem | None = None
 
     @property
-    def fs(self) -> AddressSpaceOps:
-        """The address-space operations of the protocol's file system: the protocol's
-        `filesystem` itself, or the AOPS of the module fsrace.kernel.<filesystem>."""
+    def fs(self) -> FileSystem:
+        """The protocol's file system (filesystem_of)."""
         if self._fs is None:
-            fs = self.protocol.filesystem
-            if isinstance(fs, AddressSpaceOps):
-                self._fs = fs
-            else:
-                from importlib import import_module
-
-                self._fs = import_module(f"{__package__}.{fs}").AOPS
+            self._fs = filesystem_of(self.protocol.filesystem)
         return self._fs
 
     def log(self, kind: str, task: str, **data: Any) -> None:

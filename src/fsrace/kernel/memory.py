@@ -90,7 +90,7 @@ def __do_fault(cur: Current, k: Kernel, mm: MM, inode: Inode, index: int, write:
     if write:
         # Shared writable mapping: let the filesystem prepare the page for writing.
         yield from unlock_page(cur, page)
-        tmp = yield from k.fs.page_mkwrite(cur, k, inode, page)
+        tmp = yield from k.fs.aops.page_mkwrite(cur, k, inode, page)
         if tmp in (VM_FAULT_NOPAGE, VM_FAULT_RETRY):
             return tmp
     st = Step("__do_fault: install PTE", ((mm.pte_key(inode, index), WRITE), (page.key, READ)))
@@ -107,7 +107,7 @@ def __do_fault(cur: Current, k: Kernel, mm: MM, inode: Inode, index: int, write:
 def do_wp_page(cur: Current, k: Kernel, mm: MM, inode: Inode, index: int, page: Page):
     """Write to a present, write-protected PTE of a shared mapping: page_mkwrite, then make
     the PTE writable if it still maps the same page. Called with mmap_sem held for read."""
-    tmp = yield from k.fs.page_mkwrite(cur, k, inode, page)
+    tmp = yield from k.fs.aops.page_mkwrite(cur, k, inode, page)
     if tmp in (VM_FAULT_NOPAGE, VM_FAULT_RETRY):
         return tmp
     st = Step("do_wp_page: pte_same, make PTE writable",

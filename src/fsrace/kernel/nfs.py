@@ -20,7 +20,7 @@ from ..explore.step import READ, WRITE, Step
 from .buffer import VM_FAULT_LOCKED, VM_FAULT_NOPAGE, VM_FAULT_RETRY
 from .ext4 import ext4_da_get_block_prep, ext4_da_invalidatepage, ext4_ext_remove_space
 from .filemap import filemap_write_and_wait_range
-from .kernel import AddressSpaceOps, Kernel
+from .kernel import AddressSpaceOps, FileSystem, Kernel
 from .locking import (
     lock_page,
     unlock_page,
@@ -172,3 +172,5 @@ AOPS = AddressSpaceOps(readpage=nfs_readpage, page_mkwrite=nfs_vm_page_mkwrite,
                        writepages=nfs_writepages,
                        invalidatepage=ext4_da_invalidatepage,
                        write_get_block=ext4_da_get_block_prep)
+FS = FileSystem("nfs", AOPS, punch_hole=nfs42_proc_deallocate,
+                setattr_size=nfs_setattr_size, clone_range=nfs42_remap_file_range)

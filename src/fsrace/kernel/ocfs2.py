@@ -29,7 +29,7 @@ from .buffer import (
 )
 from .ext4 import ext4_da_get_block_prep, ext4_da_invalidatepage
 from .filemap import filemap_write_and_wait_range
-from .kernel import AddressSpaceOps, Kernel
+from .kernel import AddressSpaceOps, FileSystem, Kernel
 from .locking import (
     down_read,
     down_read_trylock,
@@ -293,3 +293,5 @@ AOPS = AddressSpaceOps(readpage=ocfs2_read_folio, page_mkwrite=ocfs2_page_mkwrit
                        writepages=ocfs2_writepages,
                        invalidatepage=ext4_da_invalidatepage,
                        write_get_block=ext4_da_get_block_prep)
+FS = FileSystem("ocfs2", AOPS, clone_range=ocfs2_remap_file_range,
+                copy_range=ocfs2_remap_file_range)  # vfs_copy_file_range reflinks

@@ -26,5 +26,5 @@ def force_page_cache_readahead(cur: Current, k: Kernel, inode: Inode, first: int
             continue
         page = yield from add_to_page_cache_lru(cur, k, inode, index)
         if page is not None:
-            yield from k.fs.readpage(cur, k, inode, page)
+            yield from k.fs.aops.readpage(cur, k, inode, page)
     yield from proto.readahead_end(cur, k, inode)

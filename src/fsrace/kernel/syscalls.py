@@ -21,8 +21,8 @@ from .truncate import invalidate_mapping_pages
 
 def sys_fallocate_punch_hole(cur: Current, k: Kernel, inode: Inode, offset: int, length: int):
     """fallocate(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE) -> ext4_punch_hole, unless the
-    protocol punches its own way. Called with no lock held."""
-    punch = k.protocol.punch_hole or ext4_ext_punch_hole
+    file system punches its own way. Called with no lock held."""
+    punch = k.fs.punch_hole or ext4_ext_punch_hole
     yield from punch(cur, k, inode, offset, length)
 
 
@@ -32,11 +32,10 @@ _FALLOCATE = {"zero": ext4_zero_range, "collapse": ext4_collapse_range,
 
 def sys_fallocate(cur: Current, k: Kernel, inode: Inode, mode: str, offset: int, length: int):
     """fallocate(FALLOC_FL_ZERO_RANGE / COLLAPSE_RANGE / INSERT_RANGE) -> ext4_fallocate,
-    unless the protocol's file system has its own (insert_range and the like). Called with
-    no lock held."""
-    proto = k.protocol
-    own = {"zero": proto.zero_range, "collapse": proto.collapse_range,
-           "insert": proto.insert_range}[mode]
+    unless the file system has its own (insert_range and the like). Called with no lock
+    held."""
+    fs = k.fs
+    own = {"zero": fs.zero_range, "collapse": fs.collapse_range, "insert": fs.insert_range}[mode]
     return (yield from (own or _FALLOCATE[mode])(cur, k, inode, offset, length))
 
 
@@ -45,7 +44,7 @@ def sys_ftruncate(cur: Current, k: Kernel, inode: Inode, size: int):
     file system has its own (the NFS client's nfs_setattr). Called with no lock held."""
     yield from mutex_lock(cur, inode.i_mutex)
     yield from k.protocol.remove_blocks_begin(cur, k, inode, "truncate")
-    setattr_size = k.protocol.setattr_size or ext4_setattr_size
+    setattr_size = k.fs.setattr_size or ext4_setattr_size
     yield from setattr_size(cur, k, inode, size)
     yield from k.protocol.remove_blocks_end(cur, k, inode, "truncate")
     yield from mutex_unlock(cur, inode.i_mutex)
@@ -103,7 +102,7 @@ def drop_caches(cur: Current, k: Kernel):
 def wb_writeback(cur: Current, k: Kernel):
     """The flusher: one pass of writeback over every dirty inode. Called with no lock held."""
     for inode in k.inodes.values():
-        yield from k.fs.writepages(cur, k, inode, 0, TO_EOF)
+        yield from k.fs.aops.writepages(cur, k, inode, 0, TO_EOF)
 
 
 def pages_of(inode: Inode) -> int:

@@ -78,7 +78,7 @@ def truncate_inode_page(cur, k: Kernel, inode: Inode, page: Page):
         st.note = "already truncated"
         return
     _zap_ptes(inode, page.index, page.index, page)
-    k.fs.invalidatepage(k, inode, page)
+    k.fs.aops.invalidatepage(k, inode, page)
     page.dirty = page.tagged_dirty = False
     page.inode = None
     del inode.pages[page.index]
@@ -123,7 +123,7 @@ def invalidate_mapping_pages(cur, k: Kernel, inode: Inode):
         if page.locked_by or page.dirty or page.writeback or mapped or page.inode is not inode:
             st.note = "busy: kept"
             continue
-        k.fs.invalidatepage(k, inode, page)
+        k.fs.aops.invalidatepage(k, inode, page)
         page.inode = None
         del inode.pages[page.index]
         st.note = "dropped"

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from ..explore.step import READ, WRITE, Step
 from .delalloc import da_release
+from .ext4 import AOPS as EXT4_AOPS
 from .filemap import filemap_write_and_wait_range
-from .kernel import Kernel
+from .kernel import FileSystem, Kernel
 from .locking import down_read, down_write, up_read, up_write
 from .structs import DELALLOC, PAGE_SIZE, TO_EOF, UNWRITTEN, WRITTEN, Current, Disk, Inode
 from .truncate import truncate_inode_pages_range
@@ -95,3 +96,4 @@ def xfs_bunmapi(cur: Current, k: Kernel, inode: Inode, first: int, last: int):
             notes.append(f"lblk {lblk}: delalloc extent and reservation dropped")
     st.note = "; ".join(notes) or "nothing allocated"
     yield from up_write(cur, inode.i_data_sem)
+FS = FileSystem("xfs", EXT4_AOPS, punch_hole=xfs_free_file_space)

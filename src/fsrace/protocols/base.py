@@ -7,19 +7,15 @@ operation runs ("punch", "truncate", "zero", "collapse", "insert").
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from dataclasses import fields
+from typing import TYPE_CHECKING
 
+from ..kernel.kernel import FileSystem
 from ..kernel.locking import down_write, mutex_lock, mutex_unlock, up_write
 
 if TYPE_CHECKING:
-    from ..kernel.kernel import AddressSpaceOps, Kernel
+    from ..kernel.kernel import Kernel
     from ..kernel.structs import Current, Inode
-
-
-# A file system's own operation: a generator function of (cur, k, inode, ...) whose steps
-# the kernel model yields from; what it returns is the syscall's result.
-FsOperation = Callable[..., Any]
 
 
 def _nothing():
@@ -33,31 +29,33 @@ def _nothing():
 LOCKS_OWN_INODE = ("punch", "clone", "copy")
 
 
+# What a file system value carries, not a protocol: its operations and what it refuses.
+FILE_SYSTEM_FIELDS = frozenset(f.name for f in fields(FileSystem)) - {"name", "aops"}
+
+
 class Protocol:
     name = ""
     summary = ""
     era = ""  # the kernel versions and commits it stands for
-    # Whose address-space operations run: the module fsrace.kernel.<filesystem>, or an
-    # AddressSpaceOps of a file system modelled outside the package.
-    filesystem: str | AddressSpaceOps = "ext4"
-    # Operations that file system's model lacks: only the NFS client's and ocfs2's have a
-    # clone (ext4 has no reflink; the model's XFS does not model its own), only the SMB
-    # client's and ocfs2's a copy, only ocfs2's blocks shared by a reflink ("shared blocks").
+    # Whose operations run: the file system of the module fsrace.kernel.<filesystem>, or a
+    # FileSystem value (one modelled outside the package). It has the address-space
+    # operations, the fallocate modes, setattr, clone and copy of its own, and says what
+    # it refuses; the protocol only takes locks around them.
+    filesystem: str | FileSystem = "ext4"
+    # Operations this protocol's model lacks (so the matrix says `n/a`): only the NFS
+    # client's and ocfs2's have a clone (ext4 has no reflink; the model's XFS does not model
+    # its own), only the SMB client's and ocfs2's a copy, only ocfs2's blocks shared by a
+    # reflink ("shared blocks").
     unsupported: frozenset[str] = frozenset({"clone range", "copy range", "shared blocks"})
-    # Operations the real file system refuses (-EOPNOTSUPP), where its model has them.
-    refused: frozenset[str] = frozenset()
-    # A protocol that frees blocks differently sets punch_hole(cur, k, inode, off, len), or
-    # zero_range, collapse_range, insert_range with the same arguments; one with a clone
-    # sets clone_range(cur, k, inode, src, dst, len); one whose ->setattr truncates its own
-    # way sets setattr_size(cur, k, inode, size); one with a copy_file_range of its own sets
-    # copy_range like clone_range.
-    punch_hole: FsOperation | None = None
-    zero_range: FsOperation | None = None
-    collapse_range: FsOperation | None = None
-    insert_range: FsOperation | None = None
-    clone_range: FsOperation | None = None
-    copy_range: FsOperation | None = None
-    setattr_size: FsOperation | None = None
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        moved = sorted(set(vars(cls)) & FILE_SYSTEM_FIELDS)
+        if moved:  # a protocol written for an older fsrace would lose them silently
+            raise TypeError(
+                f"protocol {cls.__qualname__} sets {', '.join(moved)}: those belong to its "
+                "file system; set filesystem = FileSystem(name, aops, "
+                f"{moved[0]}=...) (fsrace.kernel.kernel) instead")
 
     # Block removal: punch, truncate (around flush, page cache invalidation, block freeing).
     def remove_blocks_begin(self, cur: Current, k: Kernel, inode: Inode, op: str):

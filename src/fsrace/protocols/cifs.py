@@ -14,7 +14,6 @@ truncated while it waited (page->mapping rechecked under the page lock, as
 nfs_vm_page_mkwrite and block_page_mkwrite do): docs/findings/smb-copy-mmap-recheck.diff,
 which passed fsrace stress as a module on 6.1."""
 
-from ..kernel.cifs import cifs_file_copychunk_range
 from .base import LocksOwnInode, Protocol
 from .invalidate_lock import InvalidateLock
 
@@ -30,7 +29,6 @@ class SmbClient(Protocol):
 
     filesystem = "cifs"
     unsupported = SMB_LACKS
-    copy_range = staticmethod(cifs_file_copychunk_range)
     mkwrite_rechecks_mapping = False
 
 

@@ -15,7 +15,6 @@ section, as ext4_insert_range does; the collapse as shipped. f2fs-locked: the co
 so too, with its i_size written inside the section, as ext4_collapse_range does. Neither
 is merged anywhere; the model's verdicts are in docs/verdicts.md."""
 
-from ..kernel.f2fs import f2fs_collapse_range, f2fs_insert_range
 from .invalidate_lock import InvalidateLock
 
 
@@ -25,8 +24,6 @@ class F2fs(InvalidateLock):
     era = ("Linux 6.1-7.2.13 fs/f2fs/file.c f2fs_insert_range, f2fs_collapse_range, "
            "__exchange_data_block")
     filesystem = "f2fs"
-    insert_range = staticmethod(f2fs_insert_range)
-    collapse_range = staticmethod(f2fs_collapse_range)
     # The gaps in its invalidate lock (fsrace.kernel.f2fs): two in each operation, and the
     # collapse's i_size written after the lock is dropped.
     insert_flushes_unlocked = insert_drops_lock = True

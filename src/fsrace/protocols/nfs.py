@@ -13,7 +13,6 @@ truncate (of a punch, a clone and a truncate), shared in nfs_vm_page_mkwrite and
 the client adds pages to the cache. Untested on a real kernel; the model's verdict is in
 docs/verdicts.md."""
 
-from ..kernel.nfs import nfs42_proc_deallocate, nfs42_remap_file_range, nfs_setattr_size
 from .base import LocksOwnInode
 from .invalidate_lock import InvalidateLock
 
@@ -32,9 +31,6 @@ class Nfs42(LocksOwnInode):
            "nfs_setattr, nfs_vm_page_mkwrite")
     filesystem = "nfs"
     unsupported = NFS_LACKS
-    punch_hole = staticmethod(nfs42_proc_deallocate)
-    clone_range = staticmethod(nfs42_remap_file_range)
-    setattr_size = staticmethod(nfs_setattr_size)
 
 
 class NfsInvalidateLock(InvalidateLock):
@@ -44,6 +40,3 @@ class NfsInvalidateLock(InvalidateLock):
            "nfs42_remap_file_range and nfs_setattr")
     filesystem = "nfs"
     unsupported = NFS_LACKS
-    punch_hole = staticmethod(nfs42_proc_deallocate)
-    clone_range = staticmethod(nfs42_remap_file_range)
-    setattr_size = staticmethod(nfs_setattr_size)

@@ -10,7 +10,6 @@ files' invalidate_lock exclusive from ocfs2_reflink_inodes_lock to the unlock, s
 ocfs2_page_mkwrite (and, in 6.1's generic code, wherever a fault or read adds a page), as
 XFS does."""
 
-from ..kernel.ocfs2 import ocfs2_remap_file_range
 from .base import LocksOwnInode, Protocol
 from .invalidate_lock import InvalidateLock
 
@@ -26,7 +25,6 @@ class Ocfs2(Protocol):
 
     filesystem = "ocfs2"
     unsupported = OCFS2_LACKS
-    clone_range = copy_range = staticmethod(ocfs2_remap_file_range)
 
 
 class Ocfs2_61(Ocfs2, LocksOwnInode):

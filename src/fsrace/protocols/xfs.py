@@ -13,7 +13,6 @@ The other fallocate modes run the model's ext4 code under XFS's locks (fsrace.ke
 says what is shared)."""
 
 from ..kernel.locking import down_read, down_write, up_read, up_write
-from ..kernel.xfs import xfs_free_file_space
 from .iolock_mkwrite import XfsIolock
 
 
@@ -21,7 +20,7 @@ class Xfs2012(XfsIolock):
     name = "xfs-2012"
     summary = "XFS 3.4: punch under the IO lock, flush+invalidate to EOF; faults take nothing"
     era = "Linux 3.4.2 xfs_free_file_space, xfs_file_aio_read (IOLOCK_SHARED)"
-    punch_hole = staticmethod(xfs_free_file_space)
+    filesystem = "xfs"  # its own punch, xfs_free_file_space; the rest is ext4's model
 
 
 class XfsMmaplock(Xfs2012):

@@ -174,9 +174,9 @@ def run_op(cur: Current, k: Kernel, op: Op):
         return (yield from sys_fallocate(cur, k, inode, mode, op.offset, op.length))
     if isinstance(op, Copy | Clone):
         # The matrix never builds such a program for a protocol that lacks the operation.
-        remap = k.protocol.copy_range if isinstance(op, Copy) else k.protocol.clone_range
+        remap = k.fs.copy_range if isinstance(op, Copy) else k.fs.clone_range
         if remap is None:
-            raise TypeError(f"{k.protocol.name} has no {type(op).__name__.lower()} operation")
+            raise TypeError(f"{k.fs.name} has no {type(op).__name__.lower()} operation")
         return (yield from remap(cur, k, inode, op.src_offset, op.offset, op.length))
     if isinstance(op, Readahead):
         return (yield from sys_readahead(cur, k, inode, op.offset, op.count))

@@ -18,24 +18,29 @@ Where a block comes from does not change the ordering these protocols are about,
 scenarios that show it start with every block of the file allocated.
 """
 
+from fsrace.kernel.ext4 import AOPS as EXT4_AOPS
+from fsrace.kernel.kernel import FileSystem
 from fsrace.kernel.locking import down_read, up_read
 from fsrace.protocols.base import Protocol
 
 from .file import ntfs_collapse_range, ntfs_insert_range, ntfs_punch_hole
+
+# ntfs3 as the generic code reaches it: the model's page cache paths (see above), its own
+# punch, collapse and insert; ntfs_fallocate refuses FALLOC_FL_ZERO_RANGE, and ntfs3 has no
+# remap_file_range.
+NTFS3 = FileSystem("ntfs3", EXT4_AOPS, punch_hole=ntfs_punch_hole,
+                   collapse_range=ntfs_collapse_range, insert_range=ntfs_insert_range,
+                   refused=frozenset({"zero range"}))
 
 
 class Ntfs3(Protocol):
     name = "ntfs3"
     summary = "ntfs3 6.12: invalidate_lock over fallocate, page_mkwrite takes nothing"
     era = "Linux 6.12 fs/ntfs3/file.c ntfs_fallocate, generic_file_vm_ops"
-    # ntfs_fallocate refuses FALLOC_FL_ZERO_RANGE; ntfs3 has no remap_file_range.
-    refused = frozenset({"zero range"})
+    filesystem = NTFS3
     # The model's direct-I/O race is about delayed allocation, which ntfs3 6.12 lacks: run
     # here it would report ext4's.
     unsupported = Protocol.unsupported | {"direct I/O"}
-    punch_hole = staticmethod(ntfs_punch_hole)
-    collapse_range = staticmethod(ntfs_collapse_range)
-    insert_range = staticmethod(ntfs_insert_range)
 
     # mm/filemap.c since 5.15: shared wherever a page is added to the cache.
     def fault_miss_begin(self, cur, k, inode):
