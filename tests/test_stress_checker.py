@@ -100,6 +100,21 @@ def test_both_searches_agree_with_brute_force_on_small_histories():
             assert linearizable(h, INIT) == want and linearizable_wgl(h, INIT) == want, h
 
 
+def _random_history(rng, n: int, gap: int, length: int, choices: float) -> list:
+    """n operations at random times: a share `choices` of writes that store one of two
+    values, then plain writes and reads, about half each."""
+    h, t = [], 0
+    for _ in range(n):
+        t += rng.randrange(0, gap)
+        span = (t, t + rng.randrange(1, length))
+        kind = rng.random()
+        if kind < choices:
+            h.append(choice_write(*span, rng.sample([INIT, S1, S2, 0], 2), ""))
+        else:
+            h.append(Access(*span, kind < choices + 0.25, rng.choice([INIT, S1, S2, 0]), ""))
+    return h
+
+
 def test_choice_writes_agree_across_the_three_searches():
     """Histories with writes that store one of two values (a collapse or copy moving
     whatever its source held): segmented check, whole-history search and brute force."""
@@ -107,15 +122,7 @@ def test_choice_writes_agree_across_the_three_searches():
 
     rng = random.Random(11)
     for _ in range(400):
-        h, t = [], 0
-        for _ in range(rng.randrange(2, 6)):
-            t += rng.randrange(0, 6)
-            span = (t, t + rng.randrange(1, 9))
-            kind = rng.random()
-            if kind < 0.3:
-                h.append(choice_write(*span, rng.sample([INIT, S1, S2, 0], 2), ""))
-            else:
-                h.append(Access(*span, kind < 0.55, rng.choice([INIT, S1, S2, 0]), ""))
+        h = _random_history(rng, rng.randrange(2, 6), gap=6, length=9, choices=0.3)
         want = _brute(h, INIT)
         assert linearizable(h, INIT) == want and linearizable_wgl(h, INIT) == want, h
 
@@ -254,15 +261,7 @@ def test_a_narrowed_variant_is_checked_as_a_fresh_search_would():
     rng = random.Random(17)
     tried = 0
     for _ in range(600):
-        h, t = [], 0
-        for _ in range(rng.randrange(2, 12)):
-            t += rng.randrange(0, 5)
-            span = (t, t + rng.randrange(1, 8))
-            kind = rng.random()
-            if kind < 0.25:
-                h.append(choice_write(*span, rng.sample([INIT, S1, S2, 0], 2), ""))
-            else:
-                h.append(Access(*span, kind < 0.55, rng.choice([INIT, S1, S2, 0]), ""))
+        h = _random_history(rng, rng.randrange(2, 12), gap=5, length=8, choices=0.25)
         st = Stretches(h, INIT)
         assert st.holds == linearizable(h, INIT)
         if not st.holds:
