@@ -1,7 +1,7 @@
 """The abstract file: the meaning of the operations, independent of the model."""
 
 from fsrace.checks.spec import SIGBUS, apply, check_per_page, interleavings, sequential_outcomes
-from fsrace.ops import Clone, Insert, Load, Punch, Read, Store, Truncate, Write
+from fsrace.scenarios.ops import Clone, Insert, Load, Punch, Read, Store, Truncate, Write
 
 
 def test_punch_zeroes_within_eof_only():
@@ -87,7 +87,7 @@ def test_a_store_that_returned_where_every_order_faults_or_moves_it_is_flagged()
     """A store to the page a collapse moves: before the collapse it moves to page 0, after
     it the page lies past EOF and the store faults. A store that returned and is found
     nowhere is lost, though page 1 is past EOF in every outcome."""
-    from fsrace.ops import Collapse
+    from fsrace.scenarios.ops import Collapse
 
     initial = {"A": ["a0"] * 4 + ["a1"] * 4}
     tasks = [[Collapse("A", 0, 4)], [Store("A", 4, "T2")]]

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..kernel.structs import PAGE_SIZE
-from ..ops import (
+from ..scenarios.ops import (
     Clone,
     Collapse,
     DirectRead,

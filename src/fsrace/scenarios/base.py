@@ -1,7 +1,7 @@
 """What a scenario is, and how one becomes a program for the explorer.
 
 A scenario sets up a kernel (files, cached pages, processes) and lists its tasks, each a
-sequence of file operations (fsrace.ops) run in one process, or a kernel thread such as the
+sequence of file operations (scenarios/ops.py) run in one process, or a kernel thread such as the
 flusher. `build_program` makes a fresh kernel and tasks for every execution, adds the END
 task (fsync, drop caches, re-read every file) and wires up the checks.
 """
@@ -11,8 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+# The module, not the function: checks.spec gives this package's ops their meaning and
+# imports them, so it may still be loading when this module is.
+from ..checks import spec as abstract_file
 from ..checks.invariants import FILE_CONTENTS, check_invariants, family
-from ..checks.spec import check_per_page
 from ..explore.step import CHANGES, Failure, Program, Step, Task
 from ..kernel.delalloc import da_reserve
 from ..kernel.kernel import Kernel
@@ -31,7 +33,8 @@ from ..kernel.syscalls import (
     sys_write,
 )
 from ..kernel.uaccess import MappedBuffer, PlainBuffer
-from ..ops import (
+from ..protocols.base import Protocol
+from .ops import (
     Clone,
     Collapse,
     Copy,
@@ -50,7 +53,6 @@ from ..ops import (
     WriteFromMapping,
     ZeroRange,
 )
-from ..protocols.base import Protocol
 
 OP_TYPES = (Clone, Collapse, Copy, DirectRead, Fsync, Insert, Load, Punch, Read, Readahead,
             ReadIntoMapping, Store, Truncate, Write, WriteFromMapping, ZeroRange)
@@ -255,8 +257,8 @@ def build_program(scenario: Scenario, protocol: type[Protocol], params: Params) 
         seen[0] = len(k.events)  # checked when this prefix first ran
 
     def check_end() -> Failure | None:
-        msg = check_per_page(initial, [s.ops for s in specs], final, observed,
-                             [s.name for s in specs])
+        msg = abstract_file.check_per_page(initial, [s.ops for s in specs], final, observed,
+                                           [s.name for s in specs])
         return Failure(*FILE_CONTENTS, msg) if msg else None
 
     def state(enc) -> tuple:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from ..kernel.kernel import Kernel
 from ..kernel.structs import PAGE_SIZE, Inode
-from ..ops import DirectRead, Store
 from .base import Params, Scenario, TaskSpec
+from .ops import DirectRead, Store
 
 
 class DioWriteFault(Scenario):

@@ -10,8 +10,8 @@ from __future__ import annotations
 from ..kernel.kernel import Kernel
 from ..kernel.structs import PAGE_SIZE
 from ..kernel.syscalls import wb_writeback
-from ..ops import Clone, Collapse, Copy, Insert, Load, Read, Store, ZeroRange
 from .base import CachedFileScenario, Params, TaskSpec
+from .ops import Clone, Collapse, Copy, Insert, Load, Read, Store, ZeroRange
 
 
 class _AgainstFaults(CachedFileScenario):

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from ..kernel.kernel import Kernel
 from ..kernel.structs import PAGE_SIZE
-from ..ops import Op, Punch, Read, Readahead
 from .base import CachedFileScenario, Params, TaskSpec
+from .ops import Op, Punch, Read, Readahead
 
 
 class PunchRead(CachedFileScenario):

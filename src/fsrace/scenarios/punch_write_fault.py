@@ -10,7 +10,6 @@ from __future__ import annotations
 from ..kernel.kernel import Kernel
 from ..kernel.structs import PAGE_SIZE
 from ..kernel.syscalls import wb_writeback
-from ..ops import Punch, Store
 from .base import (
     Params,
     Scenario,
@@ -19,6 +18,7 @@ from .base import (
     cache_clean_page,
     create_delalloc_file,
 )
+from .ops import Punch, Store
 
 
 class PunchWriteFault(Scenario):

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from ..kernel.kernel import Kernel
 from ..kernel.structs import PAGE_SIZE
-from ..ops import Punch, ReadIntoMapping
 from .base import CachedFileScenario, Params, TaskSpec
+from .ops import Punch, ReadIntoMapping
 
 
 class ReadIntoOwnMapping(CachedFileScenario):

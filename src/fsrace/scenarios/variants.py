@@ -5,7 +5,6 @@ from __future__ import annotations
 from ..kernel.kernel import Kernel
 from ..kernel.structs import PAGE_SIZE
 from ..kernel.syscalls import wb_writeback
-from ..ops import Load, Punch, Read, Store, Truncate
 from .base import (
     CachedFileScenario,
     Params,
@@ -14,6 +13,7 @@ from .base import (
     block_contents,
     cache_clean_page,
 )
+from .ops import Load, Punch, Read, Store, Truncate
 from .punch_write_fault import PunchWriteFault
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from ..kernel.kernel import Kernel
 from ..kernel.structs import PAGE_SIZE
-from ..ops import Punch, Read, WriteFromMapping
 from .base import Params, Scenario, TaskSpec, block_contents, cache_clean_page
+from .ops import Punch, Read, WriteFromMapping
 
 
 class WriteFromOwnMapping(Scenario):

@@ -6,8 +6,8 @@ from __future__ import annotations
 from ..kernel.kernel import Kernel
 from ..kernel.structs import PAGE_SIZE, PTE, Buffer
 from ..kernel.syscalls import wb_writeback
-from ..ops import Store
 from .base import Params, Scenario, TaskSpec, block_contents, cache_clean_page
+from .ops import Store
 
 
 class WritebackStore(Scenario):

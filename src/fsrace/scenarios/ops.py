@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .kernel.structs import PAGE_SIZE
+from ..kernel.structs import PAGE_SIZE
 
 
 def _pages(start: int, end: int) -> range:
