@@ -100,7 +100,6 @@ def cifs_file_copychunk_range(cur: Current, k: Kernel, inode: Inode, src: int, d
     source, write back the destination's first and last pages (cifs_flush_folio), drop the
     destination's pages, then the server copies (smb2_copychunk_range). Called with no lock
     held; takes the protocol's locks for removing blocks."""
-
     proto = k.protocol
     first, last = dst // PAGE_SIZE, (dst + length) // PAGE_SIZE - 1
     st = Step("vfs_copy_file_range: generic_copy_file_checks against i_size",

@@ -16,7 +16,6 @@ def generic_file_direct_read(cur: Current, k: Kernel, inode: Inode, pos: int, co
     mapping finds: XFS's __xfs_get_blocks BUG()ed on it until 04197b341f23 (2017) made it a
     warning; ext4 reads it as a hole. Returns the cells read. Called with no lock held;
     takes the protocol's direct-I/O lock, then i_data_sem shared to map blocks."""
-
     proto = k.protocol
     yield from proto.dio_begin(cur, k, inode)
     st = Step("generic_file_aio_read: i_size_read", ((inode.size_key, READ),))

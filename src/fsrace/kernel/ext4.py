@@ -240,7 +240,6 @@ def ext4_ext_punch_hole(cur: Current, k: Kernel, inode: Inode, offset: int, leng
     blocks. Between the last two, nothing stops a fault from bringing a page back.
     Called with no lock held (3.4's punch took no i_mutex); takes the protocol's locks for
     removing blocks."""
-
     proto = k.protocol
     yield from proto.remove_blocks_begin(cur, k, inode, "punch")
     st = Step("ext4_ext_punch_hole: clamp to i_size", ((inode.size_key, READ),))
@@ -271,7 +270,6 @@ def zero_partial_page(cur: Current, k: Kernel, inode: Inode, index: int, start: 
     """ext4_discard_partial_page_buffers: zero [start, end) within a cached page, and unmap
     the buffers of blocks that lie wholly inside it. Called with the remover's locks and no
     page lock; takes the page's."""
-
     page = yield from find_get_page(cur, k, inode, index)
     if page is None:
         return
@@ -306,7 +304,6 @@ def ext4_setattr_size(cur: Current, k: Kernel, inode: Inode, size: int):
     """ext4_setattr with ATTR_SIZE: truncate_setsize sets i_size first, then truncates the
     page cache, then ext4_truncate frees the blocks. Growing only sets i_size. Called with
     i_mutex held and the protocol's locks for removing blocks (do_truncate)."""
-
     st = Step("truncate_setsize: i_size_write", ((inode.size_key, WRITE),))
     yield st
     k.resizing.add(inode.name)
@@ -341,7 +338,6 @@ def ext4_zero_range(cur: Current, k: Kernel, inode: Inode, offset: int, length: 
     unwritten extents (ext4_alloc_file_blocks with CONVERT_UNWRITTEN, allocating holes),
     zero the partial pages. Returns None or -EINVAL. Called with no lock held; takes
     i_mutex, then the protocol's locks for removing blocks."""
-
     proto = k.protocol
     yield from mutex_lock(cur, inode.i_mutex)
     yield from proto.remove_blocks_begin(cur, k, inode, "zero")
@@ -445,7 +441,6 @@ def ext4_collapse_range(cur: Current, k: Kernel, inode: Inode, offset: int, leng
     """ext4_collapse_range (3.15): flush from the offset to EOF and drop those pages, remove
     the range's blocks and shift the later extents down (ext4_ext_shift_extents), then
     shrink i_size. Returns None or -EINVAL. Called as ext4_zero_range is."""
-
     proto = k.protocol
     yield from mutex_lock(cur, inode.i_mutex)
     yield from proto.remove_blocks_begin(cur, k, inode, "collapse")
@@ -472,7 +467,6 @@ def ext4_insert_range(cur: Current, k: Kernel, inode: Inode, offset: int, length
     """ext4_insert_range (4.2): flush from the offset to EOF and drop those pages, grow
     i_size, then shift the extents from the offset up, leaving a hole. Returns None or
     -EINVAL. Called as ext4_zero_range is."""
-
     proto = k.protocol
     yield from mutex_lock(cur, inode.i_mutex)
     yield from proto.remove_blocks_begin(cur, k, inode, "insert")

@@ -69,7 +69,6 @@ class F2fsGaps(Interface):
 def _lock_after_flush(cur: Current, k: Kernel, inode: Inode, first: int, unlocked: bool):
     """"write out all dirty pages from offset", then invalidate_lock (or, without the
     gap, the lock first). Called with i_mutex held."""
-
     if not unlocked:
         yield from down_write(cur, inode.invalidate_lock)
     yield from filemap_write_and_wait_range(cur, k, inode, first, TO_EOF)
@@ -81,7 +80,6 @@ def _write_out_moved_pages(cur: Current, k: Kernel, inode: Inode, first: int, dr
     """"write out all moved pages, if possible": in a lock section of its own when the
     exchange's section ended first (`drops`), else still in the exchange's. Called with
     i_mutex and invalidate_lock (exclusive) held; returns with both still held."""
-
     if drops:
         yield from up_write(cur, inode.invalidate_lock)
         yield from down_write(cur, inode.invalidate_lock)
@@ -94,7 +92,6 @@ def f2fs_insert_range(cur: Current, k: Kernel, inode: Inode, offset: int, length
     gaps in the invalidate lock it has: `insert_flushes_unlocked` (the first flush before
     the lock) and `insert_drops_lock` (unlocked between the exchange and the final flush);
     f2fs has both, the fix neither. Returns None or -EINVAL. Called with no lock held."""
-
     proto = cast(F2fsGaps, k.protocol)
     yield from mutex_lock(cur, inode.i_mutex)
     st = Step("f2fs_insert_range: check the offset against i_size", ((inode.size_key, READ),))
@@ -131,7 +128,6 @@ def f2fs_collapse_range(cur: Current, k: Kernel, inode: Inode, offset: int, leng
     shrinks only after that lock is dropped, so a fault in between still passes the size
     checks and maps a page the new size leaves past EOF. Returns None or -EINVAL. Called
     with no lock held."""
-
     proto = cast(F2fsGaps, k.protocol)
     yield from mutex_lock(cur, inode.i_mutex)
     st = Step("f2fs_collapse_range: check the range against i_size", ((inode.size_key, READ),))
@@ -227,7 +223,6 @@ def __exchange_data_block(cur: Current, k: Kernel, inode: Inode, src: int, dst: 
 def f2fs_get_lock_data_page(cur: Current, k: Kernel, inode: Inode, index: int):
     """Find the page or read it in, and return it locked and still in the file. Called
     from __clone_blkaddrs with i_mutex and invalidate_lock (exclusive) held, no page lock."""
-
     while True:
         page = yield from find_get_page(cur, k, inode, index)
         if page is None:
@@ -247,7 +242,6 @@ def f2fs_get_new_data_page(cur: Current, k: Kernel, inode: Inode, index: int):
     """A locked page for `index` with a block reserved (NEW_ADDR) under it, its writeback
     waited for; the caller fills it. Called from __clone_blkaddrs with i_mutex and
     invalidate_lock (exclusive) held and the source page locked."""
-
     page = yield from grab_cache_page_write_begin(cur, k, inode, index)
     create_empty_buffers(k, page)
     yield from wait_on_page_writeback(cur, page)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 from .structs import MM, PAGE_SIZE, WRITTEN, Disk, Inode, Page
@@ -51,8 +52,6 @@ def filesystem_of(spec: str | FileSystem) -> FileSystem:
     fsrace.kernel.<spec>."""
     if isinstance(spec, FileSystem):
         return spec
-    from importlib import import_module
-
     return import_module(f"{__package__}.{spec}").FS
 
 

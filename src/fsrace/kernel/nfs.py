@@ -88,7 +88,6 @@ def nfs42_proc_deallocate(cur: Current, k: Kernel, inode: Inode, offset: int, le
     """fallocate(PUNCH_HOLE) on NFS v4.2: under the protocol's lock (inode_lock), flush the
     file, send DEALLOCATE (the server punches its file), then drop the cached pages. Called
     with no lock held; takes the protocol's locks for removing blocks."""
-
     proto = k.protocol
     yield from proto.remove_blocks_begin(cur, k, inode, "punch")
     st = Step("nfs42_proc_deallocate: clamp to i_size", ((inode.size_key, READ),))
@@ -120,7 +119,6 @@ def nfs_setattr_size(cur: Current, k: Kernel, inode: Inode, size: int):
     apart from the client's: a WRITE past it extends the server's file, here by mapping
     the block again). Called with i_mutex held and the protocol's locks for removing blocks
     (do_truncate)."""
-
     yield from filemap_write_and_wait_range(cur, k, inode, 0, TO_EOF)  # nfs_sync_inode
     st = Step("nfs4_proc_setattr: SETATTR RPC, nfsd_setattr on the server",
               ((inode.size_key, READ),))
@@ -148,7 +146,6 @@ def nfs42_remap_file_range(cur: Current, k: Kernel, inode: Inode, src: int, dst:
     server gives the destination its own copy of the source's data), then drop the
     destination's cached pages (truncate_inode_pages_range). Page-aligned ranges. Called
     with no lock held; takes the protocol's locks for removing blocks."""
-
     proto = k.protocol
     yield from proto.remove_blocks_begin(cur, k, inode, "clone")
     yield from filemap_write_and_wait_range(cur, k, inode, 0, TO_EOF)  # nfs_sync_inode

@@ -225,7 +225,6 @@ def ocfs2_remap_file_range(cur: Current, k: Kernel, inode: Inode, src: int, dst:
     ip_alloc_sem for write, the destination's pages dropped and the blocks remapped. Called
     with no lock held; takes the protocol's locks for removing blocks, then ip_alloc_sem
     for write."""
-
     proto = k.protocol
     yield from proto.remove_blocks_begin(cur, k, inode, "clone")
     st = Step("generic_remap_file_range_prep: check the ranges against i_size",

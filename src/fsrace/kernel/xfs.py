@@ -23,7 +23,6 @@ def xfs_free_file_space(cur: Current, k: Kernel, inode: Inode, offset: int, leng
     """xfs_change_file_space(XFS_IOC_UNRESVSP) -> xfs_free_file_space (3.4). Called with no
     lock held; takes the protocol's locks for removing blocks (XFS's IOLOCK exclusive, and
     from 4.1 the MMAPLOCK exclusive)."""
-
     proto = k.protocol
     yield from proto.remove_blocks_begin(cur, k, inode, "punch")
     st = Step("xfs_free_file_space: clamp to i_size", ((inode.size_key, READ),))
@@ -96,4 +95,7 @@ def xfs_bunmapi(cur: Current, k: Kernel, inode: Inode, first: int, last: int):
             notes.append(f"lblk {lblk}: delalloc extent and reservation dropped")
     st.note = "; ".join(notes) or "nothing allocated"
     yield from up_write(cur, inode.i_data_sem)
+
+
+# XFS's own punch; its page cache paths are the model's (ext4's delalloc).
 FS = FileSystem("xfs", EXT4_AOPS, punch_hole=xfs_free_file_space)

@@ -235,13 +235,14 @@ class Stretches:
         assert self.holds, "holds_with: the history itself is not linearizable"
         changed = {id(old): new for old, new in changes}
         where = [self._index(old) for old, _ in changes]
+        last_old = max(where)
         k = bisect.bisect_right(self.starts, min(where)) - 1
         first = self.starts[k]
         states, m = self.before[k], self.landed[k]
         # Only the stretches up to the first that starts after every changed operation, in
         # both places, need sorting again: from there on the variant is the original.
         latest = max(a.inv for a in changed.values())
-        k = bisect.bisect_right(self.starts, max(where))
+        k = bisect.bisect_right(self.starts, last_old)
         while k < len(self.starts) and self.ops[self.starts[k]].inv <= latest:
             k += 1
         stop = self.starts[k] if k < len(self.starts) else len(self.ops)
@@ -249,13 +250,13 @@ class Stretches:
                       key=lambda a: a.inv)
         tail = _Joined(head, self.ops, stop)
         new = {id(a) for a in changed.values()}
-        last = max(n for n, a in enumerate(head) if id(a) in new)
+        last_new = max(n for n, a in enumerate(head) if id(a) in new)
         for _, j, m_after, after in _scan(tail, self.maybe, set(states), 0, m):
             if not after:
                 return False
             nxt = first + j + 1
             # Past every changed operation, in both orders, the rest is the original's.
-            if j >= last and nxt > max(where):
+            if j >= last_new and nxt > last_old:
                 k = bisect.bisect_left(self.starts, nxt)
                 if (k < len(self.starts) and self.starts[k] == nxt
                         and self.before[k] == after and self.landed[k] == m_after):

@@ -769,12 +769,11 @@ def _one_order(h: _Histories, moved: list[set[int]], store: _Write, i: int, src:
                 s2 = replace(s, resp=min(s.resp, x))
                 changed = [(s, s2), *((o, replace(o, inv=max(o.inv, y))) for o in own)]
                 span = (max(m.inv, y), m.resp)
-                values = reg.window(*span, m.who, moved, (store, s2.inv, s2.resp))
             else:
                 s2 = replace(s, inv=max(s.inv, y))
                 changed = [(s, s2), *((o, replace(o, resp=min(o.resp, x))) for o in own)]
                 span = (m.inv, min(m.resp, x))
-                values = reg.window(*span, m.who, moved, (store, s2.inv, s2.resp))
+            values = reg.window(*span, m.who, moved, (store, s2.inv, s2.resp))
             if not src.stretches.holds_with(changed):
                 continue
             if dst.stretches.holds_with([(into, choice_write(*span, values, into.who))]):
