@@ -3,6 +3,7 @@ guest's kernel (Debian bookworm, 6.1) by fsrace's own command. Needs root, deboo
 qemu (make test installs them); the guest disk is built once and cached."""
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -25,6 +26,9 @@ def test_nfs_punch_write_fault_race_is_found_in_a_vm(tmp_path):
     assert "guest kernel 6.1" in r.stdout and "on /mnt/nfs" in r.stdout
     assert "VIOLATION" in r.stdout and "punch" in r.stdout and "<- unexplained" in r.stdout
     assert log.stat().st_size > 0
+    # The guest's kernel counted the client's own calls: DEALLOCATE sent, mkwrite run.
+    assert re.search(r"kernel paths on nfs4 \(kprobes\): .*punch -> nfs42_proc_deallocate "
+                     r"[1-9].*store -> nfs_vm_page_mkwrite [1-9]", r.stdout), r.stdout
 
 
 @pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("qemu-system-x86_64")

@@ -122,6 +122,14 @@ def own_operation(scenario: str) -> str:
     return next(iter(SCENARIOS[scenario][0]))
 
 
+def class_kinds(scenario: str) -> list[str]:
+    """The operation kinds the race class is about: its own operation and, for a fault
+    class, the fault (a store for write faults, a load for read faults)."""
+    fault = {"write-fault": "store", "read-fault": "load"}
+    return [own_operation(scenario)] + [k for end, k in fault.items()
+                                        if scenario.endswith(end)]
+
+
 def moves_values(scenario: str | None) -> bool:
     return scenario is not None and any(k in MOVES for k in SCENARIOS[scenario][0])
 

@@ -33,6 +33,8 @@ def stress_report(res: StressResult) -> str:
         lines.append(f"  race windows: {w.hit} accesses ran wholly inside a {op} on a page "
                      f"it affects ({w.operations_hit} of the {w.operations} {op} operations "
                      "had one or more)")
+    if res.paths is not None:
+        lines.append(f"  kernel paths {res.paths.describe()}")
     reads = "fsync + cache drop + re-read" + (", and again after a remount"
                                               if res.remounted else "")
     lines.append(f"  checked {res.slots_checked} 8-byte slots ({res.histories_searched} "
@@ -60,6 +62,10 @@ def stress_report(res: StressResult) -> str:
         op = own_operation(cfg.scenario)
         if not res.by_kind.get(op):
             why = f"{cfg.fs} refused every {op}"
+        elif res.unreached:
+            assert res.paths is not None
+            why = "; ".join(f"no {k} reached {' or '.join(res.paths.hits[k])}"
+                            for k in res.unreached)
         else:
             why = (f"{res.windows.hit if res.windows else 0} accesses ran inside a {op}, "
                    f"fewer than the {cfg.min_windows} asked for")
@@ -78,6 +84,7 @@ def stress_dict(res: StressResult, log_path: str) -> dict:
         "fs": cfg.fs, "scenario": cfg.scenario, "seed": cfg.seed, "workers": cfg.workers,
         "threads": cfg.threads, "pages": cfg.pages, "without": list(cfg.without),
         "verdict": res.verdict, "windows": res.windows.as_dict() if res.windows else None,
+        "paths": res.paths.as_dict() if res.paths else None,
         "min_windows": cfg.min_windows, "executed": res.executed, "operations": dict(res.by_kind),
         "refused": dict(res.skipped), "unfinished": len(res.unfinished),
         "killed": list(res.killed), "violations": list(res.violations),

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import IO
 
 from .checker import INF, Access, Stretches, choice_write, explain, linearizable, listing
+from .kpaths import KernelPaths, Paths, mount_type
 from .ops import (
     INIT_WORKER,
     KINDS,
@@ -29,6 +30,7 @@ from .ops import (
     SLOT,
     SLOTS,
     Op,
+    class_kinds,
     default_pages,
     describe_value,
     op_stream,
@@ -133,6 +135,7 @@ class StressResult:
     final_fsync_errors: list[str] = field(default_factory=list)  # then fsync succeeded
     history: list[Executed] = field(default_factory=list)
     windows: Windows | None = None  # a scenario's race windows hit (None for --mix)
+    paths: Paths | None = None  # the file system's own functions the workers reached
 
     @property
     def ops_per_s(self) -> float:
@@ -147,13 +150,24 @@ class StressResult:
 
     @property
     def exercised(self) -> bool:
-        """Whether the race class was given its chance: its own operation ran, and at
-        least `min_windows` accesses ran wholly inside one (stress/windows.py). A file
+        """Whether the race class was given its chance: its own operation ran, at least
+        `min_windows` accesses ran wholly inside one (stress/windows.py), and where the
+        kernel's calls were counted, the file system's own code for the class ran. A file
         system that refuses every clone tested nothing of clone-write-fault, whatever the
-        reads say."""
+        reads say; nor did a copy done through the page cache test the server's copy."""
         if self.config.scenario is None:
             return True
-        return self.windows is not None and self.windows.hit >= self.config.min_windows
+        if self.windows is None or self.windows.hit < self.config.min_windows:
+            return False
+        return not self.unreached
+
+    @property
+    def unreached(self) -> list[str]:
+        """The class's operation kinds whose file-system functions were counted and never
+        ran (empty where nothing was counted)."""
+        if self.paths is None or self.config.scenario is None:
+            return []
+        return self.paths.unreached(class_kinds(self.config.scenario), self.by_kind)
 
 
 def _max_ops(cfg: StressConfig) -> int:
@@ -231,7 +245,10 @@ def run_stress(cfg: StressConfig, progress: bool = False) -> StressResult:
         _write_initial(path, cfg.npages)
         rec = _Records(cfg, scratch.root, cleanup)
         kmsg = _kmsg_open()
-        t0 = _run_workers(cfg, path, rec, res, progress)
+        kinds = sorted({k for s in rec.streams for k in {o.kind for o in s}})
+        with KernelPaths(mount_type(scratch.mnt), kinds) as paths:
+            t0 = _run_workers(cfg, path, rec, res, progress)
+        res.paths = paths.result
         res.history = _read_logs(rec.streams, rec.logs, rec.datas)
         # The run ends when its last operation returns, not when the parent, polling,
         # notices the workers are gone.
@@ -801,6 +818,7 @@ def save_log(res: StressResult, path: str) -> None:
         "format": LOG_FORMAT,
         "config": asdict(res.config),
         "windows": res.windows.as_dict() if res.windows else None,
+        "paths": res.paths.as_dict() if res.paths else None,
         "elapsed_s": res.elapsed_s,
         "executed": res.executed,
         "killed": res.killed,

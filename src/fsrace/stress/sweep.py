@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import exits
-from .ops import own_operation
+from .kpaths import Paths
+from .ops import class_kinds, own_operation
 from .run import StressConfig
 from .vm import HUNG, GuestRun, VMError, run_in_vm
 from .worker import refusal
@@ -63,6 +64,16 @@ def summarize(scenario: str, run: GuestRun) -> tuple[str, bool]:
     if windows is not None and windows["hit"] < doc["config"].get("min_windows", 1):
         return f"not exercised ({windows['hit']} windows, {n:,} ops)", False
     hit = f", {windows['hit']:,} windows" if windows is not None else ""
+    # Absent from runs saved before the kernel's calls were counted.
+    paths = Paths.from_dict(doc["paths"]) if doc.get("paths") else None
+    if paths is not None and not paths.unavailable:
+        kinds = class_kinds(scenario)
+        missed = paths.unreached(kinds, done)
+        if missed:
+            return (f"not exercised ({', '.join(missed)} never reached "
+                    f"{', '.join(fn for k in missed for fn in paths.hits[k])}; {n:,} ops)"), False
+        if paths.brief(kinds):
+            hit += f"; {paths.brief(kinds)}"
     return f"clean ({n:,} ops{hit})", False
 
 

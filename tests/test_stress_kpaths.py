@@ -1,0 +1,120 @@
+"""Kernel-path coverage: the table, reading the kernel's hit counts, and what an
+unreached path does to a run's verdict and to a sweep cell. The counting itself needs a
+kernel with kprobe events (the guest's): tests/test_stress_vm.py checks it there."""
+
+import glob
+import gzip
+import json
+import os
+import tempfile
+
+import pytest
+
+from fsrace.stress.kpaths import PATHS, KernelPaths, Paths, mount_type, parse_profile
+from fsrace.stress.ops import KINDS, SCENARIOS, class_kinds
+from fsrace.stress.report import stress_report
+from fsrace.stress.run import StressConfig, StressResult
+from fsrace.stress.sweep import summarize
+from fsrace.stress.vm import GuestRun
+from fsrace.stress.windows import Windows
+
+
+def test_the_table_names_only_operation_kinds_and_function_names():
+    for fstype, kinds in PATHS.items():
+        assert set(kinds) <= set(KINDS), fstype
+        for fns in kinds.values():
+            assert fns and all(fn.isidentifier() for fn in fns)
+
+
+def test_every_class_is_about_its_own_operation_and_its_fault():
+    assert class_kinds("punch-write-fault") == ["punch", "store"]
+    assert class_kinds("collapse-read-fault") == ["collapse", "load"]
+    assert class_kinds("punch-readahead") == ["punch"]
+    for sc in SCENARIOS:
+        assert set(class_kinds(sc)) <= set(KINDS)
+
+
+def test_the_profile_is_read_with_or_without_the_group_and_only_for_our_events():
+    text = ("  fsrace7_ext4_punch_hole                           12               0\n"
+            "  fsrace7/fsrace7_ext4_page_mkwrite                  0               1\n"
+            "  other_probe                                      99               0\n"
+            "garbage\n")
+    events = {"fsrace7_ext4_punch_hole": "ext4_punch_hole",
+              "fsrace7_ext4_page_mkwrite": "ext4_page_mkwrite"}
+    assert parse_profile(text, events) == {"ext4_punch_hole": 12, "ext4_page_mkwrite": 0}
+
+
+def test_the_mount_holding_a_path_gives_its_type():
+    assert mount_type("/proc/self/status") == "proc"
+    assert mount_type("/proc") == "proc"
+    assert mount_type("/sys/kernel") == "sysfs"
+
+
+def test_a_kind_is_reached_unreached_or_not_counted():
+    p = Paths("ext4", hits={"punch": {"ext4_punch_hole": 0}, "store": {"ext4_page_mkwrite": 5}},
+              absent={"zero": ["ext4_alloc_file_blocks"]})
+    assert p.reached("punch") is False and p.reached("store") is True
+    assert p.reached("zero") is None  # absent from the kernel: not counted, not zero
+    assert p.unreached(["punch", "store", "zero"], {"punch": 3, "store": 9, "zero": 1}) == [
+        "punch"]
+    assert p.unreached(["punch"], {"punch": 0}) == []  # never carried out: refusals say it
+    assert "zero -> not counted: ext4_alloc_file_blocks (not in this kernel)" in p.describe()
+    p.refused["ext4_alloc_file_blocks"] = "Invalid argument"
+    assert "zero -> not counted: ext4_alloc_file_blocks (Invalid argument)" in p.describe()
+    assert p.brief(["punch", "store"]) == "ext4_punch_hole 0, ext4_page_mkwrite 5"
+    assert Paths.from_dict(json.loads(json.dumps(p.as_dict()))) == p
+
+
+def _result(paths: Paths | None) -> StressResult:
+    res = StressResult(StressConfig("ext4", "punch-write-fault", ops=10))
+    res.by_kind.update({"punch": 4, "store": 20})
+    res.windows = Windows(hit=3, operations=4, operations_hit=2)
+    res.paths = paths
+    return res
+
+
+def test_a_run_whose_operation_never_reached_the_file_system_is_not_exercised():
+    reached = Paths("ext4", hits={"punch": {"ext4_punch_hole": 4},
+                                  "store": {"ext4_page_mkwrite": 12}})
+    assert _result(reached).verdict == "ok"
+    assert _result(None).verdict == "ok"  # nothing counted: windows decide
+    assert _result(Paths("ext4", unavailable="no kprobes")).verdict == "ok"
+    missed = Paths("ext4", hits={"punch": {"ext4_punch_hole": 4},
+                                 "store": {"ext4_page_mkwrite": 0}})
+    res = _result(missed)
+    assert res.verdict == "not-exercised" and res.unreached == ["store"]
+    assert "NOT EXERCISED: no store reached ext4_page_mkwrite" in stress_report(res)
+
+
+def test_a_sweep_cell_shows_the_calls_and_says_when_a_path_was_not_reached():
+    def cell(hits):
+        doc = {"executed": 3, "violations": [], "config": {"min_windows": 1},
+               "windows": {"hit": 2, "operations": 1, "operations_hit": 1},
+               "paths": {"fstype": "nfs4", "hits": hits, "absent": {}, "unavailable": None},
+               "operations": [{"kind": k, "result": 0} for k in ("copy", "store", "load")]}
+        return summarize("copy-write-fault", GuestRun("r", 0, gzip.compress(
+            json.dumps(doc).encode())))
+
+    assert cell({"copy": {"nfs42_proc_copy": 1}, "store": {"nfs_vm_page_mkwrite": 7}}) == (
+        "clean (3 ops, 2 windows; nfs42_proc_copy 1, nfs_vm_page_mkwrite 7)", False)
+    assert cell({"copy": {"nfs42_proc_copy": 0}, "store": {"nfs_vm_page_mkwrite": 7}}) == (
+        "not exercised (copy never reached nfs42_proc_copy; 3 ops)", False)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting tracefs needs root")
+def test_counting_leaves_nothing_behind_whether_or_not_the_kernel_can_count():
+    def tracefs_mounts():
+        with open("/proc/self/mounts") as f:
+            return [line for line in f if line.split()[2] == "tracefs"]
+
+    before = set(glob.glob(os.path.join(tempfile.gettempdir(), "fsrace-tracefs-*")))
+    mounts = tracefs_mounts()
+    with KernelPaths("ext4", ["punch", "store"]) as kp:
+        pass
+    res = kp.result
+    assert res.unavailable or set(res.hits) == {"punch", "store"}
+    assert tracefs_mounts() == mounts
+    assert set(glob.glob(os.path.join(tempfile.gettempdir(), "fsrace-tracefs-*"))) == before
+    with KernelPaths("zfs", ["punch"]) as kp:
+        pass
+    assert kp.result.unavailable == "fsrace has no table of zfs's functions for punch"
