@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from fsrace.stress.ops import INIT_WORKER, PAGE, SLOT, SLOTS, Op, stamp
+from fsrace.stress.ops import INIT_WORKER, OTHER_INIT, PAGE, SLOT, SLOTS, Op, stamp
 from fsrace.stress.run import Executed, StressConfig, StressResult, _check
 
 PAGES = 3
@@ -237,3 +237,47 @@ def test_stores_racing_shifts_against_every_order():
             found[shifts] += bool(violations(ops, _final(lost)))
     assert detectable[1] > 100 and found[1] >= 0.95 * detectable[1], (found, detectable)
     assert found[2] > 0.3 * detectable[2], (found, detectable)
+
+
+# -- between two files: the other file's pages come after the file's -------------------------
+def other_init(q):
+    return stamp(OTHER_INIT, q)
+
+
+def violations_between(ops, final_pages, other_pages):
+    res = StressResult(StressConfig("tmpfs", None, workers=2, pages=PAGES))
+    res.history = ops
+    _check(res, [("final read", 100, b"".join(final_pages), b"".join(other_pages))], 0)
+    return res.violations
+
+
+UNTOUCHED = [page_of(other_init(q)) for q in range(PAGES)]
+
+
+def test_a_copy_from_the_other_file_brings_its_values_and_leaves_it_alone():
+    copy_in = op("copy_from", 10, 20, result=PAGE, page=2, src=0)  # other 0 -> here 2
+    here = [page_of(init(0)), page_of(init(1)), page_of(other_init(0))]
+    assert not violations_between([copy_in], here, UNTOUCHED)
+    v = violations_between([copy_in], [page_of(init(0)), page_of(init(1)), page_of(init(2))],
+                           UNTOUCHED)  # returned, copied nothing
+    assert v and "copy_from the other file's pages 0-0 to 2-2" in v[0]
+    changed = [page_of(0), *UNTOUCHED[1:]]
+    v = violations_between([copy_in], here, changed)  # the source changed
+    assert v and v[0].startswith("the other file's page 0 slot 0")
+
+
+def test_a_store_racing_a_copy_into_the_other_file_goes_there_or_not():
+    s = stamp(1, 0)
+    store = op("store", 12, 15, worker=1, index=0, page=1, slot=0)
+    clone_out = op("clone_to", 10, 20, page=2, src=1)  # here 1 -> other 2
+    here = [page_of(init(0)), page_of(init(1), {0: s}), page_of(init(2))]
+    carried = UNTOUCHED[:2] + [page_of(init(1), {0: s})]
+    before = UNTOUCHED[:2] + [page_of(init(1))]
+    assert not violations_between([store, clone_out], here, carried)
+    assert not violations_between([store, clone_out], here, before)
+    stale = UNTOUCHED[:2] + [page_of(other_init(2))]  # the clone never landed
+    assert violations_between([store, clone_out], here, stale)
+    # A store that returned before the clone began must be in what it copied.
+    early = op("store", 2, 5, worker=1, index=0, page=1, slot=0)
+    v = violations_between([early, clone_out], here, before)
+    assert v and "the other file's page 2 slot 0" in v[0]

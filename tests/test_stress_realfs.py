@@ -158,7 +158,9 @@ def test_threads_share_a_mapping_and_a_fault_past_eof_is_recorded_in_its_thread(
                                           ("ext4", "insert-write-fault"),
                                           ("btrfs", "clone-write-fault"),
                                           ("xfs", "dedupe-write-fault"),
-                                          ("tmpfs", "copy-write-fault")])
+                                          ("tmpfs", "copy-write-fault"),
+                                          ("ext4", "copy-from-write-fault"),
+                                          ("xfs", "clone-to-write-fault")])
 def test_the_moving_operations_run_and_check_clean(fs, scenario):
     res = run_stress(StressConfig(fs, scenario, workers=2, ops=500))
     remover = own_operation(scenario)

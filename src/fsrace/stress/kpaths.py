@@ -107,6 +107,8 @@ PATHS: dict[str, dict[str, tuple[str, ...]]] = {
     },
 }
 PATHS["smb3"] = PATHS["cifs"]
+# Between two files a copy or clone takes the functions it takes within one.
+SAME_PATH = {"copy_from": "copy", "copy_to": "copy", "clone_from": "clone", "clone_to": "clone"}
 
 # Tracefs, where the kernel usually has it mounted.
 TRACEFS = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
@@ -225,7 +227,7 @@ class KernelPaths:
 
     def __init__(self, fstype: str, kinds: list[str]) -> None:
         self.result = Paths(fstype)
-        self._table = {k: PATHS.get(fstype, {}).get(k, ()) for k in kinds}
+        self._table = {k: PATHS.get(fstype, {}).get(SAME_PATH.get(k, k), ()) for k in kinds}
         self._tracefs: str | None = None
         self._mounted: str | None = None
         self._group = f"fsrace{os.getpid()}"

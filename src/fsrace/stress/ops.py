@@ -20,10 +20,12 @@ TOUCHED_SLOTS = 16
 # A collapse, insert, copy or clone moves every slot class of every page it shifts, and
 # the checker follows each (page, class) through it: the race classes built on them use 4
 # slot classes and 16 pages by default, so that checking keeps pace with running.
-MOVES = ("collapse", "insert", "copy", "clone")
+MOVES = ("collapse", "insert", "copy", "clone", "copy_from", "clone_from", "copy_to",
+         "clone_to")
 MOVING_TOUCHED_SLOTS, MOVING_PAGES, PAGES = 4, 16, 64
 _MAGIC = 0x5A << 56
 INIT_WORKER = 0xFF  # the stamps of the initial contents
+OTHER_INIT = 0xFE  # ... of the other file's (the source or target of the *_from/_to ops)
 
 
 def stamp(worker: int, index: int) -> int:
@@ -46,6 +48,8 @@ def describe_value(value: int) -> str:
     w, i = who
     if w == INIT_WORKER:
         return f"initial contents of page {i}"
+    if w == OTHER_INIT:
+        return f"initial contents of the other file's page {i}"
     return f"stamp of W{w} op {i}"
 
 
@@ -54,8 +58,10 @@ class Op:
     """One operation. `page`/`npages` is the range; `slot` the 8-byte slot of a store,
     load or pwrite; `size` the new size of a truncate (it shrinks, then restores the size);
     `src` the first page of the range a copy, clone or dedupe reads (never overlapping the
-    destination). A collapse is followed by a truncate up to the old size, an insert by one
-    down to it, so that the file keeps its size for the other workers' mappings."""
+    destination). The *_from kinds read their range from the other file into this one,
+    the *_to kinds from this file into the other (FROM_OTHER, TO_OTHER). A collapse is
+    followed by a truncate up to the old size, an insert by one down to it, so that the
+    file keeps its size for the other workers' mappings."""
 
     kind: str
     page: int = 0
@@ -74,15 +80,22 @@ class Op:
         if self.kind in ("pread", "dio_read", "dio_write"):
             return f"{self.kind} page {self.page}"
         if self.kind in MOVES_FROM:
-            return (f"{self.kind} pages {self.src}-{self.src + self.npages - 1} to "
-                    f"{self.page}-{self.page + self.npages - 1}")
+            there, here = ("the other file's ", "") if self.kind in FROM_OTHER else \
+                ("", "the other file's ") if self.kind in TO_OTHER else ("", "")
+            return (f"{self.kind} {there}pages {self.src}-{self.src + self.npages - 1} to "
+                    f"{here}{self.page}-{self.page + self.npages - 1}")
         return f"{self.kind} pages {self.page}-{self.page + self.npages - 1}"
 
 
 KINDS = ("store", "load", "pread", "pwrite", "punch", "zero", "truncate", "fsync", "msync",
          "willneed", "dontneed", "dio_read", "dio_write", "collapse", "insert", "copy",
-         "clone", "dedupe")
-MOVES_FROM = ("copy", "clone", "dedupe")  # ops with a source range `src`
+         "clone", "dedupe", "copy_from", "clone_from", "copy_to", "clone_to")
+# Between the file and another file on the same file system, as `cp --reflink` and backup
+# tools do: a copy or clone whose source and destination are one inode can take another
+# path (an NFS client refuses to offload it and copies through the page cache).
+FROM_OTHER = ("copy_from", "clone_from")  # the other file's range into this file
+TO_OTHER = ("copy_to", "clone_to")  # this file's range into the other file
+MOVES_FROM = ("copy", "clone", "dedupe", *FROM_OTHER, *TO_OTHER)  # ops with a range `src`
 
 # Per race class: what worker 0 (the remover) and the others (the faulters) draw from,
 # with weights. They mirror the model's scenarios of the same names.
@@ -110,10 +123,21 @@ SCENARIOS: dict[str, tuple[dict[str, int], dict[str, int]]] = {
     # Copies make ranges equal, so that some dedupes share blocks rather than differ.
     "dedupe-write-fault": ({"dedupe": 4, "copy": 2, "pread": 2},
                            {"store": 6, "load": 2, "msync": 1}),
+    # Between two files: the faults race a copy or clone into the file's range, or out of
+    # it (then the range read must be written back before the other file gets it).
+    "copy-from-write-fault": ({"copy_from": 5, "pread": 3},
+                              {"store": 6, "load": 2, "msync": 1}),
+    "clone-from-write-fault": ({"clone_from": 5, "pread": 3},
+                               {"store": 6, "load": 2, "msync": 1}),
+    "copy-to-write-fault": ({"copy_to": 5, "pread": 3}, {"store": 6, "load": 2, "msync": 1}),
+    "clone-to-write-fault": ({"clone_to": 5, "pread": 3},
+                             {"store": 6, "load": 2, "msync": 1}),
 }
 # The mix leaves out collapse and insert: each shifts every page after its range, which
-# costs the check a search per page and slot class (they have their own classes).
-MIX = {k: 1 for k in KINDS if k not in ("collapse", "insert")} | {
+# costs the check a search per page and slot class (they have their own classes); and the
+# operations between two files, so that it draws what it drew before they existed and a
+# saved mix replays.
+MIX = {k: 1 for k in KINDS if k not in ("collapse", "insert", *FROM_OTHER, *TO_OTHER)} | {
     "store": 6, "load": 3, "pread": 2, "punch": 2}
 
 
@@ -161,6 +185,9 @@ def op_stream(seed: int, worker: int, scenario: str | None, pages: int,
         src = 0
         if kind == "collapse" and page + npages >= pages:  # may not reach EOF
             page = max(pages - npages - 1, 0)
+        elif kind in FROM_OTHER or kind in TO_OTHER:  # two files: any two ranges
+            page = rng.randrange(pages - npages + 1)
+            src = rng.randrange(pages - npages + 1)
         elif kind in MOVES_FROM and pages >= 2 * npages:
             page, src = rng.sample(range(0, pages - npages + 1, npages), 2)
         yield Op(kind, page, slot, npages, size, src)

@@ -23,12 +23,15 @@ from typing import IO
 from .checker import INF, Access, Stretches, choice_write, explain, linearizable, listing
 from .kpaths import KernelPaths, Paths, mount_type
 from .ops import (
+    FROM_OTHER,
     INIT_WORKER,
     KINDS,
+    OTHER_INIT,
     PAGE,
     SCENARIOS,
     SLOT,
     SLOTS,
+    TO_OTHER,
     Op,
     class_kinds,
     default_pages,
@@ -174,10 +177,17 @@ def _max_ops(cfg: StressConfig) -> int:
     return cfg.ops if cfg.ops is not None else cfg.max_ops
 
 
-def _write_initial(path: str, pages: int) -> None:
+def _initial(p: int, pages: int) -> int:
+    """What page p held at the start. The checker numbers the other file's pages after
+    the file's: page `pages + q` is the other file's page q."""
+    return stamp(INIT_WORKER, p) if p < pages else stamp(OTHER_INIT, p - pages)
+
+
+def _write_initial(path: str, pages: int, first: int = 0) -> None:
+    """The file's initial contents; `first`: `pages` for the other file's."""
     with open(path, "wb") as f:
-        for p in range(pages):
-            f.write(stamp(INIT_WORKER, p).to_bytes(SLOT, "little") * SLOTS)
+        for p in range(first, first + pages):
+            f.write(_initial(p, first or pages).to_bytes(SLOT, "little") * SLOTS)
         f.flush()
         os.fsync(f.fileno())
 
@@ -242,12 +252,14 @@ def run_stress(cfg: StressConfig, progress: bool = False) -> StressResult:
     res = StressResult(cfg)
     with scratch_fs(cfg.fs, cfg.size_mb) as scratch, ExitStack() as cleanup:
         path = os.path.join(scratch.mnt, "fsrace.dat")
+        other = os.path.join(scratch.mnt, "fsrace-other.dat")  # for the ops between files
         _write_initial(path, cfg.npages)
+        _write_initial(other, cfg.npages, cfg.npages)
         rec = _Records(cfg, scratch.root, cleanup)
         kmsg = _kmsg_open()
         kinds = sorted({k for s in rec.streams for k in {o.kind for o in s}})
         with KernelPaths(mount_type(scratch.mnt), kinds) as paths:
-            t0 = _run_workers(cfg, path, rec, res, progress)
+            t0 = _run_workers(cfg, path, other, rec, res, progress)
         res.paths = paths.result
         res.history = _read_logs(rec.streams, rec.logs, rec.datas)
         # The run ends when its last operation returns, not when the parent, polling,
@@ -255,7 +267,7 @@ def run_stress(cfg: StressConfig, progress: bool = False) -> StressResult:
         last = max((e.resp for e in res.history if e.resp != INF), default=None)
         if last is not None:
             res.elapsed_s = (last - t0) / 1e9
-        finals = _final_reads(res, path, scratch)
+        finals = _final_reads(res, path, other, scratch)
         res.kernel_log = _kmsg_since(kmsg)
     _tally(res)
     if cfg.scenario is not None:
@@ -298,8 +310,8 @@ class _Records:
         return f"/proc/self/fd/{fd}"
 
 
-def _run_workers(cfg: StressConfig, path: str, rec: _Records, res: StressResult,
-                 progress: bool) -> int:
+def _run_workers(cfg: StressConfig, path: str, other: str, rec: _Records,
+                 res: StressResult, progress: bool) -> int:
     """Start the worker processes, release them together once each is ready, wait for
     them (killing any left on the way out), and note how each ended. Returns the start
     time (monotonic ns)."""
@@ -309,7 +321,7 @@ def _run_workers(cfg: StressConfig, path: str, rec: _Records, res: StressResult,
     members = [range(p * cfg.threads, (p + 1) * cfg.threads) for p in range(cfg.workers)]
 
     def start(p: int) -> subprocess.Popen:
-        args = [binary, path, str(cfg.pages), str(deadline)]
+        args = [binary, path, other, str(cfg.pages), str(deadline)]
         for w in members[p]:
             args += [str(w), rec.opsfiles[w], rec.logs[w], rec.datas[w]]
         return subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -357,15 +369,19 @@ def _run_workers(cfg: StressConfig, path: str, rec: _Records, res: StressResult,
     return t0
 
 
-def _final_reads(res: StressResult, path: str, scratch) -> list[tuple[str, int, bytes]]:
+def _final_reads(res: StressResult, path: str, other: str, scratch
+                 ) -> list[tuple[str, int, bytes, bytes]]:
     """The file's contents after fsync and a dropped cache, and again after a remount
-    where the file system allows one: (what, when, contents)."""
-    final = _read_all(path, res.config.npages, res.final_fsync_errors)
-    finals = [("final read (fsync, cache dropped)", time.monotonic_ns(), final)]
+    where the file system allows one: (what, when, contents, the other file's)."""
+    n, errors = res.config.npages, res.final_fsync_errors
+
+    def both() -> tuple[bytes, bytes]:
+        return _read_all(path, n, errors), _read_all(other, n, errors)
+
+    finals = [("final read (fsync, cache dropped)", time.monotonic_ns(), *both())]
     if scratch.remount():
         res.remounted = True
-        finals.append(("final read after remount", time.monotonic_ns(),
-                       _read_all(path, res.config.npages, res.final_fsync_errors)))
+        finals.append(("final read after remount", time.monotonic_ns(), *both()))
     return finals
 
 
@@ -526,10 +542,13 @@ def _effects(e: Executed, pages: int):
     elif op.kind == "insert":  # pages from the range on move up; the range is a hole
         for p in range(op.page, pages):
             yield ("move", p, p - k, False) if p >= op.page + k else ("write", p, 0)
-    elif op.kind in ("copy", "clone"):
-        copied = e.result if op.kind == "copy" else k * PAGE  # a copy may stop short
+    elif op.kind in ("copy", "clone", *FROM_OTHER, *TO_OTHER):
+        # A copy may stop short. The other file's pages come after the file's.
+        copied = e.result if op.kind.startswith("copy") else k * PAGE
+        to = pages if op.kind in TO_OTHER else 0
+        frm = pages if op.kind in FROM_OTHER else 0
         for i in range(min(-(-copied // PAGE), k)):
-            yield "move", op.page + i, op.src + i, copied < (i + 1) * PAGE
+            yield "move", to + op.page + i, frm + op.src + i, copied < (i + 1) * PAGE
     # a dedupe shares blocks only where both ranges hold the same bytes: values unchanged
 
 
@@ -542,7 +561,10 @@ def _check(res: StressResult, finals, t0: int) -> None:
     collide = _direct_beside_mapped(res.history)
     pairs = _stores_beside_shifts(h)
     joint = _Joint(h, pairs) if pairs else None
-    for p in range(res.config.npages):
+    n = res.config.npages
+    # The other file's pages too where an operation between the files ran.
+    between = any(e.op.kind in FROM_OTHER + TO_OTHER and e.result >= 0 for e in res.history)
+    for p in range(2 * n if between else n):
         _check_page(res, h, moved, p, finals, t0, p in collide, joint)
     if joint is not None:
         _check_stores_across_shifts(res, h, moved, joint, t0)
@@ -561,6 +583,7 @@ class _Histories:
         self.moved_in: dict[tuple[int, int], list[_Write]] = defaultdict(list)
         self.loads: dict[tuple[int, int], list[Access]] = defaultdict(list)
         self.moves: list[_Move] = []
+        self.pages = res.config.npages
         self.touched = sorted({e.op.slot for e in res.history
                                if e.op.kind in WRITES_SLOT | {"load"}})
         classes = (OTHER, *self.touched)
@@ -602,7 +625,8 @@ class _Histories:
         """The writes of (p, c) indexed by time (built for the registers moves read)."""
         reg = self._registers.get((p, c))
         if reg is None:
-            reg = self._registers[(p, c)] = _Register(stamp(INIT_WORKER, p), self.writes(p, c))
+            reg = self._registers[(p, c)] = _Register(_initial(p, self.pages),
+                                                      self.writes(p, c))
         return reg
 
 
@@ -638,9 +662,10 @@ def _check_page(res: StressResult, h: _Histories, moved: list[set[int]], p: int,
         return [choice_write(w.inv, w.resp, moved[w.move], w.who) if w.move >= 0 else
                 Access(w.inv, w.resp, True, w.values[0], w.who) for w in ws]
 
-    init = stamp(INIT_WORKER, p)
-    reads = h.page_reads[p] + [(t, t, name, _words(data[p * PAGE:(p + 1) * PAGE]))
-                               for name, t, data in finals]
+    init = _initial(p, h.pages)
+    q = p % h.pages  # the page within its file (finals: the file's contents, the other's)
+    reads = h.page_reads[p] + [(t, t, name, _words(files[p >= h.pages][q * PAGE:(q + 1) * PAGE]))
+                               for name, t, *files in finals]
     page_wide = accesses(h.fixed[p])
     hists = {OTHER: page_wide + accesses(h.moved_in[(p, OTHER)])}
     others_moved = [moved[w.move] for w in h.moved_in[(p, OTHER)]]
@@ -671,8 +696,11 @@ def _check_page(res: StressResult, h: _Histories, moved: list[set[int]], p: int,
             ok = searched[key] = linearizable(hist, init)
         res.histories_searched += 1
         if not ok and len(res.violations) < 5:
+            where = (f"page {p} slot {s} (file offset {p * PAGE + s * SLOT})" if p < h.pages
+                     else f"the other file's page {p - h.pages} slot {s} (offset "
+                     f"{(p - h.pages) * PAGE + s * SLOT})")
             res.violations.append(
-                f"page {p} slot {s} (file offset {p * PAGE + s * SLOT}): no order of "
+                f"{where}: no order of "
                 "these operations consistent with real time gives the values read\n"
                 + explain(hist, init, t0, describe_value)
                 + (KNOWN_COLLISION if collided else ""))

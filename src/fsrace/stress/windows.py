@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 
 from .checker import INF
-from .ops import PAGE, SCENARIOS, own_operation
+from .ops import PAGE, SCENARIOS, TO_OTHER, own_operation
 
 FAULTS = {"store", "load"}  # through the mapping
 READS = {"pread", "willneed"}  # the read classes' accesses (punch-read, punch-readahead)
@@ -36,6 +36,8 @@ def affected_pages(op, pages: int) -> Iterable[int]:
         return range(op.size // PAGE, pages)
     if op.kind in ("collapse", "insert"):
         return range(op.page, pages)
+    if op.kind in TO_OTHER:  # the range it reads, here; it writes the other file
+        return range(op.src, min(op.src + op.npages, pages))
     return range(op.page, min(op.page + op.npages, pages))
 
 

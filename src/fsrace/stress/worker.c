@@ -3,8 +3,11 @@
  * when it was invoked and when it returned (CLOCK_MONOTONIC, the same clock in every
  * process), its result and what it read.
  *
- *   worker FILE PAGES DEADLINE_NS (W OPS LOG DATA)...
+ *   worker FILE OTHER PAGES DEADLINE_NS (W OPS LOG DATA)...
  *   worker --bare FILE PAGES OPS SECONDS     (no record: the benchmark's baseline)
+ *
+ * OTHER is a second file of the same size on the same file system, which the operations
+ * between two files copy and clone from and into.
  *
  * Each group of four runs stream W in a thread of its own; the threads share the mapping
  * (one address space, as two tasks of one process).
@@ -40,11 +43,13 @@
 #define PAST_EOF (-((int64_t)1 << 32))
 
 enum { STORE, LOAD, PREAD, PWRITE, PUNCH, ZERO, TRUNCATE, FSYNC, MSYNC, WILLNEED, DONTNEED,
-       DIO_READ, DIO_WRITE, COLLAPSE, INSERT, COPY, CLONE, DEDUPE };
+       DIO_READ, DIO_WRITE, COLLAPSE, INSERT, COPY, CLONE, DEDUPE, COPY_FROM, CLONE_FROM,
+       COPY_TO, CLONE_TO };
 struct op { uint32_t kind, page, slot, npages, size, src; };
 
 struct file {
 	int fd, dfd;  /* dfd: O_DIRECT, -1 where the file system has none */
+	int ofd;  /* the other file; -1 in the bare mode */
 	size_t size;
 	volatile uint64_t *map;
 	uint64_t *buf;  /* page-aligned, for O_DIRECT: one per thread */
@@ -83,6 +88,20 @@ static void catch_sigbus(void)
 {
 	struct sigaction sa = { .sa_handler = on_sigbus, .sa_flags = SA_NODEFER };
 	sigaction(SIGBUS, &sa, NULL);
+}
+
+static int64_t copy_range(int from, off_t src, int to, off_t dst, off_t len)
+{
+	loff_t in = src, out = dst;
+	ssize_t n = copy_file_range(from, &in, to, &out, len, 0);
+	return n < 0 ? -errno : n;  /* bytes copied: a copy may stop short */
+}
+
+static int64_t clone_range(int from, off_t src, int to, off_t dst, off_t len)
+{
+	struct file_clone_range r = { .src_fd = from, .src_offset = src,
+				      .src_length = len, .dest_offset = dst };
+	return CHECK(ioctl(to, FICLONERANGE, &r));
 }
 
 /* Run one operation; `out` (may be NULL) receives what it read. The result: bytes read,
@@ -154,16 +173,18 @@ static int64_t run(struct file *f, const struct op *o, uint64_t value, char *out
 		if (fallocate(f->fd, FALLOC_FL_INSERT_RANGE, off, len) < 0)
 			return -errno;
 		return CHECK(ftruncate(f->fd, f->size));
-	case COPY: {
-		loff_t in = src, to = off;
-		n = copy_file_range(f->fd, &in, f->fd, &to, len, 0);
-		return n < 0 ? -errno : n;  /* bytes copied: a copy may stop short */
-	}
-	case CLONE: {
-		struct file_clone_range r = { .src_fd = f->fd, .src_offset = src,
-					      .src_length = len, .dest_offset = off };
-		return CHECK(ioctl(f->fd, FICLONERANGE, &r));
-	}
+	case COPY:
+		return copy_range(f->fd, src, f->fd, off, len);
+	case CLONE:
+		return clone_range(f->fd, src, f->fd, off, len);
+	case COPY_FROM:
+		return copy_range(f->ofd, src, f->fd, off, len);
+	case CLONE_FROM:
+		return clone_range(f->ofd, src, f->fd, off, len);
+	case COPY_TO:
+		return copy_range(f->fd, src, f->ofd, off, len);
+	case CLONE_TO:
+		return clone_range(f->fd, src, f->ofd, off, len);
 	case DEDUPE: {  /* bytes now shared, 0 if the ranges differed */
 		struct {
 			struct file_dedupe_range r;
@@ -207,12 +228,15 @@ static void *map_file(const char *path, size_t *len, int prot)
 	return p;
 }
 
-static void open_file(struct file *f, const char *path, int pages)
+static void open_file(struct file *f, const char *path, const char *other, int pages)
 {
 	f->size = (size_t)pages * PAGE;
 	f->fd = open(path, O_RDWR);
 	if (f->fd < 0)
 		die("cannot open", path);
+	f->ofd = other ? open(other, O_RDWR) : -1;
+	if (other && f->ofd < 0)
+		die("cannot open", other);
 	f->dfd = open(path, O_RDWR | O_DIRECT);  /* tmpfs and friends: none */
 	/* A mapping may outlast the file's size (a truncate between its halves): an access
 	 * there is the SIGBUS the parent reports. */
@@ -228,7 +252,7 @@ static int bare(char **argv)
 {
 	struct file f;
 	size_t len;
-	open_file(&f, argv[0], atoi(argv[1]));
+	open_file(&f, argv[0], NULL, atoi(argv[1]));
 	const struct op *ops = map_file(argv[2], &len, PROT_READ);
 	size_t n = len / sizeof(struct op);
 	int64_t start = now_ns(), end = start + (int64_t)(atof(argv[3]) * 1e9);
@@ -266,7 +290,7 @@ static struct stream *open_stream(const struct file *f, char **arg, int64_t dead
 	size_t len, loglen, datalen, pages = 0;
 	if (!s || posix_memalign((void **)&s->f.buf, PAGE, PAGE))
 		die("out of memory", "");
-	s->f = (struct file){ f->fd, f->dfd, f->size, f->map, s->f.buf };
+	s->f = (struct file){ f->fd, f->dfd, f->ofd, f->size, f->map, s->f.buf };
 	s->w = strtoull(arg[0], NULL, 10);
 	s->ops = map_file(arg[1], &len, PROT_READ);
 	s->log = map_file(arg[2], &loglen, PROT_READ | PROT_WRITE);
@@ -310,21 +334,21 @@ int main(int argc, char **argv)
 	catch_sigbus();
 	if (argc == 6 && !strcmp(argv[1], "--bare"))
 		return bare(argv + 2);
-	if (argc < 8 || (argc - 4) % 4) {
-		fprintf(stderr, "usage: worker FILE PAGES DEADLINE_NS (W OPS LOG DATA)...\n"
+	if (argc < 9 || (argc - 5) % 4) {
+		fprintf(stderr, "usage: worker FILE OTHER PAGES DEADLINE_NS (W OPS LOG DATA)...\n"
 				"       worker --bare FILE PAGES OPS SECONDS\n");
 		return 2;
 	}
 	struct file f;
-	open_file(&f, argv[1], atoi(argv[2]));
-	int64_t deadline = strtoll(argv[3], NULL, 10);
-	int nstreams = (argc - 4) / 4;
+	open_file(&f, argv[1], argv[2], atoi(argv[3]));
+	int64_t deadline = strtoll(argv[4], NULL, 10);
+	int nstreams = (argc - 5) / 4;
 	struct stream **streams = calloc(nstreams, sizeof(*streams));
 	pthread_t *threads = calloc(nstreams, sizeof(*threads));
 	if (!streams || !threads)
 		die("out of memory", "");
 	for (int k = 0; k < nstreams; k++)
-		streams[k] = open_stream(&f, argv + 4 + 4 * k, deadline);
+		streams[k] = open_stream(&f, argv + 5 + 4 * k, deadline);
 	char c;  /* wait for the others: say ready, start on a byte from stdin */
 	if (write(1, "r", 1) != 1 || read(0, &c, 1) != 1)
 		return 2;
