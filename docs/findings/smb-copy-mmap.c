@@ -6,8 +6,10 @@
  * returns, every slot of each destination page but slot 1 must read the source's marker
  * of this round: nothing else writes them. Counts rounds where one read 0, an older
  * round's marker, or anything else (the file's initial contents, also older).
- *   smb-copy-mmap FILE ROUNDS [--no-faults] [--serial] [--two-pages]
- * --serial: no thread; the same stores made by the copying thread after each copy. */
+ *   smb-copy-mmap FILE ROUNDS [--no-faults] [--serial] [--two-pages] [--other-file]
+ * --serial: no thread; the same stores made by the copying thread after each copy.
+ * --other-file: the source pages are those of a second file, FILE.src (the NFS client
+ * offloads a copy to the server only between two inodes). */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <pthread.h>
@@ -21,7 +23,7 @@
 
 #define PG 4096
 #define SLOTS (PG / 8)
-static int fd, npages = 1;
+static int fd, sfd, npages = 1;  /* sfd: the file the source pages are in */
 static volatile uint64_t *map;
 static atomic_int stop;
 
@@ -43,7 +45,7 @@ static uint64_t marker(long round, int page)
 static int copy_pages(int src, int dst)  /* the whole range, or -1 */
 {
 	loff_t in = (loff_t)src * PG, out = (loff_t)dst * PG;
-	ssize_t n = copy_file_range(fd, &in, fd, &out, (size_t)npages * PG, 0);
+	ssize_t n = copy_file_range(sfd, &in, fd, &out, (size_t)npages * PG, 0);
 	return n == (ssize_t)npages * PG ? 0 : -1;
 }
 
@@ -73,7 +75,7 @@ static int check(long round, long *bad_page, long *bad_slot, uint64_t *value)
 
 int main(int argc, char **argv)
 {
-	int faults = 1, serial = 0;
+	int faults = 1, serial = 0, other = 0;
 	for (int i = 3; i < argc; i++) {
 		if (!strcmp(argv[i], "--no-faults"))
 			faults = 0;
@@ -81,30 +83,37 @@ int main(int argc, char **argv)
 			serial = 1, faults = 0;
 		else if (!strcmp(argv[i], "--two-pages"))
 			npages = 2;
+		else if (!strcmp(argv[i], "--other-file"))
+			other = 1;
 		else
 			argc = 0;
 	}
 	if (argc < 3) {
-		fprintf(stderr, "usage: %s FILE ROUNDS [--no-faults] [--serial] [--two-pages]\n",
-			argv[0]);
+		fprintf(stderr, "usage: %s FILE ROUNDS [--no-faults] [--serial] [--two-pages] "
+			"[--other-file]\n", argv[0]);
 		return 2;
 	}
 	long rounds = atol(argv[2]), bad[4] = { 0 }, refused = 0;
+	char src[4096];
+	snprintf(src, sizeof(src), "%s.src", argv[1]);
 	fd = open(argv[1], O_RDWR | O_CREAT | O_TRUNC, 0644);
-	if (fd < 0 || ftruncate(fd, 4 * PG) < 0) {
+	sfd = other ? open(src, O_RDWR | O_CREAT | O_TRUNC, 0644) : fd;
+	if (fd < 0 || sfd < 0 || ftruncate(fd, 4 * PG) < 0 || ftruncate(sfd, 4 * PG) < 0) {
 		perror(argv[1]);
 		return 2;
 	}
 	uint64_t page[SLOTS];
-	for (int p = 0; p < 4; p++) {  /* data everywhere, no holes */
-		for (int s = 0; s < SLOTS; s++)
-			page[s] = 0x1111000000000000ull | p;
-		if (pwrite(fd, page, PG, (off_t)p * PG) != PG) {
-			perror("pwrite");
-			return 2;
+	for (int f = 0; f < 1 + other; f++)
+		for (int p = 0; p < 4; p++) {  /* data everywhere, no holes */
+			for (int s = 0; s < SLOTS; s++)
+				page[s] = 0x1111000000000000ull | p;
+			if (pwrite(f ? sfd : fd, page, PG, (off_t)p * PG) != PG) {
+				perror("pwrite");
+				return 2;
+			}
 		}
-	}
 	fsync(fd);
+	fsync(sfd);
 	map = mmap(NULL, 4 * PG, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (map == MAP_FAILED) {
 		perror("mmap");
@@ -117,7 +126,7 @@ int main(int argc, char **argv)
 		for (int p = 2; p < 2 + npages; p++) {
 			for (int s = 0; s < SLOTS; s++)
 				page[s] = marker(r, p);
-			if (pwrite(fd, page, PG, (off_t)p * PG) != PG) {
+			if (pwrite(sfd, page, PG, (off_t)p * PG) != PG) {
 				perror("pwrite");
 				return 2;
 			}
