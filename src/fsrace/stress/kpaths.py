@@ -155,8 +155,7 @@ class Paths:
     def describe(self) -> str:
         if self.unavailable:
             return f"not counted on {self.fstype}: {self.unavailable}"
-        parts = [f"{kind} -> " + ", ".join(f"{fn} {n:,}" for fn, n in fns.items())
-                 for kind, fns in self.hits.items()]
+        parts = [f"{kind} -> {self.brief([kind])}" for kind in self.hits]
         for kind, fns in self.absent.items():
             if kind not in self.hits:
                 why = [f"{fn} ({self.refused[fn]})" if fn in self.refused else

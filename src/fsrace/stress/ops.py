@@ -20,8 +20,13 @@ TOUCHED_SLOTS = 16
 # A collapse, insert, copy or clone moves every slot class of every page it shifts, and
 # the checker follows each (page, class) through it: the race classes built on them use 4
 # slot classes and 16 pages by default, so that checking keeps pace with running.
-MOVES = ("collapse", "insert", "copy", "clone", "copy_from", "clone_from", "copy_to",
-         "clone_to")
+# Between the file and another file on the same file system, as `cp --reflink` and backup
+# tools do: a copy or clone whose source and destination are one inode can take another
+# path (an NFS client refuses to offload it and copies through the page cache).
+FROM_OTHER = ("copy_from", "clone_from")  # the other file's range into this file
+TO_OTHER = ("copy_to", "clone_to")  # this file's range into the other file
+BETWEEN_FILES = FROM_OTHER + TO_OTHER
+MOVES = ("collapse", "insert", "copy", "clone", *BETWEEN_FILES)
 MOVING_TOUCHED_SLOTS, MOVING_PAGES, PAGES = 4, 16, 64
 _MAGIC = 0x5A << 56
 INIT_WORKER = 0xFF  # the stamps of the initial contents
@@ -80,8 +85,8 @@ class Op:
         if self.kind in ("pread", "dio_read", "dio_write"):
             return f"{self.kind} page {self.page}"
         if self.kind in MOVES_FROM:
-            there, here = ("the other file's ", "") if self.kind in FROM_OTHER else \
-                ("", "the other file's ") if self.kind in TO_OTHER else ("", "")
+            there = "the other file's " if self.kind in FROM_OTHER else ""
+            here = "the other file's " if self.kind in TO_OTHER else ""
             return (f"{self.kind} {there}pages {self.src}-{self.src + self.npages - 1} to "
                     f"{here}{self.page}-{self.page + self.npages - 1}")
         return f"{self.kind} pages {self.page}-{self.page + self.npages - 1}"
@@ -90,12 +95,7 @@ class Op:
 KINDS = ("store", "load", "pread", "pwrite", "punch", "zero", "truncate", "fsync", "msync",
          "willneed", "dontneed", "dio_read", "dio_write", "collapse", "insert", "copy",
          "clone", "dedupe", "copy_from", "clone_from", "copy_to", "clone_to")
-# Between the file and another file on the same file system, as `cp --reflink` and backup
-# tools do: a copy or clone whose source and destination are one inode can take another
-# path (an NFS client refuses to offload it and copies through the page cache).
-FROM_OTHER = ("copy_from", "clone_from")  # the other file's range into this file
-TO_OTHER = ("copy_to", "clone_to")  # this file's range into the other file
-MOVES_FROM = ("copy", "clone", "dedupe", *FROM_OTHER, *TO_OTHER)  # ops with a range `src`
+MOVES_FROM = ("copy", "clone", "dedupe", *BETWEEN_FILES)  # ops with a range `src`
 
 # Per race class: what worker 0 (the remover) and the others (the faulters) draw from,
 # with weights. They mirror the model's scenarios of the same names.
@@ -137,7 +137,7 @@ SCENARIOS: dict[str, tuple[dict[str, int], dict[str, int]]] = {
 # costs the check a search per page and slot class (they have their own classes); and the
 # operations between two files, so that it draws what it drew before they existed and a
 # saved mix replays.
-MIX = {k: 1 for k in KINDS if k not in ("collapse", "insert", *FROM_OTHER, *TO_OTHER)} | {
+MIX = {k: 1 for k in KINDS if k not in ("collapse", "insert", *BETWEEN_FILES)} | {
     "store": 6, "load": 3, "pread": 2, "punch": 2}
 
 
@@ -185,7 +185,7 @@ def op_stream(seed: int, worker: int, scenario: str | None, pages: int,
         src = 0
         if kind == "collapse" and page + npages >= pages:  # may not reach EOF
             page = max(pages - npages - 1, 0)
-        elif kind in FROM_OTHER or kind in TO_OTHER:  # two files: any two ranges
+        elif kind in BETWEEN_FILES:  # two files: any two ranges
             page = rng.randrange(pages - npages + 1)
             src = rng.randrange(pages - npages + 1)
         elif kind in MOVES_FROM and pages >= 2 * npages:

@@ -23,6 +23,7 @@ from typing import IO
 from .checker import INF, Access, Stretches, choice_write, explain, linearizable, listing
 from .kpaths import KernelPaths, Paths, mount_type
 from .ops import (
+    BETWEEN_FILES,
     FROM_OTHER,
     INIT_WORKER,
     KINDS,
@@ -187,7 +188,7 @@ def _write_initial(path: str, pages: int, first: int = 0) -> None:
     """The file's initial contents; `first`: `pages` for the other file's."""
     with open(path, "wb") as f:
         for p in range(first, first + pages):
-            f.write(_initial(p, first or pages).to_bytes(SLOT, "little") * SLOTS)
+            f.write(_initial(p, pages).to_bytes(SLOT, "little") * SLOTS)
         f.flush()
         os.fsync(f.fileno())
 
@@ -542,7 +543,7 @@ def _effects(e: Executed, pages: int):
     elif op.kind == "insert":  # pages from the range on move up; the range is a hole
         for p in range(op.page, pages):
             yield ("move", p, p - k, False) if p >= op.page + k else ("write", p, 0)
-    elif op.kind in ("copy", "clone", *FROM_OTHER, *TO_OTHER):
+    elif op.kind in ("copy", "clone", *BETWEEN_FILES):
         # A copy may stop short. The other file's pages come after the file's.
         copied = e.result if op.kind.startswith("copy") else k * PAGE
         to = pages if op.kind in TO_OTHER else 0
@@ -563,7 +564,7 @@ def _check(res: StressResult, finals, t0: int) -> None:
     joint = _Joint(h, pairs) if pairs else None
     n = res.config.npages
     # The other file's pages too where an operation between the files ran.
-    between = any(e.op.kind in FROM_OTHER + TO_OTHER and e.result >= 0 for e in res.history)
+    between = any(e.op.kind in BETWEEN_FILES and e.result >= 0 for e in res.history)
     for p in range(2 * n if between else n):
         _check_page(res, h, moved, p, finals, t0, p in collide, joint)
     if joint is not None:
