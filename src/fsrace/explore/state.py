@@ -31,7 +31,7 @@ from .step import Step
 
 Encoder = Callable[[Any, "StateEncoder"], Any]
 
-_PLAIN = (type(None), bool, int, str, float, bytes)
+_PLAIN = frozenset({type(None), bool, int, str, float, bytes})
 _ITERATORS: tuple[type, ...] = (
     type(iter([])), type(iter(())), type(iter(range(1))), type(iter({}.values())),
     type(iter({}.keys())), type(iter({}.items())), type(iter(set())), enumerate, zip,
@@ -104,66 +104,84 @@ class StateEncoder:
         if token is not None:
             return token
         if t is tuple:
-            return ("tuple", *(self.value(x) for x in v))
+            return ("tuple", *[self.value(x) for x in v])
         enc = self.encoders.get(t)
         if enc is not None:
             if t not in self.stable:
                 self._mutable(v)
             return enc(v, self)
-        if t in (list, dict, set):
-            self._mutable(v)  # another frame may change it while this one waits
-        if t is list:
-            return ("list", *(self.value(x) for x in v))
-        if t is dict:
-            return ("dict", *sorted(((self.value(a), self.value(b)) for a, b in v.items()),
-                                    key=repr))
-        if t in _ITERATORS:
-            # An iterator's position: what __reduce__ would pickle (the sequence, index).
-            # Only the frame that holds it advances it; a dict's iterator pickles a fresh
-            # list of what is left, which no other frame can change.
-            args = v.__reduce__()[1:]
-            if t in _DICT_ITERATORS:
-                return ("iter", *(self.value(x) for x in args[0][0]))
-            return ("iter", self.value(args))
-        if t is types.CellType:
-            # Stable: the model never rebinds a waiting frame's variable from a closure
-            # (no `nonlocal`; tests/test_stateful.py checks), and mutable contents are
-            # flagged as they are encoded.
-            try:
-                return ("cell", self.value(v.cell_contents))
-            except ValueError:
-                return ("cell",)
-        if t is types.FunctionType:
-            # A closure behaves by what it captured, so its cells are part of its value
-            # (once: a nested function may capture itself).
-            if not v.__closure__ or id(v) in self._in_closure:
-                return ("fn", v.__module__, v.__qualname__)
-            self._in_closure.add(id(v))
-            try:
-                return ("fn", v.__module__, v.__qualname__,
-                        *(self.value(c) for c in v.__closure__))
-            finally:
-                self._in_closure.discard(id(v))
-        if t is types.BuiltinFunctionType:
-            return ("fn", v.__module__, v.__qualname__)
-        if t is Step:
-            # A step a task keeps after yielding it (to read its note, or yield it again).
-            self._mutable(v)
-            return ("step", v.label, self.value(v._accesses), v.note, v.retry,
-                    self.value(v.enabled), self.value(v.footprint))
-        if t is types.MethodType:
-            return ("method", v.__func__.__qualname__, self.value(v.__self__))
-        if t is types.GeneratorType:
-            return ("gen", v.__qualname__)  # a yield-from target: walked as its own frame
-        if t is range:
-            return ("range", v.start, v.stop, v.step)
-        if t is type:
-            return ("type", v.__module__, v.__qualname__)
-        if t is frozenset or t is set:
-            return ("set", *sorted((self.value(x) for x in v), key=repr))
+        builtin = _BUILTIN.get(t)
+        if builtin is not None:
+            return builtin(self, v)
         raise UnencodableState(
             f"no state encoding for a {t.__module__}.{t.__qualname__} held by a task; "
             "register one in Program.state_encoders or Program.state_constants")
+
+    # -- the interpreter's own types, by type (value() looks them up in _BUILTIN) --------
+    def _list(self, v: list) -> tuple:
+        self._mutable(v)  # another frame may change it while this one waits
+        return ("list", *[self.value(x) for x in v])
+
+    def _dict(self, v: dict) -> tuple:
+        self._mutable(v)
+        return ("dict", *sorted([(self.value(a), self.value(b)) for a, b in v.items()],
+                                key=repr))
+
+    def _set(self, v: set | frozenset) -> tuple:
+        if type(v) is set:
+            self._mutable(v)
+        return ("set", *sorted([self.value(x) for x in v], key=repr))
+
+    def _iterator(self, v: Any) -> tuple:
+        # An iterator's position: what __reduce__ would pickle (the sequence, index).
+        # Only the frame that holds it advances it; a dict's iterator pickles a fresh
+        # list of what is left, which no other frame can change.
+        args = v.__reduce__()[1:]
+        if type(v) in _DICT_ITERATORS:
+            return ("iter", *[self.value(x) for x in args[0][0]])
+        return ("iter", self.value(args))
+
+    def _cell(self, v: types.CellType) -> tuple:
+        # Stable: the model never rebinds a waiting frame's variable from a closure
+        # (no `nonlocal`; tests/test_stateful.py checks), and mutable contents are
+        # flagged as they are encoded.
+        try:
+            return ("cell", self.value(v.cell_contents))
+        except ValueError:
+            return ("cell",)
+
+    def _function(self, v: types.FunctionType) -> tuple:
+        # A closure behaves by what it captured, so its cells are part of its value
+        # (once: a nested function may capture itself).
+        if not v.__closure__ or id(v) in self._in_closure:
+            return ("fn", v.__module__, v.__qualname__)
+        self._in_closure.add(id(v))
+        try:
+            return ("fn", v.__module__, v.__qualname__,
+                    *[self.value(c) for c in v.__closure__])
+        finally:
+            self._in_closure.discard(id(v))
+
+    def _builtin_function(self, v: types.BuiltinFunctionType) -> tuple:
+        return ("fn", v.__module__, v.__qualname__)
+
+    def _step(self, v: Step) -> tuple:
+        # A step a task keeps after yielding it (to read its note, or yield it again).
+        self._mutable(v)
+        return ("step", v.label, self.value(v._accesses), v.note, v.retry,
+                self.value(v.enabled), self.value(v.footprint))
+
+    def _method(self, v: types.MethodType) -> tuple:
+        return ("method", v.__func__.__qualname__, self.value(v.__self__))
+
+    def _generator(self, v: types.GeneratorType) -> tuple:
+        return ("gen", v.__qualname__)  # a yield-from target: walked as its own frame
+
+    def _range(self, v: range) -> tuple:
+        return ("range", v.start, v.stop, v.step)
+
+    def _type(self, v: type) -> tuple:
+        return ("type", v.__module__, v.__qualname__)
 
     def continuation(self, gen: Any, kept: list | None = None
                      ) -> tuple[tuple, list]:
@@ -239,6 +257,17 @@ class StateEncoder:
                 if token not in done:
                     done[token] = self.contents[type(obj)](obj, self)
         return tuple(sorted(done.items(), key=lambda kv: repr(kv[0])))
+
+
+_BUILTIN: dict[type, Callable[[StateEncoder, Any], Any]] = {
+    list: StateEncoder._list, dict: StateEncoder._dict,
+    set: StateEncoder._set, frozenset: StateEncoder._set,
+    **{t: StateEncoder._iterator for t in _ITERATORS},
+    types.CellType: StateEncoder._cell, types.FunctionType: StateEncoder._function,
+    types.BuiltinFunctionType: StateEncoder._builtin_function, Step: StateEncoder._step,
+    types.MethodType: StateEncoder._method, types.GeneratorType: StateEncoder._generator,
+    range: StateEncoder._range, type: StateEncoder._type,
+}
 
 
 def serialize(value: Any) -> bytes:
