@@ -93,6 +93,12 @@ HISTORY = [
     ("copy-write-fault", "smb-6.1", "race"),
     ("copy-write-fault", "smb-invalidate-lock", "race"),
     ("copy-write-fault", "smb-mkwrite-recheck", "safe"),
+    # docs/real-kernels.md, "Operations between two files": nfs42_proc_copy flushes, sends
+    # COPY, then drops the destination's pages with invalidate_inode_pages2_range, whose
+    # launder writes a page a store dirtied meanwhile back over the copy; seen on 6.1 and
+    # 6.12.95. invalidate_lock across the copy, shared in nfs_vm_page_mkwrite, closes it.
+    ("copy-write-fault", "nfs-4.2", "race"),
+    ("copy-write-fault", "nfs-invalidate-lock", "safe"),
     # docs/findings/ocfs2-reflink-mmap.md: ocfs2_remap_file_range flushes before it takes
     # ip_alloc_sem, the only lock ocfs2_page_mkwrite shares with it; a store to the source
     # in between copies its shared cluster on write, and the remap shares the copy, not

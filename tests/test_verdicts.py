@@ -61,6 +61,24 @@ def test_smb_lock_only_fix_maps_the_page_the_copy_dropped():
     assert fixed.complete and fixed.verdict == "safe"
 
 
+def test_nfs_copy_launders_a_page_dirtied_during_the_copy_over_it():
+    """docs/real-kernels.md, "Operations between two files": the client flushes, the
+    server copies, a store dirties the destination page still cached with the old data,
+    and the page-cache drop after the copy writes it back (nfs_launder_folio) over the
+    copy; with invalidate_lock across the copy the search is complete and finds nothing."""
+    cx = check("copy-write-fault", "nfs-4.2", shrink_budget_s=0).counterexample
+    assert cx.failure.name == "file-contents"
+    labels = _labels(cx)
+    order = [labels.index(x) for x in (
+        ("TASK1", "_nfs42_proc_copy: COPY RPC, nfsd4_copy on the server"),
+        ("TASK2", "nfs_vm_page_mkwrite: recheck page->mapping; nfs_updatepage(whole page)"),
+        ("TASK1", "nfs_wb_page: nfs_writepage_locked, WRITE RPC (launder)"),
+        ("TASK1", "truncate_inode_page(A:0)"))]
+    assert order == sorted(order)
+    fixed = check("copy-write-fault", "nfs-invalidate-lock", shrink_budget_s=0).search
+    assert fixed.complete and fixed.verdict == "safe"
+
+
 def test_a_printed_schedule_replays_the_same_violation():
     res = check("punch-write-fault", "linux-2012")
     cx = res.counterexample

@@ -11,7 +11,9 @@ while the RPC is in flight, and a writeback of that page (msync, fsync, the flus
 before the truncate, sends pre-punch data back to the server after it punched
 (../shared/reference/nfs-deallocate-race.md: seen on Debian 6.1, 6.12 and 7.2.13).
 A truncate (nfs_setattr) has the same gap between its flush and its page-cache truncate
-(docs/findings/nfs-truncate-mmap.md).
+(docs/findings/nfs-truncate-mmap.md), and so has a copy offloaded to the server
+(nfs42_proc_copy), whose page-cache drop also launders: a page dirtied in the gap is
+written back over the copy as it is dropped.
 """
 
 from __future__ import annotations
@@ -29,7 +31,11 @@ from .locking import (
 from .page_writeback import write_cache_pages, write_out
 from .server import server_copy, server_readpage, server_write
 from .structs import PAGE_SIZE, TO_EOF, Current, Inode, Page
-from .truncate import truncate_pagecache, truncate_pagecache_range
+from .truncate import (
+    invalidate_inode_pages2_range,
+    truncate_pagecache,
+    truncate_pagecache_range,
+)
 
 
 def nfs_readpage(cur: Current, k: Kernel, inode: Inode, page: Page):
@@ -163,6 +169,52 @@ def nfsd_clone(cur: Current, k: Kernel, inode: Inode, src: int, dst: int, count:
                            "nfs42_proc_clone: CLONE RPC, the server copies the blocks")
 
 
+def nfs42_proc_copy(cur: Current, k: Kernel, inode: Inode, src: int, dst: int, length: int):
+    """copy_file_range offloaded to the server (nfs42_proc_copy -> _nfs42_proc_copy), as
+    between two files: under the protocol's lock (the destination's inode lock), write
+    back the source range (nfs_filemap_write_and_wait_range) and the destination
+    (nfs_sync_inode), send COPY (the server copies), then nfs42_copy_dest_done drops the
+    destination's pages with invalidate_inode_pages2_range, which launders a dirty page:
+    nfs_launder_folio writes it back, so a page a store dirtied while the COPY was in
+    flight goes to the server after the copy, over it. The model copies within one file;
+    the real client offloads only between two inodes (__nfs4_copy_file_range refuses one
+    inode and the VFS copies through the page cache), but the race is the destination's
+    alone: the source takes no part after its flush. Page-aligned ranges. Called with no
+    lock held; takes the protocol's locks for removing blocks."""
+    proto = k.protocol
+    first, last = dst // PAGE_SIZE, (dst + length) // PAGE_SIZE - 1
+    st = Step("vfs_copy_file_range: generic_copy_file_checks against i_size",
+              ((inode.size_key, READ),))
+    yield st
+    if max(src, dst) + length > inode.i_size:
+        st.note = "-EINVAL"  # the model's copies stay inside the file
+        return "-EINVAL"
+    yield from proto.remove_blocks_begin(cur, k, inode, "copy")
+    yield from filemap_write_and_wait_range(cur, k, inode, src // PAGE_SIZE,
+                                            (src + length) // PAGE_SIZE - 1)
+    yield from filemap_write_and_wait_range(cur, k, inode, 0, TO_EOF)  # nfs_sync_inode
+    yield from server_copy(cur, k, inode, src // k.blksize, dst // k.blksize,
+                           length // k.blksize,
+                           "_nfs42_proc_copy: COPY RPC, nfsd4_copy on the server")
+    # nfs42_copy_dest_done (WARN_ON_ONCE if a page stays)
+    yield from invalidate_inode_pages2_range(cur, k, inode, first, last, nfs_launder_folio)
+    yield from proto.remove_blocks_end(cur, k, inode, "copy")
+    return None
+
+
+def nfs_launder_folio(cur: Current, k: Kernel, inode: Inode, page: Page):
+    """->launder_folio (nfs_wb_page): the page is dirty and locked; clear its dirty bit
+    (clear_page_dirty_for_io) and WRITE it to the server, waiting for the reply. Called with
+    the page locked, its writeback ended and its PTEs zapped."""
+    st = Step(f"nfs_launder_folio({page.name}): clear_page_dirty_for_io",
+              ((page.key, WRITE), (inode.dirty_tag_key, WRITE)))
+    yield st
+    page.dirty = page.tagged_dirty = False
+    yield from server_write(cur, k, inode, page,
+                            "nfs_wb_page: nfs_writepage_locked, WRITE RPC (launder)",
+                            "WRITE RPC")
+
+
 # invalidatepage and write(2)'s get_block are ext4's: the model has no write_begin or
 # invalidatepage of this file system's own.
 AOPS = AddressSpaceOps(readpage=nfs_readpage, page_mkwrite=nfs_vm_page_mkwrite,
@@ -170,4 +222,5 @@ AOPS = AddressSpaceOps(readpage=nfs_readpage, page_mkwrite=nfs_vm_page_mkwrite,
                        invalidatepage=ext4_da_invalidatepage,
                        write_get_block=ext4_da_get_block_prep)
 FS = FileSystem("nfs", AOPS, punch_hole=nfs42_proc_deallocate,
-                setattr_size=nfs_setattr_size, clone_range=nfs42_remap_file_range)
+                setattr_size=nfs_setattr_size, clone_range=nfs42_remap_file_range,
+                copy_range=nfs42_proc_copy)

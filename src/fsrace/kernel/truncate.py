@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from ..explore.step import READ, TRY, WRITE, Step
 from .kernel import Kernel
 from .locking import lock_page, unlock_page, wait_on_page_writeback
@@ -83,6 +85,51 @@ def truncate_inode_page(cur, k: Kernel, inode: Inode, page: Page):
     page.inode = None
     del inode.pages[page.index]
     st.note = "deleted from page cache"
+
+
+def invalidate_inode_pages2_range(cur, k: Kernel, inode: Inode, first: int, last: int,
+                                  launder):
+    """Drop pages [first, last] whatever their state (6.1 mm/truncate.c): at the first
+    mapped page, zap the PTEs of the rest of the range; then per page, under its lock once
+    its writeback ended: zap its PTEs again, launder it if dirty (`launder` is the file
+    system's ->launder_folio, which writes the page back), and remove it unless it is dirty
+    (-EBUSY: the page stays). Called with no page lock held."""
+    st = Step("invalidate_inode_pages2_range: find_get_entries", ((inode.pages_key, READ),))
+    yield st
+    pages = [p for i, p in sorted(inode.pages.items()) if first <= i <= last]
+    st.note = f"{len(pages)} pages"
+    unmapped = False
+    for page in pages:
+        if not unmapped:
+            st = Step(f"invalidate_inode_pages2_range: folio_mapped({page.name})",
+                      footprint=partial(_pte_keys, inode, page.index, last))
+            yield st
+            if any(pte.page is page for mm in inode.i_mmap for pte in mm.ptes.values()):
+                unmapped = True
+                st.note = (f"unmap_mapping_pages: "
+                           f"{_zap_ptes(inode, page.index, last)} PTEs zapped")
+        yield from lock_page(cur, page)
+        st = Step(f"invalidate_inode_pages2_range: {page.name} still in the file?",
+                  ((page.key, READ),))
+        yield st
+        if page.inode is not inode:
+            st.note = "already gone"
+            yield from unlock_page(cur, page)
+            continue
+        yield from wait_on_page_writeback(cur, page)
+        st = Step(f"unmap_mapping_folio({page.name})",
+                  footprint=partial(_pte_keys, inode, page.index, page.index))
+        yield st
+        st.note = f"{_zap_ptes(inode, page.index, page.index, page)} PTEs zapped"
+        if page.dirty:
+            yield from launder(cur, k, inode, page)
+        st = Step(f"invalidate_complete_folio2({page.name}): dirty?", ((page.key, READ),))
+        yield st
+        if page.dirty:
+            st.note = "dirty: -EBUSY, the page stays"
+        else:
+            yield from truncate_inode_page(cur, k, inode, page)
+        yield from unlock_page(cur, page)
 
 
 def truncate_pagecache_range(cur, k: Kernel, inode: Inode, first: int, last: int):

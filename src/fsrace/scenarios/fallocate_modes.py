@@ -138,7 +138,9 @@ class CloneWriteFault(_AgainstFaults):
 
 class CopyWriteFault(CloneWriteFault):
     """The same with copy_file_range: the SMB client's copy drops the destination's pages
-    before the server copies, and a store in between brings the old page back."""
+    before the server copies, and a store in between brings the old page back; the NFS
+    client's drops them after, and a store in between dirties the old page, which the
+    drop writes back (launders) over the copy."""
 
     name = "copy-write-fault"
     summary = ("copy_file_range vs a write fault: a store brings the destination's old "
