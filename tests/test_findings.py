@@ -64,6 +64,22 @@ def test_the_smb_copy_reproducer_finds_nothing_on_local_file_systems(fs, tmp_pat
 @pytest.mark.realfs
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting needs root")
 @pytest.mark.parametrize("fs", ["ext4", "xfs"])
+def test_the_nfs_copy_reproducer_finds_nothing_on_local_file_systems(fs, tmp_path):
+    # Between two files ext4 copies through the page cache and xfs reflinks, both with
+    # write faults kept out of the copied range; the "server" is the file itself here.
+    binary = _build(FINDINGS / "nfs-copy-mmap.c", tmp_path / "repro")
+    with scratch_fs(fs) as s:
+        r = subprocess.run([str(binary), os.path.join(s.mnt, "file"), "500",
+                            "--server", s.mnt], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "the client read the copy in 500," in r.stdout, r.stdout
+    assert "the server's file held the copy in 500," in r.stdout, r.stdout
+
+
+@needs_cc
+@pytest.mark.realfs
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting needs root")
+@pytest.mark.parametrize("fs", ["ext4", "xfs"])
 def test_the_ntfs3_collapse_reproducer_loses_no_store_on_ext4_and_xfs(fs, tmp_path):
     # Both take their fault-exclusion lock in page_mkwrite: a store waits for the collapse.
     binary = _build(FINDINGS / "ntfs3-collapse-mmap.c", tmp_path / "repro")

@@ -33,6 +33,7 @@ from .server import server_copy, server_readpage, server_write
 from .structs import PAGE_SIZE, TO_EOF, Current, Inode, Page
 from .truncate import (
     invalidate_inode_pages2_range,
+    truncate_inode_pages_range,
     truncate_pagecache,
     truncate_pagecache_range,
 )
@@ -149,16 +150,19 @@ def nfs42_remap_file_range(cur: Current, k: Kernel, inode: Inode, src: int, dst:
                            length: int):
     """ioctl(FICLONERANGE) within one file on NFS v4.2 (nfs42_remap_file_range): under the
     protocol's lock (the inode lock), flush the file (nfs_sync_inode), send CLONE (the
-    server gives the destination its own copy of the source's data), then drop the
-    destination's cached pages (truncate_inode_pages_range). Page-aligned ranges. Called
+    server gives the destination its own copy of the source's data); on success
+    _nfs42_proc_clone drops the destination's pages as a copy does (nfs42_copy_dest_done:
+    invalidate_inode_pages2_range, laundering dirty ones), and nfs42_remap_file_range
+    then truncates the range (truncate_inode_pages_range). Page-aligned ranges. Called
     with no lock held; takes the protocol's locks for removing blocks."""
     proto = k.protocol
+    first, last = dst // PAGE_SIZE, (dst + length) // PAGE_SIZE - 1
     yield from proto.remove_blocks_begin(cur, k, inode, "clone")
     yield from filemap_write_and_wait_range(cur, k, inode, 0, TO_EOF)  # nfs_sync_inode
     yield from nfsd_clone(cur, k, inode, src // k.blksize, dst // k.blksize,
                           length // k.blksize)
-    yield from truncate_pagecache_range(cur, k, inode, dst // PAGE_SIZE,
-                                        (dst + length) // PAGE_SIZE - 1)
+    yield from invalidate_inode_pages2_range(cur, k, inode, first, last, nfs_launder_folio)
+    yield from truncate_inode_pages_range(cur, k, inode, first, last)
     yield from proto.remove_blocks_end(cur, k, inode, "clone")
 
 

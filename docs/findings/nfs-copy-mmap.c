@@ -1,0 +1,243 @@
+/* copy_file_range between two files on NFS v4.2 against mmap write faults on the
+ * destination, checked without fsrace's checker.
+ * Each round writes marker(round) into every slot of page 0 of FILE.src (pwrite) and
+ * copies that page onto page 0 of FILE with copy_file_range (between two inodes the
+ * client offloads the copy to the server: COPY), while a second thread keeps storing to
+ * slot 1 of FILE's page 0 through a shared mapping. After the copy returns, every slot
+ * but slot 1 must read this round's marker: nothing else writes them. A round is stale
+ * when one of them reads anything else (an older marker, or FILE's initial contents).
+ *   nfs-copy-mmap FILE ROUNDS [--no-faults] [--server DIR] [--trace N]
+ * --no-faults: no storing thread (the control).
+ * --server DIR: DIR is the server's export holding FILE; after each copy also read the
+ *   server's own file there, to see whether the server kept the copy.
+ * --trace N: trace the first N rounds with the kernel's NFS trace events (the COPY,
+ *   the client's WRITEs and what started them) and print the trace. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define PG 4096
+#define SLOTS (PG / 8)
+#define INITIAL 0x1111000000000000ull
+#define TRACEFS "/sys/kernel/tracing"
+
+static volatile uint64_t *map;
+static atomic_int stop;
+
+/* Events missing from a kernel are skipped: 6.1 has nfs_writeback_page_enter where
+ * 6.12 has nfs_writeback_folio and nfs_launder_folio_done. */
+static const char *events[] = {
+	"nfs4/nfs4_copy", "nfs/nfs_initiate_write", "nfs/nfs_writeback_done",
+	"nfs/nfs_writeback_page_enter", "nfs/nfs_writeback_folio", "nfs/nfs_launder_folio_done",
+};
+
+static void *faulter(void *arg)
+{
+	uint64_t n = 0;
+	(void)arg;
+	while (!atomic_load(&stop))
+		map[1] = 0x57000000000000ull | ++n;  /* slot 1 of page 0 only */
+	return NULL;
+}
+
+static uint64_t marker(long round)
+{
+	return 0x0cf2000000000000ull | (uint64_t)round;
+}
+
+static void die(const char *what)
+{
+	perror(what);
+	exit(2);
+}
+
+/* 0: every slot but 1 holds marker(round); 1: an older marker; 2: the initial contents;
+ * 3: something else. `value` gets the first wrong slot's value. */
+static int classify(int fd, long round, uint64_t *value)
+{
+	uint64_t buf[SLOTS];
+	if (pread(fd, buf, PG, 0) != PG)
+		die("pread");
+	for (int s = 0; s < SLOTS; s++) {
+		if (s == 1 || buf[s] == marker(round))
+			continue;
+		*value = buf[s];
+		if ((buf[s] >> 48) == (marker(0) >> 48))
+			return 1;
+		return buf[s] == (INITIAL | (uint64_t)s) ? 2 : 3;
+	}
+	return 0;
+}
+
+static void tracefs_write(const char *file, const char *text, int may_be_missing)
+{
+	char path[256];
+	snprintf(path, sizeof(path), TRACEFS "/%s", file);
+	int fd = open(path, O_WRONLY | O_TRUNC);
+	if (fd < 0 && errno == ENOENT && may_be_missing)
+		return;
+	if (fd < 0 || write(fd, text, strlen(text)) < 0) {
+		fprintf(stderr, "%s: %s\n", path, strerror(errno));
+		exit(2);
+	}
+	close(fd);
+}
+
+static void trace_on(int on)
+{
+	char file[128];
+	struct stat st;
+	if (on && stat(TRACEFS "/events", &st) != 0 &&
+	    mount("tracefs", TRACEFS, "tracefs", 0, NULL) != 0)
+		die("mount tracefs");
+	for (size_t i = 0; i < sizeof(events) / sizeof(events[0]); i++) {
+		snprintf(file, sizeof(file), "events/%s/enable", events[i]);
+		tracefs_write(file, on ? "1" : "0", 1);
+	}
+	if (on)
+		tracefs_write("trace", "", 0);
+	tracefs_write("tracing_on", on ? "1" : "0", 0);
+}
+
+static void trace_mark(const char *text)
+{
+	int fd = open(TRACEFS "/trace_marker", O_WRONLY);
+	if (fd >= 0) {
+		if (write(fd, text, strlen(text)) < 0)
+			perror("trace_marker");
+		close(fd);
+	}
+}
+
+static void trace_print(void)
+{
+	char buf[65536];
+	ssize_t n;
+	int fd = open(TRACEFS "/trace", O_RDONLY);
+	if (fd < 0)
+		die("open trace");
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		fwrite(buf, 1, (size_t)n, stdout);
+	close(fd);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 3) {
+		fprintf(stderr, "usage: %s FILE ROUNDS [--no-faults] [--server DIR] [--trace N]\n",
+			argv[0]);
+		return 2;
+	}
+	long rounds = atol(argv[2]), traced = 0;
+	int faults = 1;
+	const char *server = NULL;
+	for (int i = 3; i < argc; i++) {
+		if (!strcmp(argv[i], "--no-faults"))
+			faults = 0;
+		else if (!strcmp(argv[i], "--server") && i + 1 < argc)
+			server = argv[++i];
+		else if (!strcmp(argv[i], "--trace") && i + 1 < argc)
+			traced = atol(argv[++i]);
+		else {
+			fprintf(stderr, "unknown argument %s\n", argv[i]);
+			return 2;
+		}
+	}
+	char src_name[4096], server_name[4096];
+	snprintf(src_name, sizeof(src_name), "%s.src", argv[1]);
+	int fd = open(argv[1], O_RDWR | O_CREAT | O_TRUNC, 0644);
+	int sfd = open(src_name, O_RDWR | O_CREAT | O_TRUNC, 0644);
+	if (fd < 0 || sfd < 0)
+		die("open");
+	uint64_t page[SLOTS];
+	for (int s = 0; s < SLOTS; s++)
+		page[s] = INITIAL | (uint64_t)s;
+	if (pwrite(fd, page, PG, 0) != PG || pwrite(sfd, page, PG, 0) != PG)
+		die("pwrite");
+	if (fsync(fd) || fsync(sfd))
+		die("fsync");
+	int server_fd = -1;
+	if (server) {
+		char copy[4096];
+		snprintf(copy, sizeof(copy), "%s", argv[1]);
+		snprintf(server_name, sizeof(server_name), "%s/%s", server, basename(copy));
+		server_fd = open(server_name, O_RDONLY);
+		if (server_fd < 0)
+			die(server_name);
+	}
+	map = mmap(NULL, PG, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (map == MAP_FAILED)
+		die("mmap");
+	pthread_t thread;
+	if (faults && pthread_create(&thread, NULL, faulter, NULL))
+		die("pthread_create");
+	long stale = 0, client[4] = {0}, on_server[4] = {0};
+	if (traced)
+		trace_on(1);
+	for (long r = 1; r <= rounds; r++) {
+		char note[128];
+		uint64_t value = 0;
+		for (int s = 0; s < SLOTS; s++)
+			page[s] = marker(r);
+		if (pwrite(sfd, page, PG, 0) != PG)
+			die("pwrite source");
+		loff_t in = 0, out = 0;
+		if (r <= traced) {
+			snprintf(note, sizeof(note), "round %ld: copy_file_range begins", r);
+			trace_mark(note);
+		}
+		ssize_t n = copy_file_range(sfd, &in, fd, &out, PG, 0);
+		if (n != PG) {
+			fprintf(stderr, "round %ld: copy_file_range returned %zd: %s\n", r, n,
+				n < 0 ? strerror(errno) : "short");
+			return 2;
+		}
+		int c = classify(fd, r, &value);
+		client[c]++;
+		if (c) {
+			stale++;
+			if (stale <= 3 || r <= traced)
+				printf("round %ld: the client read %#llx, not the copy\n", r,
+				       (unsigned long long)value);
+		}
+		if (server_fd >= 0) {
+			int s = classify(server_fd, r, &value);
+			on_server[s]++;
+			if (s && (on_server[1] + on_server[2] + on_server[3] <= 3 || r <= traced))
+				printf("round %ld: the server's file holds %#llx, not the copy\n", r,
+				       (unsigned long long)value);
+		}
+		if (r <= traced) {
+			snprintf(note, sizeof(note), "round %ld: copy returned, read %s", r,
+				 c ? "stale" : "the copy");
+			trace_mark(note);
+		}
+		if (r == traced) {
+			trace_on(0);
+			trace_print();
+		}
+	}
+	atomic_store(&stop, 1);
+	if (faults)
+		pthread_join(thread, NULL);
+	printf("%ld rounds, %s: the client read the copy in %ld, an older round's marker in "
+	       "%ld, the initial contents in %ld, something else in %ld\n", rounds,
+	       faults ? "stores to slot 1 meanwhile" : "no stores", client[0], client[1],
+	       client[2], client[3]);
+	if (server_fd >= 0)
+		printf("the server's file held the copy in %ld, an older marker in %ld, the initial "
+		       "contents in %ld, something else in %ld\n", on_server[0], on_server[1],
+		       on_server[2], on_server[3]);
+	return stale ? 1 : 0;
+}
