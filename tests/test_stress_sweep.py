@@ -31,7 +31,8 @@ def test_a_cell_says_clean_violated_not_applicable_or_failed():
     clean = run_of([("punch", 0), ("store", 0), ("load", 8)])
     assert summarize("punch-write-fault", clean) == ("clean (3 ops)", False)
     bad = run_of([("punch", 0)] * 4, violations=["v"] * 5)
-    assert summarize("punch-write-fault", bad) == ("**5+ slots violated** (4 ops)", True)
+    assert summarize("punch-write-fault", bad, "nfs") == (
+        "**5+ slots violated** (4 ops; findings/nfs-deallocate-mmap.md)", True)
     refused = run_of([("collapse", -95), ("collapse", -95), ("load", 8)])
     assert summarize("collapse-read-fault", refused) == (
         "n/a (collapse: Operation not supported)", False)
@@ -39,6 +40,28 @@ def test_a_cell_says_clean_violated_not_applicable_or_failed():
     assert summarize("collapse-read-fault", partly)[0] == "clean (1 ops)"
     assert summarize("punch-write-fault", GuestRun("Traceback", 2, b""))[0].startswith(
         "run failed")
+
+
+def test_a_violation_no_finding_explains_reads_unconfirmed_and_still_fails_the_sweep():
+    bad = run_of([("zero", 0)] * 3, violations=["v"] * 2)
+    assert summarize("zero-range-write-fault", bad, "smb-xfs") == (
+        "unconfirmed: 2 slots violated (3 ops)", True)
+    # An export's file system does not change which finding explains the client's race.
+    copy = run_of([("copy_from", 0)] * 3, violations=["v"])
+    assert summarize("copy-from-write-fault", copy, "nfs-xfs")[0].endswith(
+        "; findings/nfs-copy-mmap.md)")
+
+
+def test_every_finding_a_cell_points_to_exists():
+    from pathlib import Path
+
+    from fsrace.stress.ops import SCENARIOS
+    from fsrace.stress.sweep import EXPLAINED
+
+    findings = Path(__file__).resolve().parent.parent / "docs" / "findings"
+    for (_, scenario), doc in EXPLAINED.items():
+        assert scenario in SCENARIOS, scenario
+        assert (findings / doc).is_file(), doc
 
 
 def test_the_documented_direct_io_collision_reads_as_expected_not_as_a_finding():

@@ -34,10 +34,36 @@ class Cell:
 # O_DIRECT). Their cells say so rather than reading like a finding.
 EXPECTED = {"dio-write-fault": "O_DIRECT beside a shared mapping, open(2) NOTES"}
 
+# Flagged cells that a finding explains, by file system (an export's own file system
+# left out: nfs-xfs is nfs) and class: the finding's document in docs/findings/. Any
+# other flagged cell reads `unconfirmed` until it is chased to a checker error (then the
+# checker is fixed) or to a finding (then it is added here).
+EXPLAINED = {
+    ("nfs", "punch-write-fault"): "nfs-deallocate-mmap.md",
+    ("nfs", "punch-read-fault"): "nfs-deallocate-mmap.md",
+    ("nfs", "clone-write-fault"): "nfs-clone-mmap.md",
+    ("nfs", "truncate-write-fault"): "nfs-truncate-mmap.md",
+    ("nfs", "copy-from-write-fault"): "nfs-copy-mmap.md",
+    ("smb", "copy-write-fault"): "smb-copy-mmap.md",
+    ("f2fs", "insert-write-fault"): "f2fs-insert-mmap.md",
+    ("f2fs", "collapse-write-fault"): "f2fs-insert-mmap.md",
+    ("ocfs2", "clone-write-fault"): "ocfs2-reflink-mmap.md",
+    ("ocfs2", "copy-write-fault"): "ocfs2-reflink-mmap.md",
+    ("ocfs2", "dedupe-write-fault"): "ocfs2-reflink-mmap.md",
+    ("ntfs3", "collapse-write-fault"): "ntfs3-collapse-mmap.md",
+    ("ntfs", "collapse-write-fault"): "ntfs3-collapse-mmap.md",
+}
 
-def summarize(scenario: str, run: GuestRun) -> tuple[str, bool]:
+
+def explained_by(fs: str, scenario: str) -> str | None:
+    """The finding that explains a flagged cell of this file system and class, if any."""
+    return EXPLAINED.get((fs.removesuffix("-xfs"), scenario))
+
+
+def summarize(scenario: str, run: GuestRun, fs: str = "") -> tuple[str, bool]:
     """A cell's text: operations executed, and violations or why the class does not apply
-    (its removing operation refused every time)."""
+    (its removing operation refused every time). A violation no finding explains for this
+    file system (`fs`, the sweep's name) reads `unconfirmed`."""
     if run.status == HUNG:
         return "**hung** (no end within the run's time; guest stopped)", True
     if run.status in (exits.USAGE, exits.CANNOT_RUN, exits.INTERNAL) or not run.log:
@@ -59,7 +85,12 @@ def summarize(scenario: str, run: GuestRun) -> tuple[str, bool]:
         if scenario in EXPECTED:
             return (f"expected: {len(doc['violations'])}{more} slots ({EXPECTED[scenario]}; "
                     f"{n:,} ops)"), False
-        return f"**{len(doc['violations'])}{more} slots violated** ({n:,} ops)", True
+        finding = explained_by(fs, scenario)
+        if finding is None:
+            return (f"unconfirmed: {len(doc['violations'])}{more} slots violated "
+                    f"({n:,} ops)"), True
+        return (f"**{len(doc['violations'])}{more} slots violated** ({n:,} ops; "
+                f"findings/{finding})"), True
     windows = doc.get("windows")  # absent from runs saved before windows were counted
     if windows is not None and windows["hit"] < doc["config"].get("min_windows", 1):
         return f"not exercised ({windows['hit']} windows, {n:,} ops)", False
@@ -108,7 +139,7 @@ def sweep(filesystems: list[str], kernels: list[str | None], scenarios: list[str
                 (out_dir / f"{name}-{sc}.txt").write_text(run.report)
                 if run.log:
                     (out_dir / f"{name}-{sc}.json.gz").write_bytes(run.log)
-                text, bad = summarize(sc, run)
+                text, bad = summarize(sc, run, fs)
                 yield Cell(res.kernel, fs, sc, text, bad)
             progress(f"{res.kernel} {fs}: booted in {res.boot_s:.1f}s")
 
