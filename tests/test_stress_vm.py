@@ -65,17 +65,23 @@ def test_sigterm_while_the_guest_runs_kills_it_and_removes_its_files():
 def test_vm_run_builds_a_c_program_and_runs_it_once_per_argument_set(tmp_path):
     # Each run gets a fresh file on the guest's mount and its own arguments; the exit
     # status of the command says whether every run exited 0.
+    # A file given with --file is in /io/files.
     src = tmp_path / "probe.c"
     src.write_text('#include <stdio.h>\n#include <stdlib.h>\n#include <sys/vfs.h>\n'
                    'int main(int c, char **v) { FILE *f = fopen(v[1], "w");\n'
-                   '  struct statfs s; statfs(v[1], &s);\n'
-                   '  printf("file %s magic %lx arg %s\\n", v[1], (long)s.f_type, v[2]);\n'
+                   '  struct statfs s; statfs(v[1], &s); char word[32] = "";\n'
+                   '  FILE *g = fopen("/io/files/word.txt", "r");\n'
+                   '  if (g && fscanf(g, "%31s", word) != 1) word[0] = 0;\n'
+                   '  printf("file %s magic %lx arg %s word %s\\n", v[1], (long)s.f_type,'
+                   ' v[2], word);\n'
                    '  return f ? atoi(v[2]) : 9; }\n')
+    (tmp_path / "word.txt").write_text("carried\n")
     r = subprocess.run(
         [sys.executable, "-m", "fsrace.cli", "vm-run", "--fs", "tmpfs", str(src),
-         "--args", "0", "--args", "3"], capture_output=True, text=True, timeout=900)
+         "--file", str(tmp_path / "word.txt"), "--args", "0", "--args", "3"],
+        capture_output=True, text=True, timeout=900)
     assert r.returncode == 1, r.stdout + r.stderr  # the second run exited 3
     assert "guest kernel 6.1" in r.stdout
     assert "== probe.c FILE 0 (exit 0)" in r.stdout and "== probe.c FILE 3 (exit 3)" in r.stdout
-    assert "file /srv/work/file0 magic 1021994 arg 0" in r.stdout  # TMPFS_MAGIC
-    assert "file /srv/work/file1 magic 1021994 arg 3" in r.stdout
+    assert "file /srv/work/file0 magic 1021994 arg 0 word carried" in r.stdout  # TMPFS_MAGIC
+    assert "file /srv/work/file1 magic 1021994 arg 3 word carried" in r.stdout

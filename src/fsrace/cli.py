@@ -655,13 +655,17 @@ def stress_sweep_cmd(filesystems, kernels, scenarios, duration, pages, out_dir) 
               "repeat for more runs in the same guest [default: one run, none]")
 @click.option("--run-timeout", type=click.FloatRange(1), default=300, show_default=True,
               help="seconds one run may take before the guest is stopped as hung")
-def vm_run_cmd(program, fs, kernel, arg_sets, run_timeout) -> None:
+@click.option("--file", "files", multiple=True, metavar="PATH",
+              type=click.Path(exists=True, dir_okay=False),
+              help="copy this file into the guest's /io/files for the program (a kernel "
+              "module to load, data); repeatable")
+def vm_run_cmd(program, fs, kernel, arg_sets, run_timeout, files) -> None:
     """Run a program of your own in the qemu guest fsrace's stress runs use, on a file of
     the mounted file system: how docs/findings' reproducers ran. PROGRAM is a C file
     (built statically with the system's cc) or a static executable; each run gets a fresh
-    FILE as its first argument. Exit 0: every run exited 0; 1: one did not; 2: bad usage,
-    or the C file does not build; 3: a run did not end (a hung kernel); 6: the guest
-    failed."""
+    FILE as its first argument, and finds the files given with --file in /io/files. Exit
+    0: every run exited 0; 1: one did not; 2: bad usage, or the C file does not build; 3:
+    a run did not end (a hung kernel); 6: the guest failed."""
     import shlex
 
     from .stress.scratch import Terminated
@@ -678,7 +682,8 @@ def vm_run_cmd(program, fs, kernel, arg_sets, run_timeout) -> None:
     try:
         out = run_program_in_vm(Path(program), sets, fs, progress=main_progress,
                                 kernel=kernel, run_timeout_s=run_timeout,
-                                timeout_s=600 + run_timeout * len(sets))
+                                timeout_s=600 + run_timeout * len(sets),
+                                files=tuple(Path(f) for f in files))
     except WorkerBuildError as e:
         raise click.UsageError(str(e)) from e
     except VMError as e:

@@ -245,21 +245,35 @@ def run_in_vm(cfgs, timeout_s: float = 900, progress=print, kernel: str | None =
                              run_timeout_s)
 
 
+# Where a program run by run_program_in_vm finds the files given with it.
+GUEST_FILES = "/io/files"
+
+
 def run_program_in_vm(program: Path, arg_sets: list[list[str]], fs: str,
                       timeout_s: float = 900, progress=print, kernel: str | None = None,
-                      run_timeout_s: float = 300) -> GuestResult:
+                      run_timeout_s: float = 300, files: tuple[Path, ...] = ()
+                      ) -> GuestResult:
     """Boot the guest as for a stress run on `fs` and run `program` (a C file, built
     statically here, or a static executable) once per argument list, one after the
     other, each on a fresh file in the mounted file system given as its first argument.
-    Each GuestRun holds the program's output and exit status."""
+    `files` are copied into the guest's GUEST_FILES under their names (kernel modules to
+    load, data). Each GuestRun holds the program's output and exit status."""
     if fs not in VM_FILESYSTEMS:
         raise VMError(f"the guest mounts one of {', '.join(VM_FILESYSTEMS)}, not {fs}")
     binary = build_static(program) if program.suffix == ".c" else program
     if not os.access(binary, os.X_OK):
         raise VMError(f"{program} is neither a C file nor an executable")
 
+    names = [f.name for f in files]
+    if len(set(names)) != len(names):
+        raise VMError(f"two files to copy into the guest share a name: {', '.join(names)}")
+
     def payload(io: Path) -> None:
         shutil.copy(binary, io / "program")
+        if files:
+            (io / "files").mkdir()
+            for f in files:
+                shutil.copy(f, io / "files" / f.name)
         (io / "guest.py").write_text(PROGRAM_PY)
         (io / "programs.json").write_text(json.dumps(arg_sets))
 
