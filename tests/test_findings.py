@@ -69,11 +69,13 @@ def test_the_nfs_copy_reproducer_finds_nothing_on_local_file_systems(fs, tmp_pat
     # write faults kept out of the copied range; the "server" is the file itself here.
     binary = _build(FINDINGS / "nfs-copy-mmap.c", tmp_path / "repro")
     with scratch_fs(fs) as s:
-        r = subprocess.run([str(binary), os.path.join(s.mnt, "file"), "500",
+        r = subprocess.run([str(binary), os.path.join(s.mnt, "file"), "3000",
                             "--server", s.mnt], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "the client read the copy in 500," in r.stdout, r.stdout
-    assert "the server's file held the copy in 500," in r.stdout, r.stdout
+    assert "the client read the copy in 3000," in r.stdout, r.stdout
+    assert "the server's file held the copy in 3000," in r.stdout, r.stdout
+    stores = int(re.search(r"^stores (\d+),", r.stdout, re.M).group(1))
+    assert stores > 0, r.stdout  # the storing thread ran beside the copies
 
 
 @needs_cc

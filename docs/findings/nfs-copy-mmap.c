@@ -7,11 +7,15 @@
  * but slot 1 must read this round's marker: nothing else writes them. A round is stale
  * when one of them reads anything else (an older marker, or FILE's initial contents).
  *   nfs-copy-mmap FILE ROUNDS [--no-faults] [--server DIR] [--trace N]
+ *                 [--load-modules NFS_KO NFSV4_KO]
  * --no-faults: no storing thread (the control).
  * --server DIR: DIR is the server's export holding FILE; after each copy also read the
  *   server's own file there, to see whether the server kept the copy.
  * --trace N: trace the first N rounds with the kernel's NFS trace events (the COPY,
- *   the client's WRITEs and what started them) and print the trace. */
+ *   the client's WRITEs and what started them) and print the trace.
+ * --load-modules: first unmount the NFS mount holding FILE, unload the client's modules,
+ *   load these two builds of nfs.ko and nfsv4.ko (say, a patched client built against
+ *   the running kernel's headers) and mount it again as before. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -25,6 +29,8 @@
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #define PG 4096
@@ -42,12 +48,30 @@ static const char *events[] = {
 	"nfs/nfs_writeback_page_enter", "nfs/nfs_writeback_folio", "nfs/nfs_launder_folio_done",
 };
 
+/* What the stores cost: a store that takes over 10 us took a fault. */
+static uint64_t stores, slow_stores, slow_ns, longest_ns;
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
 static void *faulter(void *arg)
 {
-	uint64_t n = 0;
 	(void)arg;
-	while (!atomic_load(&stop))
-		map[1] = 0x57000000000000ull | ++n;  /* slot 1 of page 0 only */
+	while (!atomic_load(&stop)) {
+		uint64_t t0 = now_ns();
+		map[1] = 0x57000000000000ull | ++stores;  /* slot 1 of page 0 only */
+		uint64_t took = now_ns() - t0;
+		if (took > 10000) {
+			slow_stores++;
+			slow_ns += took;
+			if (took > longest_ns)
+				longest_ns = took;
+		}
+	}
 	return NULL;
 }
 
@@ -132,16 +156,70 @@ static void trace_print(void)
 	close(fd);
 }
 
+static void run(const char *cmd)
+{
+	int status = system(cmd);
+	if (status != 0) {
+		fprintf(stderr, "%s: exit status %d\n", cmd, status);
+		exit(2);
+	}
+}
+
+/* Unmount the NFS mount that holds `file`, replace the client's modules with these
+ * builds, and mount it again with the same source and NFS version. */
+static void load_modules(const char *file, const char *nfs_ko, const char *nfsv4_ko)
+{
+	char dev[512] = "", mnt[512] = "", type[64] = "", opts[2048] = "", line[4096];
+	char d[512], m[512], t[64], o[2048], cmd[2048], vers[32] = "4.2";
+	size_t best = 0;
+	FILE *mounts = fopen("/proc/mounts", "r");
+	if (!mounts)
+		die("/proc/mounts");
+	while (fgets(line, sizeof(line), mounts))
+		if (sscanf(line, "%511s %511s %63s %2047s", d, m, t, o) == 4 &&
+		    !strncmp(t, "nfs", 3) && !strncmp(file, m, strlen(m)) && strlen(m) > best) {
+			best = strlen(m);
+			strcpy(dev, d), strcpy(mnt, m), strcpy(type, t), strcpy(opts, o);
+		}
+	fclose(mounts);
+	if (!best) {
+		fprintf(stderr, "%s is not on an NFS mount\n", file);
+		exit(2);
+	}
+	char *v = strstr(opts, "vers=");
+	if (v)
+		sscanf(v + 5, "%31[^,]", vers);
+	snprintf(cmd, sizeof(cmd), "umount %s", mnt);
+	run(cmd);
+	/* what may hold nfs and nfsv4; the layout drivers load only with pNFS */
+	int not_loaded = system("rmmod nfs_layout_flexfiles nfs_layout_nfsv41_files nfsv3 "
+				"2>/dev/null");
+	(void)not_loaded;
+	run("rmmod nfsv4");
+	run("rmmod nfs");
+	const char *mods[] = {nfs_ko, nfsv4_ko};
+	for (int i = 0; i < 2; i++) {
+		int fd = open(mods[i], O_RDONLY);
+		if (fd < 0 || syscall(SYS_finit_module, fd, "", 0) != 0)
+			die(mods[i]);
+		close(fd);
+	}
+	snprintf(cmd, sizeof(cmd), "mount -t %s -o vers=%s %s %s", type, vers, dev, mnt);
+	run(cmd);
+	printf("loaded %s and %s; %s mounted again on %s (%s, vers=%s)\n", nfs_ko, nfsv4_ko,
+	       dev, mnt, type, vers);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 3) {
-		fprintf(stderr, "usage: %s FILE ROUNDS [--no-faults] [--server DIR] [--trace N]\n",
-			argv[0]);
+		fprintf(stderr, "usage: %s FILE ROUNDS [--no-faults] [--server DIR] [--trace N] "
+			"[--load-modules NFS_KO NFSV4_KO]\n", argv[0]);
 		return 2;
 	}
 	long rounds = atol(argv[2]), traced = 0;
 	int faults = 1;
-	const char *server = NULL;
+	const char *server = NULL, *nfs_ko = NULL, *nfsv4_ko = NULL;
 	for (int i = 3; i < argc; i++) {
 		if (!strcmp(argv[i], "--no-faults"))
 			faults = 0;
@@ -149,11 +227,17 @@ int main(int argc, char **argv)
 			server = argv[++i];
 		else if (!strcmp(argv[i], "--trace") && i + 1 < argc)
 			traced = atol(argv[++i]);
+		else if (!strcmp(argv[i], "--load-modules") && i + 2 < argc) {
+			nfs_ko = argv[++i];
+			nfsv4_ko = argv[++i];
+		}
 		else {
 			fprintf(stderr, "unknown argument %s\n", argv[i]);
 			return 2;
 		}
 	}
+	if (nfs_ko)
+		load_modules(argv[1], nfs_ko, nfsv4_ko);
 	char src_name[4096], server_name[4096];
 	snprintf(src_name, sizeof(src_name), "%s.src", argv[1]);
 	int fd = open(argv[1], O_RDWR | O_CREAT | O_TRUNC, 0644);
@@ -235,6 +319,11 @@ int main(int argc, char **argv)
 	       "%ld, the initial contents in %ld, something else in %ld\n", rounds,
 	       faults ? "stores to slot 1 meanwhile" : "no stores", client[0], client[1],
 	       client[2], client[3]);
+	if (faults)
+		printf("stores %llu, of which %llu took over 10 us (faults): %.0f us on average, "
+		       "the longest %.1f ms\n", (unsigned long long)stores,
+		       (unsigned long long)slow_stores,
+		       slow_stores ? slow_ns / 1e3 / (double)slow_stores : 0.0, longest_ns / 1e6);
 	if (server_fd >= 0)
 		printf("the server's file held the copy in %ld, an older marker in %ld, the initial "
 		       "contents in %ld, something else in %ld\n", on_server[0], on_server[1],
