@@ -9,12 +9,15 @@ from click.testing import CliRunner
 
 from fsrace.cli import main
 from fsrace.stress.sweep import Cell, markdown, summarize
-from fsrace.stress.vm import HUNG, GuestRun, VMError, kernel_suite
+from fsrace.stress.vm import HUNG, GuestRun, VMError, kernel_suite, suite_mirror
 
 
 def test_kernel_packages_come_from_backports_unless_a_suite_is_named():
     assert kernel_suite("linux-image-amd64") == ("linux-image-amd64", "bookworm-backports")
     assert kernel_suite("linux-image-amd64/sid") == ("linux-image-amd64", "sid")
+    # The newest 6.1 point releases are in bookworm-security, on its own archive.
+    assert suite_mirror("bookworm-security") == "http://deb.debian.org/debian-security"
+    assert suite_mirror("sid") == "http://deb.debian.org/debian"
     for bad in ("linux image", "x/y/z", "/sid", "-rf"):
         with pytest.raises(VMError):
             kernel_suite(bad)

@@ -31,6 +31,8 @@ from .worker import PREBUILT, build_static, worker_binary
 
 SUITE = "bookworm"
 MIRROR = "http://deb.debian.org/debian"
+# Where the security suites are (bookworm-security: the newest 6.1 point releases).
+SECURITY_MIRROR = "http://deb.debian.org/debian-security"
 PACKAGES = ["linux-image-amd64", "initramfs-tools", "kmod", "iproute2", "util-linux",
             "procps", "busybox", "e2fsprogs", "nfs-kernel-server", "nfs-common", "python3",
             "xfsprogs", "btrfs-progs", "f2fs-tools", "nilfs-tools", "gfs2-utils",
@@ -84,12 +86,18 @@ def kernel_suite(kernel: str) -> tuple[str, str]:
     return pkg, suite or f"{SUITE}-backports"
 
 
+def suite_mirror(suite: str) -> str:
+    """The archive that holds a suite: the security suites have their own."""
+    return SECURITY_MIRROR if suite.endswith("-security") else MIRROR
+
+
 def _install_kernel(root: Path, kernel: str) -> None:
     """apt-get install a kernel package from bookworm-backports, or from the suite named
     after a slash, inside the root file system (proc and sys mounted in the chroot for its
     scripts, and unmounted again). The rest of the guest stays bookworm's."""
     pkg, suite = kernel_suite(kernel)
-    (root / "etc/apt/sources.list.d/kernel.list").write_text(f"deb {MIRROR} {suite} main\n")
+    (root / "etc/apt/sources.list.d/kernel.list").write_text(
+        f"deb {suite_mirror(suite)} {suite} main\n")
     mounted: list[Path] = []
     try:
         for fs, where in (("proc", "proc"), ("sysfs", "sys")):
