@@ -64,16 +64,20 @@ def test_the_smb_copy_reproducer_finds_nothing_on_local_file_systems(fs, tmp_pat
 @pytest.mark.realfs
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting needs root")
 @pytest.mark.parametrize("fs", ["ext4", "xfs"])
-def test_the_nfs_copy_reproducer_finds_nothing_on_local_file_systems(fs, tmp_path):
-    # Between two files ext4 copies through the page cache and xfs reflinks, both with
-    # write faults kept out of the copied range; the "server" is the file itself here.
+@pytest.mark.parametrize("op,result", [("copy", "the copy"), ("punch", "the hole")])
+def test_the_nfs_copy_reproducer_finds_nothing_on_local_file_systems(fs, op, result,
+                                                                     tmp_path):
+    # Between two files ext4 copies through the page cache and xfs reflinks, and both
+    # punch under invalidate_lock, with write faults kept out of the range; the "server"
+    # is the file itself here.
     binary = _build(FINDINGS / "nfs-copy-mmap.c", tmp_path / "repro")
     with scratch_fs(fs) as s:
-        r = subprocess.run([str(binary), os.path.join(s.mnt, "file"), "3000",
-                            "--server", s.mnt], capture_output=True, text=True, timeout=60)
+        r = subprocess.run([str(binary), os.path.join(s.mnt, "file"), "3000", "--op", op,
+                            "--msync", "100", "--server", s.mnt],
+                           capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "the client read the copy in 3000," in r.stdout, r.stdout
-    assert "the server's file held the copy in 3000," in r.stdout, r.stdout
+    assert f"the client read {result} in 3000," in r.stdout, r.stdout
+    assert f"the server's file held {result} in 3000," in r.stdout, r.stdout
     stores = int(re.search(r"^stores (\d+),", r.stdout, re.M).group(1))
     assert stores > 0, r.stdout  # the storing thread ran beside the copies
 

@@ -1,18 +1,25 @@
-/* copy_file_range between two files on NFS v4.2 against mmap write faults on the
- * destination, checked without fsrace's checker.
- * Each round writes marker(round) into every slot of page 0 of FILE.src (pwrite) and
- * copies that page onto page 0 of FILE with copy_file_range (between two inodes the
- * client offloads the copy to the server: COPY), while a second thread keeps storing to
- * slot 1 of FILE's page 0 through a shared mapping. After the copy returns, every slot
- * but slot 1 must read this round's marker: nothing else writes them. A round is stale
- * when one of them reads anything else (an older marker, or FILE's initial contents).
- *   nfs-copy-mmap FILE ROUNDS [--no-faults] [--server DIR] [--trace N]
- *                 [--load-modules NFS_KO NFSV4_KO]
+/* Operations that replace a range's data on NFS v4.2 (copy_file_range between two files,
+ * FICLONERANGE, PUNCH_HOLE) against mmap write faults on that range, checked without
+ * fsrace's checker.
+ * Each round puts marker(round) into every slot of page 0 of FILE.src (pwrite), and then:
+ *   copy (the default): copies that page onto page 0 of FILE with copy_file_range
+ *     (between two inodes the client offloads the copy to the server: COPY);
+ *   clone: clones it there with FICLONERANGE (CLONE; the export must reflink: nfs-xfs);
+ *   punch: writes the marker into FILE's page 0 and punches that page (DEALLOCATE).
+ * Meanwhile a second thread keeps storing to slot 1 of FILE's page 0 through a shared
+ * mapping. After the operation returns, every slot but slot 1 must read the round's
+ * marker (a hole reads 0): nothing else writes them. A round is stale when one of them
+ * reads anything else (a marker, or FILE's initial contents).
+ *   nfs-copy-mmap FILE ROUNDS [--op copy|clone|punch] [--no-faults] [--msync N]
+ *                 [--server DIR] [--trace N] [--load-modules NFS_KO NFSV4_KO]
  * --no-faults: no storing thread (the control).
- * --server DIR: DIR is the server's export holding FILE; after each copy also read the
- *   server's own file there, to see whether the server kept the copy.
- * --trace N: trace the first N rounds with the kernel's NFS trace events (the COPY,
- *   the client's WRITEs and what started them) and print the trace.
+ * --msync N: the storing thread also writes the page back (msync MS_SYNC) every N
+ *   stores, as the flusher would: a punch drops a dirtied page without laundering it, so
+ *   only a writeback inside its window sends the page to the server.
+ * --server DIR: DIR is the server's export holding FILE; after each operation also read
+ *   the server's own file there, to see what the server kept.
+ * --trace N: trace the first N rounds with the kernel's NFS trace events (the
+ *   operation, the client's WRITEs and what started them) and print the trace.
  * --load-modules: first unmount the NFS mount holding FILE, unload the client's modules,
  *   load these two builds of nfs.ko and nfsv4.ko (say, a patched client built against
  *   the running kernel's headers) and mount it again as before. */
@@ -20,12 +27,15 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <linux/falloc.h>
+#include <linux/fs.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -40,13 +50,21 @@
 
 static volatile uint64_t *map;
 static atomic_int stop;
+static long msync_every;
 
 /* Events missing from a kernel are skipped: 6.1 has nfs_writeback_page_enter where
  * 6.12 has nfs_writeback_folio and nfs_launder_folio_done. */
 static const char *events[] = {
-	"nfs4/nfs4_copy", "nfs/nfs_initiate_write", "nfs/nfs_writeback_done",
+	"nfs4/nfs4_copy", "nfs4/nfs4_clone", "nfs4/nfs4_deallocate", "nfs/nfs_initiate_write",
+	"nfs/nfs_writeback_done",
 	"nfs/nfs_writeback_page_enter", "nfs/nfs_writeback_folio", "nfs/nfs_launder_folio_done",
 };
+
+static void die(const char *what)
+{
+	perror(what);
+	exit(2);
+}
 
 /* What the stores cost: a store that takes over 10 us took a fault. */
 static uint64_t stores, slow_stores, slow_ns, longest_ns;
@@ -65,6 +83,9 @@ static void *faulter(void *arg)
 		uint64_t t0 = now_ns();
 		map[1] = 0x57000000000000ull | ++stores;  /* slot 1 of page 0 only */
 		uint64_t took = now_ns() - t0;
+		if (msync_every && stores % (uint64_t)msync_every == 0 &&
+		    msync((void *)map, PG, MS_SYNC) != 0)
+			die("msync");
 		if (took > 10000) {
 			slow_stores++;
 			slow_ns += took;
@@ -80,21 +101,16 @@ static uint64_t marker(long round)
 	return 0x0cf2000000000000ull | (uint64_t)round;
 }
 
-static void die(const char *what)
-{
-	perror(what);
-	exit(2);
-}
-
-/* 0: every slot but 1 holds marker(round); 1: an older marker; 2: the initial contents;
- * 3: something else. `value` gets the first wrong slot's value. */
-static int classify(int fd, long round, uint64_t *value)
+/* 0: every slot but 1 holds `want`; 1: a marker (an older round's; for a punch, the
+ * data punched); 2: the initial contents; 3: something else. `value` gets the first
+ * wrong slot's value. */
+static int classify(int fd, uint64_t want, uint64_t *value)
 {
 	uint64_t buf[SLOTS];
 	if (pread(fd, buf, PG, 0) != PG)
 		die("pread");
 	for (int s = 0; s < SLOTS; s++) {
-		if (s == 1 || buf[s] == marker(round))
+		if (s == 1 || buf[s] == want)
 			continue;
 		*value = buf[s];
 		if ((buf[s] >> 48) == (marker(0) >> 48))
@@ -219,7 +235,7 @@ int main(int argc, char **argv)
 	}
 	long rounds = atol(argv[2]), traced = 0;
 	int faults = 1;
-	const char *server = NULL, *nfs_ko = NULL, *nfsv4_ko = NULL;
+	const char *server = NULL, *nfs_ko = NULL, *nfsv4_ko = NULL, *op = "copy";
 	for (int i = 3; i < argc; i++) {
 		if (!strcmp(argv[i], "--no-faults"))
 			faults = 0;
@@ -227,6 +243,10 @@ int main(int argc, char **argv)
 			server = argv[++i];
 		else if (!strcmp(argv[i], "--trace") && i + 1 < argc)
 			traced = atol(argv[++i]);
+		else if (!strcmp(argv[i], "--op") && i + 1 < argc)
+			op = argv[++i];
+		else if (!strcmp(argv[i], "--msync") && i + 1 < argc)
+			msync_every = atol(argv[++i]);
 		else if (!strcmp(argv[i], "--load-modules") && i + 2 < argc) {
 			nfs_ko = argv[++i];
 			nfsv4_ko = argv[++i];
@@ -236,6 +256,13 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
+	if (strcmp(op, "copy") && strcmp(op, "clone") && strcmp(op, "punch")) {
+		fprintf(stderr, "--op: copy, clone or punch, not %s\n", op);
+		return 2;
+	}
+	/* what every slot but 1 must read after the operation: the noun for the output */
+	const char *result = !strcmp(op, "punch") ? "the hole" : !strcmp(op, "clone") ?
+		"the clone" : "the copy";
 	if (nfs_ko)
 		load_modules(argv[1], nfs_ko, nfsv4_ko);
 	char src_name[4096], server_name[4096];
@@ -274,37 +301,47 @@ int main(int argc, char **argv)
 		uint64_t value = 0;
 		for (int s = 0; s < SLOTS; s++)
 			page[s] = marker(r);
-		if (pwrite(sfd, page, PG, 0) != PG)
-			die("pwrite source");
-		loff_t in = 0, out = 0;
+		if (pwrite(!strcmp(op, "punch") ? fd : sfd, page, PG, 0) != PG)
+			die("pwrite");
 		if (r <= traced) {
-			snprintf(note, sizeof(note), "round %ld: copy_file_range begins", r);
+			snprintf(note, sizeof(note), "round %ld: %s begins", r, op);
 			trace_mark(note);
 		}
-		ssize_t n = copy_file_range(sfd, &in, fd, &out, PG, 0);
-		if (n != PG) {
-			fprintf(stderr, "round %ld: copy_file_range returned %zd: %s\n", r, n,
-				n < 0 ? strerror(errno) : "short");
+		uint64_t want = marker(r);
+		long done;
+		if (!strcmp(op, "copy")) {
+			loff_t in = 0, out = 0;
+			done = copy_file_range(sfd, &in, fd, &out, PG, 0) == PG ? 0 : -1;
+		} else if (!strcmp(op, "clone")) {
+			struct file_clone_range range = {.src_fd = sfd, .src_length = PG};
+			done = ioctl(fd, FICLONERANGE, &range);
+		} else {
+			done = fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, PG);
+			want = 0;
+		}
+		if (done != 0) {
+			fprintf(stderr, "round %ld: %s failed or fell short: %s\n", r, op,
+				strerror(errno));
 			return 2;
 		}
-		int c = classify(fd, r, &value);
+		int c = classify(fd, want, &value);
 		client[c]++;
 		if (c) {
 			stale++;
 			if (stale <= 3 || r <= traced)
-				printf("round %ld: the client read %#llx, not the copy\n", r,
-				       (unsigned long long)value);
+				printf("round %ld: the client read %#llx, not %s\n", r,
+				       (unsigned long long)value, result);
 		}
 		if (server_fd >= 0) {
-			int s = classify(server_fd, r, &value);
+			int s = classify(server_fd, want, &value);
 			on_server[s]++;
 			if (s && (on_server[1] + on_server[2] + on_server[3] <= 3 || r <= traced))
-				printf("round %ld: the server's file holds %#llx, not the copy\n", r,
-				       (unsigned long long)value);
+				printf("round %ld: the server's file holds %#llx, not %s\n", r,
+				       (unsigned long long)value, result);
 		}
 		if (r <= traced) {
-			snprintf(note, sizeof(note), "round %ld: copy returned, read %s", r,
-				 c ? "stale" : "the copy");
+			snprintf(note, sizeof(note), "round %ld: %s returned, read %s", r, op,
+				 c ? "stale" : result);
 			trace_mark(note);
 		}
 		if (r == traced) {
@@ -315,18 +352,18 @@ int main(int argc, char **argv)
 	atomic_store(&stop, 1);
 	if (faults)
 		pthread_join(thread, NULL);
-	printf("%ld rounds, %s: the client read the copy in %ld, an older round's marker in "
-	       "%ld, the initial contents in %ld, something else in %ld\n", rounds,
-	       faults ? "stores to slot 1 meanwhile" : "no stores", client[0], client[1],
-	       client[2], client[3]);
+	printf("%ld rounds of %s, %s: the client read %s in %ld, a marker in %ld, the initial "
+	       "contents in %ld, something else in %ld\n", rounds, op,
+	       faults ? "stores to slot 1 meanwhile" : "no stores", result, client[0],
+	       client[1], client[2], client[3]);
 	if (faults)
 		printf("stores %llu, of which %llu took over 10 us (faults): %.0f us on average, "
 		       "the longest %.1f ms\n", (unsigned long long)stores,
 		       (unsigned long long)slow_stores,
 		       slow_stores ? slow_ns / 1e3 / (double)slow_stores : 0.0, longest_ns / 1e6);
 	if (server_fd >= 0)
-		printf("the server's file held the copy in %ld, an older marker in %ld, the initial "
-		       "contents in %ld, something else in %ld\n", on_server[0], on_server[1],
+		printf("the server's file held %s in %ld, a marker in %ld, the initial contents in "
+		       "%ld, something else in %ld\n", result, on_server[0], on_server[1],
 		       on_server[2], on_server[3]);
 	return stale ? 1 : 0;
 }
