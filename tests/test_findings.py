@@ -64,12 +64,13 @@ def test_the_smb_copy_reproducer_finds_nothing_on_local_file_systems(fs, tmp_pat
 @pytest.mark.realfs
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting needs root")
 @pytest.mark.parametrize("fs", ["ext4", "xfs"])
-@pytest.mark.parametrize("op,result", [("copy", "the copy"), ("punch", "the hole")])
+@pytest.mark.parametrize("op,result", [("copy", "the copy"), ("punch", "the hole"),
+                                       ("truncate", "zeros")])
 def test_the_nfs_copy_reproducer_finds_nothing_on_local_file_systems(fs, op, result,
                                                                      tmp_path):
     # Between two files ext4 copies through the page cache and xfs reflinks, and both
-    # punch under invalidate_lock, with write faults kept out of the range; the "server"
-    # is the file itself here.
+    # punch and truncate under invalidate_lock, with write faults kept out of the range;
+    # the "server" is the file itself here.
     binary = _build(FINDINGS / "nfs-copy-mmap.c", tmp_path / "repro")
     with scratch_fs(fs) as s:
         r = subprocess.run([str(binary), os.path.join(s.mnt, "file"), "3000", "--op", op,

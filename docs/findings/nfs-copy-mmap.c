@@ -5,17 +5,19 @@
  *   copy (the default): copies that page onto page 0 of FILE with copy_file_range
  *     (between two inodes the client offloads the copy to the server: COPY);
  *   clone: clones it there with FICLONERANGE (CLONE; the export must reflink: nfs-xfs);
- *   punch: writes the marker into FILE's page 0 and punches that page (DEALLOCATE).
+ *   punch: writes the marker into FILE's page 0 and punches that page (DEALLOCATE);
+ *   truncate: writes the marker into FILE's page 0, truncates FILE to 0 and back to one
+ *     page (SETATTR twice); a store past EOF meanwhile raises SIGBUS, which is caught.
  * Meanwhile a second thread keeps storing to slot 1 of FILE's page 0 through a shared
  * mapping. After the operation returns, every slot but slot 1 must read the round's
  * marker (a hole reads 0): nothing else writes them. A round is stale when one of them
  * reads anything else (a marker, or FILE's initial contents).
- *   nfs-copy-mmap FILE ROUNDS [--op copy|clone|punch] [--no-faults] [--msync N]
+ *   nfs-copy-mmap FILE ROUNDS [--op copy|clone|punch|truncate] [--no-faults] [--msync N]
  *                 [--server DIR] [--trace N] [--load-modules NFS_KO NFSV4_KO]
  * --no-faults: no storing thread (the control).
  * --msync N: the storing thread also writes the page back (msync MS_SYNC) every N
- *   stores, as the flusher would: a punch drops a dirtied page without laundering it, so
- *   only a writeback inside its window sends the page to the server.
+ *   stores, as the flusher would: a punch or a truncate drops a dirtied page without
+ *   laundering it, so only a writeback inside its window sends the page to the server.
  * --server DIR: DIR is the server's export holding FILE; after each operation also read
  *   the server's own file there, to see what the server kept.
  * --trace N: trace the first N rounds with the kernel's NFS trace events (the
@@ -30,6 +32,8 @@
 #include <linux/falloc.h>
 #include <linux/fs.h>
 #include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -55,7 +59,8 @@ static long msync_every;
 /* Events missing from a kernel are skipped: 6.1 has nfs_writeback_page_enter where
  * 6.12 has nfs_writeback_folio and nfs_launder_folio_done. */
 static const char *events[] = {
-	"nfs4/nfs4_copy", "nfs4/nfs4_clone", "nfs4/nfs4_deallocate", "nfs/nfs_initiate_write",
+	"nfs4/nfs4_copy", "nfs4/nfs4_clone", "nfs4/nfs4_deallocate", "nfs4/nfs4_setattr",
+	"nfs/nfs_initiate_write",
 	"nfs/nfs_writeback_done",
 	"nfs/nfs_writeback_page_enter", "nfs/nfs_writeback_folio", "nfs/nfs_launder_folio_done",
 };
@@ -76,16 +81,25 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+static __thread sigjmp_buf past_eof;
+
+static void on_sigbus(int sig)
+{
+	(void)sig;
+	siglongjmp(past_eof, 1);
+}
+
 static void *faulter(void *arg)
 {
 	(void)arg;
 	while (!atomic_load(&stop)) {
+		if (sigsetjmp(past_eof, 1))
+			continue;  /* the store was past EOF (a truncate's window) */
 		uint64_t t0 = now_ns();
 		map[1] = 0x57000000000000ull | ++stores;  /* slot 1 of page 0 only */
 		uint64_t took = now_ns() - t0;
-		if (msync_every && stores % (uint64_t)msync_every == 0 &&
-		    msync((void *)map, PG, MS_SYNC) != 0)
-			die("msync");
+		if (msync_every && stores % (uint64_t)msync_every == 0)
+			msync((void *)map, PG, MS_SYNC);  /* fails only past EOF: nothing to write */
 		if (took > 10000) {
 			slow_stores++;
 			slow_ns += took;
@@ -256,13 +270,14 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (strcmp(op, "copy") && strcmp(op, "clone") && strcmp(op, "punch")) {
-		fprintf(stderr, "--op: copy, clone or punch, not %s\n", op);
+	if (strcmp(op, "copy") && strcmp(op, "clone") && strcmp(op, "punch") &&
+	    strcmp(op, "truncate")) {
+		fprintf(stderr, "--op: copy, clone, punch or truncate, not %s\n", op);
 		return 2;
 	}
 	/* what every slot but 1 must read after the operation: the noun for the output */
-	const char *result = !strcmp(op, "punch") ? "the hole" : !strcmp(op, "clone") ?
-		"the clone" : "the copy";
+	const char *result = !strcmp(op, "punch") ? "the hole" : !strcmp(op, "truncate") ?
+		"zeros" : !strcmp(op, "clone") ? "the clone" : "the copy";
 	if (nfs_ko)
 		load_modules(argv[1], nfs_ko, nfsv4_ko);
 	char src_name[4096], server_name[4096];
@@ -290,6 +305,9 @@ int main(int argc, char **argv)
 	map = mmap(NULL, PG, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (map == MAP_FAILED)
 		die("mmap");
+	struct sigaction sa = {.sa_handler = on_sigbus, .sa_flags = SA_NODEFER};
+	if (sigaction(SIGBUS, &sa, NULL))
+		die("sigaction");
 	pthread_t thread;
 	if (faults && pthread_create(&thread, NULL, faulter, NULL))
 		die("pthread_create");
@@ -301,7 +319,8 @@ int main(int argc, char **argv)
 		uint64_t value = 0;
 		for (int s = 0; s < SLOTS; s++)
 			page[s] = marker(r);
-		if (pwrite(!strcmp(op, "punch") ? fd : sfd, page, PG, 0) != PG)
+		int in_file = !strcmp(op, "punch") || !strcmp(op, "truncate");
+		if (pwrite(in_file ? fd : sfd, page, PG, 0) != PG)
 			die("pwrite");
 		if (r <= traced) {
 			snprintf(note, sizeof(note), "round %ld: %s begins", r, op);
@@ -315,8 +334,11 @@ int main(int argc, char **argv)
 		} else if (!strcmp(op, "clone")) {
 			struct file_clone_range range = {.src_fd = sfd, .src_length = PG};
 			done = ioctl(fd, FICLONERANGE, &range);
-		} else {
+		} else if (!strcmp(op, "punch")) {
 			done = fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, PG);
+			want = 0;
+		} else {
+			done = ftruncate(fd, 0) || ftruncate(fd, PG);
 			want = 0;
 		}
 		if (done != 0) {
