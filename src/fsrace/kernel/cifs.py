@@ -22,7 +22,7 @@ from __future__ import annotations
 from typing import Protocol as Interface
 from typing import cast
 
-from ..explore.step import READ, WRITE, Step
+from ..explore.step import WRITE, Step
 from .buffer import VM_FAULT_LOCKED, VM_FAULT_NOPAGE, VM_FAULT_RETRY
 from .ext4 import ext4_da_get_block_prep, ext4_da_invalidatepage
 from .filemap import filemap_write_and_wait_range
@@ -102,12 +102,6 @@ def cifs_file_copychunk_range(cur: Current, k: Kernel, inode: Inode, src: int, d
     held; takes the protocol's locks for removing blocks."""
     proto = k.protocol
     first, last = dst // PAGE_SIZE, (dst + length) // PAGE_SIZE - 1
-    st = Step("vfs_copy_file_range: generic_copy_file_checks against i_size",
-              ((inode.size_key, READ),))
-    yield st
-    if max(src, dst) + length > inode.i_size:
-        st.note = "-EINVAL"  # the model's copies stay inside the file
-        return "-EINVAL"
     yield from proto.remove_blocks_begin(cur, k, inode, "copy")
     yield from filemap_write_and_wait_range(cur, k, inode, src // PAGE_SIZE,
                                             (src + length) // PAGE_SIZE - 1)

@@ -3,6 +3,7 @@ filesystem. Every syscall logs its start and result for the checks."""
 
 from __future__ import annotations
 
+from ..explore.step import READ, Step
 from .direct_io import generic_file_direct_read
 from .ext4 import (
     ext4_collapse_range,
@@ -24,6 +25,20 @@ def sys_fallocate_punch_hole(cur: Current, k: Kernel, inode: Inode, offset: int,
     file system punches its own way. Called with no lock held."""
     punch = k.fs.punch_hole or ext4_ext_punch_hole
     yield from punch(cur, k, inode, offset, length)
+
+
+def sys_copy_file_range(cur: Current, k: Kernel, inode: Inode, src: int, dst: int,
+                        length: int):
+    """copy_file_range within one file (vfs_copy_file_range): the VFS checks the ranges
+    (generic_copy_file_checks) before the file system's ->copy_file_range runs. Called
+    with no lock held."""
+    st = Step("vfs_copy_file_range: generic_copy_file_checks against i_size",
+              ((inode.size_key, READ),))
+    yield st
+    if max(src, dst) + length > inode.i_size:
+        st.note = "-EINVAL"  # the model's copies stay inside the file
+        return "-EINVAL"
+    return (yield from k.fs.copy_range(cur, k, inode, src, dst, length))
 
 
 _FALLOCATE = {"zero": ext4_zero_range, "collapse": ext4_collapse_range,

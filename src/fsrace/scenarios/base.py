@@ -23,6 +23,7 @@ from ..kernel.state import CONTENTS, encode_kernel, lookup, model_encoders, stab
 from ..kernel.structs import PAGE_SIZE, WRITTEN, Buffer, Current, Inode
 from ..kernel.syscalls import (
     drop_caches,
+    sys_copy_file_range,
     sys_fallocate,
     sys_fallocate_punch_hole,
     sys_fsync,
@@ -176,9 +177,9 @@ def run_op(cur: Current, k: Kernel, op: Op):
         return (yield from sys_fallocate(cur, k, inode, mode, op.offset, op.length))
     if isinstance(op, Copy | Clone):
         # The matrix never builds such a program for a protocol that lacks the operation.
-        remap = k.fs.copy_range if isinstance(op, Copy) else k.fs.clone_range
-        if remap is None:
+        if (k.fs.copy_range if isinstance(op, Copy) else k.fs.clone_range) is None:
             raise TypeError(f"{k.fs.name} has no {type(op).__name__.lower()} operation")
+        remap = sys_copy_file_range if isinstance(op, Copy) else k.fs.clone_range
         return (yield from remap(cur, k, inode, op.src_offset, op.offset, op.length))
     if isinstance(op, Readahead):
         return (yield from sys_readahead(cur, k, inode, op.offset, op.count))
