@@ -116,13 +116,18 @@ static uint64_t marker(long round)
 }
 
 /* 0: every slot but 1 holds `want`; 1: a marker (an older round's; for a punch, the
- * data punched); 2: the initial contents; 3: something else. `value` gets the first
- * wrong slot's value. */
+ * data punched); 2: the initial contents; 3: something else, or a file shorter than the
+ * page (then `value` is its length). `value` gets the first wrong slot's value. */
 static int classify(int fd, uint64_t want, uint64_t *value)
 {
 	uint64_t buf[SLOTS];
-	if (pread(fd, buf, PG, 0) != PG)
+	ssize_t got = pread(fd, buf, PG, 0);
+	if (got < 0)
 		die("pread");
+	if (got < PG) {
+		*value = (uint64_t)got;
+		return 3;
+	}
 	for (int s = 0; s < SLOTS; s++) {
 		if (s == 1 || buf[s] == want)
 			continue;
