@@ -177,9 +177,10 @@ def run_op(cur: Current, k: Kernel, op: Op):
         return (yield from sys_fallocate(cur, k, inode, mode, op.offset, op.length))
     if isinstance(op, Copy | Clone):
         # The matrix never builds such a program for a protocol that lacks the operation.
-        if (k.fs.copy_range if isinstance(op, Copy) else k.fs.clone_range) is None:
+        copy = isinstance(op, Copy)
+        if (k.fs.copy_range if copy else k.fs.clone_range) is None:
             raise TypeError(f"{k.fs.name} has no {type(op).__name__.lower()} operation")
-        remap = sys_copy_file_range if isinstance(op, Copy) else k.fs.clone_range
+        remap = sys_copy_file_range if copy else k.fs.clone_range
         return (yield from remap(cur, k, inode, op.src_offset, op.offset, op.length))
     if isinstance(op, Readahead):
         return (yield from sys_readahead(cur, k, inode, op.offset, op.count))

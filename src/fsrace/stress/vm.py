@@ -253,10 +253,6 @@ def run_in_vm(cfgs, timeout_s: float = 900, progress=print, kernel: str | None =
                              run_timeout_s)
 
 
-# Where a program run by run_program_in_vm finds the files given with it.
-GUEST_FILES = "/io/files"
-
-
 def run_program_in_vm(program: Path, arg_sets: list[list[str]], fs: str,
                       timeout_s: float = 900, progress=print, kernel: str | None = None,
                       run_timeout_s: float = 300, files: tuple[Path, ...] = ()
@@ -264,7 +260,7 @@ def run_program_in_vm(program: Path, arg_sets: list[list[str]], fs: str,
     """Boot the guest as for a stress run on `fs` and run `program` (a C file, built
     statically here, or a static executable) once per argument list, one after the
     other, each on a fresh file in the mounted file system given as its first argument.
-    `files` are copied into the guest's GUEST_FILES under their names (kernel modules to
+    `files` are copied into the guest's /io/files under their names (kernel modules to
     load, data). Each GuestRun holds the program's output and exit status."""
     if fs not in VM_FILESYSTEMS:
         raise VMError(f"the guest mounts one of {', '.join(VM_FILESYSTEMS)}, not {fs}")
