@@ -12,8 +12,9 @@ launder writes a page dirtied meanwhile back over the copy).
 
 nfs-invalidate-lock: filemap_invalidate_lock exclusive across flush, RPC and page-cache
 truncate (of a punch, a clone, a copy and a truncate), shared in nfs_vm_page_mkwrite and wherever
-the client adds pages to the cache. Untested on a real kernel; the model's verdict is in
-docs/verdicts.md."""
+the client adds pages to the cache. The same locks in the real client
+(docs/findings/nfs-invalidate-lock.diff, built as modules for 6.1.192) made the
+reproducers of all four clean there; the model's verdict is in docs/verdicts.md."""
 
 from .base import LocksOwnInode
 from .invalidate_lock import InvalidateLock
