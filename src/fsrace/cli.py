@@ -661,8 +661,9 @@ def stress_sweep_cmd(filesystems, kernels, scenarios, duration, pages, out_dir) 
               "module to load, data); repeatable")
 def vm_run_cmd(program, fs, kernel, arg_sets, run_timeout, files) -> None:
     """Run a program of your own in the qemu guest fsrace's stress runs use, on a file of
-    the mounted file system: how docs/findings' reproducers ran. PROGRAM is a C file
-    (built statically with the system's cc) or a static executable; each run gets a fresh
+    the mounted file system: how docs/findings' reproducers and fstests/ ran. PROGRAM is a
+    C file (built statically with the system's cc), a static executable, or a script the
+    guest can run (bash, python3, the guest's own tools); each run gets a fresh
     FILE as its first argument, and finds the files given with --file in /io/files. Exit
     0: every run exited 0; 1: one did not; 2: bad usage, or the C file does not build; 3:
     a run did not end (a hung kernel); 6: the guest failed."""

@@ -258,7 +258,7 @@ def run_program_in_vm(program: Path, arg_sets: list[list[str]], fs: str,
                       run_timeout_s: float = 300, files: tuple[Path, ...] = ()
                       ) -> GuestResult:
     """Boot the guest as for a stress run on `fs` and run `program` (a C file, built
-    statically here, or a static executable) once per argument list, one after the
+    statically here, a static executable, or a script) once per argument list, one after the
     other, each on a fresh file in the mounted file system given as its first argument.
     `files` are copied into the guest's /io/files under their names (kernel modules to
     load, data). Each GuestRun holds the program's output and exit status."""

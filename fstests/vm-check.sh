@@ -1,0 +1,39 @@
+#!/bin/bash
+# fstests inside fsrace's qemu guest, on the file system the guest mounted:
+#   fsrace vm-run --fs FS fstests/vm-check.sh --file fstests.tar.gz [--file PKG.deb ...]
+#       [--file nfs.ko --file nfsv4.ko] --args "generic/900 generic/901 ..."
+# fstests.tar.gz is a built fstests checkout with these tests installed (install.sh);
+# .deb files are installed first (the guest image lacks bc, which fstests needs); nfs.ko
+# and nfsv4.ko, when given, replace the NFS client's modules before the run (say, a
+# patched client built against the guest kernel's headers). The first argument is a
+# fresh file on the mounted file system; its directory's mount is fstests' TEST_DEV.
+set -u
+mnt=$(findmnt -n -o TARGET --target "$(dirname "$1")")
+dev=$(findmnt -n -o SOURCE --target "$mnt")
+fstype=$(findmnt -n -o FSTYPE --target "$mnt")
+opts=$(findmnt -n -o OPTIONS --target "$mnt")
+shift
+files=/io/files
+if ls $files/*.deb >/dev/null 2>&1; then
+    dpkg -i $files/*.deb >/dev/null || exit 2
+fi
+if [ -e $files/nfs.ko ]; then
+    umount "$mnt" && rmmod nfsv4 nfs || exit 2
+    insmod $files/nfs.ko && insmod $files/nfsv4.ko || exit 2
+    mount -t "$fstype" -o "$opts" "$dev" "$mnt" || exit 2
+    echo "NFS client modules replaced: $(cd $files && sha256sum nfs.ko nfsv4.ko | cut -c1-16 | tr '\n' ' ')"
+fi
+mkdir -p /tmp/fstests && tar -xzf $files/fstests.tar.gz -C /tmp/fstests || exit 2
+cd /tmp/fstests
+case "$fstype" in
+nfs4) echo "export FSTYP=nfs NFS_MOUNT_OPTIONS='-o vers=4.2'" ;;
+*) echo "export FSTYP=$fstype" ;;
+esac > local.config
+echo "export TEST_DEV=$dev TEST_DIR=$mnt" >> local.config
+echo "$(uname -r), $fstype $dev on $mnt ($opts)"
+./check "$@"
+status=$?
+for f in results/*/*.full results/*/*.out.bad; do
+    [ -e "$f" ] && { echo "== $f"; cat "$f"; }
+done
+exit $status
