@@ -25,11 +25,26 @@ if [ -e $files/nfs.ko ]; then
 fi
 mkdir -p /tmp/fstests && tar -xzf $files/fstests.tar.gz -C /tmp/fstests || exit 2
 cd /tmp/fstests
+# The scratch file system fstests' own tests want: a directory of the same export for
+# the network clients (fstests "makes" one by emptying it), else a loop device on a file
+# in the guest's memory (ntfs3 has none: fstests cannot make one).
+mkdir -p /mnt/fstests-scratch
 case "$fstype" in
-nfs4) echo "export FSTYP=nfs NFS_MOUNT_OPTIONS='-o vers=4.2'" ;;
-*) echo "export FSTYP=$fstype" ;;
-esac > local.config
-echo "export TEST_DEV=$dev TEST_DIR=$mnt" >> local.config
+nfs4|cifs) mkdir -p "$mnt/fstests-scratch"; scratch="${dev%/}/fstests-scratch" ;;
+ntfs3) scratch= ;;
+*) truncate -s 1G /tmp/scratch.img; scratch=$(losetup -f --show /tmp/scratch.img) ;;
+esac
+{
+    case "$fstype" in
+    nfs4) echo "export FSTYP=nfs NFS_MOUNT_OPTIONS='-o vers=4.2'" ;;
+    cifs) echo "export FSTYP=cifs" \
+        "CIFS_MOUNT_OPTIONS='-o username=root,password=fsrace,vers=3.1.1'" ;;  # run.sh's
+    ocfs2) echo "export FSTYP=ocfs2 MKFS_OPTIONS='-M local'" ;;  # no cluster stack
+    *) echo "export FSTYP=$fstype" ;;
+    esac
+    echo "export TEST_DEV=$dev TEST_DIR=$mnt"
+    [ -n "$scratch" ] && echo "export SCRATCH_DEV=$scratch SCRATCH_MNT=/mnt/fstests-scratch"
+} > local.config
 echo "$(uname -r), $fstype $dev on $mnt ($opts)"
 ./check "$@"
 status=$?

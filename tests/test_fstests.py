@@ -1,7 +1,8 @@
-"""fstests/: the fstests tests written for the findings, and their C helper. Without an
-fstests checkout (fstests is not packaged) the scripts are checked for what fstests'
-check needs of them; the helper builds, refuses bad usage, passes on ext4 and xfs, and
-fails on the NFS client the findings are about (in the qemu guest)."""
+"""fsrace export fstests and the repository's fstests/ (its output): fstests tests for the
+race classes, and their C helper. Without an fstests checkout (fstests is not packaged)
+the scripts are checked for what fstests' check needs of them; the helper builds, refuses
+bad usage, passes on ext4 and xfs, and fails on the NFS client the findings are about (in
+the qemu guest)."""
 
 import os
 import re
@@ -12,15 +13,15 @@ from pathlib import Path
 
 import pytest
 
+from fsrace.stress.fstests import HELPER, TESTS, export
 from fsrace.stress.scratch import scratch_fs
 
 FSTESTS = Path(__file__).resolve().parent.parent / "fstests"
-HELPER = FSTESTS / "src" / "t_mmap_fault_op_race.c"
 SCRIPTS = sorted(p for p in (FSTESTS / "tests" / "generic").iterdir()
                  if p.name.isdigit())
 # The groups these tests use, as fstests' doc/group-names.txt defines them.
 GROUPS = {"auto", "quick", "rw", "mmap", "data", "clone", "collapse", "copy_range",
-          "insert", "punch"}
+          "insert", "punch", "zero"}
 OPS = ("copy", "clone", "punch", "zero", "truncate", "insert", "collapse")
 needs_cc = pytest.mark.skipif(not shutil.which("cc"), reason="needs a C compiler")
 
@@ -34,9 +35,36 @@ def helper(tmp_path_factory):
     return out
 
 
-def test_there_is_a_test_for_each_operation_of_a_finding():
+def test_the_repositorys_fstests_folder_is_what_export_writes(tmp_path):
+    written = export(list(TESTS), tmp_path)
+    assert {p.relative_to(tmp_path) for p in written} == {
+        p.relative_to(FSTESTS) for p in FSTESTS.rglob("*")
+        if p.is_file() and p.parent.name in ("generic", "src")}
+    for p in written:
+        assert p.read_bytes() == (FSTESTS / p.relative_to(tmp_path)).read_bytes(), p
+
+
+def test_every_test_is_a_race_class_of_the_model_and_each_finding_op_has_one():
+    from fsrace.scenarios import SCENARIOS
+
+    assert set(TESTS) <= set(SCENARIOS)
     ops = {re.search(r"-o (\w+)", p.read_text())[1] for p in SCRIPTS}
-    assert ops == {"copy", "clone", "punch", "truncate", "insert", "collapse"}
+    assert {"copy", "clone", "punch", "truncate", "insert", "collapse"} <= ops
+
+
+def test_export_refuses_a_class_without_a_test_and_numbers_from_number(tmp_path):
+    cli = [sys.executable, "-m", "fsrace.cli", "export", "fstests"]
+    r = subprocess.run([*cli, str(tmp_path), "-s", "punch-read-fault"], capture_output=True,
+                       text=True)
+    assert r.returncode == 2 and "no fstests test for punch-read-fault" in r.stderr
+    assert not any(tmp_path.iterdir())  # nothing half-written
+    r = subprocess.run([*cli, str(tmp_path), "-s", "punch-write-fault", "-s",
+                        "copy-write-fault", "--number", "120"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    punch = (tmp_path / "tests" / "generic" / "120").read_text()
+    assert "# FS QA Test No. 120" in punch and "-o punch" in punch
+    assert "-o copy" in (tmp_path / "tests" / "generic" / "121").read_text()
+    assert (tmp_path / "src" / "t_mmap_fault_op_race.c").read_text() == HELPER.read_text()
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=[p.name for p in SCRIPTS])

@@ -732,6 +732,35 @@ def _stress_in_vm(cfg, log_path, kernel) -> None:
     sys.exit(exits.HUNG if run.status == HUNG else run.status)
 
 
+@main.group("export")
+def export_group() -> None:
+    """Race classes written out for other tools."""
+
+
+@export_group.command("fstests")
+@click.argument("directory", type=click.Path(file_okay=False))
+@click.option("--scenario", "-s", "scenarios", multiple=True,
+              help="race class, repeatable [default: every class that has a test]")
+@click.option("--number", type=click.IntRange(1, 99999), default=None,
+              help="the first test's number in tests/generic [default: 900]")
+def export_fstests_cmd(directory, scenarios, number) -> None:
+    """fstests tests for race classes: for each, DIRECTORY/tests/generic/N and N.out, and
+    the C helper they run in DIRECTORY/src. fstests/install.sh builds the helper into an
+    fstests checkout and adds the tests to its group list."""
+    from pathlib import Path
+
+    from .stress.fstests import FIRST_NUMBER, TESTS, export
+
+    unknown = [s for s in scenarios if s not in TESTS]
+    if unknown:
+        raise click.UsageError(f"no fstests test for {', '.join(unknown)}; there are tests "
+                               f"for {', '.join(TESTS)}")
+    chosen = list(scenarios) or list(TESTS)
+    first = FIRST_NUMBER if number is None else number
+    for path in export(chosen, Path(directory), first):
+        click.echo(path)
+
+
 @main.command("demo")
 def demo_cmd() -> None:
     """The seed race found from scratch, and the fix verified."""
