@@ -48,7 +48,7 @@ esac
 echo "$(uname -r), $fstype $dev on $mnt ($opts)"
 ./check "$@"
 status=$?
-for f in results/*/*.full results/*/*.out.bad; do
+for f in results/*/*.full results/*/*.out.bad results/*/*.dmesg; do
     [ -e "$f" ] && { echo "== $f"; cat "$f"; }
 done
 exit $status

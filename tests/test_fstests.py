@@ -128,3 +128,17 @@ def test_the_helper_finds_the_nfs_copy_race_and_its_control_is_clean():
     stale = int(re.search(r"copy: (\d+) of 30 rounds stale \(stores", r.stdout)[1])
     assert stale > 0, r.stdout
     assert "copy: 0 of 30 rounds stale (no stores)" in r.stdout, r.stdout
+
+
+@needs_cc
+@pytest.mark.skipif(not os.path.isdir("/dev/shm"), reason="needs tmpfs at /dev/shm")
+def test_the_helper_says_3_when_the_file_system_refuses_the_operation(helper):
+    # tmpfs has no insert range: the test turns that into fstests' "not run", not a failure.
+    path = f"/dev/shm/fsrace-fstests-{os.getpid()}"
+    try:
+        r = subprocess.run([str(helper), "-o", "insert", "-r", "2", "-n", path],
+                           capture_output=True, text=True, timeout=60)
+    finally:
+        if os.path.exists(path):
+            os.unlink(path)
+    assert r.returncode == 3 and "Operation not supported" in r.stderr, r.stderr

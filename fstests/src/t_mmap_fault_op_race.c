@@ -44,7 +44,8 @@
  *   -n         no stores: the control, which must never be stale
  *
  * Prints one line per stale round (the first few) and a summary; exit status 1 if any
- * round was stale or lost a store, 2 on an error or an unsupported operation, 0 otherwise.
+ * round was stale or lost a store, 3 if the file system refused the operation
+ * (EOPNOTSUPP), 2 on another error, 0 otherwise.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -192,7 +193,7 @@ static int run_op(enum op op)
 	case PUNCH:
 		return fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, pg);
 	case ZERO:
-		return fallocate(fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, 0, pg);
+		return fallocate(fd, FALLOC_FL_ZERO_RANGE, 0, pg);
 	case TRUNCATE:
 		return ftruncate(fd, 0) || ftruncate(fd, pg);
 	case INSERT:
@@ -340,7 +341,7 @@ int main(int argc, char **argv)
 			pthread_join(thread, NULL);
 		if (ret) {
 			fprintf(stderr, "round %ld: %s: %s\n", r, op_names[op], strerror(err));
-			return 2;
+			return err == EOPNOTSUPP ? 3 : 2;
 		}
 
 		if (pread(fd, buf, pages * pg, 0) != pages * pg)
