@@ -27,7 +27,8 @@
  * Two other ways to store, for races of other shapes:
  *   -S  (copy, clone) the thread stores to word 1 of the source page instead; the
  *       destination must still read the source's data in every other word (a clone that
- *       shares a block the fault made but had not yet written reads zeros there);
+ *       shares a block the fault made but had not yet written reads zeros there). The
+ *       source is written once, so each round clones blocks the last clone still shares;
  *   -l  (insert, collapse) the thread stores once to each word of page 1 in turn, each a
  *       value of its own, while the operation moves that page (to page 2, to page 0).
  *       Each store came before the move and moved with the page, or after it and landed
@@ -76,6 +77,7 @@ static int fd, src_fd = -1;
 static volatile uint64_t *map;
 static int mapped_pages;	/* pages the thread stores to */
 static int lost_mode;		/* -l: one store to each word of page LOST_PAGE */
+static int source_stores;	/* -S: the stores go to the source */
 static long round_no;
 #define LOST_PAGE 1
 static long msync_every;
@@ -170,7 +172,7 @@ static uint64_t expected(enum op op, long round, int page)
 	switch (op) {
 	case COPY:
 	case CLONE:
-		return marker(round, 0);
+		return marker(source_stores ? 1 : round, 0);
 	case INSERT:
 		return page == 0 ? 0 : marker(round, page - 1);
 	case COLLAPSE:
@@ -242,7 +244,7 @@ static long first_wrong_word(enum op op, long round, const uint64_t *buf, int pa
 int main(int argc, char **argv)
 {
 	long rounds = 100, stale = 0, lost = 0, moved = 0, later = 0;
-	int no_stores = 0, source_stores = 0, sync_first = 0, opt;
+	int no_stores = 0, sync_first = 0, opt;
 	int op = -1;
 
 	while ((opt = getopt(argc, argv, "o:r:m:snSl")) != -1) {
@@ -320,7 +322,9 @@ int main(int argc, char **argv)
 			die("ftruncate");
 		for (int p = 0; p < pages; p++)
 			put_page(p, op == COPY || op == CLONE ? INITIAL : marker(r, p), fd);
-		if (src_fd >= 0)
+		/* -S writes the source once: later rounds clone it while the previous
+		 * round's clone still shares its blocks, so a store must copy them on write */
+		if (src_fd >= 0 && !(source_stores && r > 1))
 			put_page(0, marker(r, 0), src_fd);
 		if (sync_first && syncfs(fd))
 			die("syncfs");
