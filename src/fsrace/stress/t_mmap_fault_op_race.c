@@ -206,11 +206,17 @@ static int run_op(enum op op)
 	return -1;
 }
 
+/* -l: where the operation moves page LOST_PAGE (collapse: down one page, insert: up). */
+static int moved_to(enum op op)
+{
+	return op == COLLAPSE ? LOST_PAGE - 1 : LOST_PAGE + 1;
+}
+
 /* -l: whether word w of the page the thread stored to (and of the page it moved to) holds
  * its store exactly once, the other place the operation's data. */
 static int store_accounted(enum op op, long round, const uint64_t *buf, long w)
 {
-	int dest = op == COLLAPSE ? 0 : 2;
+	int dest = moved_to(op);
 	uint64_t moved = buf[dest * SLOTS_PER_PAGE(pg) + w];
 	uint64_t stayed = buf[LOST_PAGE * SLOTS_PER_PAGE(pg) + w];
 	uint64_t v = lost_value(round, w);
@@ -223,7 +229,7 @@ static int store_accounted(enum op op, long round, const uint64_t *buf, long w)
 static long first_wrong_word(enum op op, long round, const uint64_t *buf, int pages,
 			     int stores)
 {
-	int dest = op == COLLAPSE ? 0 : 2;
+	int dest = moved_to(op);
 
 	for (int p = 0; p < pages; p++) {
 		for (long w = 0; w < SLOTS_PER_PAGE(pg); w++) {
@@ -352,7 +358,7 @@ int main(int argc, char **argv)
 			die("pread");
 		long i = first_wrong_word(op, r, buf, pages, !no_stores);
 		for (long w = 0; lost_mode && w < SLOTS_PER_PAGE(pg); w++) {
-			int dest = op == COLLAPSE ? 0 : 2;
+			int dest = moved_to(op);
 			int m = buf[dest * SLOTS_PER_PAGE(pg) + w] == lost_value(r, w);
 			int l = buf[LOST_PAGE * SLOTS_PER_PAGE(pg) + w] == lost_value(r, w);
 
