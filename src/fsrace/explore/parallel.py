@@ -27,6 +27,7 @@ from __future__ import annotations
 import gc
 import pickle
 import time
+from array import array
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -41,7 +42,7 @@ from .search import (
     conclude,
     search,
 )
-from .stateful import StatefulDPOR, _Interner
+from .stateful import StatefulDPOR, _Entries, _Interner, packed_numbers
 from .step import Program
 
 ROOT = 0  # the job that explores from the initial state
@@ -71,17 +72,18 @@ class SearchWorker:
         self.limits = Limits(limits.max_steps, limits.max_retries, max_executions=batch)
         self.stop_on_failure = stop_on_failure
         self.jobs: dict[int, StatefulDPOR] = {}
-        self.shared: dict[bytes, tuple[frozenset, tuple]] = {}
+        self.shared: dict[bytes, tuple[frozenset, bytes]] = {}
         self.keys: set[bytes] = set()  # states explored by its jobs that completed
         # Summary entries and sets, one copy each for all its jobs and what it receives:
         # unpickled copies would be compared by content, not identity, at every lift.
         self.intern = _Interner()
-        self.entries: dict[tuple, tuple] = {}
+        self.entries = _Entries()
         self.lifted: dict[tuple, dict[tuple, tuple | None]] = {}
         # States share most summary entries: each goes to the others once, then by its
-        # number (sent: entry's id -> number; received: worker -> entries by number).
+        # number (sent: this worker's entry number -> number sent; received: worker ->
+        # this worker's entry numbers by the numbers that worker sent).
         self._sent: dict[int, int] = {}
-        self._received: dict[int, list[tuple]] = {}
+        self._received: dict[int, list[int]] = {}
 
     def work(self, inbox: list[tuple]) -> Reply:
         start = time.perf_counter()
@@ -112,8 +114,8 @@ class SearchWorker:
                 if jid == ROOT:
                     out.root_done = True
                 else:
-                    requests, summary = job.loan_result()
-                    out.done.append((jid, requests, summary))
+                    requests, entries = job.loan_result()
+                    out.done.append((jid, requests, entries))
         out.idle = all(s.waiting for s in self.jobs.values())
         return out
 
@@ -130,9 +132,10 @@ class SearchWorker:
             _, sender, blob = msg
             new, states = pickle.loads(blob)
             table = self._received.setdefault(sender, [])
-            table.extend(self.entries.setdefault(e, e) for e in new)
+            table.extend(map(self.entries.number, new))
             for k, sleep, numbers in states:
-                self._share(k, self.intern(sleep), tuple(table[n] for n in numbers))
+                self._share(k, self.intern(sleep),
+                            array("I", map(table.__getitem__, numbers)).tobytes())
         elif kind == "settle":
             _, jid, depth, task, requests, summary = msg
             self.jobs[jid].settle(depth, task, requests, summary)
@@ -143,22 +146,22 @@ class SearchWorker:
         else:
             raise ValueError(f"search worker: unknown message {kind!r}")
 
-    def _publish(self, states: list[tuple[bytes, frozenset, tuple]]) -> bytes:
+    def _publish(self, states: list[tuple[bytes, frozenset, bytes]]) -> bytes:
         """States left, pickled once here (the coordinator passes the bytes on unopened):
         the entries no other worker has had yet, and each state's entries by number."""
-        sent, new, out = self._sent, [], []
-        for k, sleep, summary in states:
+        sent, entries, new, out = self._sent, self.entries.entries, [], []
+        for k, sleep, packed in states:
             numbers = []
-            for e in summary:  # the worker's own copy of each entry (share_interning)
-                n = sent.get(id(e))
+            for e in packed_numbers(packed):
+                n = sent.get(e)
                 if n is None:
-                    n = sent[id(e)] = len(sent)
-                    new.append(e)
+                    n = sent[e] = len(sent)
+                    new.append(entries[e])
                 numbers.append(n)
             out.append((k, sleep, numbers))
         return pickle.dumps((new, out), pickle.HIGHEST_PROTOCOL)
 
-    def _share(self, key: bytes, sleep: frozenset, summary: tuple) -> None:
+    def _share(self, key: bytes, sleep: frozenset, summary: bytes) -> None:
         old = self.shared.get(key)
         if old is None or sleep < old[0]:
             self.shared[key] = (sleep, summary)
