@@ -27,7 +27,6 @@ from __future__ import annotations
 import gc
 import pickle
 import time
-from array import array
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -72,7 +71,7 @@ class SearchWorker:
         self.limits = Limits(limits.max_steps, limits.max_retries, max_executions=batch)
         self.stop_on_failure = stop_on_failure
         self.jobs: dict[int, StatefulDPOR] = {}
-        self.shared: dict[bytes, tuple[frozenset, bytes]] = {}
+        self.shared: dict[bytes, bytes] = {}  # key -> the state packed (_Entries.pack)
         self.keys: set[bytes] = set()  # states explored by its jobs that completed
         # Summary entries and sets, one copy each for all its jobs and what it receives:
         # unpickled copies would be compared by content, not identity, at every lift.
@@ -103,8 +102,8 @@ class SearchWorker:
             out.result = search(self.build, job, self.limits,
                                 stop_on_failure=self.stop_on_failure, observe=self.observe)
             assert job.published is not None
-            for k, sleep, summary in job.published:
-                self._share(k, sleep, summary)
+            for k, packed in job.published:
+                self._share(k, packed)
             if job.published:
                 out.published = self._publish(job.published)
                 job.published = []
@@ -134,8 +133,8 @@ class SearchWorker:
             table = self._received.setdefault(sender, [])
             table.extend(map(self.entries.number, new))
             for k, sleep, numbers in states:
-                self._share(k, self.intern(sleep),
-                            array("I", map(table.__getitem__, numbers)).tobytes())
+                self._share(k, self.entries.pack_numbers(self.intern(sleep),
+                                                         map(table.__getitem__, numbers)))
         elif kind == "settle":
             _, jid, depth, task, requests, summary = msg
             self.jobs[jid].settle(depth, task, requests, summary)
@@ -146,11 +145,11 @@ class SearchWorker:
         else:
             raise ValueError(f"search worker: unknown message {kind!r}")
 
-    def _publish(self, states: list[tuple[bytes, frozenset, bytes]]) -> bytes:
+    def _publish(self, states: list[tuple[bytes, bytes]]) -> bytes:
         """States left, pickled once here (the coordinator passes the bytes on unopened):
         the entries no other worker has had yet, and each state's entries by number."""
         sent, entries, new, out = self._sent, self.entries.entries, [], []
-        for k, sleep, packed in states:
+        for k, packed in states:
             numbers = []
             for e in packed_numbers(packed):
                 n = sent.get(e)
@@ -158,13 +157,13 @@ class SearchWorker:
                     n = sent[e] = len(sent)
                     new.append(entries[e])
                 numbers.append(n)
-            out.append((k, sleep, numbers))
+            out.append((k, self.entries.sleep(packed), numbers))
         return pickle.dumps((new, out), pickle.HIGHEST_PROTOCOL)
 
-    def _share(self, key: bytes, sleep: frozenset, summary: bytes) -> None:
+    def _share(self, key: bytes, packed: bytes) -> None:
         old = self.shared.get(key)
-        if old is None or sleep < old[0]:
-            self.shared[key] = (sleep, summary)
+        if old is None or self.entries.sleep(packed) < self.entries.sleep(old):
+            self.shared[key] = packed
 
     def finish(self) -> set[bytes]:
         """Every state its jobs explored (the unfinished ones' too, after a stop)."""

@@ -81,13 +81,16 @@ class _Node:
         self.lent: set[int] = set()  # branches another search is exploring (lend)
 
 
-class _Seen:
+class _Open:
+    """A state on the stack. Once left, a state is kept as one bytes object instead
+    (_Entries.pack: its sleep set and its summary)."""
+
     __slots__ = ("sleep", "depth", "summary")
 
-    def __init__(self, sleep: frozenset, depth: int) -> None:
+    def __init__(self, sleep: frozenset, depth: int, summary: bytes | None = None) -> None:
         self.sleep = sleep
-        self.depth = depth  # position on the stack while open, -1 once left
-        self.summary: bytes | None = None  # its entries' numbers (_Entries), once left
+        self.depth = depth  # its position on the stack
+        self.summary = summary  # what an earlier visit left (_Entries.pack), if any
 
 
 class _Interner:
@@ -102,16 +105,19 @@ class _Interner:
 
 
 class _Entries:
-    """Summary entries, each kept once and numbered. A state keeps its summary as the
-    numbers of its entries, 4 bytes each in one bytes object, instead of a tuple of
-    references: a third of the memory, and nothing for the cyclic collector to scan
-    (a full collection at 3x3 walked every stored summary)."""
+    """Summary entries and sleep sets, each kept once and numbered. A state left is kept
+    as the number of its sleep set and the numbers of its summary's entries, 4 bytes
+    each in one bytes object, instead of an object holding a tuple of references: less
+    than half the memory, and nothing for the cyclic collector to scan (a full
+    collection at 3x3 walked every stored state)."""
 
-    __slots__ = ("numbers", "entries")
+    __slots__ = ("numbers", "entries", "sleep_numbers", "sleeps")
 
     def __init__(self) -> None:
         self.numbers: dict[tuple, int] = {}
         self.entries: list[tuple] = []
+        self.sleep_numbers: dict[frozenset, int] = {}
+        self.sleeps: list[frozenset] = []
 
     def number(self, entry: tuple) -> int:
         n = self.numbers.get(entry)
@@ -120,16 +126,28 @@ class _Entries:
             self.entries.append(entry)
         return n
 
-    def pack(self, entries: Iterable[tuple]) -> bytes:
-        return array("I", map(self.number, entries)).tobytes()
+    def pack(self, sleep: frozenset, entries: Iterable[tuple]) -> bytes:
+        return self.pack_numbers(sleep, map(self.number, entries))
+
+    def pack_numbers(self, sleep: frozenset, numbers: Iterable[int]) -> bytes:
+        n = self.sleep_numbers.get(sleep)
+        if n is None:
+            n = self.sleep_numbers[sleep] = len(self.sleeps)
+            self.sleeps.append(sleep)
+        packed = array("I", (n,))
+        packed.extend(numbers)
+        return packed.tobytes()
+
+    def sleep(self, packed: bytes) -> frozenset:
+        return self.sleeps[memoryview(packed).cast("I")[0]]
 
     def unpack(self, packed: bytes) -> Summary:
         return dict(map(self.entries.__getitem__, packed_numbers(packed)))
 
 
 def packed_numbers(packed: bytes) -> memoryview:
-    """The entry numbers in a packed summary (native 4-byte integers)."""
-    return memoryview(packed).cast("I")
+    """The entry numbers of a packed state (native 4-byte integers after its sleep set's)."""
+    return memoryview(packed)[4:].cast("I")
 
 
 class StatefulDPOR:
@@ -153,12 +171,12 @@ class StatefulDPOR:
         self.requests: list[tuple[int, str, Any]] = []  # (depth, kind, payload)
         self.waiting = False  # every branch left here is lent: wait for it (settle)
         self._stack: list[_Node] = []
-        self._seen: dict[bytes, _Seen] = {}
+        self._seen: dict[bytes, _Open | bytes] = {}  # bytes: a state left (_Entries.pack)
         # States other searches explored to the end: key -> (sleep, summary). Consulted
         # where this search has no entry of its own (explore/parallel.py shares them).
-        self.shared: dict[bytes, tuple[frozenset, bytes]] = {}
+        self.shared: dict[bytes, bytes] = {}
         # States left since the last look, for the others; None: no one looks.
-        self.published: list[tuple[bytes, frozenset, bytes]] | None = None
+        self.published: list[tuple[bytes, bytes]] | None = None
         self._hb: HappensBefore | None = None
         self._epilogue: frozenset[int] = frozenset()
         self._started = False
@@ -285,16 +303,16 @@ class StatefulDPOR:
         node = self._stack.pop()
         summary = node.summary or {}
         seen = self._seen.get(node.key)
-        if seen is not None and seen.depth == node.depth:
+        if isinstance(seen, _Open) and seen.depth == node.depth:
             if node.low < node.depth:
                 del self._seen[node.key]  # on a cycle that is still open: not cached
             else:
-                seen.depth = -1
                 if seen.summary is not None:
                     summary = self._union(self._entries.unpack(seen.summary), summary)
-                seen.summary = self._entries.pack(summary.items())
+                packed = self._seen[node.key] = self._entries.pack(seen.sleep,
+                                                                   summary.items())
                 if self.published is not None:
-                    self.published.append((node.key, seen.sleep, seen.summary))
+                    self.published.append((node.key, packed))
         if self._stack:
             parent = self._stack[-1]
             parent.low = min(parent.low, node.low)
@@ -332,30 +350,30 @@ class StatefulDPOR:
         seen = self._seen.get(key)
         if seen is None and self.shared:
             other = self.shared.get(key)
-            if other is not None and other[0].issubset(sleep):
-                return self._stop_at_explored(hb, ex, other[1])
-        if seen is not None:
-            if seen.depth >= 0:  # back to a state still on the stack
-                self.cycles += 1
-                self._close_cycle(seen.depth, len(self._stack))
-                loop = ex.events[seen.depth:]
-                if any(ev.step.retry for ev in loop) and self._fair(seen.depth, loop):
-                    # A task started over and everything came back to where it was: the
-                    # loop can repeat forever. Repeat it until the engine's retry bound
-                    # reports the starvation, so the schedule replays as any other.
-                    self._pump = ([ev.task for ev in loop], depth)
-                    return loop[0].task
-                return SEEN
-            if seen.sleep.issubset(sleep):
-                return self._stop_at_explored(hb, ex, seen.summary or b"")
+            if other is not None and self._entries.sleep(other).issubset(sleep):
+                return self._stop_at_explored(hb, ex, other)
+        if isinstance(seen, bytes):  # explored before
+            explored = self._entries.sleep(seen)
+            if explored.issubset(sleep):
+                return self._stop_at_explored(hb, ex, seen)
+        elif seen is not None:  # back to a state still on the stack
+            self.cycles += 1
+            self._close_cycle(seen.depth, len(self._stack))
+            loop = ex.events[seen.depth:]
+            if any(ev.step.retry for ev in loop) and self._fair(seen.depth, loop):
+                # A task started over and everything came back to where it was: the
+                # loop can repeat forever. Repeat it until the engine's retry bound
+                # reports the starvation, so the schedule replays as any other.
+                self._pump = ([ev.task for ev in loop], depth)
+                return loop[0].task
+            return SEEN
         if depth == self.split_at:
             self._hand_over(ex, key, sleep)
             return SEEN
-        if seen is not None:
-            seen.sleep = self._intern(seen.sleep & frozenset(sleep))
-            seen.depth = depth
+        if isinstance(seen, bytes):  # explored with a smaller sleep set: again, with both's
+            self._seen[key] = _Open(self._intern(explored & frozenset(sleep)), depth, seen)
         else:
-            self._seen[key] = _Seen(self._intern(sleep), depth)
+            self._seen[key] = _Open(self._intern(sleep), depth)
         node = _Node(key, pending, list(enabled), sleep, depth)
         node.kept = ex.kept()
         self._stack.append(node)
@@ -387,7 +405,7 @@ class StatefulDPOR:
                                  f"step {depth}; the program is not deterministic")
         key = ex.state_key()
         if key not in self._seen:
-            self._seen[key] = _Seen(self._intern(()), depth)
+            self._seen[key] = _Open(self._intern(()), depth)
         node = _Node(key, pending, list(enabled), {}, depth)
         node.kept = ex.kept()
         node.fixed = True
