@@ -172,7 +172,7 @@ class StatefulDPOR:
         self.waiting = False  # every branch left here is lent: wait for it (settle)
         self._stack: list[_Node] = []
         self._seen: dict[bytes, _Open | bytes] = {}  # bytes: a state left (_Entries.pack)
-        # States other searches explored to the end: key -> (sleep, summary). Consulted
+        # States other searches explored to the end: key -> packed (_Entries.pack). Consulted
         # where this search has no entry of its own (explore/parallel.py shares them).
         self.shared: dict[bytes, bytes] = {}
         # States left since the last look, for the others; None: no one looks.
