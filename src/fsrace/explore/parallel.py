@@ -131,7 +131,7 @@ class SearchWorker:
             _, sender, blob = msg
             new, states = pickle.loads(blob)
             table = self._received.setdefault(sender, [])
-            table.extend(map(self.entries.number, new))
+            table.extend(self.entries.number(self.intern.local(e)) for e in new)
             for k, sleep, numbers in states:
                 self._share(k, self.entries.pack_numbers(self.intern(sleep),
                                                          map(table.__getitem__, numbers)))
@@ -155,7 +155,7 @@ class SearchWorker:
                 n = sent.get(e)
                 if n is None:
                     n = sent[e] = len(sent)
-                    new.append(entries[e])
+                    new.append(self.intern.portable(entries[e]))
                 numbers.append(n)
             out.append((k, self.entries.sleep(packed), numbers))
         return pickle.dumps((new, out), pickle.HIGHEST_PROTOCOL)

@@ -51,10 +51,12 @@ from .step import CHANGES, REL, Access, conflicting
 
 _MISSING = object()
 _MEMO_LIMIT = 300_000  # lifted entries remembered; the same steps lift the same entries
+_DECODED_LIMIT = 20_000  # masks of accesses remembered as tuples (_Interner.accesses)
 
 # A summary: (q, X) -> (Y, T). X holds (object, kind, released_by): released_by is None, or
 # the task whose release of the object, after the state, stands between the prefix and q's
-# step (then q's step races with that task's opening of the critical section).
+# step (then q's step races with that task's opening of the critical section). Y is a mask
+# of accesses (_Interner.mask), T a frozenset of tasks.
 Summary = dict
 
 
@@ -94,14 +96,67 @@ class _Open:
 
 
 class _Interner:
-    """Shares equal frozensets between summaries (they repeat across states)."""
+    """Shares equal frozensets between summaries (they repeat across states), and numbers
+    accesses so that a summary's Y, tens of accesses out of about a hundred a program
+    makes, is one integer with a bit per access instead of a frozenset (a fortieth of
+    the memory at 3x3, where summary entries are most of what the search keeps)."""
 
     def __init__(self) -> None:
         self._sets: dict[frozenset, frozenset] = {}
+        self._bits: dict[Access, int] = {}  # access -> its bit
+        self._accesses: list[Access] = []  # bit -> access
+        self._on: dict[str, int] = {}  # object -> the bits of its accesses
+        self._changing: dict[str, int] = {}  # object -> the bits of its changes
+        self._decoded: dict[int, tuple[Access, ...]] = {}
 
     def __call__(self, s) -> frozenset:
         s = frozenset(s)
         return self._sets.setdefault(s, s)
+
+    def mask(self, accesses: Iterable[Access]) -> int:
+        """The bits of these accesses (numbering the ones not seen before)."""
+        m = 0
+        bits = self._bits
+        for a in accesses:
+            b = bits.get(a)
+            if b is None:
+                b = bits[a] = 1 << len(self._accesses)
+                self._accesses.append(a)
+                obj, kind = a
+                self._on[obj] = self._on.get(obj, 0) | b
+                if kind in CHANGES:
+                    self._changing[obj] = self._changing.get(obj, 0) | b
+            m |= b
+        return m
+
+    def accesses(self, mask: int) -> tuple[Access, ...]:
+        """The accesses of a mask (remembered: the same masks come back)."""
+        out = self._decoded.get(mask)
+        if out is None:
+            if len(self._decoded) > _DECODED_LIMIT:
+                self._decoded.clear()
+            acc = self._accesses
+            out = self._decoded[mask] = tuple(acc[i] for i in range(mask.bit_length())
+                                              if mask >> i & 1)
+        return out
+
+    def conflicting(self, kinds: dict[str, set[str]]) -> int:
+        """The bits of every access that conflicts with a step making these accesses
+        (object -> kinds): any access to an object it changes, a change to one it reads."""
+        m = 0
+        for obj, ks in kinds.items():
+            m |= self._on.get(obj, 0) if ks & CHANGES else self._changing.get(obj, 0)
+        return m
+
+    def portable(self, entry: tuple) -> tuple:
+        """A summary entry with its Y as accesses, for another search's numbering."""
+        key, (y, tasks) = entry
+        return key, (self.accesses(y), tasks)
+
+    def local(self, entry: tuple) -> tuple:
+        """A summary entry from portable(), in this numbering and with shared sets."""
+        (q, x), (y, tasks) = entry
+        return (q, self(x)), (self.mask(y), self(tasks))
 
 
 class _Entries:
@@ -276,7 +331,7 @@ class StatefulDPOR:
         summary of its branch as seen from the state it was lent at."""
         assert self.borrowed and self._complete
         root = self._stack[len(self._prefix) - 1]
-        return self.requests, tuple((root.summary or {}).items())
+        return self.requests, tuple(map(self._intern.portable, (root.summary or {}).items()))
 
     def settle(self, depth: int, task: int, requests: list, summary: tuple) -> None:
         """A lent branch came back explored: do what it asks of the states above it and
@@ -293,7 +348,7 @@ class StatefulDPOR:
                 self._fall_back(target)
             else:  # "cycle": the branch came back to the state at depth k
                 self._close_cycle(k, depth + 1)
-        entries = {key: (self._intern(y), self._intern(t)) for key, (y, t) in summary}
+        entries = dict(map(self._intern.local, summary))
         node.summary = entries if node.summary is None else self._union(node.summary, entries)
         node.lent.discard(task)
         self.waiting = False
@@ -542,7 +597,8 @@ class StatefulDPOR:
                         preds.append((a, ()))
             if not preds:
                 continue
-            before = {c for obj, kind in y for c in hb.conflicts_of(obj, kind)}
+            before = {c for obj, kind in self._intern.accesses(y)
+                      for c in hb.conflicts_of(obj, kind)}
             for t in tasks:
                 last = hb.task_last.get(t)
                 if last is not None:
@@ -604,7 +660,7 @@ class StatefulDPOR:
         out: Summary = {}
         intern = self._intern
         if r not in self._epilogue:
-            _merge(out, (r, intern((o, kd, None) for o, kd in acc)), intern(()), intern((r,)))
+            _merge(out, (r, intern((o, kd, None) for o, kd in acc)), 0, intern((r,)))
         if self._lifted_count > _MEMO_LIMIT:
             self._lifted.clear()
             self._lifted_count = 0
@@ -624,7 +680,7 @@ class StatefulDPOR:
         return out
 
     def _lift_entry(self, r: int, acc: tuple[Access, ...], q: int, x: frozenset,
-                    y: frozenset, tasks: frozenset) -> tuple | None:
+                    y: int, tasks: frozenset) -> tuple | None:
         """One summary entry lifted through step (r, acc): (key, Y, T), or None when the
         step hides every access through which q's step could reach back."""
         intern = self._intern
@@ -655,14 +711,8 @@ class StatefulDPOR:
                 x2.append((o, kd, released_by))
         if not x2:
             return None
-        if not joins:
-            for o, kd in y:
-                ks = kinds.get(o)
-                if ks and (kd in CHANGES or ks & CHANGES):
-                    joins = True
-                    break
-        if joins:
-            return (q, intern(x2)), intern(y | frozenset(acc)), intern(tasks | {r})
+        if joins or y & intern.conflicting(kinds):
+            return (q, intern(x2)), y | intern.mask(acc), intern(tasks | {r})
         return (q, intern(x2)), y, tasks
 
     def _union(self, into: Summary, other: Summary) -> Summary:
@@ -671,11 +721,11 @@ class StatefulDPOR:
         return into
 
 
-def _merge(summary: Summary, key: tuple, y: frozenset, tasks: frozenset) -> None:
+def _merge(summary: Summary, key: tuple, y: int, tasks: frozenset) -> None:
     old = summary.get(key)
     if old is None:
         summary[key] = (y, tasks)
-    elif not (old[0] <= y and old[1] <= tasks):
+    elif not (old[0] & ~y == 0 and old[1] <= tasks):
         summary[key] = (old[0] & y, old[1] & tasks)
 
 
