@@ -496,3 +496,25 @@ def test_an_unknown_says_what_would_help():
     res = check("punch-write-fault", "invalidate-lock", strategy="dpor",
                 limits=Limits(max_executions=5))
     assert "--strategy stateful" in full_report(res)
+
+
+def test_summary_entries_keep_their_accesses_across_numberings():
+    """Y is a mask in one search's numbering of accesses; an entry sent to another search
+    (a worker, a loan) must arrive with the same accesses under that search's numbering."""
+    from fsrace.explore.stateful import _Interner
+
+    here, there = _Interner(), _Interner()
+    there.mask([("C.extents", "r"), ("B.i_pages", "w")])  # a different numbering
+    y = here.mask([("A.lock", "acq"), ("A.i_size", "r"), ("B.i_pages", "w")])
+    entry = ((1, frozenset({("A.i_size", "r", None)})), (y, frozenset({0, 2})))
+    (key, (y2, tasks)) = there.local(here.portable(entry))
+    assert key == entry[0] and tasks == entry[1][1]
+    assert y2 != y  # the bits differ ...
+    assert set(there.accesses(y2)) == set(here.accesses(y))  # ... the accesses do not
+    assert set(here.accesses(y)) == {("A.lock", "acq"), ("A.i_size", "r"), ("B.i_pages", "w")}
+    # A step writing A.i_size conflicts with the read in Y; one reading B.i_pages with the
+    # write; one touching neither object conflicts with nothing.
+    assert y2 & there.conflicting({"A.i_size": {WRITE}})
+    assert y2 & there.conflicting({"B.i_pages": {READ}})
+    assert not y2 & there.conflicting({"C.extents": {WRITE}})
+    assert not there.mask([("A.i_size", "r")]) & there.conflicting({"A.i_size": {READ}})
