@@ -27,11 +27,11 @@ mkdir -p /tmp/fstests && tar -xzf $files/fstests.tar.gz -C /tmp/fstests || exit 
 cd /tmp/fstests
 # The scratch file system fstests' own tests want: a directory of the same export for
 # the network clients (fstests "makes" one by emptying it), else a loop device on a file
-# in the guest's memory (ntfs3 has none: fstests cannot make one).
+# in the guest's memory (ntfs3 and ntfs have none: fstests cannot make one).
 mkdir -p /mnt/fstests-scratch
 case "$fstype" in
 nfs4|cifs) mkdir -p "$mnt/fstests-scratch"; scratch="${dev%/}/fstests-scratch" ;;
-ntfs3) scratch= ;;
+ntfs3|ntfs) scratch= ;;
 *) truncate -s 1G /tmp/scratch.img; scratch=$(losetup -f --show /tmp/scratch.img) ;;
 esac
 {
@@ -40,6 +40,9 @@ esac
     cifs) echo "export FSTYP=cifs" \
         "CIFS_MOUNT_OPTIONS='-o username=root,password=fsrace,vers=3.1.1'" ;;  # run.sh's
     ocfs2) echo "export FSTYP=ocfs2 MKFS_OPTIONS='-M local'" ;;  # no cluster stack
+    # mount -t ntfs runs ntfs-3g's helper (FUSE) when it is installed; -i keeps the
+    # kernel's ntfs driver that the guest mounted (7.2 builds it instead of ntfs3).
+    ntfs) echo "export FSTYP=ntfs MOUNT_PROG='$(type -P mount) -i'" ;;
     *) echo "export FSTYP=$fstype" ;;
     esac
     echo "export TEST_DEV=$dev TEST_DIR=$mnt"
