@@ -142,3 +142,11 @@ def test_the_helper_says_3_when_the_file_system_refuses_the_operation(helper):
         if os.path.exists(path):
             os.unlink(path)
     assert r.returncode == 3 and "Operation not supported" in r.stderr, r.stderr
+
+
+def test_the_guest_driver_parses():
+    """vm-check.sh runs only inside a guest (the runs fstests/README.md records); here at least
+    it must parse, and be runnable as vm-run's program."""
+    script = Path(__file__).parent.parent / "fstests" / "vm-check.sh"
+    assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
+    assert os.access(script, os.X_OK)
