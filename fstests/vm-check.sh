@@ -1,11 +1,11 @@
 #!/bin/bash
 # fstests inside fsrace's qemu guest, on the file system the guest mounted:
 #   fsrace vm-run --fs FS fstests/vm-check.sh --file fstests.tar.gz [--file PKG.deb ...]
-#       [--file nfs.ko --file nfsv4.ko | --file cifs.ko] --args "generic/900 ..."
+#       [--file nfs.ko --file nfsv4.ko | --file cifs.ko | --file ocfs2.ko] --args "..."
 # fstests.tar.gz is a built fstests checkout with these tests installed (install.sh);
 # .deb files are installed first (the guest image lacks bc, which fstests needs); nfs.ko
-# and nfsv4.ko, or cifs.ko, when given, replace the client's modules before the run (say,
-# a patched client built against the guest kernel's headers). The first argument is a
+# and nfsv4.ko, cifs.ko or ocfs2.ko, when given, replace the kernel's modules before the
+# run (say, a patched module built against the guest kernel's headers). The first argument is a
 # fresh file on the mounted file system; its directory's mount is fstests' TEST_DEV.
 set -u
 mnt=$(findmnt -n -o TARGET --target "$(dirname "$1")")
@@ -17,10 +17,10 @@ files=/io/files
 if ls $files/*.deb >/dev/null 2>&1; then
     dpkg -i $files/*.deb >/dev/null || exit 2
 fi
-# Client modules given replace the kernel's before the run: the share is unmounted, the
-# old modules removed, the new ones loaded in the order NFS needs, the share mounted again
+# Modules given replace the kernel's before the run: the file system is unmounted, the
+# old modules removed, the new ones loaded in the order NFS needs, and it is mounted again
 # (cifs with run.sh's password, which findmnt does not show).
-mods=$(cd $files && for m in nfs cifs nfsv4; do [ -e $m.ko ] && echo $m; done)
+mods=$(cd $files && for m in nfs cifs ocfs2 nfsv4; do [ -e $m.ko ] && echo $m; done)
 if [ -n "$mods" ]; then
     umount "$mnt" || exit 2
     # cifs holds its module for a moment after the unmount (deferred closes): retry.
@@ -32,7 +32,7 @@ if [ -n "$mods" ]; then
     for m in $mods; do insmod $files/$m.ko || exit 2; done
     [ "$fstype" = cifs ] && opts="$opts,password=fsrace"
     mount -t "$fstype" -o "$opts" "$dev" "$mnt" || exit 2
-    echo "client modules replaced: $(cd $files && for m in $mods; do sha256sum $m.ko; done | cut -c1-16 | tr '\n' ' ')"
+    echo "modules replaced: $(cd $files && for m in $mods; do sha256sum $m.ko; done | cut -c1-16 | tr '\n' ' ')"
 fi
 mkdir -p /tmp/fstests && tar -xzf $files/fstests.tar.gz -C /tmp/fstests || exit 2
 cd /tmp/fstests

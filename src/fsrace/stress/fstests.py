@@ -95,8 +95,12 @@ FICLONERANGE from a second file while another thread keeps storing to the source
 page through a shared mapping. The destination must read the source's data in every
 word the stores did not touch. On ocfs2 a fault between the remap's flush and its
 block sharing gives the source a new cluster not yet written, and the destination
-shares it and reads zeros.""",
-        (Pass("-S", "{op} under mmap stores to its source gave wrong data"),),
+shares it and reads zeros. A second pass clones random ranges within one file, each
+clone sharing clusters earlier ones shared, while the thread stores to random words
+of every page; nothing writes a zero word, so a zero word after an fsync is data lost
+(the shape in which ocfs2 loses it).""",
+        (Pass("-S", "{op} under mmap stores to its source gave wrong data"),
+         Pass("-W", "{op} within the file under mmap stores lost data")),
         imports=". ./common/reflink\n"),
     "zero-range-write-fault": FstestsTest(
         "zero", "zero", '_require_xfs_io_command "fzero"', """\

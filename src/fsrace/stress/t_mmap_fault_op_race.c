@@ -33,9 +33,16 @@
  *       value of its own, while the operation moves that page (to page 2, to page 0).
  *       Each store came before the move and moved with the page, or after it and landed
  *       on the new page 1: exactly one of the two places must hold it, the other the data
- *       the operation put there. A store in neither place was lost.
+ *       the operation put there. A store in neither place was lost;
+ *   -W  (clone) within one file of WITHIN_PAGES pages: each round makes WITHIN_CLONES
+ *       clones of 1 or 2 pages from random places of the file onto others that do not
+ *       overlap them, so later clones share blocks earlier ones shared, while the thread
+ *       stores to random words of every page. Nothing ever writes a zero word (the file
+ *       starts nonzero, stores are nonzero, clones copy the file's own words), so after
+ *       an fsync a zero word is data lost: a clone shared a block a fault had given the
+ *       page but nothing had written yet.
  *
- *   t_mmap_fault_op_race -o OP [-r ROUNDS] [-m N] [-s] [-n | -S | -l] FILE
+ *   t_mmap_fault_op_race -o OP [-r ROUNDS] [-m N] [-s] [-n | -S | -l | -W] FILE
  *
  *   -r ROUNDS  rounds to run (default 100)
  *   -m N       the thread also writes the pages back (msync MS_SYNC) every N stores, as
@@ -78,6 +85,9 @@ static volatile uint64_t *map;
 static int mapped_pages;	/* pages the thread stores to */
 static int lost_mode;		/* -l: one store to each word of page LOST_PAGE */
 static int source_stores;	/* -S: the stores go to the source */
+static int within_mode;		/* -W: clones within the file, random stores */
+#define WITHIN_PAGES 16
+#define WITHIN_CLONES 16
 static long round_no;
 #define LOST_PAGE 1
 static long msync_every;
@@ -134,6 +144,22 @@ static void *store_thread(void *arg)
 	return NULL;
 }
 
+/* -W: nonzero values to random words of every page. */
+static void *random_store_thread(void *arg)
+{
+	unsigned seed = (unsigned)round_no;
+	uint64_t value = 0x5700000000000000ull;
+
+	(void)arg;
+	while (!atomic_load(&stop)) {
+		long word = rand_r(&seed) % (mapped_pages * SLOTS_PER_PAGE(pg));
+
+		map[word] = ++value;
+		atomic_store(&storing, 1);
+	}
+	return NULL;
+}
+
 static uint64_t lost_value(long round, long word)
 {
 	return 0x5100000000000000ull | (uint64_t)round << 16 | (uint64_t)word;
@@ -164,6 +190,8 @@ static void put_page(int page, uint64_t value, int file)
 /* The file's contents before the operation, and what page k must read after it. */
 static int file_pages(enum op op)
 {
+	if (within_mode)
+		return WITHIN_PAGES;
 	return op == INSERT ? 4 : op == COLLAPSE ? 5 : 1;
 }
 
@@ -187,6 +215,24 @@ static int run_op(enum op op)
 	loff_t in = 0, out = 0;
 	struct file_clone_range fcr = { .src_fd = src_fd, .src_length = pg };
 
+	if (within_mode) {
+		unsigned seed = (unsigned)round_no;
+
+		for (int c = 0; c < WITHIN_CLONES; c++) {
+			int n = 1 + rand_r(&seed) % 2, from, to;
+
+			do {
+				from = rand_r(&seed) % (WITHIN_PAGES - n + 1);
+				to = rand_r(&seed) % (WITHIN_PAGES - n + 1);
+			} while (from < to + n && to < from + n);	/* no overlap */
+			fcr = (struct file_clone_range){ .src_fd = fd, .src_offset = from * pg,
+							  .src_length = n * pg,
+							  .dest_offset = to * pg };
+			if (ioctl(fd, FICLONERANGE, &fcr))
+				return -1;
+		}
+		return 0;
+	}
 	switch (op) {
 	case COPY:
 		return copy_file_range(src_fd, &in, fd, &out, pg, 0) == pg ? 0 : -1;
@@ -231,6 +277,11 @@ static long first_wrong_word(enum op op, long round, const uint64_t *buf, int pa
 {
 	int dest = moved_to(op);
 
+	for (long i = 0; within_mode && i < pages * SLOTS_PER_PAGE(pg); i++)
+		if (buf[i] == 0)
+			return i;
+	if (within_mode)
+		return -1;
 	for (int p = 0; p < pages; p++) {
 		for (long w = 0; w < SLOTS_PER_PAGE(pg); w++) {
 			long i = p * SLOTS_PER_PAGE(pg) + w;
@@ -253,7 +304,7 @@ int main(int argc, char **argv)
 	int no_stores = 0, sync_first = 0, opt;
 	int op = -1;
 
-	while ((opt = getopt(argc, argv, "o:r:m:snSl")) != -1) {
+	while ((opt = getopt(argc, argv, "o:r:m:snSlW")) != -1) {
 		switch (opt) {
 		case 'o':
 			for (int i = 0; i < (int)(sizeof(op_names) / sizeof(*op_names)); i++)
@@ -278,29 +329,35 @@ int main(int argc, char **argv)
 		case 'l':
 			lost_mode = 1;
 			break;
+		case 'W':
+			within_mode = 1;
+			break;
 		default:
 			op = -1;
 			optind = argc;
 		}
 	}
 	if (op < 0 || optind != argc - 1 || rounds < 1 || msync_every < 0 ||
-	    no_stores + source_stores + lost_mode > 1 ||
+	    source_stores + lost_mode + within_mode > 1 || (no_stores && (source_stores || lost_mode)) ||
+	    (within_mode && op != CLONE) ||
 	    (source_stores && op != COPY && op != CLONE) ||
 	    (lost_mode && op != INSERT && op != COLLAPSE)) {
 		fprintf(stderr, "usage: %s -o copy|clone|punch|zero|truncate|insert|collapse "
 			"[-r ROUNDS] [-m N] [-s] [-n | -S (copy, clone) | -l (insert, "
-			"collapse)] FILE\n", argv[0]);
+			"collapse)] [-W (clone)] FILE\n", argv[0]);
 		return 2;
 	}
 	pg = sysconf(_SC_PAGESIZE);
 	const char *path = argv[optind];
 	int pages = file_pages(op);
 	mapped_pages = lost_mode ? LOST_PAGE + 1 : op == COLLAPSE ? 4 : pages;
+	if (within_mode)
+		mapped_pages = pages;
 
 	fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
 	if (fd < 0)
 		die(path);
-	if (op == COPY || op == CLONE) {
+	if ((op == COPY || op == CLONE) && !within_mode) {
 		char src[4096];
 
 		snprintf(src, sizeof(src), "%s.src", path);
@@ -339,7 +396,8 @@ int main(int argc, char **argv)
 		atomic_store(&storing, 0);
 		if (!no_stores) {
 			if (pthread_create(&thread, NULL,
-					   lost_mode ? lost_store_thread : store_thread, NULL))
+					   lost_mode ? lost_store_thread : within_mode ?
+					   random_store_thread : store_thread, NULL))
 				die("pthread_create");
 			while (!atomic_load(&storing))
 				;	/* the pages are mapped and dirty before the operation */
@@ -354,6 +412,8 @@ int main(int argc, char **argv)
 			return err == EOPNOTSUPP ? 3 : 2;
 		}
 
+		if (within_mode && fsync(fd))
+			die("fsync");
 		if (pread(fd, buf, pages * pg, 0) != pages * pg)
 			die("pread");
 		long i = first_wrong_word(op, r, buf, pages, !no_stores);
@@ -375,7 +435,9 @@ int main(int argc, char **argv)
 	}
 	printf("%s: %ld of %ld rounds stale (%s)", op_names[op], stale, rounds,
 	       no_stores ? "no stores" : source_stores ? "stores to word 1 of the source" :
-	       lost_mode ? "one store to each word of page 1" : "stores to word 1 of each page");
+	       lost_mode ? "one store to each word of page 1" :
+	       within_mode ? "clones within the file, stores to random words" :
+	       "stores to word 1 of each page");
 	if (lost_mode)
 		printf(", %ld of %ld stores lost (%ld moved with the page, %ld landed after "
 		       "the move)", lost, rounds * SLOTS_PER_PAGE(pg), moved, later);
