@@ -5,8 +5,9 @@
 # fstests.tar.gz is a built fstests checkout with these tests installed (install.sh);
 # .deb files are installed first (the guest image lacks bc, which fstests needs); nfs.ko
 # and nfsv4.ko, cifs.ko or ocfs2.ko, when given, replace the kernel's modules before the
-# run (say, a patched module built against the guest kernel's headers). The first argument is a
-# fresh file on the mounted file system; its directory's mount is fstests' TEST_DEV.
+# run (say, a patched module built against the guest kernel's headers). The first
+# argument is a fresh file on the mounted file system; its directory's mount is fstests'
+# TEST_DEV.
 set -u
 mnt=$(findmnt -n -o TARGET --target "$(dirname "$1")")
 dev=$(findmnt -n -o SOURCE --target "$mnt")
