@@ -98,8 +98,8 @@ class _Open:
 class _Interner:
     """Shares equal frozensets between summaries (they repeat across states), and numbers
     accesses so that a summary's Y, tens of accesses out of about a hundred a program
-    makes, is one integer with a bit per access instead of a frozenset (a fortieth of
-    the memory at 3x3, where summary entries are most of what the search keeps)."""
+    makes, is one integer with a bit per access instead of a frozenset (at 3x3, tens of
+    bytes against about 1.9 kB a set: docs/benchmarks.md)."""
 
     def __init__(self) -> None:
         self._sets: dict[frozenset, frozenset] = {}
@@ -142,7 +142,8 @@ class _Interner:
 
     def conflicting(self, kinds: dict[str, set[str]]) -> int:
         """The bits of every access that conflicts with a step making these accesses
-        (object -> kinds): any access to an object it changes, a change to one it reads."""
+        (object -> kinds): step.conflicting's rule, over masks (any access to an object
+        the step changes, a change to one it only reads)."""
         m = 0
         for obj, ks in kinds.items():
             m |= self._on.get(obj, 0) if ks & CHANGES else self._changing.get(obj, 0)
