@@ -2,7 +2,10 @@
 programs, and time to first race per strategy. Each case runs in its own process so its
 peak memory is its own.
 
-    python bench/run.py [--time-limit S] [--only SUBSTRING] [--json FILE]
+    python bench/run.py [--time-limit S] [--only SUBSTRING] [--jobs N] [--json FILE]
+
+`--jobs N` runs the stateful cases as one search on N worker processes; their memory is
+then the largest sum of the whole process tree's resident sets, sampled every 0.5 s.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import platform
 import resource
 import subprocess
 import sys
+import threading
 import time
 
 CASES = [
@@ -54,7 +58,52 @@ CASES = [
 RACE_STRATEGIES = ["auto", "stateful", "dpor", "random", "pct", "bounded", "portfolio"]
 
 
-def run_case(kind: str, args: dict, time_limit: float) -> dict:
+def _tree_rss_kib(root: int) -> int:
+    """The resident sets of `root` and every process descended from it, summed (KiB)."""
+    parents: dict[int, int] = {}
+    rss: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/status") as f:
+                fields = dict(line.split(":", 1) for line in f if ":" in line)
+        except OSError:
+            continue  # gone meanwhile
+        parents[int(entry)] = int(fields["PPid"])
+        rss[int(entry)] = int(fields.get("VmRSS", "0 kB").split()[0])
+    total = 0
+    for pid in rss:
+        p = pid
+        while p not in (root, 0, 1) and p in parents:
+            p = parents[p]
+        if p == root:
+            total += rss[pid]
+    return total
+
+
+class _TreeMemory:
+    """Samples the process tree's summed resident set in a thread; `peak` in KiB."""
+
+    def __init__(self, every: float = 0.5) -> None:
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(every,), daemon=True)
+
+    def _run(self, every: float) -> None:
+        while not self._stop.wait(every):
+            self.peak = max(self.peak, _tree_rss_kib(os.getpid()))
+
+    def __enter__(self) -> _TreeMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def run_case(kind: str, args: dict, time_limit: float, jobs: int = 1) -> dict:
     """Runs inside the child process."""
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
     import toy  # the explorer's test programs (tests/toy.py)
@@ -75,25 +124,34 @@ def run_case(kind: str, args: dict, time_limit: float) -> dict:
         strat = make_strategy(args.get("strategy", "dpor"), seed=args.get("seed", 0))
         stop = args.get("stop", False)
     start = time.perf_counter()
-    res = search(build, strat, limits, stop_on_failure=stop)
-    wall = time.perf_counter() - start
+    if jobs > 1 and args.get("strategy") == "stateful":
+        from fsrace.explore.parallel import parallel_search
+
+        with _TreeMemory() as tree:
+            res = parallel_search(build, jobs, limits, stop_on_failure=stop)
+        wall = time.perf_counter() - start
+        peak_kib = tree.peak
+    else:
+        jobs = 1
+        res = search(build, strat, limits, stop_on_failure=stop)
+        wall = time.perf_counter() - start
+        peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {
         "executions": res.executions, "traces": res.traces, "blocked": res.blocked,
         "states": res.states, "cached": res.cached,
         "steps": res.steps, "complete": res.complete, "verdict": res.verdict,
-        "wall_s": wall, "found_by": res.found_by,
-        "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "wall_s": wall, "found_by": res.found_by, "jobs": jobs, "peak_mib": peak_kib / 1024,
     }
 
 
 def child(spec: str) -> None:
-    kind, args, limit = json.loads(spec)
-    print(json.dumps(run_case(kind, args, limit)))
+    kind, args, limit, jobs = json.loads(spec)
+    print(json.dumps(run_case(kind, args, limit, jobs)))
 
 
-def spawn(kind: str, args: dict, time_limit: float) -> dict:
+def spawn(kind: str, args: dict, time_limit: float, jobs: int = 1) -> dict:
     out = subprocess.run([sys.executable, __file__, "--child",
-                          json.dumps([kind, args, time_limit])],
+                          json.dumps([kind, args, time_limit, jobs])],
                          capture_output=True, text=True, check=True)
     return json.loads(out.stdout)
 
@@ -113,6 +171,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--time-limit", type=float, default=60.0, help="per case, seconds")
     ap.add_argument("--only", default="", help="run only cases whose label contains this")
+    ap.add_argument("--jobs", type=int, default=1,
+                    help="run the stateful cases as one search on this many workers")
     ap.add_argument("--json", default="", help="also write the figures to this file")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     opts = ap.parse_args()
@@ -122,23 +182,25 @@ def main() -> None:
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
           f"{platform.python_version()}, {platform.platform()}")
     print(f"command: python bench/run.py --time-limit {opts.time_limit:g}"
-          + (f" --only {opts.only!r}" if opts.only else ""))
+          + (f" --only {opts.only!r}" if opts.only else "")
+          + (f" --jobs {opts.jobs}" if opts.jobs > 1 else ""))
     print()
     head = (f"{'case':52} {'execs':>8} {'traces':>8} {'states':>8} {'steps':>9} "
-            f"{'steps/s':>8} {'wall s':>7} {'MiB':>6}  complete")
+            f"{'steps/s':>8} {'wall s':>7} {'MiB':>6} {'jobs':>4}  complete")
     print(head)
     print("-" * len(head))
     figures = {"cases": [], "first_race": []}
     for label, kind, args in CASES:
         if opts.only and opts.only not in label:
             continue
-        r = spawn(kind, args, opts.time_limit)
+        r = spawn(kind, args, opts.time_limit, opts.jobs)
         rate = r["steps"] / r["wall_s"] if r["wall_s"] else 0
         done = "yes" if r["complete"] else (r["verdict"] if r["verdict"] != "unknown"
                                             else f"no ({opts.time_limit:g}s limit)")
         states = "-" if r["states"] is None else r["states"]
         print(f"{label:52} {r['executions']:>8} {r['traces']:>8} {states:>8} {r['steps']:>9} "
-              f"{rate:>8.0f} {r['wall_s']:>7.2f} {r['peak_mib']:>6.0f}  {done}", flush=True)
+              f"{rate:>8.0f} {r['wall_s']:>7.2f} {r['peak_mib']:>6.0f} {r['jobs']:>4}  {done}",
+              flush=True)
         figures["cases"].append({"case": label, **r})
     if not opts.only or "race" in opts.only:
         print()
