@@ -212,7 +212,7 @@ def test_docs_verdicts_2x2_md_is_one_row_and_one_section_per_scenario_at_2x2():
 @pytest.mark.parametrize("scenario", ["writeback-store", "read-into-own-mapping",
                                       "write-from-own-mapping", "collapse-read-fault"])
 def test_docs_verdicts_2x2_md_rows_are_what_the_tool_finds(scenario):
-    # The rows quick to search at 2x2 (the whole table takes 15 minutes on two cores),
+    # The rows quick to search at 2x2 (the whole table takes about 5.5 minutes on two cores),
     # with collapse-read-fault, where f2fs's collapse races only from two pages on.
     from fsrace.matrix import run_matrix
     from fsrace.report.matrix_report import table_row, why_section
