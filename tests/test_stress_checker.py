@@ -280,3 +280,14 @@ def test_a_narrowed_variant_is_checked_as_a_fresh_search_would():
             assert st.holds_with(changes) == linearizable(variant, INIT), (h, changes)
             tried += 1
     assert tried > 500
+
+
+def test_a_violation_is_shown_when_its_first_unexplained_stretch_returns():
+    from fsrace.stress.checker import shown_at
+
+    # The stale read [30, 40] overlaps a later store [35, 50]: both are the stretch.
+    h = [w(10, 20, 0, "punch"), r(30, 40, INIT), w(35, 50, S1), r(60, 70, S1)]
+    assert shown_at(h, INIT) == 50
+    assert shown_at([w(10, 20, 0), r(30, 40, 0)], INIT) is None
+    # The lost store of _lost_store_on_page_0 shows only at the final read, at 100.
+    assert _lost_store_on_page_0(False).first_violation_ns == 100

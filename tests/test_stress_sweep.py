@@ -123,3 +123,59 @@ def test_vm_run_refuses_an_unknown_file_system_or_a_file_it_cannot_run(tmp_path)
     bad.write_text("int main(void) { return }\n")
     r = CliRunner().invoke(main, ["vm-run", "--fs", "ext4", str(bad)])
     assert r.exit_code == 2 and "building broken.c failed" in r.output
+
+
+def _counted(kind, hit, violations=(), before=None):
+    doc = {"executed": 10, "violations": list(violations), "config": {"min_windows": 1},
+           "windows": {"hit": hit, "operations": 5, "operations_hit": 2,
+                       "before_violation": before},
+           "paths": {"fstype": "nfs4", "hits": {kind: {"nfs42_proc_deallocate": 5}},
+                     "absent": {}, "unavailable": None},
+           "operations": [{"kind": kind, "result": 0}] * 5 + [{"kind": "store", "result": 0}] * 5}
+    return GuestRun("report", int(bool(violations)), gzip.compress(json.dumps(doc).encode()))
+
+
+def test_a_cell_of_rounds_adds_their_windows_and_calls_and_skips_the_skipped():
+    from fsrace.stress.vm import SKIPPED
+
+    rounds = [_counted("punch", 30), _counted("punch", 25), GuestRun("", SKIPPED, b"")]
+    assert summarize("punch-write-fault", rounds, "ext4", min_windows=50) == (
+        "clean (20 ops in 2 runs, 55 windows; nfs42_proc_deallocate 10)", False)
+    assert summarize("punch-write-fault", rounds, "ext4", min_windows=60) == (
+        "not exercised (55 windows of 60, 20 ops in 2 runs)", False)
+    flagged = [_counted("punch", 30), _counted("punch", 9, ["v"], before=4)]
+    assert summarize("punch-write-fault", flagged, "nfs", min_windows=60) == (
+        "**1 slots violated** (20 ops, 1 of 2 runs; findings/nfs-deallocate-mmap.md)", True)
+
+
+def test_a_cell_is_done_at_its_windows_its_cap_or_when_its_operation_is_refused():
+    from fsrace.stress.vm import Rounds
+
+    rounds = Rounds([0, 0, 1], min_windows=100, cap_s=10)
+    assert not rounds.enough(windows=99, raced_s=9.9, carried_out=3)
+    assert rounds.enough(windows=100, raced_s=1, carried_out=3)
+    assert rounds.enough(windows=0, raced_s=10, carried_out=3)
+    assert rounds.enough(windows=0, raced_s=1, carried_out=0)
+
+
+def test_stress_rates_estimates_each_race_and_the_windows_a_cell_needs(tmp_path):
+    def save(name, hit, before=None, kernel="6.1.0-50-amd64"):
+        doc = json.loads(gzip.decompress(_counted("punch", hit, ["v"] if before is not None
+                                                  else [], before).log))
+        doc["config"].update(fs="/mnt/nfs", scenario="punch-write-fault")
+        doc["kernel"] = kernel
+        (tmp_path / name).write_bytes(gzip.compress(json.dumps(doc).encode()))
+
+    save("a.json.gz", 100, before=20)
+    save("b.json.gz", 50)
+    save("c.json.gz", 80, before=60)
+    save("d.json.gz", 500, kernel="7.2")  # clean on another kernel: no rate, no row
+    r = CliRunner().invoke(main, ["stress-rates", str(tmp_path)])
+    assert r.exit_code == 0, r.output
+    row = "| 6.1.0-50-amd64 | nfs4 | punch-write-fault | 3 | 2 | 130 | 1 in 65 | 298 | 1,124 |"
+    assert row in r.output.splitlines()
+    assert "7.2 |" not in r.output and "1 (kernel, file system, class) showed no" in r.output
+    assert "K that shows every race above with 99% at its lower-bound rate: 1,124" in r.output
+    (tmp_path / "junk.json.gz").write_bytes(b"not gzip")
+    r = CliRunner().invoke(main, ["stress-rates", str(tmp_path)])
+    assert r.exit_code == 2 and "junk.json.gz: not a saved stress run" in r.output

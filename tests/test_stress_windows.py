@@ -48,3 +48,34 @@ def test_the_read_classes_count_preads():
 ])
 def test_affected_pages(op, pages, expected):
     assert list(affected_pages(op, pages)) == expected
+
+
+def test_windows_until_an_instant_count_only_accesses_returned_by_then():
+    history = [_ran("punch", 10, 40, 0, page=0, npages=1), _ran("store", 12, 15, 1, page=0),
+               _ran("store", 20, 30, 1, page=0)]
+    assert count_windows(history, "punch-write-fault", 4, until=29).hit == 1
+    assert count_windows(history, "punch-write-fault", 4, until=30).hit == 2
+
+
+def test_a_rate_counts_windows_to_the_first_violation_and_all_of_a_clean_run():
+    from fsrace.stress.windows import Rate, Windows
+
+    rate = Rate()
+    for w in (Windows(hit=100, before_violation=20), Windows(hit=50),
+              Windows(hit=80, before_violation=60)):
+        rate.add(w)
+    assert (rate.runs, rate.shown, rate.windows) == (3, 2, 130)
+    assert rate.p == pytest.approx(2 / 130)
+    # The exact one-sided 90% Poisson bound for 2 events is 0.5318 expected events.
+    assert rate.lower(0.9) == pytest.approx(0.5318 / 130, rel=1e-3)
+    assert Rate(runs=2, shown=0, windows=500).lower() == 0.0
+
+
+def test_windows_needed_is_the_least_k_that_shows_a_race_with_the_asked_chance():
+    from fsrace.stress.windows import windows_needed
+
+    assert windows_needed(0.1) == 44  # 1 - 0.9^44 = 0.9903; 0.9^43 leaves 0.0108
+    assert 1 - 0.9 ** 43 < 0.99 <= 1 - 0.9 ** 44
+    assert windows_needed(1.0) == 1
+    assert windows_needed(0.0) is None
+    assert windows_needed(0.5, confidence=0.75) == 2

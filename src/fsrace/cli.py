@@ -612,9 +612,17 @@ def _stress_fs_name(fs: str, vm: bool) -> None:
               show_default=True, help="seconds per class")
 @click.option("--pages", type=click.IntRange(1, 4096), default=4, show_default=True,
               help="file size in pages")
+@click.option("--min-windows", type=click.IntRange(0), default=1, show_default=True,
+              help="race windows a cell needs to be ok rather than not exercised; its "
+              "class runs round after round (seed 0, 1, ...) until its rounds hit them "
+              "or raced --cap seconds")
+@click.option("--cap", type=click.FloatRange(0, min_open=True), default=None,
+              help="seconds of racing per cell at most, in rounds of --duration "
+              "[default: one round]")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="fsrace-sweep",
               show_default=True, help="folder for every report and saved run")
-def stress_sweep_cmd(filesystems, kernels, scenarios, duration, pages, out_dir) -> None:
+def stress_sweep_cmd(filesystems, kernels, scenarios, duration, pages, min_windows, cap,
+                     out_dir) -> None:
     """Every race class on every file system in a qemu guest, on each kernel: prints the
     table of docs/real-kernels.md (markdown) as it fills."""
     from pathlib import Path
@@ -633,7 +641,8 @@ def stress_sweep_cmd(filesystems, kernels, scenarios, duration, pages, out_dir) 
     cells = []
     try:
         for cell in sweep(fss, list(kernels) or [None], list(scenarios) or list(STRESS),
-                          duration, pages, Path(out_dir), progress=main_progress):
+                          duration, pages, Path(out_dir), progress=main_progress,
+                          min_windows=min_windows, cap=cap):
             cells.append(cell)
             main_progress(f"{cell.kernel} {cell.fs} {cell.scenario}: {cell.text}")
     except (KeyboardInterrupt, Terminated) as e:
@@ -643,6 +652,57 @@ def stress_sweep_cmd(filesystems, kernels, scenarios, duration, pages, out_dir) 
     (Path(out_dir) / "table.md").write_text(table)
     click.echo(table)
     sys.exit(exits.FOUND if any(c.violated for c in cells) else exits.OK)
+
+
+@main.command("stress-rates")
+@click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("--confidence", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              default=0.99, show_default=True,
+              help="chance a cell with K windows shows each race")
+def stress_rates_cmd(runs, confidence) -> None:
+    """How often a race window showed each race, from saved stress runs (files, or folders
+    of them such as a sweep's --out), and the windows K a cell needs to show it: prints a
+    markdown table per kernel, file system and class that showed a violation."""
+    import gzip
+
+    from .stress.windows import Rate, Windows, windows_needed
+
+    files = [f for r in map(Path, runs)
+             for f in (sorted(r.glob("*.json.gz")) if r.is_dir() else [r])]
+    rates: dict[tuple[str, str, str], Rate] = {}
+    uncounted = 0
+    for f in files:
+        try:
+            doc = json.loads(gzip.decompress(f.read_bytes()))
+            cfg = doc["config"]
+        except (OSError, ValueError, KeyError) as e:
+            raise click.UsageError(f"{f}: not a saved stress run ({e})") from None
+        windows = doc.get("windows")
+        if not cfg.get("scenario") or windows is None or (
+                doc["violations"] and "before_violation" not in windows):
+            uncounted += 1  # --mix, or saved before windows (to a violation) were counted
+            continue
+        fs = (doc.get("paths") or {}).get("fstype") or cfg["fs"]
+        key = (doc.get("kernel", "?"), fs, cfg["scenario"])
+        rates.setdefault(key, Rate()).add(Windows(**windows))
+    pct = f"{confidence:.0%}"
+    click.echo(f"| kernel | file system | class | runs | showed it | windows | rate "
+               f"| K ({pct}) | K ({pct}, 90% lower bound) |")
+    click.echo("|---|---|---|---|---|---|---|---|---|")
+    worst = 0
+    for (kernel, fs, scenario), r in sorted(rates.items()):
+        if not r.shown:
+            continue
+        k, k_lo = windows_needed(r.p, confidence), windows_needed(r.lower(), confidence)
+        worst = max(worst, k_lo or 0)
+        click.echo(f"| {kernel} | {fs} | {scenario} | {r.runs} | {r.shown} | {r.windows:,} "
+                   f"| 1 in {1 / r.p:,.0f} | {k:,} | {k_lo:,} |")
+    clean = sum(1 for r in rates.values() if not r.shown)
+    click.echo(f"\n{len(files)} runs read; {clean} (kernel, file system, class) showed no "
+               f"violation; {uncounted} runs without windows counted to a violation, left out")
+    if worst:
+        click.echo(f"K that shows every race above with {pct} at its lower-bound rate: "
+                   f"{worst:,}")
 
 
 @main.command("vm-run")

@@ -150,6 +150,14 @@ def first_unexplained(history: Sequence[Access], initial: int) -> tuple[int, int
     return None
 
 
+def shown_at(history: Sequence[Access], initial: int) -> float | None:
+    """None if the history is linearizable; else the instant by which the first stretch
+    nothing explains had returned: when the run had shown the violation."""
+    ops = sorted((a for a in history if a.resp != INF), key=lambda a: a.inv)
+    where = first_unexplained(history, initial)
+    return None if where is None else max(a.resp for a in ops[where[0]:where[1] + 1])
+
+
 def _split(history: Sequence[Access]) -> tuple[list[Access], list[tuple[float, int]]]:
     """The operations that returned, by invocation, and (invocation, value) of every value
     a write that never returned may store."""

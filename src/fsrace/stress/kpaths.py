@@ -148,6 +148,17 @@ class Paths:
         return cls(doc["fstype"], doc["hits"], doc["absent"], doc.get("refused", {}),
                    doc["unavailable"])
 
+    def merged(self, other: Paths) -> Paths:
+        """The counts of two runs on the same file system added up."""
+        hits = {k: dict(fns) for k, fns in self.hits.items()}
+        for k, fns in other.hits.items():
+            for fn, n in fns.items():
+                hits.setdefault(k, {})[fn] = hits.get(k, {}).get(fn, 0) + n
+        absent = {k: sorted(set(self.absent.get(k, [])) | set(other.absent.get(k, [])))
+                  for k in self.absent.keys() | other.absent.keys()}
+        return Paths(self.fstype, hits, absent, {**self.refused, **other.refused},
+                     self.unavailable if self.unavailable is not None else other.unavailable)
+
     def brief(self, kinds: list[str]) -> str:
         """The calls of the functions of `kinds`, for a table cell."""
         return ", ".join(f"{fn} {n:,}" for k in kinds for fn, n in self.hits.get(k, {}).items())

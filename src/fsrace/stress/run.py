@@ -20,7 +20,16 @@ from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field, replace
 from typing import IO
 
-from .checker import INF, Access, Stretches, choice_write, explain, linearizable, listing
+from .checker import (
+    INF,
+    Access,
+    Stretches,
+    choice_write,
+    explain,
+    linearizable,
+    listing,
+    shown_at,
+)
 from .kpaths import KernelPaths, Paths, mount_type
 from .ops import (
     BETWEEN_FILES,
@@ -133,6 +142,9 @@ class StressResult:
     histories_searched: int = 0
     shifts_checked: int = 0  # stores overlapping a collapse or insert of their slot
     violations: list[str] = field(default_factory=list)
+    # When the run first showed a violation (the earliest end of a stretch of a slot's
+    # history that nothing explains; an upper bound, since a check may stop early).
+    first_violation_ns: float | None = None
     remounted: bool = False
     check_s: float = 0.0
     kernel_log: list[str] = field(default_factory=list)
@@ -140,6 +152,11 @@ class StressResult:
     history: list[Executed] = field(default_factory=list)
     windows: Windows | None = None  # a scenario's race windows hit (None for --mix)
     paths: Paths | None = None  # the file system's own functions the workers reached
+
+    def shown(self, at: float | None) -> None:
+        """A violation was complete at `at` (ns, the workers' clock)."""
+        if at is not None and (self.first_violation_ns is None or at < self.first_violation_ns):
+            self.first_violation_ns = at
 
     @property
     def ops_per_s(self) -> float:
@@ -276,6 +293,9 @@ def run_stress(cfg: StressConfig, progress: bool = False) -> StressResult:
     checking = time.monotonic()
     _check(res, finals, t0)
     res.check_s = time.monotonic() - checking
+    if cfg.scenario is not None and res.windows is not None and res.first_violation_ns:
+        res.windows.before_violation = count_windows(
+            res.history, cfg.scenario, cfg.npages, until=res.first_violation_ns).hit
     return res
 
 
@@ -696,6 +716,8 @@ def _check_page(res: StressResult, h: _Histories, moved: list[set[int]], p: int,
         else:
             ok = searched[key] = linearizable(hist, init)
         res.histories_searched += 1
+        if not ok:
+            res.shown(shown_at(hist, init))
         if not ok and len(res.violations) < 5:
             where = (f"page {p} slot {s} (file offset {p * PAGE + s * SLOT})" if p < h.pages
                      else f"the other file's page {p - h.pages} slot {s} (offset "
@@ -780,10 +802,13 @@ def _check_stores_across_shifts(res: StressResult, h: _Histories, moved: list[se
         if not (src.stretches.holds and dst.stretches.holds):
             continue  # already reported slot by slot
         res.shifts_checked += 1
-        if _one_order(h, moved, w, i, src, dst) or len(res.violations) >= 5:
+        if _one_order(h, moved, w, i, src, dst):
             continue
         p, c = m.src, m.cls
         lo, hi = min(w.inv, m.inv), max(w.resp, m.resp)
+        res.shown(hi)
+        if len(res.violations) >= 5:
+            continue
         res.violations.append(
             f"page {p} slot {c} (file offset {p * PAGE + c * SLOT}): a store lost "
             f"across a shift: {w.who} overlapped {m.who}, and neither order "
@@ -845,6 +870,7 @@ def save_log(res: StressResult, path: str) -> None:
     verdict, gzipped JSON: `fsrace stress --replay` reruns the same operations."""
     doc = {
         "format": LOG_FORMAT,
+        "kernel": os.uname().release,  # where it ran (a guest's own in --vm)
         "config": asdict(res.config),
         "windows": res.windows.as_dict() if res.windows else None,
         "paths": res.paths.as_dict() if res.paths else None,

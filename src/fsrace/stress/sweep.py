@@ -5,8 +5,10 @@ in the output folder."""
 
 from __future__ import annotations
 
+import functools
 import gzip
 import json
+import math
 import os
 from collections import Counter
 from dataclasses import dataclass
@@ -16,7 +18,7 @@ from .. import exits
 from .kpaths import Paths
 from .ops import class_kinds, own_operation
 from .run import StressConfig
-from .vm import HUNG, GuestRun, VMError, run_in_vm
+from .vm import HUNG, SKIPPED, GuestRun, Rounds, VMError, run_in_vm
 from .worker import refusal
 
 
@@ -60,69 +62,92 @@ def explained_by(fs: str, scenario: str) -> str | None:
     return EXPLAINED.get((fs.removesuffix("-xfs"), scenario))
 
 
-def summarize(scenario: str, run: GuestRun, fs: str = "") -> tuple[str, bool]:
-    """A cell's text: operations executed, and violations or why the class does not apply
-    (its removing operation refused every time). A violation no finding explains for this
-    file system (`fs`, the sweep's name) reads `unconfirmed`."""
-    if run.status == HUNG:
+def summarize(scenario: str, rounds: GuestRun | list[GuestRun], fs: str = "",
+              min_windows: int | None = None) -> tuple[str, bool]:
+    """A cell's text from its runs (`rounds`: one run, or the rounds of a cell, seed after
+    seed): operations executed, windows hit and the file system's functions reached over
+    all of them, and violations or why the class does not apply (its removing operation
+    refused every time). A violation no finding explains for this file system (`fs`, the
+    sweep's name) reads `unconfirmed`. A cell with fewer than `min_windows` windows
+    (default: what its runs asked for) reads `not exercised`."""
+    runs = rounds if isinstance(rounds, list) else [rounds]
+    if any(r.status == HUNG for r in runs):
         return "**hung** (no end within the run's time; guest stopped)", True
-    if run.status in (exits.USAGE, exits.CANNOT_RUN, exits.INTERNAL) or not run.log:
+    docs = [json.loads(gzip.decompress(r.log)) for r in runs
+            if r.status not in (exits.USAGE, exits.CANNOT_RUN, exits.INTERNAL, SKIPPED)
+            and r.log]
+    if not docs:
         return "run failed (see report)", False
-    doc = json.loads(gzip.decompress(run.log))
     done: Counter[str] = Counter()
     errors: dict[str, set[str]] = {}
-    for op in doc["operations"]:
-        if op["result"] < 0:
-            errors.setdefault(op["kind"], set()).add(refusal(op["result"]))
-        else:
-            done[op["kind"]] += 1
+    for doc in docs:
+        for op in doc["operations"]:
+            if op["result"] < 0:
+                errors.setdefault(op["kind"], set()).add(refusal(op["result"]))
+            else:
+                done[op["kind"]] += 1
     remover = own_operation(scenario)
     if remover in errors and not done[remover]:
         return f"n/a ({remover}: {', '.join(sorted(errors[remover]))})", False
-    n = doc["executed"]
-    if doc["violations"]:
-        more = "+" if len(doc["violations"]) >= 5 else ""
+    n = sum(doc["executed"] for doc in docs)
+    of = f" in {len(docs)} runs" if len(docs) > 1 else ""
+    flagged = [doc for doc in docs if doc["violations"]]
+    if flagged:
+        k = len(flagged[0]["violations"])
+        more = "+" if k >= 5 else ""
+        where = f", {len(flagged)} of {len(docs)} runs" if len(docs) > 1 else ""
         if scenario in EXPECTED:
-            return (f"expected: {len(doc['violations'])}{more} slots ({EXPECTED[scenario]}; "
-                    f"{n:,} ops)"), False
+            return f"expected: {k}{more} slots ({EXPECTED[scenario]}; {n:,} ops{where})", False
         finding = explained_by(fs, scenario)
         if finding is None:
-            return (f"unconfirmed: {len(doc['violations'])}{more} slots violated "
-                    f"({n:,} ops)"), True
-        return (f"**{len(doc['violations'])}{more} slots violated** ({n:,} ops; "
-                f"findings/{finding})"), True
-    windows = doc.get("windows")  # absent from runs saved before windows were counted
-    if windows is not None and windows["hit"] < doc["config"].get("min_windows", 1):
-        return f"not exercised ({windows['hit']} windows, {n:,} ops)", False
-    hit = f", {windows['hit']:,} windows" if windows is not None else ""
+            return f"unconfirmed: {k}{more} slots violated ({n:,} ops{where})", True
+        return (f"**{k}{more} slots violated** ({n:,} ops{where}; findings/{finding})"), True
+    counted = [doc["windows"] for doc in docs if doc.get("windows") is not None]
+    # (absent from runs saved before windows were counted)
+    need = (min_windows if min_windows is not None
+            else docs[0].get("config", {}).get("min_windows", 1))
+    hits = sum(w["hit"] for w in counted)
+    if counted and hits < need:
+        return f"not exercised ({hits:,} windows of {need:,}, {n:,} ops{of})", False
+    hit = f", {hits:,} windows" if counted else ""
     # Absent from runs saved before the kernel's calls were counted.
-    paths = Paths.from_dict(doc["paths"]) if doc.get("paths") else None
+    all_paths = [Paths.from_dict(doc["paths"]) for doc in docs if doc.get("paths")]
+    paths = functools.reduce(Paths.merged, all_paths) if all_paths else None
     if paths is not None and not paths.unavailable:
         kinds = class_kinds(scenario)
         missed = paths.unreached(kinds, done)
         if missed:
             return (f"not exercised ({', '.join(missed)} never reached "
-                    f"{', '.join(fn for k in missed for fn in paths.hits[k])}; {n:,} ops)"), False
+                    f"{', '.join(fn for k in missed for fn in paths.hits[k])}; {n:,} ops{of})"
+                    ), False
         if paths.brief(kinds):
             hit += f"; {paths.brief(kinds)}"
-    return f"clean ({n:,} ops{hit})", False
+    return f"clean ({n:,} ops{of}{hit})", False
 
 
 def sweep(filesystems: list[str], kernels: list[str | None], scenarios: list[str],
-          duration: float, pages: int, out_dir: Path, progress=print):
-    """Yield a Cell per (kernel, file system, class), booting once per (kernel, fs)."""
+          duration: float, pages: int, out_dir: Path, progress=print, min_windows: int = 1,
+          cap: float | None = None):
+    """Yield a Cell per (kernel, file system, class), booting once per (kernel, fs). Each
+    class runs rounds of `duration` seconds, seed 0, 1, ..., until its rounds have hit
+    `min_windows` race windows or raced `cap` seconds (default: one round)."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    n_rounds = max(1, math.ceil((cap or duration) / duration))
     for kernel in kernels:
         for fs in filesystems:
             # Under TCG a worker runs a few thousand operations a second at most; drawing
             # fewer beforehand saves the guest's Python most of its time.
             cfgs = [StressConfig(fs, sc, workers=2, ops=None, duration=duration, pages=pages,
-                                 max_ops=int(5000 * duration) + 1000) for sc in scenarios]
+                                 seed=r, max_ops=int(5000 * duration) + 1000,
+                                 min_windows=min_windows)
+                    for sc in scenarios for r in range(n_rounds)]
+            rounds = Rounds([k for k in range(len(scenarios)) for _ in range(n_rounds)],
+                            min_windows, cap or duration)
             name = f"{(kernel or 'default').replace('/', '-')}-{fs}"
             try:
                 res = run_in_vm(cfgs, timeout_s=600 + len(cfgs) * (duration * 20 + 60),
                                 progress=progress, kernel=kernel,
-                                run_timeout_s=180 + duration * 30)
+                                run_timeout_s=180 + duration * 30, rounds=rounds)
             except VMError as e:
                 (out_dir / f"{name}.error.txt").write_text(str(e))
                 progress(f"{kernel or 'default'} {fs}: {str(e).splitlines()[0]}")
@@ -132,14 +157,18 @@ def sweep(filesystems: list[str], kernels: list[str | None], scenarios: list[str
                 continue
             (out_dir / f"{name}.dmesg.txt").write_text(res.dmesg)
             for k, sc in enumerate(scenarios):
-                if k >= len(res.runs):  # after a hang the guest was stopped
+                mine = res.runs[k * n_rounds:(k + 1) * n_rounds]
+                if not mine:  # after a hang the guest was stopped
                     yield Cell(res.kernel, fs, sc, "not run (guest stopped after a hang)")
                     continue
-                run = res.runs[k]
-                (out_dir / f"{name}-{sc}.txt").write_text(run.report)
-                if run.log:
-                    (out_dir / f"{name}-{sc}.json.gz").write_bytes(run.log)
-                text, bad = summarize(sc, run, fs)
+                for r, run in enumerate(mine):
+                    if run.status == SKIPPED:
+                        continue
+                    seed = f"-{r}" if n_rounds > 1 else ""
+                    (out_dir / f"{name}-{sc}{seed}.txt").write_text(run.report)
+                    if run.log:
+                        (out_dir / f"{name}-{sc}{seed}.json.gz").write_bytes(run.log)
+                text, bad = summarize(sc, mine, fs, min_windows)
                 yield Cell(res.kernel, fs, sc, text, bad)
             progress(f"{res.kernel} {fs}: booted in {res.boot_s:.1f}s")
 

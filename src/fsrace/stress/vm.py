@@ -200,6 +200,23 @@ class GuestResult:
 
 
 HUNG = -1  # GuestRun.status of a run the guest never finished (not an exit status)
+SKIPPED = -2  # ... of a round the guest skipped, its cell having had enough (Rounds)
+
+
+@dataclass
+class Rounds:
+    """Runs grouped into rounds of one cell: `group[i]` is run i's cell. The guest skips
+    a cell's later rounds once its rounds hit `min_windows` race windows, raced `cap_s`
+    seconds, or one carried out none of the class's own operations."""
+    group: list[int]
+    min_windows: int
+    cap_s: float
+
+    def enough(self, windows: int, raced_s: float, carried_out: int) -> bool:
+        """Whether a cell is done after a round: its rounds so far hit `windows` windows
+        and raced `raced_s` seconds, and the last carried out `carried_out` of the class's
+        own operations (none: the file system refuses them, more rounds would too)."""
+        return windows >= self.min_windows or raced_s >= self.cap_s or not carried_out
 
 
 def _watch(proc: subprocess.Popen, serial: Path, timeout_s: float,
@@ -227,12 +244,13 @@ def _watch(proc: subprocess.Popen, serial: Path, timeout_s: float,
 
 
 def run_in_vm(cfgs, timeout_s: float = 900, progress=print, kernel: str | None = None,
-              run_timeout_s: float = 300) -> GuestResult:
+              run_timeout_s: float = 300, rounds: Rounds | None = None) -> GuestResult:
     """Boot the guest (with the newest kernel installed: bookworm's, or the package
     `kernel` from backports or the suite after its slash), run the stress jobs `cfgs`
     (StressConfigs, all on the same file system, one of VM_FILESYSTEMS) one after the
-    other inside it, and return what they reported: every run that finished, and one that
-    ran past `run_timeout_s` (a hung kernel) as HUNG, after which the guest is stopped."""
+    other inside it, and return what they reported: every run that finished, one that
+    ran past `run_timeout_s` (a hung kernel) as HUNG, after which the guest is stopped,
+    and, with `rounds`, the rounds the guest skipped as SKIPPED."""
     fs = {c.fs for c in cfgs}
     if len(fs) != 1 or not fs <= set(VM_FILESYSTEMS):
         raise VMError(f"--vm runs one of {', '.join(VM_FILESYSTEMS)}, not {', '.join(fs)}")
@@ -246,8 +264,10 @@ def run_in_vm(cfgs, timeout_s: float = 900, progress=print, kernel: str | None =
         shutil.copy(worker_binary(), io / "fsrace" / "stress" / PREBUILT.name)  # static
         (io / "guest.py").write_text(GUEST_PY)
         (io / "configs.json").write_text(json.dumps([asdict(c) for c in cfgs]))
+        if rounds is not None:
+            (io / "rounds.json").write_text(json.dumps(asdict(rounds)))
 
-    what = ", ".join(c.scenario or "mix" for c in cfgs)
+    what = ", ".join(dict.fromkeys(c.scenario or "mix" for c in cfgs))
     with sigterm_raises():
         return _boot_and_run(payload, len(cfgs), what, fs, timeout_s, progress, kernel,
                              run_timeout_s)
@@ -337,7 +357,9 @@ def _boot_and_run(payload, n_runs: int, what: str, fs: str, timeout_s: float, pr
         runs = []
         for i in range(n_runs):
             status = text(f"status-{i}.txt").strip()
-            if status:
+            if status == "skipped":
+                runs.append(GuestRun("", SKIPPED, b""))
+            elif status:
                 runs.append(GuestRun(text(f"report-{i}.txt"), int(status),
                                      fetch(f"run-{i}.json.gz") or b""))
             elif i == hung:
