@@ -179,3 +179,44 @@ def test_stress_rates_estimates_each_race_and_the_windows_a_cell_needs(tmp_path)
     (tmp_path / "junk.json.gz").write_bytes(b"not gzip")
     r = CliRunner().invoke(main, ["stress-rates", str(tmp_path)])
     assert r.exit_code == 2 and "junk.json.gz: not a saved stress run" in r.output
+
+
+def _fake_guest(cfgs, progress=print, kernel=None, rounds=None, **_):
+    """run_in_vm without a VM: each class's rounds hit 40 windows until the cell has
+    enough, as the guest would decide; kernels are named by what was asked."""
+    from fsrace.stress.vm import SKIPPED, GuestResult
+
+    runs, hit, done = [], {}, set()
+    for _cfg, group in zip(cfgs, rounds.group, strict=True):
+        if group in done:
+            runs.append(GuestRun("", SKIPPED, b""))
+            continue
+        runs.append(_counted("punch", 40))
+        hit[group] = hit.get(group, 0) + 40
+        if rounds.enough(hit[group], 0, 5):
+            done.add(group)
+    return GuestResult(kernel or "6.1", "ext4", runs, "dmesg", 30.0)
+
+
+def test_the_sweep_is_the_same_table_in_one_process_and_in_two(monkeypatch, tmp_path):
+    from fsrace.stress import sweep as sweep_mod
+
+    monkeypatch.setattr(sweep_mod, "run_in_vm", _fake_guest)
+    args = (["ext4", "xfs"], [None, "k2"], ["punch-write-fault", "punch-read"], 1.0, 4)
+
+    def table(jobs, out):
+        cells = list(sweep_mod.sweep(*args, tmp_path / out, progress=print,
+                                     min_windows=100, cap=5, jobs=jobs))
+        return sweep_mod.markdown(sweep_mod.in_order(cells, *args[1::-1], args[2]))
+
+    one, two = table(1, "one"), table(2, "two")
+    assert one == two
+    assert one.splitlines()[2].startswith(
+        "| 6.1 | ext4 | clean (30 ops in 3 runs, 120 windows; nfs42_proc_deallocate 15) |")
+    assert [line.split(" | ")[:2] for line in one.splitlines()[2:]] == [
+        ["| 6.1", "ext4"], ["| 6.1", "xfs"], ["| k2", "ext4"], ["| k2", "xfs"]]
+    # Three rounds each (the fourth skipped), saved by seed, and each boot's kernel log.
+    names = sorted(p.name for p in (tmp_path / "two").iterdir())
+    assert "k2-xfs-punch-read-2.json.gz" in names and "k2-xfs-punch-read-3.txt" not in names
+    assert "default-ext4.dmesg.txt" in names
+    assert sorted(p.name for p in (tmp_path / "one").iterdir()) == names

@@ -619,17 +619,23 @@ def _stress_fs_name(fs: str, vm: bool) -> None:
 @click.option("--cap", type=click.FloatRange(0, min_open=True), default=None,
               help="seconds of racing per cell at most, in rounds of --duration "
               "[default: one round]")
+@click.option("--jobs", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="guests booted at once (each a qemu with 2 vCPUs and 3 GiB)")
+@click.option("--ray", "ray_address", metavar="ADDRESS", default=None,
+              help="boot each (kernel, file system) as a task on this Ray cluster ('local': "
+              "start one here; needs pip install 'fsrace[ray]')")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="fsrace-sweep",
               show_default=True, help="folder for every report and saved run")
 def stress_sweep_cmd(filesystems, kernels, scenarios, duration, pages, min_windows, cap,
-                     out_dir) -> None:
+                     jobs, ray_address, out_dir) -> None:
     """Every race class on every file system in a qemu guest, on each kernel: prints the
     table of docs/real-kernels.md (markdown) as it fills."""
     from pathlib import Path
 
+    from .distributed import DistributedError
     from .stress.ops import SCENARIOS as STRESS
     from .stress.scratch import Terminated
-    from .stress.sweep import markdown, sweep
+    from .stress.sweep import in_order, markdown, sweep
     from .stress.vm import VM_FILESYSTEMS, main_progress
 
     fss = [f for f in filesystems.split(",") if f]
@@ -642,13 +648,16 @@ def stress_sweep_cmd(filesystems, kernels, scenarios, duration, pages, min_windo
     try:
         for cell in sweep(fss, list(kernels) or [None], list(scenarios) or list(STRESS),
                           duration, pages, Path(out_dir), progress=main_progress,
-                          min_windows=min_windows, cap=cap):
+                          min_windows=min_windows, cap=cap, jobs=jobs, ray=ray_address):
             cells.append(cell)
             main_progress(f"{cell.kernel} {cell.fs} {cell.scenario}: {cell.text}")
     except (KeyboardInterrupt, Terminated) as e:
         click.echo(f"stopped; the cells so far:\n{markdown(cells)}", err=True)
         sys.exit(exits.INTERRUPTED if isinstance(e, KeyboardInterrupt) else exits.TERMINATED)
-    table = markdown(cells)
+    except DistributedError as e:
+        raise click.UsageError(str(e)) from None
+    table = markdown(in_order(cells, list(kernels) or [None], fss,
+                              list(scenarios) or list(STRESS)))
     (Path(out_dir) / "table.md").write_text(table)
     click.echo(table)
     sys.exit(exits.FOUND if any(c.violated for c in cells) else exits.OK)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import exits
+from ..distributed import map_unordered
 from .kpaths import Paths
 from .ops import class_kinds, own_operation
 from .run import StressConfig
@@ -29,6 +30,7 @@ class Cell:
     scenario: str
     text: str  # for the table
     violated: bool = False
+    asked: str = ""  # the --kernel the sweep booted it with ("default": bookworm's)
 
 
 # Classes whose violations the kernel documents as expected, not a locking bug: direct I/O
@@ -125,52 +127,75 @@ def summarize(scenario: str, rounds: GuestRun | list[GuestRun], fs: str = "",
     return f"clean ({n:,} ops{of}{hit})", False
 
 
+def boot_cells(kernel: str | None, fs: str, scenarios: list[str], duration: float,
+               pages: int, min_windows: int = 1, cap: float | None = None, progress=print
+               ) -> tuple[list[Cell], dict[str, bytes]]:
+    """One boot of the guest on `kernel` with `fs`: every class in rounds of `duration`
+    seconds, seed 0, 1, ..., until its rounds have hit `min_windows` race windows or raced
+    `cap` seconds (default: one round). Returns the cells and the files to keep (reports,
+    saved runs, the kernel log) by name, so that where it ran changes nothing."""
+    n_rounds = max(1, math.ceil((cap or duration) / duration))
+    asked = kernel or "default"
+    # Under TCG a worker runs a few thousand operations a second at most; drawing fewer
+    # beforehand saves the guest's Python most of its time.
+    cfgs = [StressConfig(fs, sc, workers=2, ops=None, duration=duration, pages=pages, seed=r,
+                         max_ops=int(5000 * duration) + 1000, min_windows=min_windows)
+            for sc in scenarios for r in range(n_rounds)]
+    rounds = Rounds([k for k in range(len(scenarios)) for _ in range(n_rounds)],
+                    min_windows, cap or duration)
+    name = f"{asked.replace('/', '-')}-{fs}"
+    try:
+        res = run_in_vm(cfgs, timeout_s=600 + len(cfgs) * (duration * 20 + 60),
+                        progress=progress, kernel=kernel, run_timeout_s=180 + duration * 30,
+                        rounds=rounds)
+    except VMError as e:
+        progress(f"{asked} {fs}: {str(e).splitlines()[0]}")
+        return ([Cell(asked, fs, sc, f"setup failed ({name}.error.txt)", asked=asked)
+                 for sc in scenarios], {f"{name}.error.txt": str(e).encode()})
+    files = {f"{name}.dmesg.txt": res.dmesg.encode()}
+    cells = []
+    for k, sc in enumerate(scenarios):
+        mine = res.runs[k * n_rounds:(k + 1) * n_rounds]
+        if not mine:  # after a hang the guest was stopped
+            cells.append(Cell(res.kernel, fs, sc, "not run (guest stopped after a hang)",
+                              asked=asked))
+            continue
+        for r, run in enumerate(mine):
+            if run.status == SKIPPED:
+                continue
+            seed = f"-{r}" if n_rounds > 1 else ""
+            files[f"{name}-{sc}{seed}.txt"] = run.report.encode()
+            if run.log:
+                files[f"{name}-{sc}{seed}.json.gz"] = run.log
+        text, bad = summarize(sc, mine, fs, min_windows)
+        cells.append(Cell(res.kernel, fs, sc, text, bad, asked=asked))
+    progress(f"{res.kernel} {fs}: booted in {res.boot_s:.1f}s")
+    return cells, files
+
+
 def sweep(filesystems: list[str], kernels: list[str | None], scenarios: list[str],
           duration: float, pages: int, out_dir: Path, progress=print, min_windows: int = 1,
-          cap: float | None = None):
-    """Yield a Cell per (kernel, file system, class), booting once per (kernel, fs). Each
-    class runs rounds of `duration` seconds, seed 0, 1, ..., until its rounds have hit
-    `min_windows` race windows or raced `cap` seconds (default: one round)."""
+          cap: float | None = None, jobs: int = 1, ray: str | None = None):
+    """Yield the Cells of every (kernel, file system, class), one boot (boot_cells) per
+    (kernel, fs), `jobs` guests at a time here or as tasks on a Ray cluster (`ray`: an
+    address, or 'local'), as each boot ends; its files go into `out_dir`."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    n_rounds = max(1, math.ceil((cap or duration) / duration))
-    for kernel in kernels:
-        for fs in filesystems:
-            # Under TCG a worker runs a few thousand operations a second at most; drawing
-            # fewer beforehand saves the guest's Python most of its time.
-            cfgs = [StressConfig(fs, sc, workers=2, ops=None, duration=duration, pages=pages,
-                                 seed=r, max_ops=int(5000 * duration) + 1000,
-                                 min_windows=min_windows)
-                    for sc in scenarios for r in range(n_rounds)]
-            rounds = Rounds([k for k in range(len(scenarios)) for _ in range(n_rounds)],
-                            min_windows, cap or duration)
-            name = f"{(kernel or 'default').replace('/', '-')}-{fs}"
-            try:
-                res = run_in_vm(cfgs, timeout_s=600 + len(cfgs) * (duration * 20 + 60),
-                                progress=progress, kernel=kernel,
-                                run_timeout_s=180 + duration * 30, rounds=rounds)
-            except VMError as e:
-                (out_dir / f"{name}.error.txt").write_text(str(e))
-                progress(f"{kernel or 'default'} {fs}: {str(e).splitlines()[0]}")
-                for sc in scenarios:
-                    yield Cell(kernel or "default", fs, sc,
-                               f"setup failed ({name}.error.txt)")
-                continue
-            (out_dir / f"{name}.dmesg.txt").write_text(res.dmesg)
-            for k, sc in enumerate(scenarios):
-                mine = res.runs[k * n_rounds:(k + 1) * n_rounds]
-                if not mine:  # after a hang the guest was stopped
-                    yield Cell(res.kernel, fs, sc, "not run (guest stopped after a hang)")
-                    continue
-                for r, run in enumerate(mine):
-                    if run.status == SKIPPED:
-                        continue
-                    seed = f"-{r}" if n_rounds > 1 else ""
-                    (out_dir / f"{name}-{sc}{seed}.txt").write_text(run.report)
-                    if run.log:
-                        (out_dir / f"{name}-{sc}{seed}.json.gz").write_bytes(run.log)
-                text, bad = summarize(sc, mine, fs, min_windows)
-                yield Cell(res.kernel, fs, sc, text, bad)
-            progress(f"{res.kernel} {fs}: booted in {res.boot_s:.1f}s")
+    boots = [(kernel, fs, scenarios, duration, pages, min_windows, cap, progress)
+             for kernel in kernels for fs in filesystems]
+    for _, (cells, files) in map_unordered(boot_cells, boots, jobs, ray):
+        for name, data in files.items():
+            (out_dir / name).write_bytes(data)
+        yield from cells
+
+
+def in_order(cells: list[Cell], kernels: list[str | None], filesystems: list[str],
+             scenarios: list[str]) -> list[Cell]:
+    """The cells as the sweep was asked for them, whatever order the boots ended in."""
+    asked = [k or "default" for k in kernels]
+    return sorted(cells, key=lambda c: (asked.index(c.asked) if c.asked in asked else 0,
+                                        filesystems.index(c.fs) if c.fs in filesystems else 0,
+                                        scenarios.index(c.scenario)
+                                        if c.scenario in scenarios else 0))
 
 
 def markdown(cells: list[Cell]) -> str:
