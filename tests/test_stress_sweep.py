@@ -220,3 +220,11 @@ def test_the_sweep_is_the_same_table_in_one_process_and_in_two(monkeypatch, tmp_
     assert "k2-xfs-punch-read-2.json.gz" in names and "k2-xfs-punch-read-3.txt" not in names
     assert "default-ext4.dmesg.txt" in names
     assert sorted(p.name for p in (tmp_path / "one").iterdir()) == names
+
+
+def test_a_run_the_guest_died_in_is_flagged_not_dropped():
+    from fsrace.stress.vm import DIED
+
+    rounds = [_counted("punch", 40), GuestRun("the guest stopped by itself", DIED, b"")]
+    assert summarize("punch-write-fault", rounds, "nfs") == (
+        "**guest died** during a run (a panic or reset; see its report)", True)

@@ -19,7 +19,7 @@ from ..distributed import map_unordered
 from .kpaths import Paths
 from .ops import class_kinds, own_operation
 from .run import StressConfig
-from .vm import HUNG, SKIPPED, GuestRun, Rounds, VMError, run_in_vm
+from .vm import DIED, HUNG, SKIPPED, GuestRun, Rounds, VMError, run_in_vm
 from .worker import refusal
 
 
@@ -75,6 +75,8 @@ def summarize(scenario: str, rounds: GuestRun | list[GuestRun], fs: str = "",
     runs = rounds if isinstance(rounds, list) else [rounds]
     if any(r.status == HUNG for r in runs):
         return "**hung** (no end within the run's time; guest stopped)", True
+    if any(r.status == DIED for r in runs):
+        return "**guest died** during a run (a panic or reset; see its report)", True
     docs = [json.loads(gzip.decompress(r.log)) for r in runs
             if r.status not in (exits.USAGE, exits.CANNOT_RUN, exits.INTERNAL, SKIPPED)
             and r.log]
@@ -156,8 +158,8 @@ def boot_cells(kernel: str | None, fs: str, scenarios: list[str], duration: floa
     cells = []
     for k, sc in enumerate(scenarios):
         mine = res.runs[k * n_rounds:(k + 1) * n_rounds]
-        if not mine:  # after a hang the guest was stopped
-            cells.append(Cell(res.kernel, fs, sc, "not run (guest stopped after a hang)",
+        if not mine:  # after a hang the guest was stopped; after a panic it stopped
+            cells.append(Cell(res.kernel, fs, sc, "not run (the guest had stopped)",
                               asked=asked))
             continue
         for r, run in enumerate(mine):

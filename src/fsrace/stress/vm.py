@@ -201,6 +201,7 @@ class GuestResult:
 
 HUNG = -1  # GuestRun.status of a run the guest never finished (not an exit status)
 SKIPPED = -2  # ... of a round the guest skipped, its cell having had enough (Rounds)
+DIED = -3  # ... of a run during which the guest stopped by itself (a panic, a reset)
 
 
 @dataclass
@@ -339,6 +340,7 @@ def _boot_and_run(payload, n_runs: int, what: str, fs: str, timeout_s: float, pr
             proc = subprocess.Popen(cmd, stdout=serial, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL)
             hung = _watch(proc, work / "serial.txt", timeout_s, run_timeout_s)
+        stopped_itself = proc.returncode == 0  # qemu -no-reboot: a poweroff, panic or reset
         serial_text = (work / "serial.txt").read_text(errors="replace")
 
         def fetch(name: str) -> bytes | None:
@@ -362,6 +364,11 @@ def _boot_and_run(payload, n_runs: int, what: str, fs: str, timeout_s: float, pr
             elif status:
                 runs.append(GuestRun(text(f"report-{i}.txt"), int(status),
                                      fetch(f"run-{i}.json.gz") or b""))
+            elif stopped_itself and re.search(rf"fsrace-run start {i}\b", serial_text):
+                runs.append(GuestRun(
+                    f"the guest stopped by itself during run {i + 1} (a kernel panic or "
+                    "reset; its console's end:)\n" + serial_text[-3000:], DIED, b""))
+                break
             elif i == hung:
                 runs.append(GuestRun(f"run {i + 1} did not end within {run_timeout_s:.0f}s: "
                                      "the guest was stopped (its kernel log, saved every 15 "
