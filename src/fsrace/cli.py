@@ -630,6 +630,7 @@ def stress_sweep_cmd(filesystems, kernels, scenarios, duration, pages, min_windo
                      jobs, ray_address, out_dir) -> None:
     """Every race class on every file system in a qemu guest, on each kernel: prints the
     table of docs/real-kernels.md (markdown) as it fills."""
+    from dataclasses import asdict
     from pathlib import Path
 
     from .distributed import DistributedError
@@ -656,11 +657,35 @@ def stress_sweep_cmd(filesystems, kernels, scenarios, duration, pages, min_windo
         sys.exit(exits.INTERRUPTED if isinstance(e, KeyboardInterrupt) else exits.TERMINATED)
     except DistributedError as e:
         raise click.UsageError(str(e)) from None
-    table = markdown(in_order(cells, list(kernels) or [None], fss,
-                              list(scenarios) or list(STRESS)))
+    cells = in_order(cells, list(kernels) or [None], fss, list(scenarios) or list(STRESS))
+    table = markdown(cells)
     (Path(out_dir) / "table.md").write_text(table)
+    (Path(out_dir) / "cells.json").write_text(json.dumps([asdict(c) for c in cells], indent=1))
     click.echo(table)
     sys.exit(exits.FOUND if any(c.violated for c in cells) else exits.OK)
+
+
+@main.command("stress-beside")
+@click.argument("sweeps", nargs=-1, required=True,
+                type=click.Path(exists=True, file_okay=False))
+@click.option("--max-executions", type=click.IntRange(1), default=10_000, show_default=True,
+              help="bound of each model search (1 page, 1 writer, as docs/verdicts.md)")
+@click.option("--jobs", type=click.IntRange(1, 256), default=os.cpu_count() or 1,
+              show_default=True, help="model searches side by side")
+def stress_beside_cmd(sweeps, max_executions, jobs) -> None:
+    """The model beside the kernel: for every cell of stress sweeps (their --out folders),
+    the model's verdict under the protocol of that file system and kernel and the sweep's
+    result, `model / kernel`, marked ≠ where they disagree."""
+    from .stress.beside import beside_markdown, model_verdicts
+    from .stress.sweep import Cell
+
+    cells = []
+    for d in sweeps:
+        try:
+            cells += [Cell(**c) for c in json.loads((Path(d) / "cells.json").read_text())]
+        except (OSError, ValueError, TypeError) as e:
+            raise click.UsageError(f"{d}: no sweep's cells.json ({e})") from None
+    click.echo(beside_markdown(cells, model_verdicts(cells, max_executions, jobs)))
 
 
 @main.command("stress-rates")

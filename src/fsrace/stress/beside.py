@@ -1,0 +1,134 @@
+"""The model beside the kernel: for each cell of a stress sweep, the verdict of the model's
+search for the same race class under the protocol that stands for that file system on
+that kernel, so that each disagreement can be named (a gap in the model, a window too rare
+for the sweep's budget, a checker difference)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from ..distributed import map_unordered
+from ..explore.search import Verdict
+from ..matrix import check_cell
+from ..scenarios import Params
+from .sweep import Cell
+
+# The SMB client drains and invalidates the destination under invalidate_lock across a
+# server-side copy from 6.12.117 on (Debian's 6.12 point releases), and in 7.2.
+SMB_LOCKED_FROM = (6, 12, 117)
+
+
+def kernel_version(release: str) -> tuple[int, ...]:
+    """'6.12.95+deb12-amd64' -> (6, 12, 95); '6.1.0-50-amd64' -> (6, 1, 0)."""
+    m = re.match(r"(\d+)\.(\d+)(?:\.(\d+))?", release)
+    return tuple(int(n or 0) for n in m.groups()) if m else ()
+
+
+def protocol_for(fs: str, kernel: str) -> str | None:
+    """The model's protocol for a sweep's file system on a kernel (its uname -r), or None
+    where none is modelled (gfs2, nilfs2, ntfs3)."""
+    family = fs.removesuffix("-xfs")  # an export's file system: the client's protocol
+    if family == "smb":
+        return "smb-invalidate-lock" if kernel_version(kernel) >= SMB_LOCKED_FROM else "smb-6.1"
+    return {
+        "nfs": "nfs-4.2",
+        "ext4": "invalidate-lock",
+        "xfs": "invalidate-lock",  # MMAPLOCK is the mapping's invalidate_lock since 5.15
+        # btrfs takes its own i_mmap_lock (shared in page_mkwrite, exclusive in punch):
+        # the same shape for write faults.
+        "btrfs": "invalidate-lock",
+        "f2fs": "f2fs",
+        "ocfs2": "ocfs2-6.1",
+        "tmpfs": "shmem-2014",
+    }.get(family)
+
+
+# The model scenarios a stress class stands for, where it is not the scenario of the same
+# name: on NFS a copy within one file goes through the page cache (the client offloads
+# only copies between two files, docs/real-kernels.md), so the model's server-side copy
+# is the stress copy from another file; a clone within one ocfs2 file stores to its source
+# and its destination both.
+STANDS_FOR: dict[tuple[str, str], tuple[str, ...]] = {
+    ("nfs", "copy-write-fault"): (),
+    ("nfs", "copy-from-write-fault"): ("copy-write-fault",),
+    ("nfs", "clone-from-write-fault"): ("clone-write-fault",),
+    ("ocfs2", "clone-write-fault"): ("clone-write-fault", "clone-source-write-fault"),
+    ("ocfs2", "copy-write-fault"): ("clone-write-fault", "clone-source-write-fault"),
+}
+
+
+def model_scenarios(fs: str, scenario: str) -> tuple[str, ...]:
+    from ..scenarios import SCENARIOS
+
+    key = (fs.removesuffix("-xfs"), scenario)
+    if key in STANDS_FOR:
+        return STANDS_FOR[key]
+    return (scenario,) if scenario in SCENARIOS else ()
+
+
+def kernel_status(text: str) -> str:
+    """A sweep cell's text as one word: ok, bad, unconfirmed, expected, not-exercised, n/a,
+    died, hung or failed."""
+    for prefix, status in (("clean", "ok"), ("**guest died", "died"), ("**hung", "hung"),
+                           ("**", "bad"), ("unconfirmed", "unconfirmed"),
+                           ("expected", "expected"), ("not exercised", "not-exercised"),
+                           ("n/a", "n/a")):
+        if text.startswith(prefix):
+            return status
+    return "failed"
+
+
+def combine(verdicts: Iterable[str]) -> str:
+    """The model's word for a class that stands for several scenarios: race if one races."""
+    vs = list(verdicts)
+    for word in ("race", "deadlock", "starvation", "unknown", "safe"):
+        if word in vs:
+            return word
+    return "n/a"
+
+
+def agrees(model: str, kernel: str) -> bool | None:
+    """Whether the two say the same (None: nothing to compare)."""
+    if model in ("n/a", "-") or kernel in ("n/a", "failed", "not-exercised", "expected"):
+        return None
+    found = kernel in ("bad", "unconfirmed", "died", "hung")
+    return found == (model in ("race", "deadlock", "starvation"))
+
+
+def model_verdicts(cells: list[Cell], max_executions: int = 10_000, jobs: int = 1,
+                   ray: str | None = None) -> dict[tuple[str, str], str]:
+    """(protocol, model scenario) -> verdict, one search each at 1 page and 1 writer, as
+    docs/verdicts.md (the complete search, and a random walk where it ends unknown)."""
+    from ..run import not_modelled
+
+    pairs = sorted({(p, sc) for c in cells if (p := protocol_for(c.fs, c.kernel))
+                    for sc in model_scenarios(c.fs, c.scenario)})
+    out = {(p, sc): "n/a" for p, sc in pairs if not_modelled(sc, p)}
+    todo = [(sc, p, max_executions, Params(), "stateful") for p, sc in pairs
+            if (p, sc) not in out]
+    for (sc, p, *_), res in map_unordered(check_cell, todo, jobs, ray):
+        out[(p, sc)] = str(res.search.verdict) if res.search.verdict != Verdict.UNKNOWN \
+            else "unknown"
+    return out
+
+
+def beside_markdown(cells: list[Cell], verdicts: dict[tuple[str, str], str]) -> str:
+    """Rows: kernel and file system; columns: classes; each cell `model / kernel`, with
+    ≠ where they disagree."""
+    scenarios = list(dict.fromkeys(c.scenario for c in cells))
+    rows: dict[tuple[str, str], dict[str, str]] = {}
+    for c in cells:
+        p = protocol_for(c.fs, c.kernel)
+        scs = model_scenarios(c.fs, c.scenario)
+        model = combine(verdicts[(p, sc)] for sc in scs) if p and scs else "-"
+        kernel = kernel_status(c.text)
+        mark = " ≠" if agrees(model, kernel) is False else ""
+        rows.setdefault((c.kernel, c.fs), {})[c.scenario] = f"{model} / {kernel}{mark}"
+    head = ("| kernel | file system | protocol | "
+            + " | ".join(f"`{s}`" for s in scenarios) + " |")
+    lines = [head, "|" + "---|" * (len(scenarios) + 3)]
+    for (kernel, fs), row in rows.items():
+        lines.append(f"| {kernel} | {fs} | {protocol_for(fs, kernel) or '-'} | "
+                     + " | ".join(row.get(s, "") for s in scenarios) + " |")
+    return "\n".join(lines) + "\n"
