@@ -46,6 +46,7 @@ EXPLAINED = {
     ("nfs", "punch-write-fault"): "nfs-deallocate-mmap.md",
     ("nfs", "punch-read-fault"): "nfs-deallocate-mmap.md",
     ("nfs", "clone-write-fault"): "nfs-clone-mmap.md",
+    ("nfs", "clone-from-write-fault"): "nfs-clone-mmap.md",
     ("nfs", "truncate-write-fault"): "nfs-truncate-mmap.md",
     ("nfs", "copy-from-write-fault"): "nfs-copy-mmap.md",
     ("smb", "copy-write-fault"): "smb-copy-mmap.md",
