@@ -228,3 +228,29 @@ def test_a_run_the_guest_died_in_is_flagged_not_dropped():
     rounds = [_counted("punch", 40), GuestRun("the guest stopped by itself", DIED, b"")]
     assert summarize("punch-write-fault", rounds, "nfs") == (
         "**guest died** during a run (a panic or reset; see its report)", True)
+
+
+def test_modules_to_load_in_the_guest_must_be_kernel_modules(tmp_path):
+    import subprocess
+
+    from fsrace.stress.vm import GUEST_DIR, _boot_and_run
+
+    notes = tmp_path / "f2fs.txt"
+    notes.write_text("not a module")
+    prog = tmp_path / "p.sh"
+    prog.write_text("#!/bin/sh\n")
+    prog.chmod(0o755)
+    for cmd in (["vm-run", "--fs", "f2fs", "--module", str(notes), str(prog)],
+                ["stress", "--vm", "--fs", "f2fs", "-s", "insert-write-fault", "--module",
+                 str(notes)]):
+        r = CliRunner().invoke(main, cmd)
+        assert r.exit_code == 2 and "NAME.ko" in r.output, r.output
+    r = CliRunner().invoke(main, ["stress", "--fs", "ext4", "-s", "insert-write-fault",
+                                  "--module", str(notes)])
+    assert r.exit_code == 2 and "need --vm" in r.output
+    ko = tmp_path / "f2fs.ko"
+    ko.write_bytes(b"")
+    with pytest.raises(VMError, match="distinct names"):  # before anything boots
+        _boot_and_run(lambda io: None, 1, "p", "f2fs", 1, print, None, 1, (ko, ko))
+    assert subprocess.run(["sh", "-n", str(GUEST_DIR / "modules.sh")]).returncode == 0
+    assert subprocess.run(["sh", "-n", str(GUEST_DIR / "run.sh")]).returncode == 0

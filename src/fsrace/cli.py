@@ -501,8 +501,15 @@ def matrix_cmd(max_executions, as_markdown, as_json, html_dir, strategy, jobs, r
 @click.option("--kernel", default=None, metavar="PKG[/SUITE]",
               help="with --vm: boot this kernel package instead, from bookworm-backports or "
               "SUITE (e.g. linux-image-amd64, linux-image-amd64/sid)")
+@click.option("--module", "modules", multiple=True, metavar="NAME.ko",
+              type=click.Path(exists=True, dir_okay=False),
+              help="with --vm: replace the kernel's module of this name with this build "
+              "(against the guest kernel's headers) before the run: the file system is "
+              "unmounted, the module swapped, and it is mounted again; repeatable, loaded "
+              "in this order")
 def stress_cmd(fs, scenario, mix, workers, threads, ops, duration, seed, pages, log_path,
-               replay_path, without, min_windows, as_json, list_only, vm, kernel) -> None:
+               replay_path, without, min_windows, as_json, list_only, vm, kernel,
+               modules) -> None:
     """Run a race class against the running kernel on a real file system and check every
     value read. Exit 0: every slot's history is linearizable; 1: a violation; 2: bad usage;
     3 (--vm): the guest never finished the run (a hung kernel); 5: not exercised (the class's
@@ -534,8 +541,9 @@ def stress_cmd(fs, scenario, mix, workers, threads, ops, duration, seed, pages, 
                                min_windows=min_windows)
     except ValueError as e:
         raise click.UsageError(str(e)) from e
-    if kernel and not vm:
-        raise click.UsageError("--kernel needs --vm")
+    if (kernel or modules) and not vm:
+        raise click.UsageError("--kernel and --module need --vm")
+    _module_names(modules)
     _stress_fs_name(cfg.fs, vm)
     log_path = _output_path(log_path or _default_log(cfg, vm, replay_path))
     if replay_path and os.path.abspath(log_path) == os.path.abspath(replay_path):
@@ -544,7 +552,7 @@ def stress_cmd(fs, scenario, mix, workers, threads, ops, duration, seed, pages, 
         if as_json:
             raise click.UsageError("--json is not available with --vm yet; the guest's "
                                    "saved run (--log) holds the whole result")
-        _stress_in_vm(cfg, log_path, kernel)
+        _stress_in_vm(cfg, log_path, kernel, modules)
     try:
         res = run_stress(cfg, progress=sys.stderr.isatty())
     except ScratchError as e:
@@ -753,7 +761,13 @@ def stress_rates_cmd(runs, confidence) -> None:
               type=click.Path(exists=True, dir_okay=False),
               help="copy this file into the guest's /io/files for the program (a kernel "
               "module to load, data); repeatable")
-def vm_run_cmd(program, fs, kernel, arg_sets, run_timeout, files) -> None:
+@click.option("--module", "modules", multiple=True, metavar="NAME.ko",
+              type=click.Path(exists=True, dir_okay=False),
+              help="replace the kernel's module of this name with this build (against the "
+              "guest kernel's headers) before the runs: the file system is unmounted, the "
+              "module swapped, and it is mounted again; repeatable, loaded in this order "
+              "(nfs.ko before nfsv4.ko)")
+def vm_run_cmd(program, fs, kernel, arg_sets, run_timeout, files, modules) -> None:
     """Run a program of your own in the qemu guest fsrace's stress runs use, on a file of
     the mounted file system: how docs/findings' reproducers and fstests/ ran. PROGRAM is a
     C file (built statically with the system's cc), a static executable, or a script the
@@ -768,6 +782,7 @@ def vm_run_cmd(program, fs, kernel, arg_sets, run_timeout, files) -> None:
     from .stress.worker import WorkerBuildError
 
     _stress_fs_name(fs, vm=True)
+    _module_names(modules)
     if not program.endswith(".c") and not os.access(program, os.X_OK):
         raise click.UsageError(f"{program} is neither a C file nor an executable")
     try:
@@ -778,7 +793,8 @@ def vm_run_cmd(program, fs, kernel, arg_sets, run_timeout, files) -> None:
         out = run_program_in_vm(Path(program), sets, fs, progress=main_progress,
                                 kernel=kernel, run_timeout_s=run_timeout,
                                 timeout_s=600 + run_timeout * len(sets),
-                                files=tuple(Path(f) for f in files))
+                                files=tuple(Path(f) for f in files),
+                                modules=tuple(Path(m) for m in modules))
     except WorkerBuildError as e:
         raise click.UsageError(str(e)) from e
     except VMError as e:
@@ -787,6 +803,8 @@ def vm_run_cmd(program, fs, kernel, arg_sets, run_timeout, files) -> None:
         _guest_stopped(e)
     click.echo(f"guest kernel {out.kernel}, {fs} ({out.fstype}), booted in "
                f"{out.boot_s:.1f}s")
+    if out.modules:
+        click.echo(out.modules)
     for args, run in zip(sets, out.runs, strict=False):
         how = "did not end" if run.status == HUNG else f"exit {run.status}"
         click.echo(f"== {Path(program).name} FILE {shlex.join(args)} ({how})")
@@ -805,12 +823,19 @@ def _guest_stopped(e: BaseException) -> None:
     sys.exit(exits.INTERRUPTED if isinstance(e, KeyboardInterrupt) else exits.TERMINATED)
 
 
-def _stress_in_vm(cfg, log_path, kernel) -> None:
+def _module_names(modules) -> None:
+    bad = [m for m in modules if not m.endswith(".ko")]
+    if bad:
+        raise click.UsageError(f"--module takes kernel modules (NAME.ko), not {', '.join(bad)}")
+
+
+def _stress_in_vm(cfg, log_path, kernel, modules=()) -> None:
     from .stress.scratch import Terminated
     from .stress.vm import HUNG, VMError, main_progress, run_in_vm
 
     try:
-        out = run_in_vm([cfg], progress=main_progress, kernel=kernel)
+        out = run_in_vm([cfg], progress=main_progress, kernel=kernel,
+                        modules=tuple(Path(m) for m in modules))
     except VMError as e:
         raise CannotRun(str(e)) from e
     except (KeyboardInterrupt, Terminated) as e:
@@ -818,6 +843,8 @@ def _stress_in_vm(cfg, log_path, kernel) -> None:
     (run,) = out.runs
     click.echo(f"guest kernel {out.kernel}, {cfg.fs} ({out.fstype}), booted in "
                f"{out.boot_s:.1f}s")
+    if out.modules:
+        click.echo(out.modules)
     click.echo(run.report.rstrip())
     if run.log:
         with open(log_path, "wb") as f:

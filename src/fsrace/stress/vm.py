@@ -55,6 +55,7 @@ GUEST_INIT = (GUEST_DIR / "init.sh").read_text()
 RUN_SCRIPT = (GUEST_DIR / "run.sh").read_text()
 GUEST_PY = (GUEST_DIR / "stress.py").read_text()
 PROGRAM_PY = (GUEST_DIR / "program.py").read_text()
+MODULES_SH = (GUEST_DIR / "modules.sh").read_text()
 
 
 class VMError(RuntimeError):
@@ -197,6 +198,7 @@ class GuestResult:
     runs: list[GuestRun]
     dmesg: str
     boot_s: float  # the guest's uptime when its first run started (boot and setup)
+    modules: str = ""  # the modules that replaced the kernel's, with their hashes
 
 
 HUNG = -1  # GuestRun.status of a run the guest never finished (not an exit status)
@@ -245,13 +247,15 @@ def _watch(proc: subprocess.Popen, serial: Path, timeout_s: float,
 
 
 def run_in_vm(cfgs, timeout_s: float = 900, progress=print, kernel: str | None = None,
-              run_timeout_s: float = 300, rounds: Rounds | None = None) -> GuestResult:
+              run_timeout_s: float = 300, rounds: Rounds | None = None,
+              modules: tuple[Path, ...] = ()) -> GuestResult:
     """Boot the guest (with the newest kernel installed: bookworm's, or the package
     `kernel` from backports or the suite after its slash), run the stress jobs `cfgs`
     (StressConfigs, all on the same file system, one of VM_FILESYSTEMS) one after the
     other inside it, and return what they reported: every run that finished, one that
     ran past `run_timeout_s` (a hung kernel) as HUNG, after which the guest is stopped,
-    and, with `rounds`, the rounds the guest skipped as SKIPPED."""
+    and, with `rounds`, the rounds the guest skipped as SKIPPED. `modules` replace the
+    kernel's before the runs, as for run_program_in_vm."""
     fs = {c.fs for c in cfgs}
     if len(fs) != 1 or not fs <= set(VM_FILESYSTEMS):
         raise VMError(f"--vm runs one of {', '.join(VM_FILESYSTEMS)}, not {', '.join(fs)}")
@@ -271,18 +275,21 @@ def run_in_vm(cfgs, timeout_s: float = 900, progress=print, kernel: str | None =
     what = ", ".join(dict.fromkeys(c.scenario or "mix" for c in cfgs))
     with sigterm_raises():
         return _boot_and_run(payload, len(cfgs), what, fs, timeout_s, progress, kernel,
-                             run_timeout_s)
+                             run_timeout_s, modules)
 
 
 def run_program_in_vm(program: Path, arg_sets: list[list[str]], fs: str,
                       timeout_s: float = 900, progress=print, kernel: str | None = None,
-                      run_timeout_s: float = 300, files: tuple[Path, ...] = ()
-                      ) -> GuestResult:
+                      run_timeout_s: float = 300, files: tuple[Path, ...] = (),
+                      modules: tuple[Path, ...] = ()) -> GuestResult:
     """Boot the guest as for a stress run on `fs` and run `program` (a C file, built
     statically here, a static executable, or a script) once per argument list, one after the
     other, each on a fresh file in the mounted file system given as its first argument.
     `files` are copied into the guest's /io/files under their names (kernel modules to
-    load, data). Each GuestRun holds the program's output and exit status."""
+    load, data). `modules` (.ko files built against the guest kernel's headers) replace
+    the kernel's modules of the same names before the runs, the file system unmounted and
+    mounted again around the swap; each report begins with what was replaced. Each
+    GuestRun holds the program's output and exit status."""
     if fs not in VM_FILESYSTEMS:
         raise VMError(f"the guest mounts one of {', '.join(VM_FILESYSTEMS)}, not {fs}")
     binary = build_static(program) if program.suffix == ".c" else program
@@ -302,15 +309,21 @@ def run_program_in_vm(program: Path, arg_sets: list[list[str]], fs: str,
         (io / "guest.py").write_text(PROGRAM_PY)
         (io / "programs.json").write_text(json.dumps(arg_sets))
 
+
     with sigterm_raises():
         return _boot_and_run(payload, len(arg_sets), program.name, fs, timeout_s, progress,
-                             kernel, run_timeout_s)
+                             kernel, run_timeout_s, modules)
 
 
 def _boot_and_run(payload, n_runs: int, what: str, fs: str, timeout_s: float, progress,
-                  kernel: str | None, run_timeout_s: float) -> GuestResult:
-    """Boot, set `fs` up, and let guest.py (which `payload(io)` writes into the guest's
-    /io with what it needs) make `n_runs` runs; collect what they left in /io."""
+                  kernel: str | None, run_timeout_s: float, modules: tuple[Path, ...] = ()
+                  ) -> GuestResult:
+    """Boot, set `fs` up (with `modules` in place of the kernel's of those names), and let
+    guest.py (which `payload(io)` writes into the guest's /io with what it needs) make
+    `n_runs` runs; collect what they left in /io."""
+    kos = [m.name for m in modules]
+    if len(set(kos)) != len(kos) or not all(k.endswith(".ko") for k in kos):
+        raise VMError(f"modules are .ko files of distinct names, not {', '.join(kos)}")
     image = disk_image(progress, kernel)
     h = recipe_hash(kernel)
     vmlinuz, initrd = cache_dir() / f"vmlinuz-{h}", cache_dir() / f"initrd.img-{h}"
@@ -320,6 +333,12 @@ def _boot_and_run(payload, n_runs: int, what: str, fs: str, timeout_s: float, pr
         io = work / "io"
         io.mkdir()
         payload(io)
+        if modules:
+            (io / "modules").mkdir()
+            for m in modules:
+                shutil.copy(m, io / "modules" / m.name)
+            (io / "modules.sh").write_text(MODULES_SH)
+            (io / "modules.txt").write_text("".join(f"/io/modules/{k}\n" for k in kos))
         (io / "init.sh").write_text(RUN_SCRIPT.replace("@FS@", fs))
         io_img = work / "io.img"
         _run(["mkfs.ext4", "-q", "-F", "-d", str(io), str(io_img), "512M"])
@@ -381,7 +400,8 @@ def _boot_and_run(payload, n_runs: int, what: str, fs: str, timeout_s: float, pr
                                   + (text("console.txt") or serial_text)[-3000:])
                 break  # the runs that finished are reported
         return GuestResult(text("kernel.txt").strip(), text("fstype.txt").strip(), runs,
-                           text("dmesg.txt"), float(text("uptime.txt") or "nan"))
+                           text("dmesg.txt"), float(text("uptime.txt") or "nan"),
+                           text("modules-out.txt").strip())
     finally:
         if proc is not None and proc.poll() is None:
             proc.kill()

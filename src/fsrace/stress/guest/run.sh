@@ -71,7 +71,11 @@ esac
 uname -r > /io/kernel.txt
 (while sleep 15; do dmesg > /io/dmesg.txt; sync; done) &  # kept if the guest hangs
 cut -d' ' -f1 /proc/uptime > /io/uptime.txt  # booted and set up: the runs start
-if mountpoint -q "$DIR"; then
+if [ -e /io/modules.txt ] && mountpoint -q "$DIR" &&
+        ! sh /io/modules.sh "$DIR" $(cat /io/modules.txt) > /io/modules-out.txt 2>&1; then
+    echo "replacing the kernel's modules failed: $(cat /io/modules-out.txt)" > /io/failed.txt
+    dmesg | tail -25 >> /io/console.txt
+elif mountpoint -q "$DIR"; then
     stat -f -c %T "$DIR" > /io/fstype.txt
     python3 /io/guest.py "$DIR"
 else
