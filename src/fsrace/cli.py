@@ -52,6 +52,13 @@ SCENARIO = click.option("--scenario", "-s", required=True, metavar="NAME",
                         type=_Name("scenario", SCENARIOS),
                         help="race class to explore (fsrace list names them), or "
                         "MODULE:NAME")
+MODULE = click.option(
+    "--module", "modules", multiple=True, metavar="NAME.ko",
+    type=click.Path(exists=True, dir_okay=False),
+    help="(in the guest) replace the kernel's module of this name with this build, made "
+    "against the guest kernel's headers, before the runs: the file system is unmounted, "
+    "the module swapped, and it is mounted again; repeatable, loaded in this order "
+    "(nfs.ko before nfsv4.ko)")
 PROTOCOL = click.option("--protocol", "-p", required=True, metavar="NAME",
                         type=_Name("protocol", PROTOCOLS),
                         help="locking protocol (fsrace list names them), or MODULE:NAME")
@@ -501,12 +508,7 @@ def matrix_cmd(max_executions, as_markdown, as_json, html_dir, strategy, jobs, r
 @click.option("--kernel", default=None, metavar="PKG[/SUITE]",
               help="with --vm: boot this kernel package instead, from bookworm-backports or "
               "SUITE (e.g. linux-image-amd64, linux-image-amd64/sid)")
-@click.option("--module", "modules", multiple=True, metavar="NAME.ko",
-              type=click.Path(exists=True, dir_okay=False),
-              help="with --vm: replace the kernel's module of this name with this build "
-              "(against the guest kernel's headers) before the run: the file system is "
-              "unmounted, the module swapped, and it is mounted again; repeatable, loaded "
-              "in this order")
+@MODULE
 def stress_cmd(fs, scenario, mix, workers, threads, ops, duration, seed, pages, log_path,
                replay_path, without, min_windows, as_json, list_only, vm, kernel,
                modules) -> None:
@@ -761,12 +763,7 @@ def stress_rates_cmd(runs, confidence) -> None:
               type=click.Path(exists=True, dir_okay=False),
               help="copy this file into the guest's /io/files for the program (a kernel "
               "module to load, data); repeatable")
-@click.option("--module", "modules", multiple=True, metavar="NAME.ko",
-              type=click.Path(exists=True, dir_okay=False),
-              help="replace the kernel's module of this name with this build (against the "
-              "guest kernel's headers) before the runs: the file system is unmounted, the "
-              "module swapped, and it is mounted again; repeatable, loaded in this order "
-              "(nfs.ko before nfsv4.ko)")
+@MODULE
 def vm_run_cmd(program, fs, kernel, arg_sets, run_timeout, files, modules) -> None:
     """Run a program of your own in the qemu guest fsrace's stress runs use, on a file of
     the mounted file system: how docs/findings' reproducers and fstests/ ran. PROGRAM is a
