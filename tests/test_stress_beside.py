@@ -41,6 +41,7 @@ def test_cells_are_compared_only_where_both_say_something():
     assert kernel_status("**5+ slots violated** (4 ops)") == "bad"
     assert kernel_status("not exercised (3 windows of 100, 4 ops)") == "not-exercised"
     assert kernel_status("**guest died** during a run") == "died"
+    assert kernel_status("not run (the guest had stopped)") == "not-run"
     assert agrees("race", "bad") and agrees("safe", "ok")
     assert agrees("safe", "unconfirmed") is False and agrees("race", "ok") is False
     assert agrees("race", "not-exercised") is None and agrees("-", "bad") is None

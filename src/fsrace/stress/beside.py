@@ -68,12 +68,12 @@ def model_scenarios(fs: str, scenario: str) -> tuple[str, ...]:
 
 
 def kernel_status(text: str) -> str:
-    """A sweep cell's text as one word: ok, bad, unconfirmed, expected, not-exercised, n/a,
-    died, hung or failed."""
+    """A sweep cell's text as one word: ok, bad, unconfirmed, expected, not-exercised,
+    not-run, n/a, died, hung or failed."""
     for prefix, status in (("clean", "ok"), ("**guest died", "died"), ("**hung", "hung"),
                            ("**", "bad"), ("unconfirmed", "unconfirmed"),
                            ("expected", "expected"), ("not exercised", "not-exercised"),
-                           ("n/a", "n/a")):
+                           ("not run", "not-run"), ("n/a", "n/a")):
         if text.startswith(prefix):
             return status
     return "failed"
@@ -90,7 +90,8 @@ def combine(verdicts: Iterable[str]) -> str:
 
 def agrees(model: str, kernel: str) -> bool | None:
     """Whether the two say the same (None: nothing to compare)."""
-    if model in ("n/a", "-") or kernel in ("n/a", "failed", "not-exercised", "expected"):
+    if model in ("n/a", "-") or kernel in ("n/a", "failed", "not-exercised", "not-run",
+                                            "expected"):
         return None
     found = kernel in ("bad", "unconfirmed", "died", "hung")
     return found == (model in ("race", "deadlock", "starvation"))
