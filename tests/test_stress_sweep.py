@@ -247,7 +247,7 @@ def test_modules_to_load_in_the_guest_must_be_kernel_modules(tmp_path):
         assert r.exit_code == 2 and "NAME.ko" in r.output, r.output
     r = CliRunner().invoke(main, ["stress", "--fs", "ext4", "-s", "insert-write-fault",
                                   "--module", str(notes)])
-    assert r.exit_code == 2 and "need --vm" in r.output
+    assert r.exit_code == 2 and "--module needs --vm" in r.output
     ko = tmp_path / "f2fs.ko"
     ko.write_bytes(b"")
     with pytest.raises(VMError, match="distinct names"):  # before anything boots

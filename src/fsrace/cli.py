@@ -544,7 +544,7 @@ def stress_cmd(fs, scenario, mix, workers, threads, ops, duration, seed, pages, 
     except ValueError as e:
         raise click.UsageError(str(e)) from e
     if (kernel or modules) and not vm:
-        raise click.UsageError("--kernel and --module need --vm")
+        raise click.UsageError(f"{'--kernel' if kernel else '--module'} needs --vm")
     _module_names(modules)
     _stress_fs_name(cfg.fs, vm)
     log_path = _output_path(log_path or _default_log(cfg, vm, replay_path))
