@@ -52,6 +52,8 @@ EXPLAINED = {
     ("smb", "copy-write-fault"): "smb-copy-mmap.md",
     ("f2fs", "insert-write-fault"): "f2fs-insert-mmap.md",
     ("f2fs", "collapse-write-fault"): "f2fs-insert-mmap.md",
+    # Its faulting worker stores too: a store lost across a collapse is the same race.
+    ("f2fs", "collapse-read-fault"): "f2fs-insert-mmap.md",
     ("ocfs2", "clone-write-fault"): "ocfs2-reflink-mmap.md",
     ("ocfs2", "copy-write-fault"): "ocfs2-reflink-mmap.md",
     ("ocfs2", "dedupe-write-fault"): "ocfs2-reflink-mmap.md",
