@@ -21,10 +21,10 @@ def test_each_file_system_and_kernel_has_its_protocol():
     assert kernel_version("6.12.95+deb12-amd64") == (6, 12, 95)
     assert kernel_version("6.1.0-50-amd64") == (6, 1, 0)
     assert protocol_for("nfs-xfs", "6.1.0-50-amd64") == "nfs-4.2"
-    # The SMB client holds invalidate_lock across a copy from 6.12.117 on.
-    assert protocol_for("smb", "6.12.95+deb12-amd64") == "smb-6.1"
-    assert protocol_for("smb-xfs", "6.12.118+deb12-amd64") == "smb-invalidate-lock"
-    assert protocol_for("smb", "7.2.13+deb14-amd64") == "smb-invalidate-lock"
+    # Only 6.1's SMB client is modelled; 6.12's was not read, 7.2's is neither protocol.
+    assert protocol_for("smb-xfs", "6.1.0-57-amd64") == "smb-6.1"
+    assert protocol_for("smb", "6.12.118+deb12-amd64") is None
+    assert protocol_for("smb", "7.2.13+deb14-amd64") is None
     assert protocol_for("gfs2", "6.1.0-50-amd64") is None
 
 
