@@ -176,6 +176,10 @@ def test_stress_rates_estimates_each_race_and_the_windows_a_cell_needs(tmp_path)
     assert row in r.output.splitlines()
     assert "7.2 |" not in r.output and "1 (kernel, file system, class) showed no" in r.output
     assert "K that shows every race above with 99% at its lower-bound rate: 1,124" in r.output
+    save("e.json.gz", 40, before=0, kernel="7.3")  # shown before any window returned
+    r = CliRunner().invoke(main, ["stress-rates", str(tmp_path)])
+    assert "| 7.3 | nfs4 | punch-write-fault | 1 | 1 | 0 | 1 in 1 | 1 | - |" in r.output
+    (tmp_path / "e.json.gz").unlink()
     (tmp_path / "junk.json.gz").write_bytes(b"not gzip")
     r = CliRunner().invoke(main, ["stress-rates", str(tmp_path)])
     assert r.exit_code == 2 and "junk.json.gz: not a saved stress run" in r.output

@@ -740,7 +740,7 @@ def stress_rates_cmd(runs, confidence) -> None:
         k, k_lo = windows_needed(r.p, confidence), windows_needed(r.lower(), confidence)
         worst = max(worst, k_lo or 0)
         click.echo(f"| {kernel} | {fs} | {scenario} | {r.runs} | {r.shown} | {r.windows:,} "
-                   f"| 1 in {1 / r.p:,.0f} | {k:,} | {k_lo:,} |")
+                   f"| 1 in {1 / r.p:,.0f} | {k:,} | {f'{k_lo:,}' if k_lo else '-'} |")
     clean = sum(1 for r in rates.values() if not r.shown)
     click.echo(f"\n{len(files)} runs read; {clean} (kernel, file system, class) showed no "
                f"violation; {uncounted} runs without windows counted to a violation, left out")

@@ -100,7 +100,10 @@ class Rate:
 
     @property
     def p(self) -> float:
-        return self.shown / self.windows if self.windows else 0.0
+        if not self.shown:
+            return 0.0
+        # Shown before any window had returned: every chance showed it.
+        return min(1.0, self.shown / self.windows) if self.windows else 1.0
 
     def lower(self, confidence: float = 0.9) -> float:
         """The largest p below which `shown` or more would be this unlikely (1 - confidence)."""
