@@ -821,9 +821,12 @@ def _guest_stopped(e: BaseException) -> None:
 
 
 def _module_names(modules) -> None:
-    bad = [m for m in modules if not m.endswith(".ko")]
-    if bad:
-        raise click.UsageError(f"--module takes kernel modules (NAME.ko), not {', '.join(bad)}")
+    from .stress.vm import VMError, check_modules
+
+    try:
+        check_modules(modules)
+    except VMError as e:
+        raise click.UsageError(f"--module: {e}") from None
 
 
 def _stress_in_vm(cfg, log_path, kernel, modules=()) -> None:

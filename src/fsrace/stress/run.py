@@ -293,7 +293,8 @@ def run_stress(cfg: StressConfig, progress: bool = False) -> StressResult:
     checking = time.monotonic()
     _check(res, finals, t0)
     res.check_s = time.monotonic() - checking
-    if cfg.scenario is not None and res.windows is not None and res.first_violation_ns:
+    if cfg.scenario is not None and res.windows is not None \
+            and res.first_violation_ns is not None:
         res.windows.before_violation = count_windows(
             res.history, cfg.scenario, cfg.npages, until=res.first_violation_ns).hit
     return res

@@ -197,10 +197,8 @@ def in_order(cells: list[Cell], kernels: list[str | None], filesystems: list[str
              scenarios: list[str]) -> list[Cell]:
     """The cells as the sweep was asked for them, whatever order the boots ended in."""
     asked = [k or "default" for k in kernels]
-    return sorted(cells, key=lambda c: (asked.index(c.asked) if c.asked in asked else 0,
-                                        filesystems.index(c.fs) if c.fs in filesystems else 0,
-                                        scenarios.index(c.scenario)
-                                        if c.scenario in scenarios else 0))
+    return sorted(cells, key=lambda c: (asked.index(c.asked), filesystems.index(c.fs),
+                                        scenarios.index(c.scenario)))
 
 
 def markdown(cells: list[Cell]) -> str:

@@ -309,10 +309,18 @@ def run_program_in_vm(program: Path, arg_sets: list[list[str]], fs: str,
         (io / "guest.py").write_text(PROGRAM_PY)
         (io / "programs.json").write_text(json.dumps(arg_sets))
 
-
     with sigterm_raises():
         return _boot_and_run(payload, len(arg_sets), program.name, fs, timeout_s, progress,
                              kernel, run_timeout_s, modules)
+
+
+def check_modules(modules) -> list[str]:
+    """The names of the modules to load in the guest: .ko files, each name once."""
+    kos = [Path(m).name for m in modules]
+    if len(set(kos)) != len(kos) or not all(k.endswith(".ko") for k in kos):
+        raise VMError(f"modules are kernel modules (NAME.ko) of distinct names, not "
+                      f"{', '.join(kos)}")
+    return kos
 
 
 def _boot_and_run(payload, n_runs: int, what: str, fs: str, timeout_s: float, progress,
@@ -321,9 +329,7 @@ def _boot_and_run(payload, n_runs: int, what: str, fs: str, timeout_s: float, pr
     """Boot, set `fs` up (with `modules` in place of the kernel's of those names), and let
     guest.py (which `payload(io)` writes into the guest's /io with what it needs) make
     `n_runs` runs; collect what they left in /io."""
-    kos = [m.name for m in modules]
-    if len(set(kos)) != len(kos) or not all(k.endswith(".ko") for k in kos):
-        raise VMError(f"modules are .ko files of distinct names, not {', '.join(kos)}")
+    kos = check_modules(modules)
     image = disk_image(progress, kernel)
     h = recipe_hash(kernel)
     vmlinuz, initrd = cache_dir() / f"vmlinuz-{h}", cache_dir() / f"initrd.img-{h}"
