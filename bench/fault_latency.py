@@ -12,6 +12,7 @@ slow in absolute terms; compare the two runs' figures with each other.
 from __future__ import annotations
 
 import argparse
+import bisect
 import gzip
 import json
 import statistics
@@ -28,14 +29,18 @@ def latencies(doc: dict, kind: str) -> tuple[list[float], list[float]]:
     from fsrace.stress.ops import own_operation
 
     own = own_operation(doc["config"]["scenario"])
+    # The class's own operations are one stream's, so they do not overlap one another: the
+    # last one to start before an access returns is the only one that can overlap it.
     spans = sorted((o["invoked_ns"], o["returned_ns"]) for o in doc["operations"]
                    if o["kind"] == own and o["result"] >= 0 and o["returned_ns"])
+    starts = [a for a, _ in spans]
     inside, apart = [], []
     for o in doc["operations"]:
         if o["kind"] != kind or o["result"] < 0 or not o["returned_ns"]:
             continue
         inv, resp = o["invoked_ns"], o["returned_ns"]
-        during = any(a <= resp and inv <= b for a, b in spans)  # few ops: a scan will do
+        k = bisect.bisect_right(starts, resp) - 1
+        during = k >= 0 and spans[k][1] >= inv
         (inside if during else apart).append((resp - inv) / 1e3)
     return inside, apart
 
