@@ -138,7 +138,7 @@ def boot_cells(kernel: str | None, fs: str, scenarios: list[str], duration: floa
     """One boot of the guest on `kernel` with `fs`: every class in rounds of `duration`
     seconds, seed 0, 1, ..., until its rounds have hit `min_windows` race windows or raced
     `cap` seconds (default: one round). Returns the cells and the files to keep (reports,
-    saved runs, the kernel log) by name, so that where it ran changes nothing."""
+    saved runs, the kernel log) by name, for the caller to write wherever the boot ran."""
     n_rounds = max(1, math.ceil((cap or duration) / duration))
     asked = kernel or "default"
     # Under TCG a worker runs a few thousand operations a second at most; drawing fewer
