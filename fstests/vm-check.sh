@@ -1,13 +1,12 @@
 #!/bin/bash
 # fstests inside fsrace's qemu guest, on the file system the guest mounted:
 #   fsrace vm-run --fs FS fstests/vm-check.sh --file fstests.tar.gz [--file PKG.deb ...]
-#       [--file nfs.ko --file nfsv4.ko | --file cifs.ko | --file ocfs2.ko] --args "..."
+#       [--module nfs.ko --module nfsv4.ko | --module cifs.ko | ...] --args "..."
 # fstests.tar.gz is a built fstests checkout with these tests installed (install.sh);
-# .deb files are installed first (the guest image lacks bc, which fstests needs); nfs.ko
-# and nfsv4.ko, cifs.ko or ocfs2.ko, when given, replace the kernel's modules before the
-# run (say, a patched module built against the guest kernel's headers). The first
-# argument is a fresh file on the mounted file system; its directory's mount is fstests'
-# TEST_DEV.
+# .deb files are installed first (the guest image lacks bc, which fstests needs). A
+# patched module built against the guest kernel's headers is loaded by vm-run's --module
+# before this runs. The first argument is a fresh file on the mounted file system; its
+# directory's mount is fstests' TEST_DEV.
 set -u
 mnt=$(findmnt -n -o TARGET --target "$(dirname "$1")")
 dev=$(findmnt -n -o SOURCE --target "$mnt")
@@ -17,23 +16,6 @@ shift
 files=/io/files
 if ls $files/*.deb >/dev/null 2>&1; then
     dpkg -i $files/*.deb >/dev/null || exit 2
-fi
-# Modules given replace the kernel's before the run: the file system is unmounted, the
-# old modules removed, the new ones loaded in the order NFS needs, and it is mounted again
-# (cifs with run.sh's password, which findmnt does not show).
-mods=$(cd $files && for m in nfs cifs ocfs2 nfsv4; do [ -e $m.ko ] && echo $m; done)
-if [ -n "$mods" ]; then
-    umount "$mnt" || exit 2
-    # cifs holds its module for a moment after the unmount (deferred closes): retry.
-    for try in 1 2 3 4 5 6 7 8 9 10; do
-        rmmod $(echo "$mods" | tac) 2>/dev/null && break
-        [ $try = 10 ] && { rmmod $(echo "$mods" | tac); exit 2; }
-        sleep 1
-    done
-    for m in $mods; do insmod $files/$m.ko || exit 2; done
-    [ "$fstype" = cifs ] && opts="$opts,password=fsrace"
-    mount -t "$fstype" -o "$opts" "$dev" "$mnt" || exit 2
-    echo "modules replaced: $(cd $files && for m in $mods; do sha256sum $m.ko; done | cut -c1-16 | tr '\n' ' ')"
 fi
 mkdir -p /tmp/fstests && tar -xzf $files/fstests.tar.gz -C /tmp/fstests || exit 2
 cd /tmp/fstests
