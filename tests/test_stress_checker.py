@@ -127,6 +127,21 @@ def test_choice_writes_agree_across_the_three_searches():
         assert linearizable(h, INIT) == want and linearizable_wgl(h, INIT) == want, h
 
 
+def test_a_long_move_over_many_short_operations_agrees_with_the_whole_history_search():
+    """The shape a slow kernel gives: one collapse spanning a chain of loads and stores that
+    overlap one another, so the whole run is one stretch; the frontier the stretch search
+    keeps must take the operations in every order the whole-history search does."""
+    import random
+
+    rng = random.Random(23)
+    for _ in range(300):
+        n = rng.randrange(8, 30)
+        h = _random_history(rng, n, gap=3, length=5, choices=0.1)
+        h.append(choice_write(rng.randrange(0, 4), 3 * n, rng.sample([INIT, S1, S2, 0], 2),
+                              "collapse"))
+        assert linearizable(h, INIT) == linearizable_wgl(h, INIT), h
+
+
 def test_a_choice_write_explains_only_its_values():
     move = choice_write(0, 10, [S1, 0], "collapse")
     assert linearizable([move, r(20, 21, S1)], INIT)

@@ -275,33 +275,45 @@ class Stretches:
 def _stretch(seg: Sequence[Access], starts: set[int]) -> set[int]:
     """The register values possible after the overlapping operations `seg`, from any of
     `starts`: every order where an operation goes first only if no other remaining one
-    returned before it was invoked."""
-    out: set[int] = set()
-    full = (1 << len(seg)) - 1
-    seen: set[tuple[int, int]] = set()
-    todo = [(0, state) for state in starts]  # a stack, not recursion: stretches run long
-    while todo:
-        done, state = todo.pop()
-        if (done, state) in seen:
-            continue
-        seen.add((done, state))
-        if done == full:
-            out.add(state)
-            continue
-        left = [k for k in range(len(seg)) if not done >> k & 1]
-        first_return = min(seg[k].resp for k in left)
-        # A read that may go now and sees the current value goes now: reads change nothing,
-        # and taking one only loosens what the others wait for, so no order is lost.
-        ready = next((k for k in left if not seg[k].write and seg[k].value == state
-                      and seg[k].inv <= first_return), None)
-        if ready is not None:
-            todo.append((done | 1 << ready, state))
-            continue
-        for k in left:  # else branch on the writes that may go now
+    returned before it was invoked.
+
+    Lowe's just-in-time linearisation: walk the calls and returns in time order, keeping
+    each possible (value, operations called but not yet placed); at a return, place that
+    operation after any of the others still open. A long operation (a collapse under a slow
+    kernel) overlaps thousands of loads; this keeps the work to the few open at once."""
+    events = sorted([(a.inv, 0, k) for k, a in enumerate(seg)]
+                    + [(a.resp, 1, k) for k, a in enumerate(seg)])  # calls first at a tie
+    configs: set[tuple[int, frozenset[int]]] = {(state, frozenset()) for state in starts}
+    for _, is_return, k in events:
+        if not is_return:
             a = seg[k]
-            if a.write and a.inv <= first_return:
-                todo.extend((done | 1 << k, v) for v in a.outcomes)
-    return out
+            # A read that sees the current value is placed at once: reads change nothing,
+            # so no order is lost by taking it as early as it may go.
+            configs = {(state, open_ if not a.write and a.value == state else open_ | {k})
+                       for state, open_ in configs}
+            continue
+        placed: set[tuple[int, frozenset[int]]] = set()
+        todo = [c for c in configs if k in c[1]]
+        placed.update(c for c in configs if k not in c[1])
+        seen: set[tuple[int, frozenset[int]]] = set()
+        while todo:
+            config = todo.pop()
+            if config in seen:
+                continue
+            seen.add(config)
+            state, open_ = config
+            if k not in open_:
+                placed.add(config)
+                continue
+            for j in open_:
+                b = seg[j]
+                if b.write:  # open reads all wait for another value
+                    for v in b.outcomes:
+                        rest = open_ - {j}
+                        todo.append((v, frozenset(i for i in rest
+                                                  if seg[i].write or seg[i].value != v)))
+        configs = placed
+    return {state for state, _ in configs}
 
 
 def _line(a: Access, t0: float, describe, mark: str = "") -> str:
