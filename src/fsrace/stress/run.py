@@ -826,30 +826,39 @@ def _one_order(h: _Histories, moved: list[set[int]], store: _Write, i: int, src:
     (`src`) and the slot the shift moves it to (`dst`). The order is imposed by a cut
     between their instants: the store ends by x, the shift starts after it (or the other
     way round). Only the positions of x among the histories' own times matter, so one cut
-    per gap between them is tried."""
+    per gap between them is tried. The two orders' cuts are tried in turn: a store that
+    landed after the shift fails every cut of the other order, and a slow shift has
+    hundreds of them."""
     m = h.moves[i]
     s = src.by_op[store.who][0]
     own = src.by_op[m.who]
     into = dst.by_op[m.who][0]  # a shift writes a slot once
     reg = h.register(m.src, m.cls)
-    for before in (True, False):
+
+    def cuts(before: bool):
         lo, hi = (s.inv, m.resp) if before else (m.inv, s.resp)
         times = sorted({lo, hi, *src.times_in(lo, hi), *dst.times_in(lo, hi)})
         for a, b in itertools.pairwise(times):
-            x, y = a + (b - a) / 3, a + 2 * (b - a) / 3  # first ends by x, second starts at y
-            if before:
-                s2 = replace(s, resp=min(s.resp, x))
-                changed = [(s, s2), *((o, replace(o, inv=max(o.inv, y))) for o in own)]
-                span = (max(m.inv, y), m.resp)
-            else:
-                s2 = replace(s, inv=max(s.inv, y))
-                changed = [(s, s2), *((o, replace(o, resp=min(o.resp, x))) for o in own)]
-                span = (m.inv, min(m.resp, x))
-            values = reg.window(*span, m.who, moved, (store, s2.inv, s2.resp))
-            if not src.stretches.holds_with(changed):
-                continue
-            if dst.stretches.holds_with([(into, choice_write(*span, values, into.who))]):
-                return True
+            # the first ends by x, the second starts at y
+            yield before, a + (b - a) / 3, a + 2 * (b - a) / 3
+
+    for cut in itertools.chain.from_iterable(itertools.zip_longest(cuts(True), cuts(False))):
+        if cut is None:
+            continue
+        before, x, y = cut
+        if before:
+            s2 = replace(s, resp=min(s.resp, x))
+            changed = [(s, s2), *((o, replace(o, inv=max(o.inv, y))) for o in own)]
+            span = (max(m.inv, y), m.resp)
+        else:
+            s2 = replace(s, inv=max(s.inv, y))
+            changed = [(s, s2), *((o, replace(o, resp=min(o.resp, x))) for o in own)]
+            span = (m.inv, min(m.resp, x))
+        values = reg.window(*span, m.who, moved, (store, s2.inv, s2.resp))
+        if not src.stretches.holds_with(changed):
+            continue
+        if dst.stretches.holds_with([(into, choice_write(*span, values, into.who))]):
+            return True
     return False
 
 
