@@ -9,7 +9,15 @@ from click.testing import CliRunner
 
 from fsrace.cli import main
 from fsrace.stress.sweep import Cell, markdown, summarize
-from fsrace.stress.vm import HUNG, GuestRun, VMError, kernel_suite, suite_mirror
+from fsrace.stress.vm import (
+    HUNG,
+    UNCHECKED,
+    GuestRun,
+    Stuck,
+    VMError,
+    kernel_suite,
+    suite_mirror,
+)
 
 
 def test_kernel_packages_come_from_backports_unless_a_suite_is_named():
@@ -108,8 +116,31 @@ def test_the_watch_stops_a_guest_whose_run_does_not_end(tmp_path):
               "f.flush(); f.write('fsrace-run end 0\\nfsrace-run start 1\\n'); f.flush(); "
               "time.sleep(60)")
     proc = subprocess.Popen([sys.executable, "-c", script])
-    assert _watch(proc, serial, timeout_s=30, run_timeout_s=2) == 1  # run 0 ended, 1 hung
+    # run 0 ended, 1 hung
+    assert _watch(proc, serial, timeout_s=30, run_timeout_s=2) == Stuck(1, checking=False)
     assert proc.returncode is not None
+
+
+def test_the_watch_tells_a_long_check_from_a_hung_kernel(tmp_path):
+    """A run that said its operations all ended is checking its history: the hung-kernel
+    limit no longer applies to it, only the check's own."""
+    import subprocess
+    import sys
+    import time
+
+    from fsrace.stress.vm import _watch
+
+    serial = tmp_path / "serial.txt"
+    script = (f"import time; f = open({str(serial)!r}, 'w'); "
+              "f.write('fsrace-run start 0\\nfsrace-run checking 0\\n'); f.flush(); "
+              "time.sleep(60)")
+    proc = subprocess.Popen([sys.executable, "-c", script])
+    started = time.monotonic()
+    assert _watch(proc, serial, timeout_s=30, run_timeout_s=1,
+                  check_timeout_s=4) == Stuck(0, checking=True)
+    assert time.monotonic() - started >= 4  # not stopped at the 1 s hung-kernel limit
+    assert summarize("collapse-read-fault", GuestRun("", UNCHECKED, b""))[0].startswith(
+        "check unfinished")
 
 
 def test_vm_run_refuses_an_unknown_file_system_or_a_file_it_cannot_run(tmp_path):

@@ -16,6 +16,7 @@ import sys
 import time
 from array import array
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field, replace
 from typing import IO
@@ -264,9 +265,12 @@ def _progress(logs: list[str], total: int | None, started: float, procs) -> None
     sys.stderr.flush()
 
 
-def run_stress(cfg: StressConfig, progress: bool = False) -> StressResult:
+def run_stress(cfg: StressConfig, progress: bool = False,
+               checking: Callable[[], None] | None = None) -> StressResult:
     """Draw the streams, run the workers on a fresh file system, read the file back, and
-    check every slot's history against what was read."""
+    check every slot's history against what was read. `checking` is called when the
+    kernel's part is over and the check begins (a guest tells its host so: a long check is
+    not a hung kernel)."""
     res = StressResult(cfg)
     with scratch_fs(cfg.fs, cfg.size_mb) as scratch, ExitStack() as cleanup:
         path = os.path.join(scratch.mnt, "fsrace.dat")
@@ -290,9 +294,11 @@ def run_stress(cfg: StressConfig, progress: bool = False) -> StressResult:
     _tally(res)
     if cfg.scenario is not None:
         res.windows = count_windows(res.history, cfg.scenario, cfg.npages)
-    checking = time.monotonic()
+    if checking is not None:
+        checking()
+    started = time.monotonic()
     _check(res, finals, t0)
-    res.check_s = time.monotonic() - checking
+    res.check_s = time.monotonic() - started
     if cfg.scenario is not None and res.windows is not None \
             and res.first_violation_ns is not None:
         res.windows.before_violation = count_windows(

@@ -19,7 +19,7 @@ from ..distributed import map_unordered
 from .kpaths import Paths
 from .ops import class_kinds, own_operation
 from .run import StressConfig
-from .vm import DIED, HUNG, SKIPPED, GuestRun, Rounds, VMError, run_in_vm
+from .vm import DIED, HUNG, SKIPPED, UNCHECKED, GuestRun, Rounds, VMError, run_in_vm
 from .worker import refusal
 
 
@@ -78,6 +78,9 @@ def summarize(scenario: str, rounds: GuestRun | list[GuestRun], fs: str = "",
     runs = rounds if isinstance(rounds, list) else [rounds]
     if any(r.status == HUNG for r in runs):
         return "**hung** (no end within the run's time; guest stopped)", True
+    if any(r.status == UNCHECKED for r in runs):
+        return ("check unfinished (the operations all ended; checking the history ran past "
+                "its time; guest stopped)"), False
     if any(r.status == DIED for r in runs):
         return "**guest died** during a run (a panic or reset; see its report)", True
     docs = [json.loads(gzip.decompress(r.log)) for r in runs

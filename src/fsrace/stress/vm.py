@@ -184,8 +184,8 @@ def disk_image(progress=print, kernel: str | None = None) -> Path:
 @dataclass
 class GuestRun:
     """One run's outcome in the guest: its report (a program's output), exit status (a
-    stress job's: 0 clean, 1 violations, 2 the run failed; HUNG: never ended) and saved
-    run (gzipped JSON; empty for a program)."""
+    stress job's: 0 clean, 1 violations, 2 the run failed; HUNG: never ended; UNCHECKED:
+    its check did not end) and saved run (gzipped JSON; empty for a program)."""
     report: str
     status: int
     log: bytes
@@ -204,6 +204,7 @@ class GuestResult:
 HUNG = -1  # GuestRun.status of a run the guest never finished (not an exit status)
 SKIPPED = -2  # ... of a round the guest skipped, its cell having had enough (Rounds)
 DIED = -3  # ... of a run during which the guest stopped by itself (a panic, a reset)
+UNCHECKED = -4  # ... of a run whose kernel part ended but whose check ran past its time
 
 
 @dataclass
@@ -222,23 +223,35 @@ class Rounds:
         return windows >= self.min_windows or raced_s >= self.cap_s or not carried_out
 
 
-def _watch(proc: subprocess.Popen, serial: Path, timeout_s: float,
-           run_timeout_s: float) -> int | None:
-    """Wait for the guest; stop it when it runs past `timeout_s`, or when one run has
-    started and not ended for `run_timeout_s` (the index of that run is returned)."""
+@dataclass(frozen=True)
+class Stuck:
+    """The run the guest was stopped in, and whether it had got as far as its check."""
+    run: int
+    checking: bool
+
+
+def _watch(proc: subprocess.Popen, serial: Path, timeout_s: float, run_timeout_s: float,
+           check_timeout_s: float = 1800) -> Stuck | None:
+    """Wait for the guest; stop it when it runs past `timeout_s`, when one run has started
+    and neither ended nor begun its check for `run_timeout_s` (a hung kernel), or when a
+    run's check has gone on for `check_timeout_s` (the kernel's part of it is over)."""
     began: dict[int, float] = {}
+    checking: dict[int, float] = {}
     ended: set[int] = set()
     stop_at = time.monotonic() + timeout_s
     while proc.poll() is None:
         time.sleep(1)
-        for what, i in re.findall(r"fsrace-run (start|end) (\d+)",
+        for what, i in re.findall(r"fsrace-run (start|checking|end) (\d+)",
                                   serial.read_text(errors="replace")):
-            if what == "start":
-                began.setdefault(int(i), time.monotonic())
-            else:
+            if what == "end":
                 ended.add(int(i))
+            else:
+                (began if what == "start" else checking).setdefault(int(i), time.monotonic())
         now = time.monotonic()
-        stuck = [i for i, t in began.items() if i not in ended and now - t > run_timeout_s]
+        stuck = [Stuck(i, False) for i, t in began.items()
+                 if i not in ended and i not in checking and now - t > run_timeout_s]
+        stuck += [Stuck(i, True) for i, t in checking.items()
+                  if i not in ended and now - t > check_timeout_s]
         if stuck or now > stop_at:
             proc.kill()
             proc.wait()
@@ -253,7 +266,8 @@ def run_in_vm(cfgs, timeout_s: float = 900, progress=print, kernel: str | None =
     `kernel` from backports or the suite after its slash), run the stress jobs `cfgs`
     (StressConfigs, all on the same file system, one of VM_FILESYSTEMS) one after the
     other inside it, and return what they reported: every run that finished, one that
-    ran past `run_timeout_s` (a hung kernel) as HUNG, after which the guest is stopped,
+    ran past `run_timeout_s` (a hung kernel) as HUNG and one whose check ran past half an
+    hour as UNCHECKED, after either of which the guest is stopped,
     and, with `rounds`, the rounds the guest skipped as SKIPPED. `modules` replace the
     kernel's before the runs, as for run_program_in_vm."""
     fs = {c.fs for c in cfgs}
@@ -394,7 +408,12 @@ def _boot_and_run(payload, n_runs: int, what: str, fs: str, timeout_s: float, pr
                     f"the guest stopped by itself during run {i + 1} (a kernel panic or "
                     "reset; its console's end:)\n" + serial_text[-3000:], DIED, b""))
                 break
-            elif i == hung:
+            elif hung is not None and i == hung.run and hung.checking:
+                runs.append(GuestRun(f"run {i + 1}: its operations all ended, but checking "
+                                     "its history did not finish in time; the guest was "
+                                     "stopped", UNCHECKED, b""))
+                break
+            elif hung is not None and i == hung.run:
                 runs.append(GuestRun(f"run {i + 1} did not end within {run_timeout_s:.0f}s: "
                                      "the guest was stopped (its kernel log, saved every 15 "
                                      "s, is kept)", HUNG, b""))

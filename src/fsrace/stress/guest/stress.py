@@ -3,6 +3,7 @@
 # seed): a group's later rounds are skipped once its rounds have hit `min_windows` race
 # windows, raced for `cap_s` seconds, or one round carried out none of the class's own
 # operations (the file system refuses them; more rounds would too).
+import functools
 import json
 import os
 import sys
@@ -16,6 +17,13 @@ from fsrace.stress.run import StressConfig, run_stress, save_log
 from fsrace.stress.vm import Rounds
 
 console = open("/dev/ttyS0", "w")  # the host watches these lines for a run that hangs
+
+
+def say(line: str) -> None:
+    console.write(line + "\n")
+    console.flush()
+
+
 rounds = Rounds(**json.load(open("/io/rounds.json"))) if os.path.exists("/io/rounds.json") \
     else None
 windows: dict[int, int] = defaultdict(int)
@@ -28,11 +36,11 @@ for i, doc in enumerate(json.load(open("/io/configs.json"))):
     if group in done:
         open(f"/io/status-{i}.txt", "w").write("skipped\n")
         continue
-    console.write(f"fsrace-run start {i}\n")
-    console.flush()
+    say(f"fsrace-run start {i}")
     with open(f"/io/report-{i}.txt", "w") as out:
         try:
-            res = run_stress(cfg)
+            # The host hears when the kernel's part is over: a long silence after is the check's.
+            res = run_stress(cfg, checking=functools.partial(say, f"fsrace-run checking {i}"))
             out.write(stress_report(res) + "\n")
             save_log(res, f"/io/run-{i}.json.gz")
             status = 1 if res.violations else 0
@@ -47,5 +55,4 @@ for i, doc in enumerate(json.load(open("/io/configs.json"))):
             status = 2
             done.add(group)
     open(f"/io/status-{i}.txt", "w").write(f"{status}\n")
-    console.write(f"fsrace-run end {i}\n")
-    console.flush()
+    say(f"fsrace-run end {i}")
