@@ -42,6 +42,8 @@ def test_cells_are_compared_only_where_both_say_something():
     assert kernel_status("not exercised (3 windows of 100, 4 ops)") == "not-exercised"
     assert kernel_status("**guest died** during a run") == "died"
     assert kernel_status("not run (the guest had stopped)") == "not-run"
+    assert kernel_status("check unfinished (the operations all ended; ...)") == "unchecked"
+    assert agrees("race", "unchecked") is None
     assert agrees("race", "bad") and agrees("safe", "ok")
     assert agrees("safe", "unconfirmed") is False and agrees("race", "ok") is False
     assert agrees("race", "not-exercised") is None and agrees("-", "bad") is None

@@ -67,8 +67,9 @@ def model_scenarios(fs: str, scenario: str) -> tuple[str, ...]:
 
 def kernel_status(text: str) -> str:
     """A sweep cell's text as one word: ok, bad, unconfirmed, expected, not-exercised,
-    not-run, n/a, died, hung or failed."""
+    not-run, n/a, died, hung, unchecked or failed."""
     for prefix, status in (("clean", "ok"), ("**guest died", "died"), ("**hung", "hung"),
+                           ("check unfinished", "unchecked"),
                            ("**", "bad"), ("unconfirmed", "unconfirmed"),
                            ("expected", "expected"), ("not exercised", "not-exercised"),
                            ("not run", "not-run"), ("n/a", "n/a")):
@@ -89,7 +90,7 @@ def combine(verdicts: Iterable[str]) -> str:
 def agrees(model: str, kernel: str) -> bool | None:
     """Whether the two say the same (None: nothing to compare)."""
     if model in ("n/a", "-") or kernel in ("n/a", "failed", "not-exercised", "not-run",
-                                            "expected"):
+                                            "expected", "unchecked"):
         return None
     found = kernel in ("bad", "unconfirmed", "died", "hung")
     return found == (model in ("race", "deadlock", "starvation"))
