@@ -105,6 +105,27 @@ PATHS: dict[str, dict[str, tuple[str, ...]]] = {
         "copy": ("ocfs2_reflink_remap_blocks",),
         "store": ("ocfs2_page_mkwrite",),
     },
+    "tmpfs": {
+        "punch": ("shmem_fallocate",),
+        "truncate": ("shmem_setattr",),
+        "copy": ("do_splice_direct",),  # no copy of its own: the VFS splices
+        # No page_mkwrite: a store to a page mapped read-only is made writable by the
+        # generic fault code; a store or load on a page not mapped faults into shmem_fault.
+        "store": ("shmem_fault",),
+        "load": ("shmem_fault",),
+    },
+    "gfs2": {
+        "punch": ("gfs2_fallocate",),  # __gfs2_punch_hole may be folded in
+        "truncate": ("gfs2_setattr",),
+        "copy": ("do_splice_direct",),
+        "store": ("gfs2_page_mkwrite",),
+        "load": ("gfs2_fault",),
+    },
+    "nilfs2": {
+        "truncate": ("nilfs_setattr",),
+        "copy": ("do_splice_direct",),
+        "store": ("nilfs_page_mkwrite",),
+    },
 }
 PATHS["smb3"] = PATHS["cifs"]
 # Between two files a copy or clone takes the functions it takes within one.
