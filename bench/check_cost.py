@@ -6,9 +6,13 @@ fresh process, one after another:
     python bench/check_cost.py capture --fs xfs -s collapse-read-fault --duration 3 \\
         --seed 2 --out /tmp/run.pkl
     python bench/check_cost.py time /tmp/run.pkl --tree src --tree /tmp/old/src
+    python bench/check_cost.py agree /tmp/run.pkl --old /tmp/old/src
 
 The history is a pickle of fsrace's own objects, so the trees compared must share them.
 A tree that has not finished after --limit seconds is stopped and reported as such.
+`agree` checks the history under this tree, keeps the stretches of up to 60 operations its
+search met, and compares this tree's stretch search with the old tree's on each, as read
+and with some reads given other values.
 """
 
 from __future__ import annotations
@@ -68,6 +72,48 @@ def timing(args: argparse.Namespace) -> None:
               f"{int(bad):>10}")
 
 
+def agree(args: argparse.Namespace) -> None:
+    import dataclasses
+    import importlib.util
+    import random
+
+    from fsrace.stress import checker, run
+
+    spec = importlib.util.spec_from_file_location(
+        "old_checker", os.path.join(args.old, "fsrace", "stress", "checker.py"))
+    assert spec is not None and spec.loader is not None
+    old = importlib.util.module_from_spec(spec)
+    sys.modules["old_checker"] = old  # its dataclasses look their module up
+    spec.loader.exec_module(old)
+    with open(args.history, "rb") as f:
+        res, finals, t0 = pickle.load(f)
+    kept, search = [], checker._stretch
+
+    def keep(seg, starts):
+        if 2 <= len(seg) <= 60 and len(kept) < args.stretches:
+            kept.append((list(seg), set(starts)))
+        return search(seg, starts)
+
+    checker._stretch = keep
+    run._check(res, finals, t0)
+    checker._stretch = search
+    rng = random.Random(1)
+    same = empty = 0
+    for seg, starts in kept:
+        values = sorted({v for a in seg for v in a.outcomes} | starts)
+        for k in range(4):  # as read, then three variants
+            v = seg if k == 0 else [
+                dataclasses.replace(a, value=rng.choice(values))
+                if not a.write and rng.random() < 0.2 else a for a in seg]
+            new = search(v, starts)
+            was = old._stretch([old.Access(a.inv, a.resp, a.write, a.value, a.who, a.choices)
+                                for a in v], starts)
+            same += was == new
+            empty += not new
+    print(f"{len(kept)} stretches, {4 * len(kept)} searches, {empty} with no value "
+          f"explaining them; the same values under both in {same}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -84,8 +130,12 @@ def main() -> None:
     t.add_argument("--tree", action="append", required=True,
                    help="a folder holding the fsrace package (repeatable)")
     t.add_argument("--limit", type=float, default=1800.0, help="seconds per tree at most")
+    a = sub.add_parser("agree", help="compare the stretch search with an older tree's")
+    a.add_argument("history")
+    a.add_argument("--old", required=True, help="a folder holding the older fsrace package")
+    a.add_argument("--stretches", type=int, default=4000)
     args = ap.parse_args()
-    capture(args) if args.what == "capture" else timing(args)
+    {"capture": capture, "time": timing, "agree": agree}[args.what](args)
 
 
 if __name__ == "__main__":
