@@ -6,7 +6,8 @@ OK = 0  # safe, every check held, no violation
 FOUND = 1  # a race, deadlock, starvation or violation
 USAGE = 2  # a bad option, name, number or file; nothing was run
 HUNG = 3  # the guest never finished a run (a hung kernel)
-UNKNOWN = 4  # the search ended before it covered everything, and found nothing
+UNKNOWN = 4  # the search ended before it covered everything, and found nothing (or a
+# guest's stress run whose check did not finish)
 NOT_EXERCISED = 5  # a stress run whose race class's own operation never ran
 CANNOT_RUN = 6  # the machine could not run it: not root, a mount, the guest, a Ray cluster
 INTERNAL = 70  # a bug in fsrace (what was measured is printed first)
