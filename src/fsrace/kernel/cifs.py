@@ -29,7 +29,7 @@ from .filemap import filemap_write_and_wait_range
 from .kernel import AddressSpaceOps, FileSystem, Kernel
 from .locking import lock_page, unlock_page, wait_on_page_writeback
 from .page_writeback import write_cache_pages, write_out
-from .server import server_copy, server_readpage, server_write
+from .server import copy_blocks, server_readpage, server_write
 from .structs import PAGE_SIZE, Current, Inode, Page
 from .truncate import truncate_inode_pages_range
 
@@ -108,7 +108,7 @@ def cifs_file_copychunk_range(cur: Current, k: Kernel, inode: Inode, src: int, d
     yield from filemap_write_and_wait_range(cur, k, inode, first, first)  # cifs_flush_folio
     yield from filemap_write_and_wait_range(cur, k, inode, last, last)
     yield from truncate_inode_pages_range(cur, k, inode, first, last)
-    yield from server_copy(cur, k, inode, src // k.blksize, dst // k.blksize,
+    yield from copy_blocks(cur, k, inode, src // k.blksize, dst // k.blksize,
                            length // k.blksize,
                            "smb2_copychunk_range: FSCTL_SRV_COPYCHUNK_WRITE, Samba copies")
     yield from proto.remove_blocks_end(cur, k, inode, "copy")

@@ -209,3 +209,17 @@ def grab_cache_page_write_begin(cur: Current, k: Kernel, inode: Inode, index: in
             return page
         yield from lock_page(cur, page)
         return page
+
+
+def remap_check_ranges(cur: Current, k: Kernel, inode: Inode, src: int, dst: int,
+                       length: int):
+    """generic_remap_file_range_prep's check of a remap within one file: True if both
+    ranges lie inside i_size (the model's clones stay inside the file; else -EINVAL).
+    Called with the remap's locks held."""
+    st = Step("generic_remap_file_range_prep: check the ranges against i_size",
+              ((inode.size_key, READ),))
+    yield st
+    if max(src, dst) + length > inode.i_size:
+        st.note = "-EINVAL"
+        return False
+    return True

@@ -29,7 +29,7 @@ from .locking import (
     wait_on_page_writeback,
 )
 from .page_writeback import write_cache_pages, write_out
-from .server import server_copy, server_readpage, server_write
+from .server import copy_blocks, server_readpage, server_write
 from .structs import PAGE_SIZE, TO_EOF, Current, Inode, Page
 from .truncate import (
     invalidate_inode_pages2_range,
@@ -169,7 +169,7 @@ def nfs42_remap_file_range(cur: Current, k: Kernel, inode: Inode, src: int, dst:
 def nfsd_clone(cur: Current, k: Kernel, inode: Inode, src: int, dst: int, count: int):
     """The CLONE RPC on the server (vfs_clone_file_range on its file, which copies here).
     Called with the client's locks for the clone held; the server takes none of them."""
-    yield from server_copy(cur, k, inode, src, dst, count,
+    yield from copy_blocks(cur, k, inode, src, dst, count,
                            "nfs42_proc_clone: CLONE RPC, the server copies the blocks")
 
 
@@ -191,7 +191,7 @@ def nfs42_proc_copy(cur: Current, k: Kernel, inode: Inode, src: int, dst: int, l
     yield from filemap_write_and_wait_range(cur, k, inode, src // PAGE_SIZE,
                                             (src + length) // PAGE_SIZE - 1)
     yield from filemap_write_and_wait_range(cur, k, inode, 0, TO_EOF)  # nfs_sync_inode
-    yield from server_copy(cur, k, inode, src // k.blksize, dst // k.blksize,
+    yield from copy_blocks(cur, k, inode, src // k.blksize, dst // k.blksize,
                            length // k.blksize,
                            "_nfs42_proc_copy: COPY RPC, nfsd4_copy on the server")
     # nfs42_copy_dest_done (WARN_ON_ONCE if a page stays)

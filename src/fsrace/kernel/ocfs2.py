@@ -28,7 +28,7 @@ from .buffer import (
     submit_mapped_buffers,
 )
 from .ext4 import ext4_da_get_block_prep, ext4_da_invalidatepage
-from .filemap import filemap_write_and_wait_range
+from .filemap import filemap_write_and_wait_range, remap_check_ranges
 from .kernel import AddressSpaceOps, FileSystem, Kernel
 from .locking import (
     down_read,
@@ -227,11 +227,7 @@ def ocfs2_remap_file_range(cur: Current, k: Kernel, inode: Inode, src: int, dst:
     for write."""
     proto = k.protocol
     yield from proto.remove_blocks_begin(cur, k, inode, "clone")
-    st = Step("generic_remap_file_range_prep: check the ranges against i_size",
-              ((inode.size_key, READ),))
-    yield st
-    if max(src, dst) + length > inode.i_size:
-        st.note = "-EINVAL"  # the model's clones stay inside the file
+    if not (yield from remap_check_ranges(cur, k, inode, src, dst, length)):
         yield from proto.remove_blocks_end(cur, k, inode, "clone")
         return "-EINVAL"
     yield from filemap_write_and_wait_range(cur, k, inode, src // PAGE_SIZE,

@@ -92,12 +92,13 @@ def server_write(cur: Current, k: Kernel, inode: Inode, page: Page, rpc: str, so
     st.note = "; ".join(notes)
 
 
-def server_copy(cur: Current, k: Kernel, inode: Inode, src: int, dst: int, count: int,
-                rpc: str):
-    """A copy on the server of `count` blocks from `src` to `dst`: each destination block
-    is freed and, where the source block holds data, replaced by a new block with a copy
-    of it. Called with the client's locks for the operation held; the server takes none of
-    them."""
+def copy_blocks(cur: Current, k: Kernel, inode: Inode, src: int, dst: int, count: int,
+                what: str):
+    """A copy of `count` blocks from `src` to `dst`, in one step named `what`: each
+    destination block is freed and, where the source block holds data, replaced by a new
+    block with a copy of it. Called with the locks of the operation held: a client's for a
+    server's COPY or CLONE (the server takes none of them), a file system's for its own
+    remap."""
     pairs = [(src + i, dst + i) for i in range(count)]
 
     def footprint():
@@ -109,7 +110,7 @@ def server_copy(cur: Current, k: Kernel, inode: Inode, src: int, dst: int, count
                     out += [(k.disk.key(pblk), mode), (k.disk.owner_key(pblk), WRITE)]
         return tuple(out)
 
-    st = Step(rpc, footprint=footprint)
+    st = Step(what, footprint=footprint)
     yield st
     notes = []
     for s_lb, d_lb in pairs:

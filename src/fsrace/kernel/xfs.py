@@ -12,9 +12,10 @@ from __future__ import annotations
 from ..explore.step import READ, WRITE, Step
 from .delalloc import da_release
 from .ext4 import AOPS as EXT4_AOPS
-from .filemap import filemap_write_and_wait_range
+from .filemap import filemap_write_and_wait_range, remap_check_ranges
 from .kernel import FileSystem, Kernel
 from .locking import down_read, down_write, up_read, up_write
+from .server import copy_blocks
 from .structs import DELALLOC, PAGE_SIZE, TO_EOF, UNWRITTEN, WRITTEN, Current, Disk, Inode
 from .truncate import truncate_inode_pages_range
 
@@ -97,5 +98,36 @@ def xfs_bunmapi(cur: Current, k: Kernel, inode: Inode, first: int, last: int):
     yield from up_write(cur, inode.i_data_sem)
 
 
-# XFS's own punch; its page cache paths are the model's (ext4's delalloc).
-FS = FileSystem("xfs", EXT4_AOPS, punch_hole=xfs_free_file_space)
+def xfs_file_remap_range(cur: Current, k: Kernel, inode: Inode, src: int, dst: int,
+                         length: int):
+    """FICLONERANGE within one file, and copy_file_range, which the VFS turns into a remap
+    on XFS (page-aligned ranges; XFS reflink, 4.9 on): xfs_reflink_remap_prep takes the
+    IO lock and the MMAPLOCK exclusive (the protocol's locks for removing blocks; since
+    5.15 the MMAPLOCK is the mapping's invalidate_lock), generic_remap_file_range_prep
+    checks the ranges and writes back both, xfs_flush_unmap_range writes back and drops
+    the destination's pages, and xfs_reflink_remap_blocks maps the source's extents at the
+    destination. The model copies the blocks rather than sharing them: its XFS writes back
+    in place, with no copy-on-write fork, and what the remap must get right against faults,
+    the destination's page cache, is the same either way. Called with no lock held."""
+    proto = k.protocol
+    yield from proto.remove_blocks_begin(cur, k, inode, "clone")
+    if not (yield from remap_check_ranges(cur, k, inode, src, dst, length)):
+        yield from proto.remove_blocks_end(cur, k, inode, "clone")
+        return "-EINVAL"
+    first, last = dst // PAGE_SIZE, (dst + length - 1) // PAGE_SIZE
+    yield from filemap_write_and_wait_range(cur, k, inode, src // PAGE_SIZE,
+                                            (src + length - 1) // PAGE_SIZE)
+    yield from filemap_write_and_wait_range(cur, k, inode, first, last)
+    # xfs_flush_unmap_range: the destination again, then its pages dropped
+    yield from filemap_write_and_wait_range(cur, k, inode, first, last)
+    yield from truncate_inode_pages_range(cur, k, inode, first, last)
+    yield from copy_blocks(cur, k, inode, src // k.blksize, dst // k.blksize,
+                           length // k.blksize,
+                           "xfs_reflink_remap_blocks: the source's extents at the destination")
+    yield from proto.remove_blocks_end(cur, k, inode, "clone")
+    return None
+
+
+# XFS's own punch and remap; its page cache paths are the model's (ext4's delalloc).
+FS = FileSystem("xfs", EXT4_AOPS, punch_hole=xfs_free_file_space,
+                clone_range=xfs_file_remap_range, copy_range=xfs_file_remap_range)

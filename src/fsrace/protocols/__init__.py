@@ -5,7 +5,7 @@ from .base import Protocol
 from .cifs import Smb61, SmbInvalidateLock, SmbMkwriteRecheck
 from .f2fs import F2fs, F2fsInsertLocked, F2fsLocked
 from .i_mmap_sem import Ext4IMmapSem
-from .invalidate_lock import InvalidateLock
+from .invalidate_lock import InvalidateLock, XfsInvalidateLock
 from .iolock_mkwrite import IolockMkwrite, MkwriteRetry
 from .linux_2012 import Linux2012
 from .mmap_sem import MmapSem
@@ -18,9 +18,9 @@ from .xfs import Xfs2012, XfsMmaplock
 PROTOCOLS: dict[str, type[Protocol]] = {
     p.name: p
     for p in (Linux2012, Xfs2012, MmapSem, IolockMkwrite, MkwriteRetry, PageByPage,
-              Shmem2014, XfsMmaplock, Ext4IMmapSem, InvalidateLock, Nfs42, NfsInvalidateLock,
-              F2fs, F2fsInsertLocked, F2fsLocked, Smb61, SmbInvalidateLock, SmbMkwriteRecheck,
-              Ocfs2_61, Ocfs2InvalidateLock)
+              Shmem2014, XfsMmaplock, Ext4IMmapSem, InvalidateLock, XfsInvalidateLock, Nfs42,
+              NfsInvalidateLock, F2fs, F2fsInsertLocked, F2fsLocked, Smb61, SmbInvalidateLock,
+              SmbMkwriteRecheck, Ocfs2_61, Ocfs2InvalidateLock)
 }
 
 __all__ = ["PROTOCOLS", "Protocol"]

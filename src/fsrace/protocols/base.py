@@ -43,9 +43,9 @@ class Protocol:
     # it refuses; the protocol only takes locks around them.
     filesystem: str | FileSystem = "ext4"
     # Operations this protocol's model lacks (so the matrix says `n/a`): only the NFS
-    # client's and ocfs2's have a clone (ext4 has no reflink; the model's XFS does not model
-    # its own), only the SMB client's and ocfs2's a copy, only ocfs2's blocks shared by a
-    # reflink ("shared blocks").
+    # client's, ocfs2's and XFS's since 5.15 (xfs-5.15; the older XFS protocols stand for
+    # kernels before reflink) have a clone (ext4 has no reflink), only those and the SMB
+    # client's a copy, only ocfs2's blocks shared by a reflink ("shared blocks").
     unsupported: frozenset[str] = frozenset({"clone range", "copy range", "shared blocks"})
 
     def __init_subclass__(cls, **kwargs) -> None:

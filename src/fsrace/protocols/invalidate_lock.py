@@ -25,3 +25,16 @@ class InvalidateLock(ExclusiveOverRemoval):
 
     fault_miss_begin = read_miss_begin = readahead_begin = page_mkwrite_begin
     fault_miss_end = read_miss_end = readahead_end = page_mkwrite_end
+
+
+class XfsInvalidateLock(InvalidateLock):
+    """XFS since 5.15: its MMAPLOCK is the mapping's invalidate_lock (2433480a7e1d), and its
+    IO lock the inode's i_rwsem, so the locks are those above; what differs is whose code
+    runs under them: XFS's punch (xfs_free_file_space) and its reflink remap
+    (xfs_file_remap_range, 4.9 on), which copy_file_range within a file reaches too."""
+
+    name = "xfs-5.15"
+    summary = "XFS since 5.15: MMAPLOCK is invalidate_lock, over punch, truncate and reflink"
+    era = "Linux 5.15: 2433480a7e1d (xfs: Convert to use invalidate_lock); reflink 4.9"
+    filesystem = "xfs"
+    unsupported = frozenset({"shared blocks"})  # the model's remap copies the blocks

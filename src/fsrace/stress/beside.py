@@ -32,7 +32,7 @@ def protocol_for(fs: str, kernel: str) -> str | None:
     return {
         "nfs": "nfs-4.2",
         "ext4": "invalidate-lock",
-        "xfs": "invalidate-lock",  # MMAPLOCK is the mapping's invalidate_lock since 5.15
+        "xfs": "xfs-5.15",  # MMAPLOCK is the mapping's invalidate_lock since 5.15
         # btrfs takes its own i_mmap_lock (shared in page_mkwrite, exclusive in punch):
         # the same shape for write faults.
         "btrfs": "invalidate-lock",
@@ -46,11 +46,14 @@ def protocol_for(fs: str, kernel: str) -> str | None:
 # name: on NFS a copy within one file goes through the page cache (the client offloads
 # only copies between two files, docs/real-kernels.md), so the model's server-side copy
 # is the stress copy from another file; a clone within one ocfs2 file stores to its source
-# and its destination both.
+# and its destination both; on XFS a clone or reflink copy from another file onto the
+# file under test is the model's within one file, the stores on its destination.
 STANDS_FOR: dict[tuple[str, str], tuple[str, ...]] = {
     ("nfs", "copy-write-fault"): (),
     ("nfs", "copy-from-write-fault"): ("copy-write-fault",),
     ("nfs", "clone-from-write-fault"): ("clone-write-fault",),
+    ("xfs", "copy-from-write-fault"): ("copy-write-fault",),
+    ("xfs", "clone-from-write-fault"): ("clone-write-fault",),
     ("ocfs2", "clone-write-fault"): ("clone-write-fault", "clone-source-write-fault"),
     ("ocfs2", "copy-write-fault"): ("clone-write-fault", "clone-source-write-fault"),
 }
