@@ -36,6 +36,8 @@ def test_a_class_stands_for_the_model_scenarios_that_make_the_same_race():
     assert model_scenarios("xfs", "dedupe-write-fault") == ()
     assert protocol_for("xfs", "6.1.0-50-amd64") == "xfs-5.15"  # its own punch and remap
     assert model_scenarios("xfs", "clone-from-write-fault") == ("clone-write-fault",)
+    assert model_scenarios("ext4", "copy-from-write-fault") == ("copy-write-fault",)
+    assert model_scenarios("btrfs", "copy-write-fault") == ()  # a remap there, not modelled
 
 
 def test_cells_are_compared_only_where_both_say_something():

@@ -18,6 +18,7 @@ from .locking import mutex_lock, mutex_unlock
 from .readahead import force_page_cache_readahead
 from .structs import PAGE_SIZE, TO_EOF, Current, Inode
 from .truncate import invalidate_mapping_pages
+from .uaccess import PlainBuffer
 
 
 def sys_fallocate_punch_hole(cur: Current, k: Kernel, inode: Inode, offset: int, length: int):
@@ -30,15 +31,28 @@ def sys_fallocate_punch_hole(cur: Current, k: Kernel, inode: Inode, offset: int,
 def sys_copy_file_range(cur: Current, k: Kernel, inode: Inode, src: int, dst: int,
                         length: int):
     """copy_file_range within one file (vfs_copy_file_range): the VFS checks the ranges
-    (generic_copy_file_checks) before the file system's ->copy_file_range runs. Called
-    with no lock held."""
+    (generic_copy_file_checks) before the file system's ->copy_file_range runs, or its
+    remap, or, where it has neither, the VFS's copy through the page cache. Called with no
+    lock held."""
     st = Step("vfs_copy_file_range: generic_copy_file_checks against i_size",
               ((inode.size_key, READ),))
     yield st
     if max(src, dst) + length > inode.i_size:
         st.note = "-EINVAL"  # the model's copies stay inside the file
         return "-EINVAL"
-    return (yield from k.fs.copy_range(cur, k, inode, src, dst, length))
+    copy = k.fs.copy_range or generic_copy_file_range
+    return (yield from copy(cur, k, inode, src, dst, length))
+
+
+def generic_copy_file_range(cur: Current, k: Kernel, inode: Inode, src: int, dst: int,
+                            length: int):
+    """The VFS's copy for a file system with neither ->copy_file_range nor a remap (ext4,
+    f2fs): do_splice_direct reads the source through the page cache as read(2) does and
+    writes it to the destination as write(2) does, under the inode lock (one pipe holds
+    sixteen pages, so the model's ranges go in one read and one write). Nothing is taken
+    away from the file. Called with no lock held."""
+    data = yield from sys_read(cur, k, inode, src, length)
+    return (yield from sys_write(cur, k, inode, dst, PlainBuffer(list(data))))
 
 
 _FALLOCATE = {"zero": ext4_zero_range, "collapse": ext4_collapse_range,

@@ -44,8 +44,9 @@ class Protocol:
     filesystem: str | FileSystem = "ext4"
     # Operations this protocol's model lacks (so the matrix says `n/a`): only the NFS
     # client's, ocfs2's and XFS's since 5.15 (xfs-5.15; the older XFS protocols stand for
-    # kernels before reflink) have a clone (ext4 has no reflink), only those and the SMB
-    # client's a copy, only ocfs2's blocks shared by a reflink ("shared blocks").
+    # kernels before reflink) have a clone (ext4 has no reflink); those, the SMB client's
+    # and the protocols of 5.15 and later on ext4 and f2fs (the VFS's copy through the
+    # page cache) a copy; only ocfs2's has blocks shared by a reflink ("shared blocks").
     unsupported: frozenset[str] = frozenset({"clone range", "copy range", "shared blocks"})
 
     def __init_subclass__(cls, **kwargs) -> None:

@@ -12,6 +12,10 @@ class InvalidateLock(ExclusiveOverRemoval):
     summary = "5.15 invalidate_lock: exclusive in punch/truncate, shared in faults, mkwrite, reads"
     era = "Linux 5.15: 730633f0b7f9, d4f5258eae7b (ext4_fallocate: inode_lock, invalidate_lock)"
 
+    # copy_file_range within one file is the VFS's copy through the page cache on the
+    # file systems it stands for (ext4, f2fs); none of them has a clone.
+    unsupported = frozenset({"clone range", "shared blocks"})
+
     @staticmethod
     def lock_of(inode):
         return inode.invalidate_lock

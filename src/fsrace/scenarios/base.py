@@ -176,10 +176,11 @@ def run_op(cur: Current, k: Kernel, op: Op):
         mode = {ZeroRange: "zero", Collapse: "collapse", Insert: "insert"}[type(op)]
         return (yield from sys_fallocate(cur, k, inode, mode, op.offset, op.length))
     if isinstance(op, Copy | Clone):
-        # The matrix never builds such a program for a protocol that lacks the operation.
+        # The matrix never builds such a program for a protocol that lacks the operation;
+        # a copy without the file system's own goes through the page cache.
         copy = isinstance(op, Copy)
-        if (k.fs.copy_range if copy else k.fs.clone_range) is None:
-            raise TypeError(f"{k.fs.name} has no {type(op).__name__.lower()} operation")
+        if not copy and k.fs.clone_range is None:
+            raise TypeError(f"{k.fs.name} has no clone operation")
         remap = sys_copy_file_range if copy else k.fs.clone_range
         return (yield from remap(cur, k, inode, op.src_offset, op.offset, op.length))
     if isinstance(op, Readahead):
