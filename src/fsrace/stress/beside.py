@@ -54,6 +54,7 @@ STANDS_FOR: dict[tuple[str, str], tuple[str, ...]] = {
     ("nfs", "copy-write-fault"): (),
     ("nfs", "copy-from-write-fault"): ("copy-write-fault",),
     ("nfs", "clone-from-write-fault"): ("clone-write-fault",),
+    ("smb", "copy-from-write-fault"): ("copy-write-fault",),  # as NFS's: the destination's race
     ("xfs", "copy-from-write-fault"): ("copy-write-fault",),
     ("xfs", "clone-from-write-fault"): ("clone-write-fault",),
     ("ext4", "copy-from-write-fault"): ("copy-write-fault",),

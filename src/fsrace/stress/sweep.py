@@ -50,6 +50,9 @@ EXPLAINED = {
     ("nfs", "truncate-write-fault"): "nfs-truncate-mmap.md",
     ("nfs", "copy-from-write-fault"): "nfs-copy-mmap.md",
     ("smb", "copy-write-fault"): "smb-copy-mmap.md",
+    # cifs_file_copychunk_range serves a copy from another file too; the stores are on the
+    # destination, and the signature is the finding's (the old page kept after the copy).
+    ("smb", "copy-from-write-fault"): "smb-copy-mmap.md",
     ("f2fs", "insert-write-fault"): "f2fs-insert-mmap.md",
     ("f2fs", "collapse-write-fault"): "f2fs-insert-mmap.md",
     # Its faulting worker stores too: a store lost across a collapse is the same race.
