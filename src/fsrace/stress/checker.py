@@ -6,9 +6,11 @@ or truncate over it: 0) and those that read it (a load, a pread or direct read o
 the final reads), each with the real-time interval from invocation to return. The history
 is correct when some order of those operations, each placed at one instant inside its
 interval, gives every read the value it saw: linearizability of a register (Herlihy &
-Wing), decided by the Wing-Gong search with Lowe's memoisation, as Porcupine and Knossos do.
-An operation that never returned (its worker was killed) may take effect at any time after
-it was invoked, or never.
+Wing). The history is cut into stretches of overlapping operations, each searched by
+Lowe's just-in-time linearisation; the Wing-Gong search over the whole history, with
+Lowe's memoisation as Porcupine and Knossos use it, is the reference the tests compare
+the cut search against. An operation that never returned (its worker was killed) may take
+effect at any time after it was invoked, or never.
 
 A write may also store one of several values: a collapse, insert, copy or clone moves into
 a slot whatever its source slot held at some instant while the operation ran, and that is
@@ -280,7 +282,8 @@ def _stretch(seg: Sequence[Access], starts: set[int]) -> set[int]:
     Lowe's just-in-time linearisation: walk the calls and returns in time order, keeping
     each possible (value, operations called but not yet placed); at a return, place that
     operation after any of the others still open. A long operation (a collapse under a slow
-    kernel) overlaps thousands of loads; this keeps the work to the few open at once."""
+    kernel) overlaps hundreds of loads and stores; this keeps the work to the few open at
+    once."""
     events = sorted([(a.inv, 0, k) for k, a in enumerate(seg)]
                     + [(a.resp, 1, k) for k, a in enumerate(seg)])  # calls first at a tie
     configs: set[tuple[int, frozenset[int]]] = {(state, frozenset()) for state in starts}
