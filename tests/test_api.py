@@ -124,8 +124,8 @@ def test_a_file_system_given_by_value_runs_as_the_module_it_copies():
     assert by_value["verdict"] == by_name["verdict"] == "safe"
     assert (by_value["states"], by_value["traces"]) == (by_name["states"], by_name["traces"])
     why = fsrace.run.not_modelled("zero-range-write-fault", ByValue.name)
-    assert why == (f"{ByValue.name} runs the model of ext4 by value, which has no zero "
-                   "range operation")
+    assert why == (f"{ByValue.name} (on the model of ext4 by value) models no zero range "
+                   "operation")
 
 
 def test_a_protocol_that_sets_a_file_system_operation_is_refused_with_the_new_place():
