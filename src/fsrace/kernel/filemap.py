@@ -158,14 +158,16 @@ def do_generic_file_read(cur: Current, k: Kernel, inode: Inode, pos: int, count:
 def generic_perform_write(cur: Current, k: Kernel, inode: Inode, pos: int, buf):
     """write(2) page by page (ext4_da_write_begin/end), from a user buffer that may itself be
     a mapping of a file: fault it in, lock the page, copy with faults disabled, and if
-    nothing was copied, unlock and fault it in again. Called with i_mutex held. Returns
-    None, or -EFAULT."""
+    nothing was copied, unlock and fault it in again; the protocol's copy locks are held
+    from after the fault-in to the page's unlock. Called with i_mutex held. Returns None,
+    or -EFAULT."""
     done = 0
     while done < len(buf):
         index, offset = divmod(pos + done, PAGE_SIZE)
         n = min(PAGE_SIZE - offset, len(buf) - done)
         if (yield from buf.fault_in_readable(cur, k, done, n)) is not None:
             return "-EFAULT"
+        yield from k.protocol.write_copy_begin(cur, k, inode)
         page = yield from grab_cache_page_write_begin(cur, k, inode, index)
         st = Step("ext4_da_write_begin: recheck page->mapping", ((page.key, WRITE),))
         yield st
@@ -173,6 +175,7 @@ def generic_perform_write(cur: Current, k: Kernel, inode: Inode, pos: int, buf):
             st.note = "page truncated: start over"
             st.retry = True
             yield from unlock_page(cur, page)
+            yield from k.protocol.write_copy_end(cur, k, inode)
             continue
         create_empty_buffers(k, page)
         yield from wait_on_page_writeback(cur, page)
@@ -188,12 +191,14 @@ def generic_perform_write(cur: Current, k: Kernel, inode: Inode, pos: int, buf):
             st.note = "source not mapped: copied 0, fault it in again"
             st.retry = True
             yield from unlock_page(cur, page)
+            yield from k.protocol.write_copy_end(cur, k, inode)
             continue
         page.data[offset:offset + n] = values
         block_commit_write(k, page, offset, offset + n)
         inode.i_size = max(inode.i_size, pos + done + n)
         st.note = f"copied {values}"
         yield from unlock_page(cur, page)
+        yield from k.protocol.write_copy_end(cur, k, inode)
         done += n
     return None
 

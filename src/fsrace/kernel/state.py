@@ -55,9 +55,7 @@ def _inode(inode: Inode, enc: StateEncoder) -> tuple:
             inode.i_reserved_data_blocks,
             tuple((index, page_ref(page, enc)) for index, page in sorted(inode.pages.items())),
             tuple(mm.name for mm in inode.i_mmap), inode.i_mutex.owner,
-            _sem(inode.i_data_sem), _sem(inode.invalidate_lock), _sem(inode.iolock),
-            _sem(inode.i_mmap_sem), _sem(inode.i_mmaplock), _sem(inode.ip_alloc_sem),
-            inode.falloc.busy_by)
+            *(_sem(sem) for sem in inode.rwsems()), inode.falloc.busy_by)
 
 
 def encode_kernel(k: Kernel, enc: StateEncoder) -> tuple:

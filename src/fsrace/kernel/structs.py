@@ -206,11 +206,19 @@ class Inode:
         self.i_mmaplock = RWSem(f"{name}.i_mmaplock")  # XFS 4.1
         # ocfs2's allocation lock: written by page_mkwrite and the remap, read by readpage.
         self.ip_alloc_sem = RWSem(f"{name}.ip_alloc_sem")
+        # gfs2's inode glock; on a local (lock_nolock) mount, an rwsem of the inode.
+        self.i_gl = RWSem(f"{name}.i_gl")
         self.falloc = WaitQueue(f"{name}.shmem_falloc")
         self.size_key = f"{name}.i_size"
         self.map_key = f"{name}.extents"  # block map and the inode's reservations
         self.pages_key = f"{name}.i_pages"
         self.dirty_tag_key = f"{name}.PAGECACHE_TAG_DIRTY"  # which pages are dirty
+
+    def rwsems(self) -> tuple[RWSem, ...]:
+        """Every rwsem of the inode, whichever protocol takes it: what the state and a
+        deadlock's report must see."""
+        return (self.i_data_sem, self.invalidate_lock, self.iolock, self.i_mmap_sem,
+                self.i_mmaplock, self.ip_alloc_sem, self.i_gl)
 
     def page_key(self, index: int) -> str:
         return f"page:{self.name}:{index}"

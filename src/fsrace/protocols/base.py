@@ -101,6 +101,15 @@ class Protocol:
     def write_end(self, cur: Current, k: Kernel, inode: Inode):
         return _nothing()
 
+    # write(2)'s copy into one page, after its source was faulted in: gfs2 holds its glock
+    # only there, with page faults disabled, so a source mapped from the file cannot fault
+    # under it.
+    def write_copy_begin(self, cur: Current, k: Kernel, inode: Inode):
+        return _nothing()
+
+    def write_copy_end(self, cur: Current, k: Kernel, inode: Inode):
+        return _nothing()
+
     # read(2) as a whole (XFS takes its IO lock shared).
     def read_begin(self, cur: Current, k: Kernel, inode: Inode):
         return _nothing()

@@ -302,8 +302,7 @@ def describe_state(k: Kernel) -> str:
         for lock in (inode.i_mutex,):
             if lock.owner:
                 held.append(f"{lock.name} by {lock.owner}")
-        for sem in (inode.i_data_sem, inode.invalidate_lock, inode.iolock, inode.i_mmap_sem,
-                    inode.i_mmaplock, inode.ip_alloc_sem):
+        for sem in inode.rwsems():
             if sem.writer:
                 held.append(f"{sem.name} (write) by {sem.writer}")
             if sem.readers:
