@@ -105,6 +105,21 @@ def test_the_ntfs3_collapse_reproducer_loses_no_store_on_ext4_and_xfs(fs, tmp_pa
     assert moved > 0 and after > 0, r.stdout
 
 
+@needs_cc
+@pytest.mark.realfs
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting needs root")
+@pytest.mark.parametrize("fs", ["ext4", "xfs"])
+@pytest.mark.parametrize("how", [[], ["--fadvise"]])
+def test_the_gfs2_readahead_reproducer_finds_nothing_on_ext4_and_xfs(fs, how, tmp_path):
+    # Both take invalidate_lock around their punch, and readahead takes it shared.
+    binary = _build(FINDINGS / "gfs2-punch-readahead.c", tmp_path / "repro")
+    with scratch_fs(fs) as s:
+        r = subprocess.run([str(binary), os.path.join(s.mnt, "file"), "16", "300", *how],
+                           capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert ": 0 rounds read pre-punch data (0 pages)" in r.stdout, r.stdout
+
+
 def _reproduce_lines():
     root = FINDINGS.parent.parent
     for doc in [root / "README.md", *sorted((root / "docs").rglob("*.md"))]:

@@ -88,7 +88,8 @@ def test_a_script_is_what_fstests_check_runs(script):
 @pytest.mark.parametrize("args", [[], ["-o", "nonsense", "f"], ["-o", "copy"],
                                   ["-o", "copy", "-r", "0", "f"], ["-x", "f"],
                                   ["-o", "punch", "-S", "f"], ["-o", "copy", "-l", "f"],
-                                  ["-o", "copy", "-n", "-S", "f"]])
+                                  ["-o", "copy", "-n", "-S", "f"], ["-o", "punch", "-n", "-R", "f"],
+                                  ["-o", "insert", "-l", "-R", "f"]])
 def test_the_helper_refuses_bad_usage(helper, args, tmp_path):
     r = subprocess.run([str(helper), *args], capture_output=True, text=True,
                        cwd=tmp_path)
@@ -111,6 +112,12 @@ def test_the_helper_passes_on_ext4_and_xfs(helper, fs):
                                    capture_output=True, text=True, timeout=120)
                 assert r.returncode == 0, (op, extra, r.stdout + r.stderr)
                 assert f"{op}: 0 of 200 rounds stale" in r.stdout, r.stdout
+        # Both hold readahead off their punch with invalidate_lock.
+        r = subprocess.run([str(helper), "-o", "punch", "-r", "200", "-R",
+                            os.path.join(s.mnt, "file")], capture_output=True, text=True,
+                           timeout=120)
+        assert r.returncode == 0 and "punch: 0 of 200 rounds stale (readahead" in r.stdout, (
+            r.stdout + r.stderr)
 
 
 @pytest.mark.vm

@@ -22,7 +22,7 @@ def kernel_version(release: str) -> tuple[int, ...]:
 
 def protocol_for(fs: str, kernel: str) -> str | None:
     """The model's protocol for a sweep's file system on a kernel (its uname -r), or None
-    where none is modelled (gfs2, nilfs2, ntfs3)."""
+    where none is modelled (nilfs2, ntfs3)."""
     family = fs.removesuffix("-xfs")  # an export's file system: the client's protocol
     if family == "smb":
         # Only 6.1's client was read to model it. 7.2's holds invalidate_lock across the
@@ -39,6 +39,7 @@ def protocol_for(fs: str, kernel: str) -> str | None:
         "f2fs": "f2fs",
         "ocfs2": "ocfs2-6.1",
         "tmpfs": "shmem-2014",
+        "gfs2": "gfs2-6.1",  # read in the 6.1 and 7.2.13 sources: the same locks
     }.get(family)
 
 
@@ -48,7 +49,7 @@ def protocol_for(fs: str, kernel: str) -> str | None:
 # is the stress copy from another file; a clone within one ocfs2 file stores to its source
 # and its destination both; on XFS a clone or reflink copy from another file onto the
 # file under test is the model's within one file, the stores on its destination, and on
-# ext4 and f2fs a copy from another file is the VFS's copy through the page cache, as
+# ext4, f2fs and gfs2 a copy from another file is the VFS's copy through the page cache, as
 # within one. btrfs's copy is its remap, which its stand-in lacks: not compared.
 STANDS_FOR: dict[tuple[str, str], tuple[str, ...]] = {
     ("nfs", "copy-write-fault"): (),
@@ -58,6 +59,7 @@ STANDS_FOR: dict[tuple[str, str], tuple[str, ...]] = {
     ("xfs", "copy-from-write-fault"): ("copy-write-fault",),
     ("xfs", "clone-from-write-fault"): ("clone-write-fault",),
     ("ext4", "copy-from-write-fault"): ("copy-write-fault",),
+    ("gfs2", "copy-from-write-fault"): ("copy-write-fault",),
     ("f2fs", "copy-from-write-fault"): ("copy-write-fault",),
     ("btrfs", "copy-write-fault"): (),
     ("ocfs2", "clone-write-fault"): ("clone-write-fault", "clone-source-write-fault"),

@@ -2,8 +2,9 @@
 developers run daily. Each test is a script in fstests' tests/generic/ style and its
 expected output; all of them run one C helper (t_mmap_fault_op_race.c, beside this file,
 written to the test's src/) that races the class's operation against stores through a
-shared mapping on the test file system and checks every word afterwards. The repository's
-fstests/ folder is this module's output (tests/test_fstests.py keeps it so)."""
+shared mapping (or, for readahead, against readahead(2)) on the test file system and
+checks every word afterwards. The repository's fstests/ folder is this module's output
+(tests/test_fstests.py keeps it so)."""
 
 from __future__ import annotations
 
@@ -108,6 +109,14 @@ FALLOC_FL_ZERO_RANGE under a page that another thread keeps dirtying through a
 shared mapping and writing back (msync) meanwhile. After the zeroing returns, every
 word the stores did not touch must read zero.""",
         (Pass("", _STALE),), flags="-m 500"),
+    "punch-readahead": FstestsTest(
+        "punch", "punch", '_require_xfs_io_command "fpunch"', """\
+A hole punched while another thread keeps asking for readahead of the page
+(readahead(2)); no stores. After the punch returns, every word must read zero. On gfs2
+the punch drops the page cache and then frees the blocks under the inode glock, which
+readahead does not take, and without invalidate_lock: readahead in between reads the
+old blocks back, and the page stays cached over the hole.""",
+        (Pass("-R", "{op} beside readahead left stale data"),)),
 }
 
 

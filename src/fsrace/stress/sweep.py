@@ -60,6 +60,7 @@ EXPLAINED = {
     ("ocfs2", "clone-write-fault"): "ocfs2-reflink-mmap.md",
     ("ocfs2", "copy-write-fault"): "ocfs2-reflink-mmap.md",
     ("ocfs2", "dedupe-write-fault"): "ocfs2-reflink-mmap.md",
+    ("gfs2", "punch-readahead"): "gfs2-punch-readahead.md",
     ("ntfs3", "collapse-write-fault"): "ntfs3-collapse-mmap.md",
     ("ntfs", "collapse-write-fault"): "ntfs3-collapse-mmap.md",
 }

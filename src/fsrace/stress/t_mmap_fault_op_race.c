@@ -34,6 +34,10 @@
  *       Each store came before the move and moved with the page, or after it and landed
  *       on the new page 1: exactly one of the two places must hold it, the other the data
  *       the operation put there. A store in neither place was lost;
+ *   -R  no stores: the thread calls readahead(2) on the file's pages in a loop while the
+ *       operation runs. Every word must hold what the operation put there; a page that
+ *       reads the replaced data was read back from the blocks between the operation's
+ *       cache drop and its block update, and stayed cached (gfs2's punch);
  *   -W  (clone) within one file of WITHIN_PAGES pages: each round makes WITHIN_CLONES
  *       clones of 1 or 2 pages from random places of the file onto others that do not
  *       overlap them, so later clones share blocks earlier ones shared, while the thread
@@ -42,7 +46,7 @@
  *       an fsync a zero word is data lost: a clone shared a block a fault had given the
  *       page but nothing had written yet.
  *
- *   t_mmap_fault_op_race -o OP [-r ROUNDS] [-m N] [-s] [-n | -S | -l | -W] FILE
+ *   t_mmap_fault_op_race -o OP [-r ROUNDS] [-m N] [-s] [-n | -S | -l | -R | -W] FILE
  *
  *   -r ROUNDS  rounds to run (default 100)
  *   -m N       the thread also writes the pages back (msync MS_SYNC) every N stores, as
@@ -86,6 +90,7 @@ static int mapped_pages;	/* pages the thread stores to */
 static int lost_mode;		/* -l: one store to each word of page LOST_PAGE */
 static int source_stores;	/* -S: the stores go to the source */
 static int within_mode;		/* -W: clones within the file, random stores */
+static int readahead_mode;	/* -R: readahead(2) instead of stores */
 #define WITHIN_PAGES 16
 #define WITHIN_CLONES 16
 static long round_no;
@@ -155,6 +160,17 @@ static void *random_store_thread(void *arg)
 		long word = rand_r(&seed) % (mapped_pages * SLOTS_PER_PAGE(pg));
 
 		map[word] = ++value;
+		atomic_store(&storing, 1);
+	}
+	return NULL;
+}
+
+/* -R: readahead of every page of the file, over and over. */
+static void *readahead_thread(void *arg)
+{
+	(void)arg;
+	while (!atomic_load(&stop)) {
+		readahead(fd, 0, mapped_pages * pg);
 		atomic_store(&storing, 1);
 	}
 	return NULL;
@@ -304,7 +320,7 @@ int main(int argc, char **argv)
 	int no_stores = 0, sync_first = 0, opt;
 	int op = -1;
 
-	while ((opt = getopt(argc, argv, "o:r:m:snSlW")) != -1) {
+	while ((opt = getopt(argc, argv, "o:r:m:snSlRW")) != -1) {
 		switch (opt) {
 		case 'o':
 			for (int i = 0; i < (int)(sizeof(op_names) / sizeof(*op_names)); i++)
@@ -329,6 +345,9 @@ int main(int argc, char **argv)
 		case 'l':
 			lost_mode = 1;
 			break;
+		case 'R':
+			readahead_mode = 1;
+			break;
 		case 'W':
 			within_mode = 1;
 			break;
@@ -338,13 +357,14 @@ int main(int argc, char **argv)
 		}
 	}
 	if (op < 0 || optind != argc - 1 || rounds < 1 || msync_every < 0 ||
-	    source_stores + lost_mode + within_mode > 1 || (no_stores && (source_stores || lost_mode)) ||
+	    source_stores + lost_mode + within_mode + readahead_mode > 1 ||
+	    (no_stores && (source_stores || lost_mode || readahead_mode)) ||
 	    (within_mode && op != CLONE) ||
 	    (source_stores && op != COPY && op != CLONE) ||
 	    (lost_mode && op != INSERT && op != COLLAPSE)) {
 		fprintf(stderr, "usage: %s -o copy|clone|punch|zero|truncate|insert|collapse "
 			"[-r ROUNDS] [-m N] [-s] [-n | -S (copy, clone) | -l (insert, "
-			"collapse)] [-W (clone)] FILE\n", argv[0]);
+			"collapse) | -R] [-W (clone)] FILE\n", argv[0]);
 		return 2;
 	}
 	pg = sysconf(_SC_PAGESIZE);
@@ -397,7 +417,8 @@ int main(int argc, char **argv)
 		if (!no_stores) {
 			if (pthread_create(&thread, NULL,
 					   lost_mode ? lost_store_thread : within_mode ?
-					   random_store_thread : store_thread, NULL))
+					   random_store_thread : readahead_mode ?
+					   readahead_thread : store_thread, NULL))
 				die("pthread_create");
 			while (!atomic_load(&storing))
 				;	/* the pages are mapped and dirty before the operation */
@@ -416,7 +437,7 @@ int main(int argc, char **argv)
 			die("fsync");
 		if (pread(fd, buf, pages * pg, 0) != pages * pg)
 			die("pread");
-		long i = first_wrong_word(op, r, buf, pages, !no_stores);
+		long i = first_wrong_word(op, r, buf, pages, !no_stores && !readahead_mode);
 		for (long w = 0; lost_mode && w < SLOTS_PER_PAGE(pg); w++) {
 			int dest = moved_to(op);
 			int m = buf[dest * SLOTS_PER_PAGE(pg) + w] == lost_value(r, w);
@@ -436,6 +457,7 @@ int main(int argc, char **argv)
 	printf("%s: %ld of %ld rounds stale (%s)", op_names[op], stale, rounds,
 	       no_stores ? "no stores" : source_stores ? "stores to word 1 of the source" :
 	       lost_mode ? "one store to each word of page 1" :
+	       readahead_mode ? "readahead(2) of the file, no stores" :
 	       within_mode ? "clones within the file, stores to random words" :
 	       "stores to word 1 of each page");
 	if (lost_mode)
