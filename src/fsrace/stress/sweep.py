@@ -53,6 +53,10 @@ EXPLAINED = {
     # cifs_file_copychunk_range serves a copy from another file too; the stores are on the
     # destination, and the signature is the finding's (the old page kept after the copy).
     ("smb", "copy-from-write-fault"): "smb-copy-mmap.md",
+    ("smb", "collapse-write-fault"): "smb-collapse-mmap.md",
+    ("smb", "insert-write-fault"): "smb-collapse-mmap.md",
+    # Its faulting worker stores too: a store lost across a collapse (6.12.118's cell).
+    ("smb", "collapse-read-fault"): "smb-collapse-mmap.md",
     ("f2fs", "insert-write-fault"): "f2fs-insert-mmap.md",
     ("f2fs", "collapse-write-fault"): "f2fs-insert-mmap.md",
     # Its faulting worker stores too: a store lost across a collapse is the same race.
