@@ -61,6 +61,25 @@ def test_smb_lock_only_fix_maps_the_page_the_copy_dropped():
     assert fixed.complete and fixed.verdict == "safe"
 
 
+@pytest.mark.parametrize("scenario", ["collapse-write-fault", "insert-write-fault"])
+def test_smb_shift_drops_the_page_a_store_dirtied_after_its_flush(scenario):
+    """docs/findings/smb-collapse-mmap.md: the collapse or insert holds invalidate_lock,
+    which cifs_page_mkwrite does not take; a store dirties the page between the shift's
+    writeback and its page-cache drop, and the drop discards it. Taking the lock in
+    page_mkwrite alone is not enough (the fault then maps the dropped page); with the
+    page->mapping recheck as well (what netfs_page_mkwrite has on 6.12) the search is
+    complete and finds nothing."""
+    cx = check(scenario, "smb-6.1", shrink_budget_s=0).counterexample
+    assert cx.failure.name == "file-contents"
+    labels = _labels(cx)
+    dirtied = labels.index(("TASK2", "cifs_page_mkwrite: VM_FAULT_LOCKED; "
+                                     "fault_dirty_shared_page"))
+    assert labels.index(("TASK1", "down_write(A.invalidate_lock)")) < dirtied
+    assert check(scenario, "smb-invalidate-lock", shrink_budget_s=0).search.verdict == "race"
+    fixed = check(scenario, "smb-mkwrite-recheck", shrink_budget_s=0).search
+    assert fixed.complete and fixed.verdict == "safe"
+
+
 def test_nfs_copy_launders_a_page_dirtied_during_the_copy_over_it():
     """docs/real-kernels.md, "Operations between two files": the client flushes, the
     server copies, a store dirties the destination page still cached with the old data,

@@ -2,7 +2,8 @@
 fix tried on that kernel, and the fix the model says it needs.
 
 smb-6.1: the copy holds only the inode lock across its flushes, the drop of the
-destination's pages and the server's copy; cifs_page_mkwrite takes nothing.
+destination's pages and the server's copy; collapse and insert range hold invalidate_lock
+from their flush to the end; cifs_page_mkwrite takes nothing.
 
 smb-invalidate-lock: docs/findings/smb-copy-mmap.diff, built and run on 6.1: the
 destination's invalidate_lock exclusive across the copy, shared in cifs_page_mkwrite
@@ -14,14 +15,14 @@ truncated while it waited (page->mapping rechecked under the page lock, as
 nfs_vm_page_mkwrite and block_page_mkwrite do): docs/findings/smb-copy-mmap-recheck.diff,
 which passed fsrace stress as a module on 6.1."""
 
+from ..kernel.locking import down_write, up_write
 from .base import LocksOwnInode, Protocol
 from .invalidate_lock import InvalidateLock
 
-# The model's SMB client has the copy, faults, writeback and buffered reads; its punch,
-# truncate, other fallocate modes and direct I/O are not modelled.
-SMB_LACKS = frozenset({"punch hole", "truncate", "zero range", "collapse range",
-                       "insert range", "clone range", "direct I/O", "block_page_mkwrite",
-                       "shared blocks"})
+# The model's SMB client has the copy, collapse and insert range, faults, writeback and
+# buffered reads; its punch, truncate, zero range and direct I/O are not modelled.
+SMB_LACKS = frozenset({"punch hole", "truncate", "zero range", "clone range", "direct I/O",
+                       "block_page_mkwrite", "shared blocks"})
 
 
 class SmbClient(Protocol):
@@ -35,7 +36,20 @@ class SmbClient(Protocol):
 class Smb61(SmbClient, LocksOwnInode):
     name = "smb-6.1"
     summary = "SMB client 6.1: copy = inode lock, flush, drop dest pages, server copy; mkwrite free"
-    era = "Linux 6.1 fs/smb/client cifs_file_copychunk_range, cifs_page_mkwrite"
+    era = ("Linux 6.1 fs/smb/client cifs_file_copychunk_range, smb3_collapse_range, "
+           "smb3_insert_range, cifs_page_mkwrite")
+
+    # smb3_collapse_range and smb3_insert_range take invalidate_lock exclusive from their
+    # flush to the end (inside the inode lock, which the model's shift takes itself).
+    def remove_blocks_begin(self, cur, k, inode, op):
+        yield from LocksOwnInode.remove_blocks_begin(self, cur, k, inode, op)
+        if op in ("collapse", "insert"):
+            yield from down_write(cur, inode.invalidate_lock)
+
+    def remove_blocks_end(self, cur, k, inode, op):
+        if op in ("collapse", "insert"):
+            yield from up_write(cur, inode.invalidate_lock)
+        yield from LocksOwnInode.remove_blocks_end(self, cur, k, inode, op)
 
 
 class SmbInvalidateLock(SmbClient, InvalidateLock):
