@@ -19,7 +19,8 @@ puts the old data over the copied range (docs/findings/smb-copy-mmap.md: 6.1, 6.
 Collapse and insert range (smb3_collapse_range, smb3_insert_range) write back and drop the
 page cache from the offset under invalidate_lock, which cifs_page_mkwrite does not take,
 and then the server moves the data: a store in between is dropped with its page
-(docs/findings/smb-collapse-mmap.md).
+(docs/findings/smb-collapse-mmap.md). The model runs ext4's collapse and insert for them
+(the same steps; see FS below).
 """
 
 from __future__ import annotations
@@ -27,16 +28,16 @@ from __future__ import annotations
 from typing import Protocol as Interface
 from typing import cast
 
-from ..explore.step import READ, WRITE, Step
+from ..explore.step import WRITE, Step
 from .buffer import VM_FAULT_LOCKED, VM_FAULT_NOPAGE, VM_FAULT_RETRY
-from .ext4 import collapse_blocks, ext4_da_get_block_prep, ext4_da_invalidatepage, insert_blocks
+from .ext4 import ext4_da_get_block_prep, ext4_da_invalidatepage
 from .filemap import filemap_write_and_wait_range
 from .kernel import AddressSpaceOps, FileSystem, Kernel
-from .locking import lock_page, mutex_lock, mutex_unlock, unlock_page, wait_on_page_writeback
+from .locking import lock_page, unlock_page, wait_on_page_writeback
 from .page_writeback import write_cache_pages, write_out
 from .server import copy_blocks, server_readpage, server_write
-from .structs import PAGE_SIZE, TO_EOF, Current, Inode, Page
-from .truncate import truncate_inode_pages_range, truncate_pagecache_range
+from .structs import PAGE_SIZE, Current, Inode, Page
+from .truncate import truncate_inode_pages_range
 
 
 class CifsMkwrite(Interface):
@@ -119,56 +120,13 @@ def cifs_file_copychunk_range(cur: Current, k: Kernel, inode: Inode, src: int, d
     yield from proto.remove_blocks_end(cur, k, inode, "copy")
     return None
 
-def smb3_collapse_range(cur: Current, k: Kernel, inode: Inode, offset: int, length: int):
-    """fallocate(COLLAPSE_RANGE) on SMB (6.1: under inode_lock): under the protocol's locks
-    for removing blocks (6.1-7.2.13: invalidate_lock exclusive), write back from the offset
-    to EOF and drop those pages, then the server moves the data down
-    (smb2_copychunk_range, SMB2_set_eof: the model's extent shift stands for both) and the
-    client shrinks i_size (truncate_setsize). cifs_page_mkwrite takes no lock held here:
-    a store between the writeback and the drop dirties a page the drop discards. Returns
-    None or -EINVAL. Called with no lock held."""
-    return (yield from _smb3_shift(cur, k, inode, offset, length, "collapse"))
-
-
-def smb3_insert_range(cur: Current, k: Kernel, inode: Inode, offset: int, length: int):
-    """fallocate(INSERT_RANGE) on SMB: as smb3_collapse_range, the server moving the data
-    up (SMB2_set_eof, smb2_copychunk_range, then a zeroed gap) after the client grew
-    i_size. Returns None or -EINVAL. Called with no lock held."""
-    return (yield from _smb3_shift(cur, k, inode, offset, length, "insert"))
-
-
-def _smb3_shift(cur: Current, k: Kernel, inode: Inode, offset: int, length: int, op: str):
-    proto = k.protocol
-    yield from mutex_lock(cur, inode.i_mutex)
-    yield from proto.remove_blocks_begin(cur, k, inode, op)
-    st = Step(f"smb3_{op}_range: check the range against i_size", ((inode.size_key, READ),))
-    yield st
-    err = None
-    if offset % PAGE_SIZE or length % PAGE_SIZE or length <= 0 or (
-            offset + length >= inode.i_size if op == "collapse" else offset >= inode.i_size):
-        st.note = err = "-EINVAL"
-    else:
-        first_page = offset // PAGE_SIZE
-        yield from filemap_write_and_wait_range(cur, k, inode, first_page, TO_EOF)
-        yield from truncate_pagecache_range(cur, k, inode, first_page, TO_EOF)
-        if op == "collapse":
-            yield from collapse_blocks(cur, k, inode, offset, length)
-        st = Step(f"smb3_{op}_range: truncate_setsize", ((inode.size_key, WRITE),))
-        yield st
-        inode.i_size += length if op == "insert" else -length
-        st.note = f"i_size -> {inode.i_size}"
-        if op == "insert":
-            yield from insert_blocks(cur, k, inode, offset, length)
-    yield from proto.remove_blocks_end(cur, k, inode, op)
-    yield from mutex_unlock(cur, inode.i_mutex)
-    return err
-
-
 # invalidatepage and write(2)'s get_block are ext4's: the model has no write_begin or
 # invalidatepage of this file system's own.
 AOPS = AddressSpaceOps(readpage=cifs_read_folio, page_mkwrite=cifs_page_mkwrite,
                        writepages=cifs_writepages,
                        invalidatepage=ext4_da_invalidatepage,
                        write_get_block=ext4_da_get_block_prep)
-FS = FileSystem("cifs", AOPS, copy_range=cifs_file_copychunk_range,
-                collapse_range=smb3_collapse_range, insert_range=smb3_insert_range)
+# Collapse and insert run the model's ext4 code (fsrace.kernel.ext4): smb3_collapse_range
+# and smb3_insert_range take the same steps, the server's copychunk and SET_EOF standing
+# where ext4 shifts its extents, under smb-6.1's invalidate_lock.
+FS = FileSystem("cifs", AOPS, copy_range=cifs_file_copychunk_range)
