@@ -289,3 +289,21 @@ def test_modules_to_load_in_the_guest_must_be_kernel_modules(tmp_path):
         _boot_and_run(lambda io: None, 1, "p", "f2fs", 1, print, None, 1, (ko, ko))
     assert subprocess.run(["sh", "-n", str(GUEST_DIR / "modules.sh")]).returncode == 0
     assert subprocess.run(["sh", "-n", str(GUEST_DIR / "run.sh")]).returncode == 0
+
+
+def test_the_guest_script_makes_every_file_system_it_offers():
+    """A name in VM_FILESYSTEMS that the guest's script has no case for would boot a guest
+    to mount nothing: every block file system has its mkfs, every other its own case."""
+    import re
+
+    from fsrace.stress.vm import BLOCK_FILESYSTEMS, GUEST_DIR, VM_FILESYSTEMS
+
+    script = (GUEST_DIR / "run.sh").read_text()
+    mkfs = script[script.index("mkfs_mount() {"):script.index("FS=@FS@")]
+    made = {name for label in re.findall(r"^\s+([\w|-]+)\) mk", mkfs, re.M)
+            for name in label.split("|")}
+    assert set(BLOCK_FILESYSTEMS) == made
+    mounts = script[script.index("FS=@FS@"):]
+    cased = {name for label in re.findall(r"^([\w|-]+)\)$", mounts, re.M)
+             for name in label.split("|")}
+    assert set(VM_FILESYSTEMS) - set(BLOCK_FILESYSTEMS) == cased

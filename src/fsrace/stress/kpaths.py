@@ -126,6 +126,32 @@ PATHS: dict[str, dict[str, tuple[str, ...]]] = {
         "copy": ("do_splice_direct",),
         "store": ("nilfs_page_mkwrite",),
     },
+    # NFS v3 (v4.1 mounts as nfs4): no operation of the server's but SETATTR's.
+    "nfs": {
+        "truncate": ("nfs3_proc_setattr",),
+        "copy": ("do_splice_direct",),
+        "store": ("nfs_vm_page_mkwrite",),
+    },
+    # Without reflink or hole punching: truncate, the VFS's copy and, where the kernel has
+    # one, the file system's own page_mkwrite.
+    "exfat": {
+        "truncate": ("exfat_setattr",),
+        "copy": ("do_splice_direct",),
+        "store": ("exfat_page_mkwrite",),
+    },
+    "vfat": {
+        "truncate": ("fat_setattr",),
+        "copy": ("do_splice_direct",),
+    },
+    "jfs": {
+        "truncate": ("jfs_setattr",),
+        "copy": ("do_splice_direct",),
+    },
+    "udf": {
+        "truncate": ("udf_setattr",),
+        "copy": ("do_splice_direct",),
+        "store": ("udf_page_mkwrite",),
+    },
 }
 PATHS["smb3"] = PATHS["cifs"]
 # Between two files a copy or clone takes the functions it takes within one.

@@ -36,15 +36,21 @@ SECURITY_MIRROR = "http://deb.debian.org/debian-security"
 PACKAGES = ["linux-image-amd64", "initramfs-tools", "kmod", "iproute2", "util-linux",
             "procps", "busybox", "e2fsprogs", "nfs-kernel-server", "nfs-common", "python3",
             "xfsprogs", "btrfs-progs", "f2fs-tools", "nilfs-tools", "gfs2-utils",
-            "ocfs2-tools", "samba", "cifs-utils", "ntfs-3g"]
+            "ocfs2-tools", "samba", "cifs-utils", "ntfs-3g", "exfatprogs", "dosfstools",
+            "jfsutils", "udftools"]
 # Block file systems are made on the scratch disk (gfs2 with lock_nolock and ocfs2 in
 # local mode: one node, no cluster stack; ntfs3, and ntfs, the driver Debian's 7.2 builds
-# instead of it, by ntfs-3g's mkntfs); nfs and smb are the v4.2 and SMB 3.1.1 clients over
-# loopback, exporting ext4 or, with -xfs, xfs (reflink on, the mkfs default). The SMB
-# server is Samba: bookworm's ksmbd-tools oopsed 6.1's ksmbd and could not serve 7.2's.
+# instead of it, by ntfs-3g's mkntfs; exfat, vfat, jfs and udf by their own tools'
+# defaults; not hfsplus: bookworm has no hfsprogs); nfs and smb are the v4.2 and SMB
+# 3.1.1 clients over loopback, exporting ext4 or, with -xfs, xfs (reflink on, the mkfs
+# default); nfs3 and nfs41 the same client speaking v3 or v4.1 to the ext4 export
+# (neither has the v4.2 operations: DEALLOCATE, CLONE, COPY), smb-loose the SMB client
+# with cache=loose instead of its default cache=strict. The SMB server is Samba:
+# bookworm's ksmbd-tools oopsed 6.1's ksmbd and could not serve 7.2's.
 BLOCK_FILESYSTEMS = ("ext4", "xfs", "btrfs", "f2fs", "nilfs2", "gfs2", "ocfs2", "ntfs3",
-                     "ntfs")
-VM_FILESYSTEMS = ("nfs", "nfs-xfs", "smb", "smb-xfs", *BLOCK_FILESYSTEMS, "tmpfs")
+                     "ntfs", "exfat", "vfat", "jfs", "udf")
+VM_FILESYSTEMS = ("nfs", "nfs-xfs", "nfs3", "nfs41", "smb", "smb-xfs", "smb-loose",
+                  *BLOCK_FILESYSTEMS, "tmpfs")
 SCRATCH_DISK_MB = 2048
 # What runs in the guest, kept as files beside this one (package data): the init that
 # hands over to the run's script (part of the guest disk's recipe), the script that sets

@@ -18,13 +18,17 @@ mkfs_mount() {  # type, where: a fresh file system on the scratch disk
     gfs2) mkfs.gfs2 -O -q -p lock_nolock -j 1 /dev/vdc ;;
     ocfs2) mkfs.ocfs2 -q -F -M local /dev/vdc ;;
     ntfs3|ntfs) mkntfs -q -Q -F /dev/vdc ;;
+    exfat) mkfs.exfat /dev/vdc >/dev/null ;;
+    vfat) mkfs.vfat /dev/vdc >/dev/null ;;
+    jfs) mkfs.jfs -q /dev/vdc >/dev/null ;;
+    udf) mkudffs /dev/vdc >/dev/null ;;
     esac
     # -i: the kernel's ntfs driver, not the mount.ntfs helper (ntfs-3g, FUSE)
     case "$1" in ntfs) mount -i -t ntfs /dev/vdc "$2" ;; *) mount -t "$1" /dev/vdc "$2" ;; esac
 }
 FS=@FS@
 case "$FS" in
-nfs|nfs-xfs)
+nfs|nfs-xfs|nfs3|nfs41)
     case "$FS" in *-xfs) mkfs_mount xfs /srv/export ;; *) mkfs_mount ext4 /srv/export ;; esac
     mkdir -p /mnt/nfs /proc/fs/nfsd
     mount -t nfsd nfsd /proc/fs/nfsd
@@ -34,10 +38,19 @@ nfs|nfs-xfs)
     rpcbind -w
     exportfs -ra
     rpc.mountd
-    rpc.nfsd -N 3 8
-    timeout 120 mount -t nfs4 -o vers=4.2 localhost:/ /mnt/nfs
+    case "$FS" in
+    nfs3)  # no pseudo root in v3: the export's path; nolock: no statd in the guest
+        rpc.nfsd 8
+        timeout 120 mount -t nfs -o vers=3,nolock localhost:/srv/export /mnt/nfs ;;
+    nfs41)
+        rpc.nfsd -N 3 8
+        timeout 120 mount -t nfs4 -o vers=4.1 localhost:/ /mnt/nfs ;;
+    *)
+        rpc.nfsd -N 3 8
+        timeout 120 mount -t nfs4 -o vers=4.2 localhost:/ /mnt/nfs ;;
+    esac
     DIR=/mnt/nfs ;;
-smb|smb-xfs)
+smb|smb-xfs|smb-loose)
     case "$FS" in *-xfs) mkfs_mount xfs /srv/export ;; *) mkfs_mount ext4 /srv/export ;; esac
     mkdir -p /etc/samba /mnt/smb /run/samba /var/lib/samba/private /var/log/samba
     cat > /etc/samba/smb.conf <<EOF
@@ -58,7 +71,8 @@ EOF
     smbd -D
     sleep 2
     timeout 60 mount -t cifs //127.0.0.1/export /mnt/smb \
-        -o username=root,password=fsrace,vers=3.1.1,uid=0,gid=0
+        -o username=root,password=fsrace,vers=3.1.1,uid=0,gid=0$(
+            [ "$FS" = smb-loose ] && echo ,cache=loose)
     DIR=/mnt/smb ;;
 tmpfs)
     mkdir -p /srv/work
