@@ -61,6 +61,12 @@ def test_a_violation_no_finding_explains_reads_unconfirmed_and_still_fails_the_s
     copy = run_of([("copy_from", 0)] * 3, violations=["v"])
     assert summarize("copy-from-write-fault", copy, "nfs-xfs")[0].endswith(
         "; findings/nfs-copy-mmap.md)")
+    # Nor does the SMB client's cache mode; but another NFS version is another client.
+    smb_copy = run_of([("copy", 0)] * 3, violations=["v"])
+    assert summarize("copy-write-fault", smb_copy, "smb-loose")[0].endswith(
+        "; findings/smb-copy-mmap.md)")
+    nfs_copy = run_of([("copy_from", 0)] * 3, violations=["v"])
+    assert summarize("copy-from-write-fault", nfs_copy, "nfs41")[0].startswith("unconfirmed")
 
 
 def test_every_finding_a_cell_points_to_exists():

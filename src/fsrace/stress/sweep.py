@@ -39,7 +39,8 @@ class Cell:
 EXPECTED = {"dio-write-fault": "O_DIRECT beside a shared mapping, open(2) NOTES"}
 
 # Flagged cells that a finding explains, by file system (an export's own file system
-# left out: nfs-xfs is nfs) and class: the finding's document in docs/findings/. Any
+# left out: nfs-xfs is nfs; and the SMB client's cache mode: smb-loose is smb, the
+# findings' reproducers showing each of them with cache=loose too) and class: the finding's document in docs/findings/. Any
 # other flagged cell reads `unconfirmed` until it is chased to a checker error (then the
 # checker is fixed) or to a finding (then it is added here).
 EXPLAINED = {
@@ -72,7 +73,7 @@ EXPLAINED = {
 
 def explained_by(fs: str, scenario: str) -> str | None:
     """The finding that explains a flagged cell of this file system and class, if any."""
-    return EXPLAINED.get((fs.removesuffix("-xfs"), scenario))
+    return EXPLAINED.get((fs.removesuffix("-xfs").removesuffix("-loose"), scenario))
 
 
 def summarize(scenario: str, rounds: GuestRun | list[GuestRun], fs: str = "",
