@@ -54,8 +54,8 @@ def test_a_cell_says_clean_violated_not_applicable_or_failed():
 
 
 def test_a_violation_no_finding_explains_reads_unconfirmed_and_still_fails_the_sweep():
-    bad = run_of([("zero", 0)] * 3, violations=["v"] * 2)
-    assert summarize("zero-range-write-fault", bad, "smb-xfs") == (
+    bad = run_of([("copy_from", 0)] * 3, violations=["v"] * 2)
+    assert summarize("copy-from-write-fault", bad, "btrfs") == (
         "unconfirmed: 2 slots violated (3 ops)", True)
     # An export's file system does not change which finding explains the client's race.
     copy = run_of([("copy_from", 0)] * 3, violations=["v"])
@@ -67,6 +67,9 @@ def test_a_violation_no_finding_explains_reads_unconfirmed_and_still_fails_the_s
         "; findings/smb-copy-mmap.md)")
     nfs_copy = run_of([("copy_from", 0)] * 3, violations=["v"])
     assert summarize("copy-from-write-fault", nfs_copy, "nfs41")[0].startswith("unconfirmed")
+    nfs_truncate = run_of([("truncate", 0)] * 3, violations=["v"])
+    assert summarize("truncate-write-fault", nfs_truncate, "nfs41")[0].endswith(
+        "; findings/nfs-truncate-mmap.md)")
 
 
 def test_every_finding_a_cell_points_to_exists():

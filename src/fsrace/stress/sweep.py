@@ -40,9 +40,10 @@ EXPECTED = {"dio-write-fault": "O_DIRECT beside a shared mapping, open(2) NOTES"
 
 # Flagged cells that a finding explains, by file system (an export's own file system
 # left out: nfs-xfs is nfs; and the SMB client's cache mode: smb-loose is smb, the
-# findings' reproducers showing each of them with cache=loose too) and class: the finding's document in docs/findings/. Any
-# other flagged cell reads `unconfirmed` until it is chased to a checker error (then the
-# checker is fixed) or to a finding (then it is added here).
+# findings' reproducers showing each of them with cache=loose too) and class: the
+# finding's document in docs/findings/. Any other flagged cell reads `unconfirmed` until
+# it is chased to a checker error (then the checker is fixed) or to a finding (then it is
+# added here).
 EXPLAINED = {
     ("nfs", "punch-write-fault"): "nfs-deallocate-mmap.md",
     ("nfs", "punch-read-fault"): "nfs-deallocate-mmap.md",
@@ -50,10 +51,17 @@ EXPLAINED = {
     ("nfs", "clone-from-write-fault"): "nfs-clone-mmap.md",
     ("nfs", "truncate-write-fault"): "nfs-truncate-mmap.md",
     ("nfs", "copy-from-write-fault"): "nfs-copy-mmap.md",
+    # The v4.1 client truncates by the same SETATTR; the reproducer shows it there.
+    ("nfs41", "truncate-write-fault"): "nfs-truncate-mmap.md",
     ("smb", "copy-write-fault"): "smb-copy-mmap.md",
     # cifs_file_copychunk_range serves a copy from another file too; the stores are on the
     # destination, and the signature is the finding's (the old page kept after the copy).
     ("smb", "copy-from-write-fault"): "smb-copy-mmap.md",
+    # 6.1's cifs_page_mkwrite maps a page the punch or zero range dropped: stores through
+    # it are lost, the page no longer the file's (the copy finding's recheck closes it).
+    ("smb", "punch-write-fault"): "smb-copy-mmap.md",
+    ("smb", "zero-range-write-fault"): "smb-copy-mmap.md",
+    ("smb", "punch-read-fault"): "smb-copy-mmap.md",  # its faulting worker stores too
     ("smb", "collapse-write-fault"): "smb-collapse-mmap.md",
     ("smb", "insert-write-fault"): "smb-collapse-mmap.md",
     # Its faulting worker stores too: a store lost across a collapse (6.12.118's cell).
