@@ -50,6 +50,22 @@ def test_the_ocfs2_reflink_reproducer_finds_nothing_on_xfs(args, tmp_path):
 @pytest.mark.realfs
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting needs root")
 @pytest.mark.parametrize("fs", ["ext4", "xfs"])
+@pytest.mark.parametrize("zero", [[], ["--zero"]], ids=["punch", "zero"])
+def test_the_smb_punch_reproducer_loses_no_store_on_local_file_systems(fs, zero, tmp_path):
+    # ext4's and xfs's page_mkwrite recheck page->mapping under the page lock and take
+    # invalidate_lock: a fault never maps a page the punch dropped.
+    binary = _build(FINDINGS / "smb-punch-mmap.c", tmp_path / "repro")
+    with scratch_fs(fs) as s:
+        r = subprocess.run([str(binary), os.path.join(s.mnt, "file"), "300", *zero],
+                           capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert ": 0 stores after it returned not read back" in r.stdout, r.stdout
+
+
+@needs_cc
+@pytest.mark.realfs
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting needs root")
+@pytest.mark.parametrize("fs", ["ext4", "xfs"])
 def test_the_smb_copy_reproducer_finds_nothing_on_local_file_systems(fs, tmp_path):
     # ext4 copies, xfs reflinks; both keep write faults out of the copied range.
     binary = _build(FINDINGS / "smb-copy-mmap.c", tmp_path / "repro")

@@ -93,6 +93,18 @@ HISTORY = [
     ("copy-write-fault", "smb-6.1", "race"),
     ("copy-write-fault", "smb-invalidate-lock", "race"),
     ("copy-write-fault", "smb-mkwrite-recheck", "safe"),
+    # docs/findings/smb-copy-mmap.md, "The same fault under punch and zero range": 6.1's
+    # smb3_punch_hole and smb3_zero_range drop the range's pages under invalidate_lock,
+    # which cifs_page_mkwrite does not take or recheck; a fault that found the page
+    # before the drop maps the dropped page, and stores through it are lost (6.1.176 and
+    # 6.1.192; the recheck patch ran clean there).
+    ("punch-store-reread", "smb-6.1", "race"),
+    ("punch-store-reread", "smb-mkwrite-recheck", "safe"),
+    ("zero-range-store-reread", "smb-6.1", "race"),
+    ("zero-range-store-reread", "smb-mkwrite-recheck", "safe"),
+    # A read fault cannot refill the range: 6.1's filemap_fault takes invalidate_lock
+    # shared on a miss, and the punch holds it exclusive.
+    ("punch-read-fault", "smb-6.1", "safe"),
     # docs/real-kernels.md, "Operations between two files": nfs42_proc_copy flushes, sends
     # COPY, then drops the destination's pages with invalidate_inode_pages2_range, whose
     # launder writes a page a store dirtied meanwhile back over the copy; seen on 6.1 and

@@ -30,7 +30,11 @@ def test_each_file_system_and_kernel_has_its_protocol():
 
 
 def test_a_class_stands_for_the_model_scenarios_that_make_the_same_race():
-    assert model_scenarios("ext4", "punch-write-fault") == ("punch-write-fault",)
+    # The storing worker reads its store back: the scenario that does so stands beside.
+    assert model_scenarios("ext4", "punch-write-fault") == ("punch-write-fault",
+                                                             "punch-store-reread")
+    assert model_scenarios("smb", "zero-range-write-fault") == ("zero-range-write-fault",
+                                                                "zero-range-store-reread")
     assert model_scenarios("nfs-xfs", "copy-from-write-fault") == ("copy-write-fault",)
     assert model_scenarios("nfs", "copy-write-fault") == ()  # a page-cache copy
     assert "clone-source-write-fault" in model_scenarios("ocfs2", "clone-write-fault")

@@ -48,7 +48,15 @@ def test_smb_lock_only_fix_maps_the_page_the_copy_dropped():
     the page cached waits in cifs_page_mkwrite while the copy drops the page, then maps
     the dropped page; with the page->mapping recheck the same search is complete and
     finds nothing."""
-    cx = check("copy-write-fault", "smb-invalidate-lock", shrink_budget_s=0).counterexample
+    _assert_the_fault_maps_the_dropped_page("copy-write-fault", "smb-invalidate-lock")
+    fixed = check("copy-write-fault", "smb-mkwrite-recheck", shrink_budget_s=0).search
+    assert fixed.complete and fixed.verdict == "safe"
+
+
+def _assert_the_fault_maps_the_dropped_page(scenario, protocol):
+    """The fault found the page, the operation dropped it, and cifs_page_mkwrite then
+    locked it and the fault mapped it."""
+    cx = check(scenario, protocol, shrink_budget_s=0).counterexample
     assert cx.failure.name == "file-contents"
     labels = _labels(cx)
     order = [labels.index(x) for x in (
@@ -57,7 +65,18 @@ def test_smb_lock_only_fix_maps_the_page_the_copy_dropped():
         ("TASK2", "__do_fault: install PTE"))]
     assert order == sorted(order)
     assert "not in the page cache" in cx.state
-    fixed = check("copy-write-fault", "smb-mkwrite-recheck", shrink_budget_s=0).search
+
+
+@pytest.mark.parametrize("scenario", ["punch-store-reread", "zero-range-store-reread"])
+def test_smb_punch_leaves_a_fault_the_page_it_dropped(scenario):
+    """docs/findings/smb-copy-mmap.md, "The same fault under punch and zero range": the
+    fault finds the page cached and unlocks it before cifs_page_mkwrite; the operation
+    drops it; cifs_page_mkwrite locks it and the fault maps it, so the task's pread does
+    not see its store and its next load does. The lock alone (taken shared in
+    cifs_page_mkwrite) does not close it; the page->mapping recheck does."""
+    for protocol in ("smb-6.1", "smb-invalidate-lock"):
+        _assert_the_fault_maps_the_dropped_page(scenario, protocol)
+    fixed = check(scenario, "smb-mkwrite-recheck", shrink_budget_s=0).search
     assert fixed.complete and fixed.verdict == "safe"
 
 

@@ -145,6 +145,6 @@ def run_matrix(max_executions: int = 10_000,
     m.cells = {(sc, p): m.cells[(sc, p)] for sc in m.scenarios for p in m.protocols}
     if costs:
         for protocol in m.protocols:
-            if not_modelled(COST_SCENARIO, protocol) is None:  # the SMB client has no punch
+            if not_modelled(COST_SCENARIO, protocol) is None:  # ocfs2's model has no punch
                 m.costs[protocol] = measure_cost(protocol, cost_executions)
     return m

@@ -21,6 +21,13 @@ page cache from the offset under invalidate_lock, which cifs_page_mkwrite does n
 and then the server moves the data: a store in between is dropped with its page
 (docs/findings/smb-collapse-mmap.md). The model runs ext4's collapse and insert for them
 (the same steps; see FS below).
+
+Punch and zero range (smb3_punch_hole, smb3_zero_range) take invalidate_lock too, drop the
+range's pages and then ask the server to zero it. A write fault unlocks the page
+filemap_fault found before ->page_mkwrite (do_shared_fault); a punch that drops the page
+in that gap leaves cifs_page_mkwrite a page that is no longer the file's, and the fault
+maps it: stores through it are lost (docs/findings/smb-copy-mmap.md, "The same fault
+under punch and zero range").
 """
 
 from __future__ import annotations
@@ -28,16 +35,16 @@ from __future__ import annotations
 from typing import Protocol as Interface
 from typing import cast
 
-from ..explore.step import WRITE, Step
+from ..explore.step import READ, WRITE, Step
 from .buffer import VM_FAULT_LOCKED, VM_FAULT_NOPAGE, VM_FAULT_RETRY
 from .ext4 import ext4_da_get_block_prep, ext4_da_invalidatepage
 from .filemap import filemap_write_and_wait_range
 from .kernel import AddressSpaceOps, FileSystem, Kernel
-from .locking import lock_page, unlock_page, wait_on_page_writeback
+from .locking import lock_page, mutex_lock, mutex_unlock, unlock_page, wait_on_page_writeback
 from .page_writeback import write_cache_pages, write_out
-from .server import copy_blocks, server_readpage, server_write
+from .server import copy_blocks, punch_blocks, server_readpage, server_write
 from .structs import PAGE_SIZE, Current, Inode, Page
-from .truncate import truncate_inode_pages_range
+from .truncate import truncate_inode_pages_range, truncate_pagecache_range
 
 
 class CifsMkwrite(Interface):
@@ -120,6 +127,56 @@ def cifs_file_copychunk_range(cur: Current, k: Kernel, inode: Inode, src: int, d
     yield from proto.remove_blocks_end(cur, k, inode, "copy")
     return None
 
+def smb3_punch_hole(cur: Current, k: Kernel, inode: Inode, offset: int, length: int):
+    """fallocate(PUNCH_HOLE | KEEP_SIZE) as 6.1.192 has it: under the protocol's locks
+    (the inode lock; smb-6.1 adds invalidate_lock, after smb2_set_sparse), write back the
+    range, drop its pages (truncate_pagecache_range), then FSCTL_SET_ZERO_DATA: Samba
+    punches its file. No i_size clamp. Called with no lock held."""
+    proto = k.protocol
+    yield from proto.remove_blocks_begin(cur, k, inode, "punch")
+    first, last = offset // PAGE_SIZE, (offset + length - 1) // PAGE_SIZE
+    yield from filemap_write_and_wait_range(cur, k, inode, first, last)
+    yield from _drop_whole_pages(cur, k, inode, offset, offset + length)
+    yield from punch_blocks(cur, k, inode, offset, offset + length,
+                            "smb3_punch_hole: FSCTL_SET_ZERO_DATA, Samba punches its file")
+    yield from proto.remove_blocks_end(cur, k, inode, "punch")
+    return None
+
+
+def smb3_zero_range(cur: Current, k: Kernel, inode: Inode, offset: int, length: int):
+    """fallocate(ZERO_RANGE | KEEP_SIZE) as 6.1.192 has it: inode_lock, the protocol's
+    locks (smb-6.1: invalidate_lock), a writeback of the range only where it reaches the
+    server's end of file, the drop of its pages from min(offset, i_size), then
+    smb3_zero_data's FSCTL_SET_ZERO_DATA (Samba punches the range; on a file that is not
+    sparse it allocates it again, which reads the same). The model's client and server
+    agree on the size, so remote_i_size is i_size. Called with no lock held."""
+    proto = k.protocol
+    yield from mutex_lock(cur, inode.i_mutex)
+    yield from proto.remove_blocks_begin(cur, k, inode, "zero")
+    st = Step("smb3_zero_range: i_size_read, remote_i_size", ((inode.size_key, READ),))
+    yield st
+    i_size = inode.i_size
+    if offset + length >= i_size > offset:
+        st.note = "the range reaches EOF: write it back first"
+        yield from filemap_write_and_wait_range(cur, k, inode, offset // PAGE_SIZE,
+                                                (i_size - 1) // PAGE_SIZE)
+    yield from _drop_whole_pages(cur, k, inode, min(offset, i_size), offset + length)
+    yield from punch_blocks(cur, k, inode, offset, offset + length,
+                            "smb3_zero_data: FSCTL_SET_ZERO_DATA, Samba zeroes its file")
+    yield from proto.remove_blocks_end(cur, k, inode, "zero")
+    yield from mutex_unlock(cur, inode.i_mutex)
+    return None
+
+
+def _drop_whole_pages(cur: Current, k: Kernel, inode: Inode, start: int, end: int):
+    """truncate_pagecache_range(start, end - 1) for the model's page-aligned ranges."""
+    if start % PAGE_SIZE or end % PAGE_SIZE:
+        raise ValueError("the model's SMB punch and zero range take whole pages")
+    if start < end:
+        yield from truncate_pagecache_range(cur, k, inode, start // PAGE_SIZE,
+                                            end // PAGE_SIZE - 1)
+
+
 # invalidatepage and write(2)'s get_block are ext4's: the model has no write_begin or
 # invalidatepage of this file system's own.
 AOPS = AddressSpaceOps(readpage=cifs_read_folio, page_mkwrite=cifs_page_mkwrite,
@@ -129,4 +186,5 @@ AOPS = AddressSpaceOps(readpage=cifs_read_folio, page_mkwrite=cifs_page_mkwrite,
 # Collapse and insert run the model's ext4 code (fsrace.kernel.ext4): smb3_collapse_range
 # and smb3_insert_range take the same steps, the server's copychunk and SET_EOF standing
 # where ext4 shifts its extents, under smb-6.1's invalidate_lock.
-FS = FileSystem("cifs", AOPS, copy_range=cifs_file_copychunk_range)
+FS = FileSystem("cifs", AOPS, punch_hole=smb3_punch_hole, zero_range=smb3_zero_range,
+                copy_range=cifs_file_copychunk_range)

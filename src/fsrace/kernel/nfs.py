@@ -29,7 +29,7 @@ from .locking import (
     wait_on_page_writeback,
 )
 from .page_writeback import write_cache_pages, write_out
-from .server import copy_blocks, server_readpage, server_write
+from .server import copy_blocks, punch_blocks, server_readpage, server_write
 from .structs import PAGE_SIZE, TO_EOF, Current, Inode, Page
 from .truncate import (
     invalidate_inode_pages2_range,
@@ -102,11 +102,8 @@ def nfs42_proc_deallocate(cur: Current, k: Kernel, inode: Inode, offset: int, le
     end = min(offset + length, -(-inode.i_size // PAGE_SIZE) * PAGE_SIZE)
     if offset < end:
         yield from filemap_write_and_wait_range(cur, k, inode, 0, TO_EOF)  # nfs_sync_inode
-        st = Step("nfs42_proc_deallocate: DEALLOCATE RPC sent", ((inode.map_key, READ),))
-        yield st
-        first_block, stop_block = -(-offset // k.blksize), end // k.blksize
-        if first_block < stop_block:
-            yield from ext4_ext_remove_space(cur, k, inode, first_block, stop_block - 1)
+        yield from punch_blocks(cur, k, inode, offset, end,
+                                "nfs42_proc_deallocate: DEALLOCATE RPC sent")
         first_full, last_full = -(-offset // PAGE_SIZE), end // PAGE_SIZE - 1
         if first_full <= last_full:
             yield from truncate_pagecache_range(cur, k, inode, first_full, last_full)

@@ -3,14 +3,17 @@ client): its file is the model's block map and disk.
 
 A READ fills a whole page from the server's file (holes read as zeros), a WRITE stores a
 whole page at its offset (the server allocates a block for a hole, so a WRITE past the
-server's end of file extends it), and a server-side copy gives each destination block
-its own copy of the source's data. Each client names the RPC its step stands for.
+server's end of file extends it), a server-side copy gives each destination block
+its own copy of the source's data, and a server-side punch frees the range's blocks (the
+server's file is an ext4 file: its extents go as ext4's punch removes them). Each client
+names the RPC its step stands for.
 """
 
 from __future__ import annotations
 
 from ..explore.step import READ, WRITE, Step
 from .delalloc import da_release
+from .ext4 import ext4_ext_remove_space
 from .kernel import Kernel
 from .locking import unlock_page
 from .structs import DELALLOC, PAGE_SIZE, WRITTEN, Current, Disk, Inode, Page
@@ -129,3 +132,16 @@ def copy_blocks(cur: Current, k: Kernel, inode: Inode, src: int, dst: int, count
         inode.extents[d_lb] = (WRITTEN, pblk)
         notes.append(f"lblk {d_lb} -> blk{pblk} (copy of blk{s_pblk})")
     st.note = "; ".join(notes)
+
+
+def punch_blocks(cur: Current, k: Kernel, inode: Inode, offset: int, end: int, rpc: str):
+    """The server punches bytes [offset, end) of its file, as the RPC named `rpc` asks: the
+    blocks wholly inside are freed, and read as zeros after. Called with the client's
+    locks of the operation held (the server takes none of them)."""
+    st = Step(rpc, ((inode.map_key, READ),))
+    yield st
+    first, stop = -(-offset // k.blksize), end // k.blksize
+    if first < stop:
+        yield from ext4_ext_remove_space(cur, k, inode, first, stop - 1)
+    else:
+        st.note = "no whole block in the range"

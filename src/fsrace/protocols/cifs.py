@@ -2,8 +2,8 @@
 fix tried on that kernel, and the fix the model says it needs.
 
 smb-6.1: the copy holds only the inode lock across its flushes, the drop of the
-destination's pages and the server's copy; collapse and insert range hold invalidate_lock
-from their flush to the end; cifs_page_mkwrite takes nothing.
+destination's pages and the server's copy; punch, zero, collapse and insert range hold
+invalidate_lock from their flush to the end; cifs_page_mkwrite takes nothing.
 
 smb-invalidate-lock: docs/findings/smb-copy-mmap.diff, built and run on 6.1: the
 destination's invalidate_lock exclusive across the copy, shared in cifs_page_mkwrite
@@ -15,14 +15,17 @@ truncated while it waited (page->mapping rechecked under the page lock, as
 nfs_vm_page_mkwrite and block_page_mkwrite do): docs/findings/smb-copy-mmap-recheck.diff,
 which passed fsrace stress as a module on 6.1."""
 
-from ..kernel.locking import down_write, up_write
+from ..kernel.locking import down_read, down_write, up_read, up_write
 from .base import LocksOwnInode, Protocol
 from .invalidate_lock import InvalidateLock
 
-# The model's SMB client has the copy, collapse and insert range, faults, writeback and
-# buffered reads; its punch, truncate, zero range and direct I/O are not modelled.
-SMB_LACKS = frozenset({"punch hole", "truncate", "zero range", "clone range", "direct I/O",
-                       "block_page_mkwrite", "shared blocks"})
+# The model's SMB client has the copy, punch, zero, collapse and insert range, faults,
+# writeback and buffered reads; its truncate and direct I/O are not modelled.
+SMB_LACKS = frozenset({"truncate", "clone range", "direct I/O", "block_page_mkwrite",
+                       "shared blocks"})
+
+
+INVALIDATE_LOCKED = ("punch", "zero", "collapse", "insert")
 
 
 class SmbClient(Protocol):
@@ -36,20 +39,33 @@ class SmbClient(Protocol):
 class Smb61(SmbClient, LocksOwnInode):
     name = "smb-6.1"
     summary = "SMB client 6.1: copy = inode lock, flush, drop dest pages, server copy; mkwrite free"
-    era = ("Linux 6.1 fs/smb/client cifs_file_copychunk_range, smb3_collapse_range, "
-           "smb3_insert_range, cifs_page_mkwrite")
+    era = ("Linux 6.1.192 fs/smb/client cifs_file_copychunk_range, smb3_punch_hole, "
+           "smb3_zero_range, smb3_collapse_range, smb3_insert_range, cifs_page_mkwrite")
 
-    # smb3_collapse_range and smb3_insert_range take invalidate_lock exclusive from their
-    # flush to the end (inside the inode lock, which the model's shift takes itself).
+    # smb3_punch_hole, smb3_zero_range, smb3_collapse_range and smb3_insert_range take
+    # invalidate_lock exclusive from their flush to the end, inside the inode lock (which
+    # the punch takes here and the others themselves).
     def remove_blocks_begin(self, cur, k, inode, op):
         yield from LocksOwnInode.remove_blocks_begin(self, cur, k, inode, op)
-        if op in ("collapse", "insert"):
+        if op in INVALIDATE_LOCKED:
             yield from down_write(cur, inode.invalidate_lock)
 
     def remove_blocks_end(self, cur, k, inode, op):
-        if op in ("collapse", "insert"):
+        if op in INVALIDATE_LOCKED:
             yield from up_write(cur, inode.invalidate_lock)
         yield from LocksOwnInode.remove_blocks_end(self, cur, k, inode, op)
+
+    # 6.1's generic code takes invalidate_lock shared where it adds a page to the cache
+    # (filemap_fault on a miss, filemap_create_folio, page_cache_ra_unbounded), whatever
+    # the file system; cifs_page_mkwrite takes nothing.
+    def fault_miss_begin(self, cur, k, inode):
+        return down_read(cur, inode.invalidate_lock)
+
+    def fault_miss_end(self, cur, k, inode):
+        return up_read(cur, inode.invalidate_lock)
+
+    read_miss_begin = readahead_begin = fault_miss_begin
+    read_miss_end = readahead_end = fault_miss_end
 
 
 class SmbInvalidateLock(SmbClient, InvalidateLock):

@@ -9,6 +9,8 @@ from .fallocate_modes import (
     CollapseWriteFault,
     CopyWriteFault,
     InsertWriteFault,
+    PunchStoreReread,
+    ZeroRangeStoreReread,
     ZeroRangeWriteFault,
 )
 from .punch_read import PunchRead, PunchReadahead
@@ -28,7 +30,8 @@ SCENARIOS: dict[str, Scenario] = {
     s.name: s for s in (PunchWriteFault(), PunchWriteFaultThread(), PunchNoCachedPages(),
                         PunchReadFault(), PunchRead(), PunchReadahead(),
                         DioWriteFault(), TruncateWriteFault(), TruncateWriteFaultNoRecheck(),
-                        ZeroRangeWriteFault(), CollapseReadFault(), CollapseWriteFault(),
+                        ZeroRangeWriteFault(), ZeroRangeStoreReread(), PunchStoreReread(),
+                        CollapseReadFault(), CollapseWriteFault(),
                         InsertWriteFault(),
                         CloneWriteFault(), CopyWriteFault(), CloneSourceWriteFault(),
                         WriteFromOwnMapping(), ReadIntoOwnMapping(), WritebackStore())

@@ -11,7 +11,7 @@ from ..kernel.kernel import Kernel
 from ..kernel.structs import PAGE_SIZE
 from ..kernel.syscalls import wb_writeback
 from .base import CachedFileScenario, Params, TaskSpec
-from .ops import Clone, Collapse, Copy, Insert, Load, Read, Store, ZeroRange
+from .ops import Clone, Collapse, Copy, Insert, Load, Punch, Read, Store, ZeroRange
 
 
 class _AgainstFaults(CachedFileScenario):
@@ -64,6 +64,32 @@ class ZeroRangeWriteFault(_AgainstFaults):
 
     def operation(self, params: Params):
         return ZeroRange("A", 0, params.pages * PAGE_SIZE)
+
+
+class ZeroRangeStoreReread(ZeroRangeWriteFault):
+    """Each storing task then preads its cell and loads it again: a fault that maps a page
+    the operation dropped after the fault found it (a page_mkwrite that does not recheck
+    page->mapping) stores where only loads through that mapping see it."""
+
+    name = "zero-range-store-reread"
+    summary = ("zero range vs a write fault whose task reads its store back: a store "
+               "through a dropped page shows to loads, never to read(2)")
+    check_own_store = True
+
+
+class PunchStoreReread(_AgainstFaults):
+    """The seed's punch, each storing task then preading its cell and loading it again, as
+    zero-range-store-reread."""
+
+    name = "punch-store-reread"
+    summary = ("punch vs a write fault whose task reads its store back: a store through a "
+               "dropped page shows to loads, never to read(2)")
+    exercises = ("file-contents",)
+    needs = frozenset({"punch hole"})
+    check_own_store = True
+
+    def operation(self, params: Params):
+        return Punch("A", 0, params.pages * PAGE_SIZE)
 
 
 class CollapseReadFault(_AgainstFaults):
