@@ -15,9 +15,9 @@ truncated while it waited (page->mapping rechecked under the page lock, as
 nfs_vm_page_mkwrite and block_page_mkwrite do): docs/findings/smb-copy-mmap-recheck.diff,
 which passed fsrace stress as a module on 6.1."""
 
-from ..kernel.locking import down_read, down_write, up_read, up_write
+from ..kernel.locking import down_write, up_write
 from .base import LocksOwnInode, Protocol
-from .invalidate_lock import InvalidateLock
+from .invalidate_lock import InvalidateLock, SharedWhereAdded
 
 # The model's SMB client has the copy, punch, zero, collapse and insert range, faults,
 # writeback and buffered reads; its truncate and direct I/O are not modelled.
@@ -36,7 +36,9 @@ class SmbClient(Protocol):
     mkwrite_rechecks_mapping = False
 
 
-class Smb61(SmbClient, LocksOwnInode):
+# 6.1's generic code takes invalidate_lock shared where it adds a page (SharedWhereAdded);
+# cifs_page_mkwrite takes nothing.
+class Smb61(SmbClient, LocksOwnInode, SharedWhereAdded):
     name = "smb-6.1"
     summary = "SMB client 6.1: copy = inode lock, flush, drop dest pages, server copy; mkwrite free"
     era = ("Linux 6.1.192 fs/smb/client cifs_file_copychunk_range, smb3_punch_hole, "
@@ -54,18 +56,6 @@ class Smb61(SmbClient, LocksOwnInode):
         if op in INVALIDATE_LOCKED:
             yield from up_write(cur, inode.invalidate_lock)
         yield from LocksOwnInode.remove_blocks_end(self, cur, k, inode, op)
-
-    # 6.1's generic code takes invalidate_lock shared where it adds a page to the cache
-    # (filemap_fault on a miss, filemap_create_folio, page_cache_ra_unbounded), whatever
-    # the file system; cifs_page_mkwrite takes nothing.
-    def fault_miss_begin(self, cur, k, inode):
-        return down_read(cur, inode.invalidate_lock)
-
-    def fault_miss_end(self, cur, k, inode):
-        return up_read(cur, inode.invalidate_lock)
-
-    read_miss_begin = readahead_begin = fault_miss_begin
-    read_miss_end = readahead_end = fault_miss_end
 
 
 class SmbInvalidateLock(SmbClient, InvalidateLock):

@@ -4,10 +4,25 @@ invalidation and block removal, and shared wherever pages are added to the cache
 miss, read(2) miss, readahead) and in page_mkwrite."""
 
 from ..kernel.locking import down_read, up_read
-from .base import ExclusiveOverRemoval
+from .base import ExclusiveOverRemoval, Protocol
 
 
-class InvalidateLock(ExclusiveOverRemoval):
+class SharedWhereAdded(Protocol):
+    """mm/filemap.c and mm/readahead.c since 5.15, whatever the file system: invalidate_lock
+    taken shared wherever a page is added to the cache (filemap_fault on a miss,
+    filemap_create_folio, page_cache_ra_unbounded)."""
+
+    def fault_miss_begin(self, cur, k, inode):
+        return down_read(cur, inode.invalidate_lock)
+
+    def fault_miss_end(self, cur, k, inode):
+        return up_read(cur, inode.invalidate_lock)
+
+    read_miss_begin = readahead_begin = fault_miss_begin
+    read_miss_end = readahead_end = fault_miss_end
+
+
+class InvalidateLock(ExclusiveOverRemoval, SharedWhereAdded):
     name = "invalidate-lock"
     summary = "5.15 invalidate_lock: exclusive in punch/truncate, shared in faults, mkwrite, reads"
     era = "Linux 5.15: 730633f0b7f9, d4f5258eae7b (ext4_fallocate: inode_lock, invalidate_lock)"
@@ -20,15 +35,9 @@ class InvalidateLock(ExclusiveOverRemoval):
     def lock_of(inode):
         return inode.invalidate_lock
 
-    # Shared wherever pages are added to the cache, and in page_mkwrite.
-    def page_mkwrite_begin(self, cur, k, inode):
-        return down_read(cur, inode.invalidate_lock)
-
-    def page_mkwrite_end(self, cur, k, inode):
-        return up_read(cur, inode.invalidate_lock)
-
-    fault_miss_begin = read_miss_begin = readahead_begin = page_mkwrite_begin
-    fault_miss_end = read_miss_end = readahead_end = page_mkwrite_end
+    # Shared in page_mkwrite too, besides where pages are added.
+    page_mkwrite_begin = SharedWhereAdded.fault_miss_begin
+    page_mkwrite_end = SharedWhereAdded.fault_miss_end
 
 
 class XfsInvalidateLock(InvalidateLock):

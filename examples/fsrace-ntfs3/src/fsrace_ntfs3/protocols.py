@@ -20,8 +20,8 @@ scenarios that show it start with every block of the file allocated.
 
 from fsrace.kernel.ext4 import AOPS as EXT4_AOPS
 from fsrace.kernel.kernel import FileSystem
-from fsrace.kernel.locking import down_read, up_read
 from fsrace.protocols.base import Protocol
+from fsrace.protocols.invalidate_lock import SharedWhereAdded
 
 from .file import ntfs_collapse_range, ntfs_insert_range, ntfs_punch_hole
 
@@ -33,7 +33,7 @@ NTFS3 = FileSystem("ntfs3", EXT4_AOPS, punch_hole=ntfs_punch_hole,
                    refused=frozenset({"zero range"}))
 
 
-class Ntfs3(Protocol):
+class Ntfs3(SharedWhereAdded):  # mm/filemap.c since 5.15
     name = "ntfs3"
     summary = "ntfs3 6.12: invalidate_lock over fallocate, page_mkwrite takes nothing"
     era = "Linux 6.12 fs/ntfs3/file.c ntfs_fallocate, generic_file_vm_ops"
@@ -41,16 +41,6 @@ class Ntfs3(Protocol):
     # The model's direct-I/O race is about delayed allocation, which ntfs3 6.12 lacks: run
     # here it would report ext4's.
     unsupported = Protocol.unsupported | {"direct I/O"}
-
-    # mm/filemap.c since 5.15: shared wherever a page is added to the cache.
-    def fault_miss_begin(self, cur, k, inode):
-        return down_read(cur, inode.invalidate_lock)
-
-    def fault_miss_end(self, cur, k, inode):
-        return up_read(cur, inode.invalidate_lock)
-
-    read_miss_begin = readahead_begin = fault_miss_begin
-    read_miss_end = readahead_end = fault_miss_end
 
 
 class Ntfs3MkwriteLock(Ntfs3):
