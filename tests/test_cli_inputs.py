@@ -44,7 +44,7 @@ BAD = [
     (["check", *RACE, "--strategy", "dpor", "--executions", "5"], "no effect"),
     (["check", *RACE, "--html", "/proc/x.html"], "cannot write in /proc"),
     (["check", *RACE, "--html", "{TMP}/folder"], "directory"),
-    (["check", "-s", "truncate-write-fault", "-p", "smb-6.1"], "not modelled"),
+    (["check", "-s", "dio-write-fault", "-p", "smb-6.1"], "not modelled"),
     (["replay", *RACE, "zero"], "bad schedule token"),
     (["replay", *RACE, "0:99999999999999999999"], "runs past"),
     (["replay", *RACE, "2:40"], "can run"),

@@ -105,6 +105,12 @@ HISTORY = [
     # A read fault cannot refill the range: 6.1's filemap_fault takes invalidate_lock
     # shared on a miss, and the punch holds it exclusive.
     ("punch-read-fault", "smb-6.1", "safe"),
+    # docs/findings/smb-truncate-mmap.md: cifs_setattr_nounix flushes, sends SET_INFO
+    # EndOfFile, and only then cifs_setsize drops the pages, as nfs_setattr does; stale
+    # data after a truncate and grow on 6.1; invalidate_lock over the resize closes it.
+    ("truncate-write-fault", "smb-6.1", "race"),
+    ("truncate-write-fault", "smb-mkwrite-recheck", "race"),
+    ("truncate-write-fault", "smb-setattr-locked", "safe"),
     # docs/real-kernels.md, "Operations between two files": nfs42_proc_copy flushes, sends
     # COPY, then drops the destination's pages with invalidate_inode_pages2_range, whose
     # launder writes a page a store dirtied meanwhile back over the copy; seen on 6.1 and

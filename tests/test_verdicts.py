@@ -28,18 +28,26 @@ def _labels(cx):
     return [(cx.task_names[e.task], e.step.label) for e in cx.events]
 
 
-def test_nfs_truncate_leaves_the_cut_off_page_on_the_server():
-    """docs/findings/nfs-truncate-mmap.md: the server truncates, a store dirties the page
-    the client still holds, its WRITE lands past the server's new end, and only then does
-    nfs_vmtruncate drop the page."""
-    cx = check("truncate-write-fault", "nfs-4.2", shrink_budget_s=0).counterexample
+@pytest.mark.parametrize("protocol, steps", [
+    ("nfs-4.2", ("nfs4_proc_setattr: SETATTR RPC, nfsd_setattr on the server",
+                 "nfs_vm_page_mkwrite: recheck page->mapping; nfs_updatepage(whole page)",
+                 "nfs_initiate_write: WRITE RPC, nfsd_write on the server",
+                 "nfs_vmtruncate: i_size_write")),
+    ("smb-6.1", ("smb2_set_file_size: SET_INFO EndOfFile, Samba truncates its file",
+                 "cifs_page_mkwrite: VM_FAULT_LOCKED; fault_dirty_shared_page",
+                 "smb2_async_writev: SMB2 WRITE, Samba writes its file",
+                 "cifs_setsize: i_size_write")),
+])
+def test_network_truncate_leaves_the_cut_off_page_on_the_server(protocol, steps):
+    """docs/findings/nfs-truncate-mmap.md, and the same steps in 6.1.192's
+    cifs_setattr_nounix: the server truncates, a store dirties the page the client still
+    holds, its WRITE lands past the server's new end, and only then does the client set
+    i_size and drop the page."""
+    cx = check("truncate-write-fault", protocol, shrink_budget_s=0).counterexample
     assert cx.failure.name == "nothing-beyond-eof"
     labels = _labels(cx)
-    order = [labels.index(x) for x in (
-        ("TASK1", "nfs4_proc_setattr: SETATTR RPC, nfsd_setattr on the server"),
-        ("TASK2", "nfs_vm_page_mkwrite: recheck page->mapping; nfs_updatepage(whole page)"),
-        ("FLUSHER", "nfs_initiate_write: WRITE RPC, nfsd_write on the server"),
-        ("TASK1", "nfs_vmtruncate: i_size_write"))]
+    tasks = ("TASK1", "TASK2", "FLUSHER", "TASK1")
+    order = [labels.index(x) for x in zip(tasks, steps, strict=True)]
     assert order == sorted(order)
 
 

@@ -28,6 +28,12 @@ filemap_fault found before ->page_mkwrite (do_shared_fault); a punch that drops 
 in that gap leaves cifs_page_mkwrite a page that is no longer the file's, and the fault
 maps it: stores through it are lost (docs/findings/smb-copy-mmap.md, "The same fault
 under punch and zero range").
+
+A truncate (cifs_setattr_nounix with ATTR_SIZE) has NFS's shape: write back the whole file,
+SET_INFO EndOfFile on the server, and only then cifs_setsize (i_size_write,
+truncate_pagecache). A page a store dirties after the flush is still inside the client's
+old i_size, so its writeback in that gap goes out as a WRITE past the server's new end
+of file (kernel/server.py: remote_setattr_size).
 """
 
 from __future__ import annotations
@@ -42,7 +48,13 @@ from .filemap import filemap_write_and_wait_range
 from .kernel import AddressSpaceOps, FileSystem, Kernel
 from .locking import lock_page, mutex_lock, mutex_unlock, unlock_page, wait_on_page_writeback
 from .page_writeback import write_cache_pages, write_out
-from .server import copy_blocks, punch_blocks, server_readpage, server_write
+from .server import (
+    copy_blocks,
+    punch_blocks,
+    remote_setattr_size,
+    server_readpage,
+    server_write,
+)
 from .structs import PAGE_SIZE, Current, Inode, Page
 from .truncate import truncate_inode_pages_range, truncate_pagecache_range
 
@@ -168,6 +180,18 @@ def smb3_zero_range(cur: Current, k: Kernel, inode: Inode, offset: int, length: 
     return None
 
 
+def cifs_setattr_size(cur: Current, k: Kernel, inode: Inode, size: int):
+    """ftruncate on SMB as 6.1.192 has it: cifs_setattr_nounix flushes the whole mapping
+    (filemap_write_and_wait), cifs_set_file_size sends SET_INFO EndOfFile
+    (smb2_set_file_size) and then cifs_setsize sets i_size and truncate_pagecache drops the
+    pages beyond it; cifs_truncate_page has nothing to zero at the model's page-aligned
+    sizes. No invalidate_lock (do_truncate takes only the inode lock). Called with i_mutex
+    held and the protocol's locks for removing blocks (do_truncate)."""
+    yield from remote_setattr_size(
+        cur, k, inode, size, "smb2_set_file_size: SET_INFO EndOfFile, Samba truncates its file",
+        "cifs_setsize: i_size_write", "cifs_setattr_nounix: done")
+
+
 def _drop_whole_pages(cur: Current, k: Kernel, inode: Inode, start: int, end: int):
     """truncate_pagecache_range(start, end - 1) for the model's page-aligned ranges."""
     if start % PAGE_SIZE or end % PAGE_SIZE:
@@ -187,4 +211,4 @@ AOPS = AddressSpaceOps(readpage=cifs_read_folio, page_mkwrite=cifs_page_mkwrite,
 # and smb3_insert_range take the same steps, the server's copychunk and SET_EOF standing
 # where ext4 shifts its extents, under smb-6.1's invalidate_lock.
 FS = FileSystem("cifs", AOPS, punch_hole=smb3_punch_hole, zero_range=smb3_zero_range,
-                copy_range=cifs_file_copychunk_range)
+                copy_range=cifs_file_copychunk_range, setattr_size=cifs_setattr_size)

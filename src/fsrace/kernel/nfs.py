@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from ..explore.step import READ, WRITE, Step
 from .buffer import VM_FAULT_LOCKED, VM_FAULT_NOPAGE, VM_FAULT_RETRY
-from .ext4 import ext4_da_get_block_prep, ext4_da_invalidatepage, ext4_ext_remove_space
+from .ext4 import ext4_da_get_block_prep, ext4_da_invalidatepage
 from .filemap import filemap_write_and_wait_range
 from .kernel import AddressSpaceOps, FileSystem, Kernel
 from .locking import (
@@ -29,12 +29,17 @@ from .locking import (
     wait_on_page_writeback,
 )
 from .page_writeback import write_cache_pages, write_out
-from .server import copy_blocks, punch_blocks, server_readpage, server_write
+from .server import (
+    copy_blocks,
+    punch_blocks,
+    remote_setattr_size,
+    server_readpage,
+    server_write,
+)
 from .structs import PAGE_SIZE, TO_EOF, Current, Inode, Page
 from .truncate import (
     invalidate_inode_pages2_range,
     truncate_inode_pages_range,
-    truncate_pagecache,
     truncate_pagecache_range,
 )
 
@@ -113,34 +118,15 @@ def nfs42_proc_deallocate(cur: Current, k: Kernel, inode: Inode, offset: int, le
 
 
 def nfs_setattr_size(cur: Current, k: Kernel, inode: Inode, size: int):
-    """ftruncate on NFS (nfs_setattr with ATTR_SIZE, under the VFS's inode lock): write
-    back and wait on the whole file (nfs_sync_inode), send SETATTR (the server truncates or
-    extends its file), and only when the reply is processed set i_size and drop the pages
-    beyond it (nfs_setattr_update_inode -> nfs_vmtruncate). nfs_vm_page_mkwrite takes no
-    lock the truncate holds, and the client's i_size is still the old one until the end, so
-    a store after the flush dirties a page the server has already cut off; its WRITE puts
-    the page back past the server's new end of file (the server's size is not modelled
-    apart from the client's: a WRITE past it extends the server's file, here by mapping
-    the block again). Called with i_mutex held and the protocol's locks for removing blocks
-    (do_truncate)."""
-    yield from filemap_write_and_wait_range(cur, k, inode, 0, TO_EOF)  # nfs_sync_inode
-    st = Step("nfs4_proc_setattr: SETATTR RPC, nfsd_setattr on the server",
-              ((inode.size_key, READ),))
-    yield st
-    old = inode.i_size
-    st.note = f"server size -> {size}"
-    if size < old:
-        yield from ext4_ext_remove_space(cur, k, inode, -(-size // k.blksize), None)
-    st = Step("nfs_vmtruncate: i_size_write", ((inode.size_key, WRITE),))
-    yield st
-    k.resizing.add(inode.name)
-    inode.i_size = size
-    st.note = f"i_size {old} -> {size}"
-    if size < old:
-        yield from truncate_pagecache(cur, k, inode, size, old)
-    st = Step("nfs_setattr: done", ((inode.size_key, WRITE),))
-    yield st
-    k.resizing.discard(inode.name)
+    """ftruncate on NFS (nfs_setattr with ATTR_SIZE, under the VFS's inode lock):
+    nfs_sync_inode, the SETATTR RPC, then nfs_setattr_update_inode -> nfs_vmtruncate.
+    nfs_vm_page_mkwrite takes no lock the truncate holds: a store after the flush dirties
+    a page the server has already cut off, and its WRITE puts it back
+    (remote_setattr_size; docs/findings/nfs-truncate-mmap.md). Called with i_mutex held
+    and the protocol's locks for removing blocks (do_truncate)."""
+    yield from remote_setattr_size(cur, k, inode, size,
+                                   "nfs4_proc_setattr: SETATTR RPC, nfsd_setattr on the server",
+                                   "nfs_vmtruncate: i_size_write", "nfs_setattr: done")
 
 
 def nfs42_remap_file_range(cur: Current, k: Kernel, inode: Inode, src: int, dst: int,

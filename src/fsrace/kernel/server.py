@@ -14,9 +14,11 @@ from __future__ import annotations
 from ..explore.step import READ, WRITE, Step
 from .delalloc import da_release
 from .ext4 import ext4_ext_remove_space
+from .filemap import filemap_write_and_wait_range
 from .kernel import Kernel
 from .locking import unlock_page
-from .structs import DELALLOC, PAGE_SIZE, WRITTEN, Current, Disk, Inode, Page
+from .structs import DELALLOC, PAGE_SIZE, TO_EOF, WRITTEN, Current, Disk, Inode, Page
+from .truncate import truncate_pagecache
 
 
 def server_readpage(cur: Current, k: Kernel, inode: Inode, page: Page, rpc: str,
@@ -145,3 +147,31 @@ def punch_blocks(cur: Current, k: Kernel, inode: Inode, offset: int, end: int, r
         yield from ext4_ext_remove_space(cur, k, inode, first, stop - 1)
     else:
         st.note = "no whole block in the range"
+
+
+def remote_setattr_size(cur: Current, k: Kernel, inode: Inode, size: int, rpc: str,
+                        setsize: str, done: str):
+    """A network client's ftruncate, as nfs_setattr and cifs_setattr_nounix both do it:
+    write back and wait on the whole file, the RPC named `rpc` (the server truncates or
+    extends its file), and only then `setsize`: i_size_write and the drop of the pages
+    beyond it. The client's i_size is the old one until then, so a page a store dirtied
+    after the flush is still written back whole, and its WRITE puts the page back past
+    the server's new end of file (a WRITE past it extends the server's file). Called with
+    i_mutex held and the protocol's locks for removing blocks (do_truncate)."""
+    yield from filemap_write_and_wait_range(cur, k, inode, 0, TO_EOF)
+    st = Step(rpc, ((inode.size_key, READ),))
+    yield st
+    old = inode.i_size
+    st.note = f"server size -> {size}"
+    if size < old:
+        yield from ext4_ext_remove_space(cur, k, inode, -(-size // k.blksize), None)
+    st = Step(setsize, ((inode.size_key, WRITE),))
+    yield st
+    k.resizing.add(inode.name)
+    inode.i_size = size
+    st.note = f"i_size {old} -> {size}"
+    if size < old:
+        yield from truncate_pagecache(cur, k, inode, size, old)
+    st = Step(done, ((inode.size_key, WRITE),))
+    yield st
+    k.resizing.discard(inode.name)

@@ -2,7 +2,7 @@
 model. `PROTOCOLS` maps CLI names to them, in history order."""
 
 from .base import Protocol
-from .cifs import Smb61, SmbInvalidateLock, SmbMkwriteRecheck
+from .cifs import Smb61, SmbInvalidateLock, SmbMkwriteRecheck, SmbSetattrLocked
 from .f2fs import F2fs, F2fsInsertLocked, F2fsLocked
 from .gfs2 import Gfs2_61, Gfs2InvalidateLock
 from .i_mmap_sem import Ext4IMmapSem
@@ -21,7 +21,7 @@ PROTOCOLS: dict[str, type[Protocol]] = {
     for p in (Linux2012, Xfs2012, MmapSem, IolockMkwrite, MkwriteRetry, PageByPage,
               Shmem2014, XfsMmaplock, Ext4IMmapSem, InvalidateLock, XfsInvalidateLock, Nfs42,
               NfsInvalidateLock, F2fs, F2fsInsertLocked, F2fsLocked, Smb61, SmbInvalidateLock,
-              SmbMkwriteRecheck, Ocfs2_61, Ocfs2InvalidateLock, Gfs2_61,
+              SmbMkwriteRecheck, SmbSetattrLocked, Ocfs2_61, Ocfs2InvalidateLock, Gfs2_61,
               Gfs2InvalidateLock)
 }
 

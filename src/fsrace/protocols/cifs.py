@@ -1,31 +1,38 @@
-"""The SMB client's copy_file_range (cifs_file_copychunk_range) as in Debian's 6.1, the
-fix tried on that kernel, and the fix the model says it needs.
+"""The SMB client as in Debian's 6.1 (its copy_file_range, cifs_file_copychunk_range, and
+its truncate), the fix tried on that kernel, and the fixes the model says it needs.
 
 smb-6.1: the copy holds only the inode lock across its flushes, the drop of the
 destination's pages and the server's copy; punch, zero, collapse and insert range hold
-invalidate_lock from their flush to the end; cifs_page_mkwrite takes nothing.
+invalidate_lock from their flush to the end; the truncate holds only the inode lock (the
+VFS's); cifs_page_mkwrite takes nothing.
 
 smb-invalidate-lock: docs/findings/smb-copy-mmap.diff, built and run on 6.1: the
 destination's invalidate_lock exclusive across the copy, shared in cifs_page_mkwrite
-(and, in 6.1's generic code, wherever a fault or read adds a page). On the real kernel it
-closed the reproducer's window but fsrace stress still flagged it.
+(and, in 6.1's generic code, wherever a fault or read adds a page). The patch leaves the
+truncate as it was: under the inode lock alone. On the real kernel it closed the
+reproducer's window but fsrace stress still flagged it.
 
 smb-mkwrite-recheck: the same, and cifs_page_mkwrite returns VM_FAULT_NOPAGE for a page
 truncated while it waited (page->mapping rechecked under the page lock, as
 nfs_vm_page_mkwrite and block_page_mkwrite do): docs/findings/smb-copy-mmap-recheck.diff,
-which passed fsrace stress as a module on 6.1."""
+which passed fsrace stress as a module on 6.1.
+
+smb-setattr-locked: the same, and cifs_setattr_nounix holds invalidate_lock exclusive
+across a resize, from its flush to cifs_setsize: docs/findings/smb-truncate-mmap.diff on
+top of the recheck patch, which made fstests' truncate helper clean on 6.1.192."""
 
 from ..kernel.locking import down_write, up_write
 from .base import LocksOwnInode, Protocol
 from .invalidate_lock import InvalidateLock, SharedWhereAdded
 
-# The model's SMB client has the copy, punch, zero, collapse and insert range, faults,
-# writeback and buffered reads; its truncate and direct I/O are not modelled.
-SMB_LACKS = frozenset({"truncate", "clone range", "direct I/O", "block_page_mkwrite",
-                       "shared blocks"})
+# The model's SMB client has the copy, punch, zero, collapse and insert range, the
+# truncate, faults, writeback and buffered reads; its direct I/O is not modelled.
+SMB_LACKS = frozenset({"clone range", "direct I/O", "block_page_mkwrite", "shared blocks"})
 
 
 INVALIDATE_LOCKED = ("punch", "zero", "collapse", "insert")
+# The operations under invalidate_lock with the copy patch: all but the truncate.
+INVALIDATE_LOCKED_PATCHED = (*INVALIDATE_LOCKED, "copy")
 
 
 class SmbClient(Protocol):
@@ -63,9 +70,30 @@ class SmbInvalidateLock(SmbClient, InvalidateLock):
     summary = "SMB client with invalidate_lock across the copy, shared in cifs_page_mkwrite"
     era = "fix tried on 6.1 (docs/findings/smb-copy-mmap.diff), not merged"
 
+    # invalidate_lock exclusive, inside the inode lock, over all but the truncate, which
+    # holds only the inode lock do_truncate took.
+    def remove_blocks_begin(self, cur, k, inode, op):
+        if op in INVALIDATE_LOCKED_PATCHED:
+            yield from InvalidateLock.remove_blocks_begin(self, cur, k, inode, op)
+
+    def remove_blocks_end(self, cur, k, inode, op):
+        if op in INVALIDATE_LOCKED_PATCHED:
+            yield from InvalidateLock.remove_blocks_end(self, cur, k, inode, op)
+
 
 class SmbMkwriteRecheck(SmbInvalidateLock):
     name = "smb-mkwrite-recheck"
     summary = "smb-invalidate-lock, and cifs_page_mkwrite rechecks page->mapping"
     era = "proposed fix (not merged): docs/findings/smb-copy-mmap-recheck.diff, run on 6.1"
     mkwrite_rechecks_mapping = True
+
+
+class SmbSetattrLocked(SmbMkwriteRecheck):
+    name = "smb-setattr-locked"
+    summary = "smb-mkwrite-recheck, and cifs_setattr_nounix holds invalidate_lock over a resize"
+    era = "proposed fix (not merged): docs/findings/smb-truncate-mmap.diff, run on 6.1.192"
+
+    # invalidate_lock exclusive over the truncate too, from its flush to the page-cache
+    # truncate after SET_INFO, as over every other operation here.
+    remove_blocks_begin = InvalidateLock.remove_blocks_begin
+    remove_blocks_end = InvalidateLock.remove_blocks_end

@@ -62,6 +62,8 @@ EXPLAINED = {
     ("smb", "punch-write-fault"): "smb-copy-mmap.md",
     ("smb", "zero-range-write-fault"): "smb-copy-mmap.md",
     ("smb", "punch-read-fault"): "smb-copy-mmap.md",  # its faulting worker stores too
+    # cifs_setattr_nounix's window between SET_INFO and cifs_setsize, NFS's truncate's.
+    ("smb", "truncate-write-fault"): "smb-truncate-mmap.md",
     ("smb", "collapse-write-fault"): "smb-collapse-mmap.md",
     ("smb", "insert-write-fault"): "smb-collapse-mmap.md",
     # Its faulting worker stores too: a store lost across a collapse (6.12.118's cell).
