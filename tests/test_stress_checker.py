@@ -235,7 +235,7 @@ def test_without_leaves_operations_out_of_the_streams_and_stays_in_the_saved_con
     with pytest.raises(ValueError, match="own operation"):
         StressConfig("ext4", "punch-write-fault", without=("punch",))
     with pytest.raises(ValueError, match="nothing to do"):
-        StressConfig("ext4", "truncate-write-fault", without=("store", "load"))
+        StressConfig("ext4", "truncate-write-fault", without=("store", "load", "msync"))
 
 
 def _lost_store_on_page_0(with_direct_write: bool):
