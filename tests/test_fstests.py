@@ -151,6 +151,20 @@ def test_the_helper_says_3_when_the_file_system_refuses_the_operation(helper):
     assert r.returncode == 3 and "Operation not supported" in r.stderr, r.stderr
 
 
+@needs_cc
+def test_the_helper_reads_back_with_o_direct_when_asked(helper, tmp_path):
+    # 903's second pass: the same truncate rounds, the file read back past the page cache
+    # (or through it, said so, where O_DIRECT is refused); a local file system keeps them
+    # clean, and the control stays clean either way.
+    path = str(tmp_path / "file")
+    for extra in ([], ["-n"]):
+        r = subprocess.run([str(helper), "-o", "truncate", "-m", "50", "-r", "20", "-D",
+                            *extra, path], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert re.search(r"truncate: 0 of 20 rounds stale \(.*\), read back (with O_DIRECT|"
+                         r"through the page cache: O_DIRECT refused)$", r.stdout, re.M), r.stdout
+
+
 def test_the_guest_driver_parses():
     """vm-check.sh runs only inside a guest (the runs fstests/README.md records); here at least
     it must parse, and be runnable as vm-run's program."""

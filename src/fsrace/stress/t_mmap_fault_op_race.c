@@ -46,7 +46,15 @@
  *       an fsync a zero word is data lost: a clone shared a block a fault had given the
  *       page but nothing had written yet.
  *
- *   t_mmap_fault_op_race -o OP [-r ROUNDS] [-m N] [-s] [-n | -S | -l | -R | -W] FILE
+ * Reading back:
+ *   -D  with O_DIRECT instead of through the page cache: what the storage holds (on a
+ *       network client, the server's file), past anything the client caches or assumes.
+ *       6.12's SMB client reads zeros past the size it last set without asking the
+ *       server (netfs's zero_point), so a truncate's cut-off data written back to the
+ *       server after the truncate shows only this way. A file system that refuses
+ *       O_DIRECT is read through the cache, and the summary says so.
+ *
+ *   t_mmap_fault_op_race -o OP [-r ROUNDS] [-m N] [-s] [-D] [-n | -S | -l | -R | -W] FILE
  *
  *   -r ROUNDS  rounds to run (default 100)
  *   -m N       the thread also writes the pages back (msync MS_SYNC) every N stores, as
@@ -317,10 +325,10 @@ static long first_wrong_word(enum op op, long round, const uint64_t *buf, int pa
 int main(int argc, char **argv)
 {
 	long rounds = 100, stale = 0, lost = 0, moved = 0, later = 0;
-	int no_stores = 0, sync_first = 0, opt;
+	int no_stores = 0, sync_first = 0, direct = 0, opt;
 	int op = -1;
 
-	while ((opt = getopt(argc, argv, "o:r:m:snSlRW")) != -1) {
+	while ((opt = getopt(argc, argv, "o:r:m:snSlRWD")) != -1) {
 		switch (opt) {
 		case 'o':
 			for (int i = 0; i < (int)(sizeof(op_names) / sizeof(*op_names)); i++)
@@ -351,6 +359,9 @@ int main(int argc, char **argv)
 		case 'W':
 			within_mode = 1;
 			break;
+		case 'D':
+			direct = 1;
+			break;
 		default:
 			op = -1;
 			optind = argc;
@@ -363,7 +374,7 @@ int main(int argc, char **argv)
 	    (source_stores && op != COPY && op != CLONE) ||
 	    (lost_mode && op != INSERT && op != COLLAPSE)) {
 		fprintf(stderr, "usage: %s -o copy|clone|punch|zero|truncate|insert|collapse "
-			"[-r ROUNDS] [-m N] [-s] [-n | -S (copy, clone) | -l (insert, "
+			"[-r ROUNDS] [-m N] [-s] [-D] [-n | -S (copy, clone) | -l (insert, "
 			"collapse) | -R] [-W (clone)] FILE\n", argv[0]);
 		return 2;
 	}
@@ -394,9 +405,17 @@ int main(int argc, char **argv)
 	struct sigaction sa = { .sa_handler = on_sigbus, .sa_flags = SA_NODEFER };
 	sigaction(SIGBUS, &sa, NULL);
 
-	uint64_t *buf = malloc(pages * pg);
-	if (!buf)
-		die("malloc");
+	uint64_t *buf;
+	if (posix_memalign((void **)&buf, pg, pages * pg))
+		die("posix_memalign");
+	int read_fd = fd;	/* -D: a descriptor of the same file with O_DIRECT */
+	if (direct) {
+		read_fd = open(path, O_RDONLY | O_DIRECT);
+		if (read_fd < 0 && errno != EINVAL)
+			die(path);
+		if (read_fd < 0)
+			read_fd = fd;
+	}
 	for (long r = 1; r <= rounds; r++) {
 		pthread_t thread;
 
@@ -435,7 +454,7 @@ int main(int argc, char **argv)
 
 		if (within_mode && fsync(fd))
 			die("fsync");
-		if (pread(fd, buf, pages * pg, 0) != pages * pg)
+		if (pread(read_fd, buf, pages * pg, 0) != pages * pg)
 			die("pread");
 		long i = first_wrong_word(op, r, buf, pages, !no_stores && !readahead_mode);
 		for (long w = 0; lost_mode && w < SLOTS_PER_PAGE(pg); w++) {
@@ -463,6 +482,9 @@ int main(int argc, char **argv)
 	if (lost_mode)
 		printf(", %ld of %ld stores lost (%ld moved with the page, %ld landed after "
 		       "the move)", lost, rounds * SLOTS_PER_PAGE(pg), moved, later);
+	if (direct)
+		printf(read_fd != fd ? ", read back with O_DIRECT" :
+		       ", read back through the page cache: O_DIRECT refused");
 	printf("\n");
 	return stale ? 1 : 0;
 }
