@@ -118,3 +118,13 @@ def test_counting_leaves_nothing_behind_whether_or_not_the_kernel_can_count():
     with KernelPaths("zfs", ["punch"]) as kp:
         pass
     assert kp.result.unavailable == "fsrace has no table of zfs's functions for punch"
+
+
+def test_a_run_in_which_nothing_ran_does_not_say_its_operation_was_refused():
+    from fsrace.stress.report import stress_report
+
+    res = StressResult(StressConfig("/mnt/smb", "punch-write-fault", ops=10))
+    res.windows = Windows(hit=0, operations=0, operations_hit=0)
+    assert "NOT EXERCISED: no operation ran at all" in stress_report(res)
+    res.executed, res.by_kind["store"] = 5, 5  # the stores ran, every punch was refused
+    assert "NOT EXERCISED: /mnt/smb refused every punch" in stress_report(res)

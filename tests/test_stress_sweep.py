@@ -196,6 +196,10 @@ def test_a_cell_is_done_at_its_windows_its_cap_or_when_its_operation_is_refused(
     assert rounds.enough(windows=100, raced_s=1, carried_out=3)
     assert rounds.enough(windows=0, raced_s=10, carried_out=3)
     assert rounds.enough(windows=0, raced_s=1, carried_out=0)
+    assert rounds.enough(windows=0, raced_s=1, carried_out=0, executed=5)
+    # A round in which nothing ran at all refused nothing: the next round tries again
+    # (a 7.2.13 SMB boot's first round ran 0 operations in 0.27 s).
+    assert not rounds.enough(windows=0, raced_s=0.3, carried_out=0, executed=0)
 
 
 def test_stress_rates_estimates_each_race_and_the_windows_a_cell_needs(tmp_path):

@@ -60,7 +60,9 @@ def stress_report(res: StressResult) -> str:
         lines += res.violations
     elif not res.exercised and cfg.scenario is not None:
         op = own_operation(cfg.scenario)
-        if not res.by_kind.get(op):
+        if not res.executed and not any(res.by_kind.values()):
+            why = "no operation ran at all"
+        elif not res.by_kind.get(op):
             why = f"{cfg.fs} refused every {op}"
         elif res.unreached:
             assert res.paths is not None

@@ -217,16 +217,20 @@ UNCHECKED = -4  # ... of a run whose kernel part ended but whose check ran past 
 class Rounds:
     """Runs grouped into rounds of one cell: `group[i]` is run i's cell. The guest skips
     a cell's later rounds once its rounds hit `min_windows` race windows, raced `cap_s`
-    seconds, or one carried out none of the class's own operations."""
+    seconds, or one carried out none of the class's own operations while others ran."""
     group: list[int]
     min_windows: int
     cap_s: float
 
-    def enough(self, windows: int, raced_s: float, carried_out: int) -> bool:
+    def enough(self, windows: int, raced_s: float, carried_out: int,
+               executed: int = 1) -> bool:
         """Whether a cell is done after a round: its rounds so far hit `windows` windows
         and raced `raced_s` seconds, and the last carried out `carried_out` of the class's
-        own operations (none: the file system refuses them, more rounds would too)."""
-        return windows >= self.min_windows or raced_s >= self.cap_s or not carried_out
+        own operations among its `executed` (none while others ran: the file system
+        refuses them, more rounds would too; a round that executed nothing at all refused
+        nothing, and the next round tries again)."""
+        refused = executed > 0 and not carried_out
+        return windows >= self.min_windows or raced_s >= self.cap_s or refused
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 # /io/rounds.json, configurations of one group are rounds of one sweep cell (seed after
 # seed): a group's later rounds are skipped once its rounds have hit `min_windows` race
 # windows, raced for `cap_s` seconds, or one round carried out none of the class's own
-# operations (the file system refuses them; more rounds would too).
+# operations while others ran (the file system refuses them; more rounds would too).
 import functools
 import json
 import os
@@ -48,7 +48,7 @@ for i, doc in enumerate(json.load(open("/io/configs.json"))):
                 windows[group] += res.windows.hit if res.windows else 0
                 raced[group] += res.elapsed_s
                 own = res.by_kind[own_operation(cfg.scenario)] if cfg.scenario else 1
-                if rounds.enough(windows[group], raced[group], own):
+                if rounds.enough(windows[group], raced[group], own, res.executed):
                     done.add(group)
         except Exception:
             out.write(traceback.format_exc())
