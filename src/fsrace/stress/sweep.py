@@ -51,8 +51,10 @@ EXPLAINED = {
     ("nfs", "clone-from-write-fault"): "nfs-clone-mmap.md",
     ("nfs", "truncate-write-fault"): "nfs-truncate-mmap.md",
     ("nfs", "copy-from-write-fault"): "nfs-copy-mmap.md",
-    # The v4.1 client truncates by the same SETATTR; the reproducer shows it there.
+    # The v4.1 and v3 clients truncate through the same nfs_setattr; the reproducer
+    # shows it on both.
     ("nfs41", "truncate-write-fault"): "nfs-truncate-mmap.md",
+    ("nfs3", "truncate-write-fault"): "nfs-truncate-mmap.md",
     ("smb", "copy-write-fault"): "smb-copy-mmap.md",
     # cifs_file_copychunk_range serves a copy from another file too; the stores are on the
     # destination, and the signature is the finding's (the old page kept after the copy).
