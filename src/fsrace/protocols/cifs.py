@@ -30,55 +30,45 @@ from .invalidate_lock import InvalidateLock, SharedWhereAdded
 SMB_LACKS = frozenset({"clone range", "direct I/O", "block_page_mkwrite", "shared blocks"})
 
 
-INVALIDATE_LOCKED = ("punch", "zero", "collapse", "insert")
-# The operations under invalidate_lock with the copy patch: all but the truncate.
-INVALIDATE_LOCKED_PATCHED = (*INVALIDATE_LOCKED, "copy")
-
-
 class SmbClient(Protocol):
-    """What every SMB protocol here runs: the model's 6.1 client and its copy."""
+    """What every SMB protocol here runs: the model's 6.1 client and its copy, and
+    invalidate_lock exclusive over the operations in `invalidate_locked`, from their flush
+    to the end, inside the inode lock (which the punch and the copy take here, the zero,
+    collapse and insert range themselves, and the truncate from do_truncate)."""
 
     filesystem = "cifs"
     unsupported = SMB_LACKS
     mkwrite_rechecks_mapping = False
+    invalidate_locked: tuple[str, ...] = ()
+
+    def remove_blocks_begin(self, cur, k, inode, op):
+        yield from LocksOwnInode.remove_blocks_begin(self, cur, k, inode, op)
+        if op in self.invalidate_locked:
+            yield from down_write(cur, inode.invalidate_lock)
+
+    def remove_blocks_end(self, cur, k, inode, op):
+        if op in self.invalidate_locked:
+            yield from up_write(cur, inode.invalidate_lock)
+        yield from LocksOwnInode.remove_blocks_end(self, cur, k, inode, op)
 
 
 # 6.1's generic code takes invalidate_lock shared where it adds a page (SharedWhereAdded);
 # cifs_page_mkwrite takes nothing.
-class Smb61(SmbClient, LocksOwnInode, SharedWhereAdded):
+class Smb61(SmbClient, SharedWhereAdded):
     name = "smb-6.1"
     summary = "SMB client 6.1: copy = inode lock, flush, drop dest pages, server copy; mkwrite free"
     era = ("Linux 6.1.192 fs/smb/client cifs_file_copychunk_range, smb3_punch_hole, "
            "smb3_zero_range, smb3_collapse_range, smb3_insert_range, cifs_page_mkwrite")
-
-    # smb3_punch_hole, smb3_zero_range, smb3_collapse_range and smb3_insert_range take
-    # invalidate_lock exclusive from their flush to the end, inside the inode lock (which
-    # the punch takes here and the others themselves).
-    def remove_blocks_begin(self, cur, k, inode, op):
-        yield from LocksOwnInode.remove_blocks_begin(self, cur, k, inode, op)
-        if op in INVALIDATE_LOCKED:
-            yield from down_write(cur, inode.invalidate_lock)
-
-    def remove_blocks_end(self, cur, k, inode, op):
-        if op in INVALIDATE_LOCKED:
-            yield from up_write(cur, inode.invalidate_lock)
-        yield from LocksOwnInode.remove_blocks_end(self, cur, k, inode, op)
+    # smb3_punch_hole, smb3_zero_range, smb3_collapse_range and smb3_insert_range.
+    invalidate_locked: tuple[str, ...] = ("punch", "zero", "collapse", "insert")
 
 
 class SmbInvalidateLock(SmbClient, InvalidateLock):
     name = "smb-invalidate-lock"
     summary = "SMB client with invalidate_lock across the copy, shared in cifs_page_mkwrite"
     era = "fix tried on 6.1 (docs/findings/smb-copy-mmap.diff), not merged"
-
-    # invalidate_lock exclusive, inside the inode lock, over all but the truncate, which
-    # holds only the inode lock do_truncate took.
-    def remove_blocks_begin(self, cur, k, inode, op):
-        if op in INVALIDATE_LOCKED_PATCHED:
-            yield from InvalidateLock.remove_blocks_begin(self, cur, k, inode, op)
-
-    def remove_blocks_end(self, cur, k, inode, op):
-        if op in INVALIDATE_LOCKED_PATCHED:
-            yield from InvalidateLock.remove_blocks_end(self, cur, k, inode, op)
+    # The copy too; the truncate still holds only the inode lock do_truncate took.
+    invalidate_locked: tuple[str, ...] = (*Smb61.invalidate_locked, "copy")
 
 
 class SmbMkwriteRecheck(SmbInvalidateLock):
@@ -92,8 +82,5 @@ class SmbSetattrLocked(SmbMkwriteRecheck):
     name = "smb-setattr-locked"
     summary = "smb-mkwrite-recheck, and cifs_setattr_nounix holds invalidate_lock over a resize"
     era = "proposed fix (not merged): docs/findings/smb-truncate-mmap.diff, run on 6.1.192"
-
-    # invalidate_lock exclusive over the truncate too, from its flush to the page-cache
-    # truncate after SET_INFO, as over every other operation here.
-    remove_blocks_begin = InvalidateLock.remove_blocks_begin
-    remove_blocks_end = InvalidateLock.remove_blocks_end
+    # The truncate too, from its flush to the page-cache truncate after SET_INFO.
+    invalidate_locked: tuple[str, ...] = (*SmbInvalidateLock.invalidate_locked, "truncate")
