@@ -21,7 +21,8 @@
  * --server DIR: DIR is the server's export holding FILE; after each operation also read
  *   the server's own file there, to see what the server kept.
  * --trace N: trace the first N rounds with the kernel's NFS trace events (the
- *   operation, the client's WRITEs and what started them) and print the trace.
+ *   operation, nfs_setattr's start and end, the client's WRITEs and what started them)
+ *   and print the trace.
  * --load-modules: first unmount the NFS mount holding FILE, unload the client's modules,
  *   load these two builds of nfs.ko and nfsv4.ko (say, a patched client built against
  *   the running kernel's headers) and mount it again as before. */
@@ -60,7 +61,7 @@ static long msync_every;
  * 6.12 has nfs_writeback_folio and nfs_launder_folio_done. */
 static const char *events[] = {
 	"nfs4/nfs4_copy", "nfs4/nfs4_clone", "nfs4/nfs4_deallocate", "nfs4/nfs4_setattr",
-	"nfs/nfs_initiate_write",
+	"nfs/nfs_setattr_enter", "nfs/nfs_setattr_exit", "nfs/nfs_initiate_write",
 	"nfs/nfs_writeback_done",
 	"nfs/nfs_writeback_page_enter", "nfs/nfs_writeback_folio", "nfs/nfs_launder_folio_done",
 };
