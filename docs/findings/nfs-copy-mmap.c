@@ -21,8 +21,9 @@
  * --server DIR: DIR is the server's export holding FILE; after each operation also read
  *   the server's own file there, to see what the server kept.
  * --trace N: trace the first N rounds with the kernel's NFS trace events (the
- *   operation, nfs_setattr's start and end, the client's WRITEs and what started them)
- *   and print the trace.
+ *   operation, nfs_setattr's start and end, the client's WRITEs and what started them),
+ *   or on an SMB mount the SMB client's (SET_INFO EndOfFile and WRITEs), and print the
+ *   trace.
  * --load-modules: first unmount the NFS mount holding FILE, unload the client's modules,
  *   load these two builds of nfs.ko and nfsv4.ko (say, a patched client built against
  *   the running kernel's headers) and mount it again as before. */
@@ -64,6 +65,9 @@ static const char *events[] = {
 	"nfs/nfs_setattr_enter", "nfs/nfs_setattr_exit", "nfs/nfs_initiate_write",
 	"nfs/nfs_writeback_done",
 	"nfs/nfs_writeback_page_enter", "nfs/nfs_writeback_folio", "nfs/nfs_launder_folio_done",
+	/* The SMB client's: the new end of file it sends, and its WRITEs. */
+	"cifs/smb3_set_eof", "cifs/smb3_set_eof_enter", "cifs/smb3_set_eof_done",
+	"cifs/smb3_write_enter", "cifs/smb3_write_done",
 };
 
 static void die(const char *what)
