@@ -2,6 +2,8 @@
 proven on a FUSE file system with a real punch bug, and clean-up on every way out. Needs
 root, loop devices and /dev/fuse (make test installs the Debian packages)."""
 
+import ctypes
+import errno
 import os
 import signal
 import subprocess
@@ -112,6 +114,46 @@ def test_the_checker_finds_a_real_punch_bug_and_only_it(tmp_path, deferred, scen
         res = run_stress(StressConfig(str(mnt), scenario, workers=2, ops=1000, pages=16))
         assert res.executed == 2000
         assert bool(res.violations) == deferred, "\n".join(res.violations)
+    finally:
+        subprocess.run(["umount", str(mnt)], capture_output=True)
+        server.wait(timeout=20)
+
+
+FALLOC_FL_KEEP_SIZE, FALLOC_FL_ZERO_RANGE = 0x01, 0x10
+
+
+def _fallocate(fd: int, mode: int, offset: int, length: int) -> int:
+    """fallocate(2) with a mode (os.posix_fallocate has none): 0 or the errno."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+    return 0 if libc.fallocate(fd, mode, offset, length) == 0 else ctypes.get_errno()
+
+
+@needs_root
+@pytest.mark.skipif(not _mfusepy(), reason="needs mfusepy, libfuse3 and /dev/fuse")
+def test_a_zero_range_refused_with_keep_size_runs_without_it(tmp_path):
+    # 7.x's NFS v4.2 client takes FALLOC_FL_ZERO_RANGE only without KEEP_SIZE; the worker
+    # retries so, and the range inside the file makes the two the same operation.
+    mnt = tmp_path / "memfs"
+    mnt.mkdir()
+    server = subprocess.Popen([sys.executable, "-m", "fsrace.stress.memfs", str(mnt),
+                               "--zero-needs-size"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 20
+        while not os.path.ismount(mnt):
+            assert server.poll() is None and time.monotonic() < deadline, server.stderr.read()
+            time.sleep(0.05)
+        with open(mnt / "probe", "wb") as f:  # the server refuses what the worker tries first
+            f.truncate(4096)
+            assert _fallocate(f.fileno(), FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, 0,
+                              4096) == errno.EOPNOTSUPP
+            assert _fallocate(f.fileno(), FALLOC_FL_ZERO_RANGE, 0, 4096) == 0
+        res = run_stress(StressConfig(str(mnt), "zero-range-write-fault", workers=2, ops=500,
+                                      pages=8, seed=1))
+        zeros = [e for e in res.history if e.op.kind == "zero"]
+        assert zeros and all(e.result == 0 for e in zeros), res.skipped
+        assert res.violations == [], "\n".join(res.violations)
     finally:
         subprocess.run(["umount", str(mnt)], capture_output=True)
         server.wait(timeout=20)

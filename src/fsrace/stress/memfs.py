@@ -5,8 +5,10 @@ checker on a kernel path that really has a bug of this class.
 range a moment later, from another thread -- blocks freed after the operation returned, the
 shape of the punch-vs-I/O races. Reads right after the punch can see the old data, and a
 write made in between can be wiped. Without the flag the punch zeroes before it replies.
+`--zero-needs-size` refuses FALLOC_FL_ZERO_RANGE with FALLOC_FL_KEEP_SIZE (EOPNOTSUPP), as
+the NFS v4.2 client of 7.x does.
 
-Run: python -m fsrace.stress.memfs MOUNTPOINT [--deferred-punch]
+Run: python -m fsrace.stress.memfs MOUNTPOINT [--deferred-punch] [--zero-needs-size]
 """
 
 from __future__ import annotations
@@ -25,13 +27,15 @@ FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE = 0x01, 0x02, 0x
 class MemFS(fuse.Operations):
     use_ns = True
 
-    def __init__(self, deferred_punch: bool, delay_s: float = 0.002) -> None:
+    def __init__(self, deferred_punch: bool, delay_s: float = 0.002,
+                 zero_needs_size: bool = False) -> None:
         now = time.time_ns()
         self.meta = {"/": {"st_mode": stat.S_IFDIR | 0o755, "st_nlink": 2,
                            "st_mtime": now, "st_ctime": now, "st_atime": now}}
         self.data: dict[str, bytearray] = {}
         self.mutex = threading.Lock()
         self.deferred_punch = deferred_punch
+        self.zero_needs_size = zero_needs_size
         self.delay_s = delay_s
 
     def _get(self, path: str) -> dict:
@@ -108,6 +112,8 @@ class MemFS(fuse.Operations):
     def fallocate(self, path, mode, offset, size, fh):
         if mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE):
             raise fuse.FuseOSError(errno.EOPNOTSUPP)
+        if self.zero_needs_size and mode == FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE:
+            raise fuse.FuseOSError(errno.EOPNOTSUPP)
         if mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE):
             if self.deferred_punch and mode & FALLOC_FL_PUNCH_HOLE:
                 threading.Timer(self.delay_s, self._zero, (path, offset, size)).start()
@@ -155,9 +161,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("mountpoint")
     ap.add_argument("--deferred-punch", action="store_true")
+    ap.add_argument("--zero-needs-size", action="store_true")
     args = ap.parse_args()
-    fuse.FUSE(MemFS(args.deferred_punch), args.mountpoint, foreground=True,
-              fsname="fsrace-memfs", kernel_cache=True)
+    fuse.FUSE(MemFS(args.deferred_punch, zero_needs_size=args.zero_needs_size),
+              args.mountpoint, foreground=True, fsname="fsrace-memfs", kernel_cache=True)
 
 
 if __name__ == "__main__":

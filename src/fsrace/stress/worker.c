@@ -138,8 +138,13 @@ static int64_t run(struct file *f, const struct op *o, uint64_t value, char *out
 		return CHECK(pwrite(f->fd, &value, 8, off + o->slot * 8));
 	case PUNCH:
 		return CHECK(fallocate(f->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, len));
-	case ZERO:
-		return CHECK(fallocate(f->fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, off, len));
+	case ZERO:  /* the range lies inside the file, so KEEP_SIZE changes nothing; NFS v4.2
+		     * (nfs42_fallocate, 7.x) takes ZERO_RANGE only without it */
+		if (fallocate(f->fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, off, len) == 0)
+			return 0;
+		if (errno != EOPNOTSUPP)
+			return -errno;
+		return CHECK(fallocate(f->fd, FALLOC_FL_ZERO_RANGE, off, len));
 	case TRUNCATE:  /* shrink, then restore the size for the other workers' mappings */
 		if (ftruncate(f->fd, o->size) < 0)
 			return -errno;
