@@ -71,6 +71,10 @@ def test_a_violation_no_finding_explains_reads_unconfirmed_and_still_fails_the_s
     for version in ("nfs41", "nfs3"):  # each shown by the reproducer on its own mount
         assert summarize("truncate-write-fault", nfs_truncate, version)[0].endswith(
             "; findings/nfs-truncate-mmap.md)")
+    # 7.x's client zeroes a range with DEALLOCATE's window; 6.1's has no zero range.
+    nfs_zero = run_of([("zero", 0)] * 3, violations=["v"])
+    assert summarize("zero-range-write-fault", nfs_zero, "nfs-xfs")[0].endswith(
+        "; findings/nfs-deallocate-mmap.md)")
 
 
 def test_every_finding_a_cell_points_to_exists():

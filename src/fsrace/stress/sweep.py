@@ -47,6 +47,9 @@ EXPECTED = {"dio-write-fault": "O_DIRECT beside a shared mapping, open(2) NOTES"
 EXPLAINED = {
     ("nfs", "punch-write-fault"): "nfs-deallocate-mmap.md",
     ("nfs", "punch-read-fault"): "nfs-deallocate-mmap.md",
+    # 7.x's nfs42_proc_zero_range: flush, ZERO_RANGE, then the page drop, DEALLOCATE's
+    # window (generic/907 and the 7.2 patch in that finding).
+    ("nfs", "zero-range-write-fault"): "nfs-deallocate-mmap.md",
     ("nfs", "clone-write-fault"): "nfs-clone-mmap.md",
     ("nfs", "clone-from-write-fault"): "nfs-clone-mmap.md",
     ("nfs", "truncate-write-fault"): "nfs-truncate-mmap.md",
