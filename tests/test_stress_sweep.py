@@ -325,3 +325,21 @@ def test_the_guest_script_makes_every_file_system_it_offers():
     cased = {name for label in re.findall(r"^([\w|-]+)\)$", mounts, re.M)
              for name in label.split("|")}
     assert set(VM_FILESYSTEMS) - set(BLOCK_FILESYSTEMS) == cased
+
+
+def test_a_guest_that_stops_in_early_boot_is_named_by_its_panic_line():
+    # Two consoles of guests that panicked in early boot under TCG on a loaded host, cut
+    # down: the retry's message names the panic, not the trace after it.
+    from fsrace.stress.vm import BOOT_ATTEMPTS, _last_words
+
+    apic = ("[    0.024000] ..MP-BIOS bug: 8254 timer not connected to IO-APIC\n"
+            "[    0.032000] Kernel panic - not syncing: IO-APIC + timer doesn't work!  "
+            "Boot with apic=debug\n[    0.032000] Call Trace:\n[    0.032000]  </TASK>\n")
+    assert _last_words(apic) == ("Kernel panic - not syncing: IO-APIC + timer doesn't "
+                                 "work!  Boot with apic=debug")
+    softirq = "[    1.421361] RIP: 0010:run_timer_softirq+0xce/0xf0\r\n[    1.421504] " \
+              "Kernel panic - not syncing: Fatal exception in interrupt\r\n"
+    assert _last_words(softirq) == "Kernel panic - not syncing: Fatal exception in interrupt"
+    assert _last_words("SeaBIOS\n\nBooting from ROM...\n") == "Booting from ROM..."
+    assert _last_words("") == "no output"
+    assert BOOT_ATTEMPTS == 2  # one more boot, not a loop that hides a kernel that never boots

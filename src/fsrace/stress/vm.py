@@ -240,6 +240,18 @@ class Stuck:
     checking: bool
 
 
+BOOT_ATTEMPTS = 2  # boots of a guest whose kernel stops before the run script begins
+
+
+def _last_words(serial_text: str) -> str:
+    """What a guest's console says it stopped on: its panic line, else its last line."""
+    panic = re.findall(r"Kernel panic[^\r\n]*", serial_text)
+    if panic:
+        return panic[-1].strip()
+    lines = [ln.strip() for ln in serial_text.splitlines() if ln.strip()]
+    return lines[-1] if lines else "no output"
+
+
 def _watch(proc: subprocess.Popen, serial: Path, timeout_s: float, run_timeout_s: float,
            check_timeout_s: float = 1800) -> Stuck | None:
     """Wait for the guest; stop it when it runs past `timeout_s`, when one run has started
@@ -371,10 +383,21 @@ def _boot_and_run(payload, n_runs: int, what: str, fs: str, timeout_s: float, pr
             (io / "modules.txt").write_text("".join(f"/io/modules/{k}\n" for k in kos))
         (io / "init.sh").write_text(RUN_SCRIPT.replace("@FS@", fs))
         io_img = work / "io.img"
-        _run(["mkfs.ext4", "-q", "-F", "-d", str(io), str(io_img), "512M"])
         scratch = work / "scratch.img"
         with open(scratch, "wb") as f:
             f.truncate(SCRATCH_DISK_MB << 20)  # sparse; the guest makes its file system
+
+        def fetch(name: str) -> bytes | None:
+            dest = work / f"out-{name}"
+            dest.unlink(missing_ok=True)
+            subprocess.run(["debugfs", "-R", f"dump /{name} {dest}", str(io_img)],
+                           capture_output=True)
+            return dest.read_bytes() if dest.exists() else None
+
+        def text(name: str) -> str:
+            data = fetch(name)
+            return "" if data is None else data.decode(errors="replace")
+
         # The check runs in the guest and holds every slot's history: a 60 s collapse run
         # (the joint check of stores and shifts keeping the slots it needs) outgrew 1.5 GiB.
         cmd = ["qemu-system-x86_64", "-accel", "tcg,thread=multi", "-smp", "2", "-m", "3072",
@@ -384,23 +407,22 @@ def _boot_and_run(payload, n_runs: int, what: str, fs: str, timeout_s: float, pr
                "-drive", f"file={io_img},if=virtio,format=raw",
                "-drive", f"file={scratch},if=virtio,format=raw",
                "-nographic", "-no-reboot"]
-        progress(f"booting the guest (qemu, TCG) for {what} on {fs}")
-        with open(work / "serial.txt", "w") as serial:
-            proc = subprocess.Popen(cmd, stdout=serial, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL)
-            hung = _watch(proc, work / "serial.txt", timeout_s, run_timeout_s)
-        stopped_itself = proc.returncode == 0  # qemu -no-reboot: a poweroff, panic or reset
-        serial_text = (work / "serial.txt").read_text(errors="replace")
-
-        def fetch(name: str) -> bytes | None:
-            dest = work / f"out-{name}"
-            subprocess.run(["debugfs", "-R", f"dump /{name} {dest}", str(io_img)],
-                           capture_output=True)
-            return dest.read_bytes() if dest.exists() else None
-
-        def text(name: str) -> str:
-            data = fetch(name)
-            return "" if data is None else data.decode(errors="replace")
+        for attempt in range(1, BOOT_ATTEMPTS + 1):
+            _run(["mkfs.ext4", "-q", "-F", "-d", str(io), str(io_img), "512M"])
+            progress(f"booting the guest (qemu, TCG) for {what} on {fs}")
+            with open(work / "serial.txt", "w") as serial:
+                proc = subprocess.Popen(cmd, stdout=serial, stderr=subprocess.STDOUT,
+                                        stdin=subprocess.DEVNULL)
+                hung = _watch(proc, work / "serial.txt", timeout_s, run_timeout_s)
+            stopped_itself = proc.returncode == 0  # qemu -no-reboot: a poweroff, panic or reset
+            serial_text = (work / "serial.txt").read_text(errors="replace")
+            # Under TCG on a loaded host the kernel now and then panics in early boot (its
+            # timer checks); nothing of the run's has happened then, so boot it again.
+            if (attempt == BOOT_ATTEMPTS or hung is not None or not stopped_itself
+                    or fetch("console.txt") is not None):
+                break
+            progress("the guest's kernel stopped before its run script began ("
+                     f"{_last_words(serial_text)}); booting it again")
 
         if text("failed.txt"):
             raise VMError(text("failed.txt").strip() + "; the guest's console:\n"
