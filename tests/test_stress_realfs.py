@@ -2,6 +2,7 @@
 proven on a FUSE file system with a real punch bug, and clean-up on every way out. Needs
 root, loop devices and /dev/fuse (make test installs the Debian packages)."""
 
+import contextlib
 import ctypes
 import errno
 import os
@@ -95,28 +96,34 @@ def _mfusepy():
     return os.path.exists("/dev/fuse")
 
 
+@contextlib.contextmanager
+def _memfs(tmp_path, options: list[str]):
+    """fsrace's FUSE file system with these options, mounted for the block's time."""
+    mnt = tmp_path / "memfs"
+    mnt.mkdir()
+    server = subprocess.Popen([sys.executable, "-m", "fsrace.stress.memfs", str(mnt),
+                               *options], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 20
+        while not os.path.ismount(mnt):
+            assert server.poll() is None and time.monotonic() < deadline, server.stderr.read()
+            time.sleep(0.05)
+        yield mnt
+    finally:
+        subprocess.run(["umount", str(mnt)], capture_output=True)
+        server.wait(timeout=20)
+
+
 @needs_root
 @pytest.mark.skipif(not _mfusepy(), reason="needs mfusepy, libfuse3 and /dev/fuse")
 @pytest.mark.parametrize("deferred,scenario", [(True, "punch-read"), (False, "punch-read"),
                                                (True, "punch-write-fault"),
                                                (False, "punch-write-fault")])
 def test_the_checker_finds_a_real_punch_bug_and_only_it(tmp_path, deferred, scenario):
-    mnt = tmp_path / "memfs"
-    mnt.mkdir()
-    cmd = [sys.executable, "-m", "fsrace.stress.memfs", str(mnt)]
-    server = subprocess.Popen(cmd + (["--deferred-punch"] if deferred else []),
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 20
-        while not os.path.ismount(mnt):
-            assert server.poll() is None and time.monotonic() < deadline, server.stderr.read()
-            time.sleep(0.05)
+    with _memfs(tmp_path, ["--deferred-punch"] if deferred else []) as mnt:
         res = run_stress(StressConfig(str(mnt), scenario, workers=2, ops=1000, pages=16))
         assert res.executed == 2000
         assert bool(res.violations) == deferred, "\n".join(res.violations)
-    finally:
-        subprocess.run(["umount", str(mnt)], capture_output=True)
-        server.wait(timeout=20)
 
 
 FALLOC_FL_KEEP_SIZE, FALLOC_FL_ZERO_RANGE = 0x01, 0x10
@@ -134,16 +141,7 @@ def _fallocate(fd: int, mode: int, offset: int, length: int) -> int:
 def test_a_zero_range_refused_with_keep_size_runs_without_it(tmp_path):
     # 7.x's NFS v4.2 client takes FALLOC_FL_ZERO_RANGE only without KEEP_SIZE; the worker
     # retries so, and the range inside the file makes the two the same operation.
-    mnt = tmp_path / "memfs"
-    mnt.mkdir()
-    server = subprocess.Popen([sys.executable, "-m", "fsrace.stress.memfs", str(mnt),
-                               "--zero-needs-size"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 20
-        while not os.path.ismount(mnt):
-            assert server.poll() is None and time.monotonic() < deadline, server.stderr.read()
-            time.sleep(0.05)
+    with _memfs(tmp_path, ["--zero-needs-size"]) as mnt:
         with open(mnt / "probe", "wb") as f:  # the server refuses what the worker tries first
             f.truncate(4096)
             assert _fallocate(f.fileno(), FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, 0,
@@ -154,9 +152,6 @@ def test_a_zero_range_refused_with_keep_size_runs_without_it(tmp_path):
         zeros = [e for e in res.history if e.op.kind == "zero"]
         assert zeros and all(e.result == 0 for e in zeros), res.skipped
         assert res.violations == [], "\n".join(res.violations)
-    finally:
-        subprocess.run(["umount", str(mnt)], capture_output=True)
-        server.wait(timeout=20)
 
 
 def test_a_saved_run_replays_the_same_operations(tmp_path):
