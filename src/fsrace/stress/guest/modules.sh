@@ -22,7 +22,15 @@ until rmmod $names; do
 done
 for ko in "$@"; do insmod "$ko" || exit 2; done
 [ "$fstype" = cifs ] && opts="$opts,password=fsrace"
-mount -t "$fstype" -o "$opts" "$dev" "$mnt" || exit 2
+# -i: the kernel's ntfs driver, not the mount.ntfs helper (ntfs-3g, FUSE), as run.sh
+helper=
+[ "$fstype" = ntfs ] && helper=-i
+mount $helper -t "$fstype" -o "$opts" "$dev" "$mnt" || exit 2
+now=$(findmnt -n -o FSTYPE --target "$mnt")
+if [ "$now" != "$fstype" ]; then
+    echo "$mnt came back as $now, not $fstype: the replaced module is not in use" >&2
+    exit 2
+fi
 for ko in "$@"; do
     echo "module replaced: $(basename "$ko") sha256 $(sha256sum "$ko" | cut -c1-16)"
 done
