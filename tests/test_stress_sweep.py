@@ -197,10 +197,9 @@ def test_a_cell_is_done_at_its_windows_its_cap_or_when_its_operation_is_refused(
     from fsrace.stress.vm import Rounds
 
     rounds = Rounds([0, 0, 1], min_windows=100, cap_s=10)
-    assert not rounds.enough(windows=99, raced_s=9.9, carried_out=3)
-    assert rounds.enough(windows=100, raced_s=1, carried_out=3)
-    assert rounds.enough(windows=0, raced_s=10, carried_out=3)
-    assert rounds.enough(windows=0, raced_s=1, carried_out=0)
+    assert not rounds.enough(windows=99, raced_s=9.9, carried_out=3, executed=9)
+    assert rounds.enough(windows=100, raced_s=1, carried_out=3, executed=9)
+    assert rounds.enough(windows=0, raced_s=10, carried_out=3, executed=9)
     assert rounds.enough(windows=0, raced_s=1, carried_out=0, executed=5)
     # A round in which nothing ran at all refused nothing: the next round tries again
     # (a 7.2.13 SMB boot's first round ran 0 operations in 0.27 s).
@@ -246,7 +245,7 @@ def _fake_guest(cfgs, progress=print, kernel=None, rounds=None, **_):
             continue
         runs.append(_counted("punch", 40))
         hit[group] = hit.get(group, 0) + 40
-        if rounds.enough(hit[group], 0, 5):
+        if rounds.enough(hit[group], 0, 5, 5):
             done.add(group)
     return GuestResult(kernel or "6.1", "ext4", runs, "dmesg", 30.0)
 

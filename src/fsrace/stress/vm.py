@@ -222,8 +222,7 @@ class Rounds:
     min_windows: int
     cap_s: float
 
-    def enough(self, windows: int, raced_s: float, carried_out: int,
-               executed: int = 1) -> bool:
+    def enough(self, windows: int, raced_s: float, carried_out: int, executed: int) -> bool:
         """Whether a cell is done after a round: its rounds so far hit `windows` windows
         and raced `raced_s` seconds, and the last carried out `carried_out` of the class's
         own operations among its `executed` (none while others ran: the file system
