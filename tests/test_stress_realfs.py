@@ -126,9 +126,6 @@ def test_the_checker_finds_a_real_punch_bug_and_only_it(tmp_path, deferred, scen
         assert bool(res.violations) == deferred, "\n".join(res.violations)
 
 
-FALLOC_FL_KEEP_SIZE, FALLOC_FL_ZERO_RANGE = 0x01, 0x10
-
-
 def _fallocate(fd: int, mode: int, offset: int, length: int) -> int:
     """fallocate(2) with a mode (os.posix_fallocate has none): 0 or the errno."""
     libc = ctypes.CDLL(None, use_errno=True)
@@ -141,6 +138,8 @@ def _fallocate(fd: int, mode: int, offset: int, length: int) -> int:
 def test_a_zero_range_refused_with_keep_size_runs_without_it(tmp_path):
     # 7.x's NFS v4.2 client takes FALLOC_FL_ZERO_RANGE only without KEEP_SIZE; the worker
     # retries so, and the range inside the file makes the two the same operation.
+    from fsrace.stress.memfs import FALLOC_FL_KEEP_SIZE, FALLOC_FL_ZERO_RANGE
+
     with _memfs(tmp_path, ["--zero-needs-size"]) as mnt:
         with open(mnt / "probe", "wb") as f:  # the server refuses what the worker tries first
             f.truncate(4096)
