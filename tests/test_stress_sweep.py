@@ -16,6 +16,7 @@ from fsrace.stress.vm import (
     Stuck,
     VMError,
     kernel_suite,
+    suite_and_base,
     suite_mirror,
 )
 
@@ -26,6 +27,9 @@ def test_kernel_packages_come_from_backports_unless_a_suite_is_named():
     # The newest 6.1 point releases are in bookworm-security, on its own archive.
     assert suite_mirror("bookworm-security") == "http://deb.debian.org/debian-security"
     assert suite_mirror("sid") == "http://deb.debian.org/debian"
+    # experimental holds only what differs from sid: its kernels need sid beside it.
+    assert suite_and_base("experimental") == ["experimental", "sid"]
+    assert suite_and_base("sid") == ["sid"]
     for bad in ("linux image", "x/y/z", "/sid", "-rf"):
         with pytest.raises(VMError):
             kernel_suite(bad)

@@ -98,13 +98,19 @@ def suite_mirror(suite: str) -> str:
     return SECURITY_MIRROR if suite.endswith("-security") else MIRROR
 
 
+def suite_and_base(suite: str) -> list[str]:
+    """The suites apt needs for a package of `suite`: experimental holds only what differs
+    from sid, so its kernels' other dependencies come from sid."""
+    return [suite, "sid"] if suite in ("experimental", "rc-buggy") else [suite]
+
+
 def _install_kernel(root: Path, kernel: str) -> None:
     """apt-get install a kernel package from bookworm-backports, or from the suite named
     after a slash, inside the root file system (proc and sys mounted in the chroot for its
     scripts, and unmounted again). The rest of the guest stays bookworm's."""
     pkg, suite = kernel_suite(kernel)
-    (root / "etc/apt/sources.list.d/kernel.list").write_text(
-        f"deb {suite_mirror(suite)} {suite} main\n")
+    (root / "etc/apt/sources.list.d/kernel.list").write_text("".join(
+        f"deb {suite_mirror(s)} {s} main\n" for s in suite_and_base(suite)))
     mounted: list[Path] = []
     try:
         for fs, where in (("proc", "proc"), ("sysfs", "sys")):
