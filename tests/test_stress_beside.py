@@ -33,8 +33,10 @@ def test_a_class_stands_for_the_model_scenarios_that_make_the_same_race():
     # The storing worker reads its store back: the scenario that does so stands beside.
     assert model_scenarios("ext4", "punch-write-fault") == ("punch-write-fault",
                                                              "punch-store-reread")
+    # The zero range's workers write back too: the scenario with the flusher stands beside.
     assert model_scenarios("smb", "zero-range-write-fault") == ("zero-range-write-fault",
-                                                                "zero-range-store-reread")
+                                                                "zero-range-store-reread",
+                                                                "zero-range-writeback")
     assert model_scenarios("nfs-xfs", "copy-from-write-fault") == ("copy-write-fault",)
     assert model_scenarios("nfs", "copy-write-fault") == ()  # a page-cache copy
     assert "clone-source-write-fault" in model_scenarios("ocfs2", "clone-write-fault")

@@ -6,7 +6,8 @@ range on the server. The client has no delayed allocation and no
 buffers: nfs_vm_page_mkwrite only marks the whole page dirty.
 
 The punch is nfs42_proc_deallocate: inode_lock, nfs_sync_inode (flush), the DEALLOCATE
-RPC, and only then truncate_pagecache_range. A store that write-faults the cached page
+RPC, and only then truncate_pagecache_range; 7.x's zero range (nfs42_proc_zero_range)
+takes the same steps with a ZERO_RANGE RPC. A store that write-faults the cached page
 while the RPC is in flight, and a writeback of that page (msync, fsync, the flusher)
 before the truncate, sends pre-punch data back to the server after it punched
 (../shared/reference/nfs-deallocate-race.md: seen on Debian 6.1, 6.12 and 7.2.13).
@@ -25,6 +26,8 @@ from .filemap import filemap_write_and_wait_range
 from .kernel import AddressSpaceOps, FileSystem, Kernel
 from .locking import (
     lock_page,
+    mutex_lock,
+    mutex_unlock,
     unlock_page,
     wait_on_page_writeback,
 )
@@ -117,6 +120,34 @@ def nfs42_proc_deallocate(cur: Current, k: Kernel, inode: Inode, offset: int, le
     yield from proto.remove_blocks_end(cur, k, inode, "punch")
 
 
+def nfs42_proc_zero_range(cur: Current, k: Kernel, inode: Inode, offset: int, length: int):
+    """fallocate(ZERO_RANGE) on NFS v4.2 (nfs42_proc_zero_range, 7.x; 6.12.118 and 6.1
+    have none): nfs_start_io_write (the inode lock), the protocol's locks, flush the file
+    (nfs42_proc_fallocate -> nfs_sync_inode), ZERO_RANGE (the server zeroes its range:
+    its blocks read as zeros after), then truncate_pagecache_range; nfs_truncate_last_folio
+    has nothing to zero at the model's page-aligned sizes. The client takes the call only
+    without KEEP_SIZE (nfs42_fallocate); the model's ranges lie inside the file, where the
+    flag changes nothing. Called with no lock held."""
+    if offset % PAGE_SIZE or length % PAGE_SIZE:
+        raise ValueError("the model's NFS zero range takes whole pages")
+    proto = k.protocol
+    yield from mutex_lock(cur, inode.i_mutex)
+    yield from proto.remove_blocks_begin(cur, k, inode, "zero")
+    st = Step("nfs42_proc_zero_range: i_size_read", ((inode.size_key, READ),))
+    yield st
+    if offset + length > inode.i_size:
+        raise ValueError("the model's NFS zero range lies inside the file")
+    yield from filemap_write_and_wait_range(cur, k, inode, 0, TO_EOF)  # nfs_sync_inode
+    yield from punch_blocks(cur, k, inode, offset, offset + length,
+                            "nfs42_proc_zero_range: ZERO_RANGE RPC sent")
+    if length:
+        yield from truncate_pagecache_range(cur, k, inode, offset // PAGE_SIZE,
+                                            (offset + length) // PAGE_SIZE - 1)
+    yield from proto.remove_blocks_end(cur, k, inode, "zero")
+    yield from mutex_unlock(cur, inode.i_mutex)
+    return None
+
+
 def nfs_setattr_size(cur: Current, k: Kernel, inode: Inode, size: int):
     """ftruncate on NFS (nfs_setattr with ATTR_SIZE, under the VFS's inode lock):
     nfs_sync_inode, the SETATTR RPC, then nfs_setattr_update_inode -> nfs_vmtruncate.
@@ -203,5 +234,5 @@ AOPS = AddressSpaceOps(readpage=nfs_readpage, page_mkwrite=nfs_vm_page_mkwrite,
                        invalidatepage=ext4_da_invalidatepage,
                        write_get_block=ext4_da_get_block_prep)
 FS = FileSystem("nfs", AOPS, punch_hole=nfs42_proc_deallocate,
-                setattr_size=nfs_setattr_size, clone_range=nfs42_remap_file_range,
-                copy_range=nfs42_proc_copy)
+                zero_range=nfs42_proc_zero_range, setattr_size=nfs_setattr_size,
+                clone_range=nfs42_remap_file_range, copy_range=nfs42_proc_copy)

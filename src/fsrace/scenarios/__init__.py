@@ -11,6 +11,7 @@ from .fallocate_modes import (
     InsertWriteFault,
     PunchStoreReread,
     ZeroRangeStoreReread,
+    ZeroRangeWriteback,
     ZeroRangeWriteFault,
 )
 from .punch_read import PunchRead, PunchReadahead
@@ -30,7 +31,8 @@ SCENARIOS: dict[str, Scenario] = {
     s.name: s for s in (PunchWriteFault(), PunchWriteFaultThread(), PunchNoCachedPages(),
                         PunchReadFault(), PunchRead(), PunchReadahead(),
                         DioWriteFault(), TruncateWriteFault(), TruncateWriteFaultNoRecheck(),
-                        ZeroRangeWriteFault(), ZeroRangeStoreReread(), PunchStoreReread(),
+                        ZeroRangeWriteFault(), ZeroRangeStoreReread(), ZeroRangeWriteback(),
+                        PunchStoreReread(),
                         CollapseReadFault(), CollapseWriteFault(),
                         InsertWriteFault(),
                         CloneWriteFault(), CopyWriteFault(), CloneSourceWriteFault(),

@@ -77,6 +77,18 @@ class ZeroRangeStoreReread(ZeroRangeWriteFault):
     check_own_store = True
 
 
+class ZeroRangeWriteback(ZeroRangeWriteFault):
+    """The same with the flusher writing back meanwhile: a network client that flushes
+    before its zero range goes to the server and drops the pages only after it (NFS
+    v4.2's nfs42_proc_zero_range, 7.x) writes a page dirtied in between back over the
+    zeroed range."""
+
+    name = "zero-range-writeback"
+    summary = ("zero range vs a write fault, with the flusher: a page written back "
+               "between the flush and the page drop undoes the zeroing")
+    flusher = True
+
+
 class PunchStoreReread(_AgainstFaults):
     """The seed's punch, each storing task then preading its cell and loading it again, as
     zero-range-store-reread."""
