@@ -99,6 +99,16 @@ def nfsd_write(cur: Current, k: Kernel, inode: Inode, page: Page):
                             "WRITE RPC")
 
 
+def nfs42_proc_fallocate(cur: Current, k: Kernel, inode: Inode, offset: int, end: int,
+                         rpc: str):
+    """nfs_sync_inode (write back and wait on the whole file), then the RPC named `rpc`,
+    after which the server's bytes [offset, end) read as zeros (DEALLOCATE punches them,
+    ZERO_RANGE zeroes them). Called with the operation's locks held; the pages are the
+    caller's to drop."""
+    yield from filemap_write_and_wait_range(cur, k, inode, 0, TO_EOF)
+    yield from punch_blocks(cur, k, inode, offset, end, rpc)
+
+
 def nfs42_proc_deallocate(cur: Current, k: Kernel, inode: Inode, offset: int, length: int):
     """fallocate(PUNCH_HOLE) on NFS v4.2: under the protocol's lock (inode_lock), flush the
     file, send DEALLOCATE (the server punches its file), then drop the cached pages. Called
@@ -109,9 +119,8 @@ def nfs42_proc_deallocate(cur: Current, k: Kernel, inode: Inode, offset: int, le
     yield st
     end = min(offset + length, -(-inode.i_size // PAGE_SIZE) * PAGE_SIZE)
     if offset < end:
-        yield from filemap_write_and_wait_range(cur, k, inode, 0, TO_EOF)  # nfs_sync_inode
-        yield from punch_blocks(cur, k, inode, offset, end,
-                                "nfs42_proc_deallocate: DEALLOCATE RPC sent")
+        yield from nfs42_proc_fallocate(cur, k, inode, offset, end,
+                                        "nfs42_proc_deallocate: DEALLOCATE RPC sent")
         first_full, last_full = -(-offset // PAGE_SIZE), end // PAGE_SIZE - 1
         if first_full <= last_full:
             yield from truncate_pagecache_range(cur, k, inode, first_full, last_full)
@@ -137,9 +146,8 @@ def nfs42_proc_zero_range(cur: Current, k: Kernel, inode: Inode, offset: int, le
     yield st
     if offset + length > inode.i_size:
         raise ValueError("the model's NFS zero range lies inside the file")
-    yield from filemap_write_and_wait_range(cur, k, inode, 0, TO_EOF)  # nfs_sync_inode
-    yield from punch_blocks(cur, k, inode, offset, offset + length,
-                            "nfs42_proc_zero_range: ZERO_RANGE RPC sent")
+    yield from nfs42_proc_fallocate(cur, k, inode, offset, offset + length,
+                                    "nfs42_proc_zero_range: ZERO_RANGE RPC sent")
     if length:
         yield from truncate_pagecache_range(cur, k, inode, offset // PAGE_SIZE,
                                             (offset + length) // PAGE_SIZE - 1)
