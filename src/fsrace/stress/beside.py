@@ -71,7 +71,7 @@ STANDS_FOR: dict[tuple[str, str], tuple[str, ...]] = {
 # the mapping), which these model scenarios add to the class of the same name: a store
 # through a page the operation dropped shows only to the load. The zero range's workers
 # write back (msync) too, which the model's zero-range-write-fault leaves out.
-REREAD = {"punch-write-fault": ("punch-store-reread",),
+ALSO_STANDS_FOR = {"punch-write-fault": ("punch-store-reread",),
           "zero-range-write-fault": ("zero-range-store-reread", "zero-range-writeback")}
 
 
@@ -81,8 +81,8 @@ def model_scenarios(fs: str, scenario: str) -> tuple[str, ...]:
     key = (fs.removesuffix("-xfs"), scenario)
     if key in STANDS_FOR:
         return STANDS_FOR[key]
-    if scenario in REREAD:
-        return (scenario, *REREAD[scenario])
+    if scenario in ALSO_STANDS_FOR:
+        return (scenario, *ALSO_STANDS_FOR[scenario])
     return (scenario,) if scenario in SCENARIOS else ()
 
 
