@@ -3,6 +3,7 @@ and the command's input checks."""
 
 import gzip
 import json
+import subprocess
 
 import pytest
 from click.testing import CliRunner
@@ -346,3 +347,23 @@ def test_a_guest_that_stops_in_early_boot_is_named_by_its_panic_line():
     assert _last_words("SeaBIOS\n\nBooting from ROM...\n") == "Booting from ROM..."
     assert _last_words("") == "no output"
     assert BOOT_ATTEMPTS == 2  # one more boot, not a loop that hides a kernel that never boots
+
+
+def test_the_guest_loads_a_given_module_its_kernel_lacks_before_the_mount(tmp_path):
+    """Debian's 7.x builds no ntfs3: the guest must insmod a given ntfs3.ko before it
+    mounts, and leave a module the kernel has (cifs) to modules.sh's replacement."""
+    from fsrace.stress.vm import GUEST_DIR
+
+    script = (GUEST_DIR / "run.sh").read_text()
+    part = script[script.index("# A given module"):script.index("FS=@FS@")]
+    (tmp_path / "modules.txt").write_text("/io/modules/ntfs3.ko\n/io/modules/cifs.ko\n")
+    bin_ = tmp_path / "bin"
+    bin_.mkdir()
+    (bin_ / "modinfo").write_text('#!/bin/sh\n[ "$2" = cifs ]\n')  # the kernel has cifs
+    (bin_ / "insmod").write_text(f'#!/bin/sh\necho "$1" >> {tmp_path}/loaded\n')
+    for tool in ("modinfo", "insmod"):
+        (bin_ / tool).chmod(0o755)
+    part = part.replace("/io/modules.txt", str(tmp_path / "modules.txt"))
+    env = {"PATH": f"{bin_}:/usr/bin:/bin"}
+    assert subprocess.run(["sh", "-c", part], env=env).returncode == 0
+    assert (tmp_path / "loaded").read_text() == "/io/modules/ntfs3.ko\n"

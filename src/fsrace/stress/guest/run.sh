@@ -26,6 +26,13 @@ mkfs_mount() {  # type, where: a fresh file system on the scratch disk
     # -i: the kernel's ntfs driver, not the mount.ntfs helper (ntfs-3g, FUSE)
     case "$1" in ntfs) mount -i -t ntfs /dev/vdc "$2" ;; *) mount -t "$1" /dev/vdc "$2" ;; esac
 }
+# A given module the kernel does not ship (ntfs3: Debian's 7.x builds ntfs instead) is
+# loaded before the mount, which needs it; modules.sh then replaces it like the others.
+if [ -e /io/modules.txt ]; then
+    for ko in $(cat /io/modules.txt); do
+        modinfo -n "$(basename "$ko" .ko)" >/dev/null 2>&1 || insmod "$ko"
+    done
+fi
 FS=@FS@
 case "$FS" in
 nfs|nfs-xfs|nfs3|nfs41)
