@@ -504,7 +504,8 @@ def matrix_cmd(max_executions, as_markdown, as_json, html_dir, strategy, jobs, r
 @click.option("--vm", is_flag=True, help="run inside a qemu guest (Debian bookworm, 6.1): "
               "--fs nfs, nfs-xfs (NFS v4.2 over loopback exporting ext4 or xfs), nfs3, "
               "nfs41 (v3, v4.1), smb, smb-xfs (SMB 3.1.1, Samba), smb-loose (cache=loose), "
-              "ext4, xfs, btrfs, f2fs, nilfs2, gfs2, ocfs2, exfat, vfat, jfs, udf, "
+              "ext4, xfs, btrfs, f2fs, btrfs-compress, f2fs-compress (compressed extents, "
+              "clusters), nilfs2, gfs2, ocfs2, exfat, vfat, jfs, udf, "
               "tmpfs, ntfs3 (--kernel linux-image-amd64: 6.1 has none), ntfs (sid's 7.2)")
 @click.option("--kernel", default=None, metavar="PKG[/SUITE]",
               help="with --vm: boot this kernel package instead, from bookworm-backports or "

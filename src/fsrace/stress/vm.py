@@ -46,9 +46,12 @@ PACKAGES = ["linux-image-amd64", "initramfs-tools", "kmod", "iproute2", "util-li
 # default); nfs3 and nfs41 the same client speaking v3 or v4.1 to the ext4 export
 # (neither has the v4.2 operations: DEALLOCATE, CLONE, COPY), smb-loose the SMB client
 # with cache=loose instead of its default cache=strict. The SMB server is Samba:
-# bookworm's ksmbd-tools oopsed 6.1's ksmbd and could not serve 7.2's.
+# bookworm's ksmbd-tools oopsed 6.1's ksmbd and could not serve 7.2's. btrfs-compress is
+# btrfs mounted with compress-force=zstd, f2fs-compress f2fs made with compression and
+# the test folder flagged compressed (lz4): the write-back and read paths of compressed
+# extents and clusters.
 BLOCK_FILESYSTEMS = ("ext4", "xfs", "btrfs", "f2fs", "nilfs2", "gfs2", "ocfs2", "ntfs3",
-                     "ntfs", "exfat", "vfat", "jfs", "udf")
+                     "ntfs", "exfat", "vfat", "jfs", "udf", "btrfs-compress", "f2fs-compress")
 VM_FILESYSTEMS = ("nfs", "nfs-xfs", "nfs3", "nfs41", "smb", "smb-xfs", "smb-loose",
                   *BLOCK_FILESYSTEMS, "tmpfs")
 SCRATCH_DISK_MB = 2048

@@ -12,8 +12,9 @@ mkfs_mount() {  # type, where: a fresh file system on the scratch disk
     case "$1" in
     ext4) mkfs.ext4 -q -F /dev/vdc ;;
     xfs) mkfs.xfs -q -f /dev/vdc ;;
-    btrfs) mkfs.btrfs -q -f /dev/vdc ;;
+    btrfs|btrfs-compress) mkfs.btrfs -q -f /dev/vdc ;;
     f2fs) mkfs.f2fs -q -f /dev/vdc ;;
+    f2fs-compress) mkfs.f2fs -q -f -O extra_attr,compression /dev/vdc ;;
     nilfs2) mkfs.nilfs2 -q -f /dev/vdc ;;
     gfs2) mkfs.gfs2 -O -q -p lock_nolock -j 1 /dev/vdc ;;
     ocfs2) mkfs.ocfs2 -q -F -M local /dev/vdc ;;
@@ -23,8 +24,15 @@ mkfs_mount() {  # type, where: a fresh file system on the scratch disk
     jfs) mkfs.jfs -q /dev/vdc >/dev/null ;;
     udf) mkudffs /dev/vdc >/dev/null ;;
     esac
+    case "$1" in
     # -i: the kernel's ntfs driver, not the mount.ntfs helper (ntfs-3g, FUSE)
-    case "$1" in ntfs) mount -i -t ntfs /dev/vdc "$2" ;; *) mount -t "$1" /dev/vdc "$2" ;; esac
+    ntfs) mount -i -t ntfs /dev/vdc "$2" ;;
+    # every extent compressed, whether or not it compresses well
+    btrfs-compress) mount -t btrfs -o compress-force=zstd /dev/vdc "$2" ;;
+    # the compression flag on the folder: every file made in it is compressed
+    f2fs-compress) mount -t f2fs -o compress_algorithm=lz4 /dev/vdc "$2" && chattr +c "$2" ;;
+    *) mount -t "$1" /dev/vdc "$2" ;;
+    esac
 }
 # A given module the kernel does not ship (ntfs3: Debian's 7.x builds ntfs instead) is
 # loaded before the mount, which needs it; modules.sh then replaces it like the others.
