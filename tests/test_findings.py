@@ -25,6 +25,17 @@ def _build(source: Path, out: Path) -> Path:
     return out
 
 
+def _run_on(fs: str, source: Path, args: list[str], tmp_path: Path, timeout: int) -> str:
+    """Build `source`, run it on a fresh `fs` with FILE there and `args`; its output,
+    after asserting that it exited 0 (found nothing)."""
+    binary = _build(source, tmp_path / "repro")
+    with scratch_fs(fs) as s:
+        r = subprocess.run([str(binary), os.path.join(s.mnt, "file"), *args],
+                           capture_output=True, text=True, timeout=timeout)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return r.stdout
+
+
 @needs_cc
 @pytest.mark.parametrize("source", PROGRAMS, ids=[p.name for p in PROGRAMS])
 def test_a_reproducer_builds_without_warnings(source, tmp_path):
@@ -54,13 +65,9 @@ def test_the_ocfs2_reflink_reproducer_finds_nothing_on_xfs(args, tmp_path):
 def test_the_btrfs_clone_lead_reproducer_finds_nothing_on_xfs(beside, tmp_path):
     # xfs's remap drops the destination's page cache under its locks and reads go
     # through the same locks: every round must read the clone's data.
-    binary = _build(LEADS / "btrfs-clone-stale-page.c", tmp_path / "repro")
-    with scratch_fs("xfs") as s:
-        r = subprocess.run([str(binary), os.path.join(s.mnt, "file"), "500", beside],
-                           capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stdout + r.stderr
+    out = _run_on("xfs", LEADS / "btrfs-clone-stale-page.c", ["500", beside], tmp_path, 120)
     assert f"500 rounds, beside the clone {beside}: page 0 stale in 0, something else in 0" \
-        in r.stdout, r.stdout
+        in out, out
 
 
 @needs_cc
@@ -71,12 +78,8 @@ def test_the_btrfs_clone_lead_reproducer_finds_nothing_on_xfs(beside, tmp_path):
 def test_the_smb_punch_reproducer_loses_no_store_on_local_file_systems(fs, zero, tmp_path):
     # ext4's and xfs's page_mkwrite recheck page->mapping under the page lock and take
     # invalidate_lock: a fault never maps a page the punch dropped.
-    binary = _build(FINDINGS / "smb-punch-mmap.c", tmp_path / "repro")
-    with scratch_fs(fs) as s:
-        r = subprocess.run([str(binary), os.path.join(s.mnt, "file"), "300", *zero],
-                           capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stdout + r.stderr
-    assert ": 0 stores after it returned not read back" in r.stdout, r.stdout
+    out = _run_on(fs, FINDINGS / "smb-punch-mmap.c", ["300", *zero], tmp_path, 120)
+    assert ": 0 stores after it returned not read back" in out, out
 
 
 @needs_cc
@@ -85,12 +88,8 @@ def test_the_smb_punch_reproducer_loses_no_store_on_local_file_systems(fs, zero,
 @pytest.mark.parametrize("fs", ["ext4", "xfs"])
 def test_the_smb_copy_reproducer_finds_nothing_on_local_file_systems(fs, tmp_path):
     # ext4 copies, xfs reflinks; both keep write faults out of the copied range.
-    binary = _build(FINDINGS / "smb-copy-mmap.c", tmp_path / "repro")
-    with scratch_fs(fs) as s:
-        r = subprocess.run([str(binary), os.path.join(s.mnt, "file"), "500"],
-                           capture_output=True, text=True, timeout=60)
-    assert r.returncode == 0, r.stdout + r.stderr
-    assert "500 rounds, 0 copies refused or short: 500 clean" in r.stdout, r.stdout
+    out = _run_on(fs, FINDINGS / "smb-copy-mmap.c", ["500"], tmp_path, 60)
+    assert "500 rounds, 0 copies refused or short: 500 clean" in out, out
 
 
 @needs_cc
