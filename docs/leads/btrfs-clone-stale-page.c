@@ -2,7 +2,7 @@
  * A clone onto one page of a file while another thread reads the page beside it: after
  * the clone returns, does a read of the cloned page return the clone's data?
  *
- *   btrfs-clone-stale-page FILE ROUNDS pread|load|storesync|fsync [trace]
+ *   btrfs-clone-stale-page FILE ROUNDS pread|load|storesync|fsync [trace] [store]
  *
  * FILE.src holds four pages 'a'..'d', FILE four pages 'A'..'D'. Each round clones
  * FILE.src's pages 0-1 onto FILE's pages 0-1 (one two-page extent, and the clone drops
@@ -12,6 +12,10 @@
  * page 0: it must read 'd'. A round that reads 'a' (the page the clone replaced) is
  * counted, and page 0 is read again after POSIX_FADV_DONTNEED to tell a stale page cache
  * (the re-read gives 'd') from stale data on disk (it gives 'a' again).
+ *
+ * With `store`, a stale round's page 0 gets one byte stored through the mapping first
+ * (byte 8, 'x') and msync, before the page cache is dropped: does the write-back of the
+ * stale page put the replaced data on disk? The re-read then tells ('a' at byte 0: yes).
  *
  * With `trace`, the kernel's trace events for FILE (btrfs_get_extent, the page cache's
  * adds and deletes) and a mark per step go to tracefs; at the first stale round tracing
@@ -174,18 +178,23 @@ static int clone_range(int from_page, int pages, int to_page)
 int main(int argc, char **argv)
 {
 	char srcpath[4096], pages[4 * PG], got[PG];
-	int stale = 0, other = 0, tracing;
+	int stale = 0, other = 0, tracing = 0, store = 0;
 	pthread_t thread;
 
-	if (argc < 4 || argc > 5 || atoi(argv[2]) <= 0)
+	if (argc < 4 || argc > 6 || atoi(argv[2]) <= 0)
 		goto usage;
 	for (how = PREAD; how <= FSYNC && strcmp(argv[3], hows[how]); how++)
 		;
 	if (how > FSYNC)
 		goto usage;
-	tracing = argc == 5;
-	if (tracing && strcmp(argv[4], "trace"))
-		goto usage;
+	for (int i = 4; i < argc; i++) {
+		if (!strcmp(argv[i], "trace"))
+			tracing = 1;
+		else if (!strcmp(argv[i], "store"))
+			store = 1;
+		else
+			goto usage;
+	}
 	rounds = atoi(argv[2]);
 	snprintf(srcpath, sizeof srcpath, "%s.src", argv[1]);
 	dst = open(argv[1], O_RDWR | O_CREAT | O_TRUNC, 0644);
@@ -240,11 +249,17 @@ int main(int argc, char **argv)
 		if (tracing && stale == 0)
 			trace_show(r);
 		if (stale++ < 5) {
+			if (store) {
+				map[8] = 'x';
+				if (msync(map, PG, MS_SYNC))
+					return perror("msync"), 2;
+			}
 			posix_fadvise(dst, 0, 4 * PG, POSIX_FADV_DONTNEED);
 			if (pread(dst, got, PG, 0) != PG)
 				return perror("pread"), 2;
 			printf("round %d: page 0 reads the page the clone replaced ('a'); "
-			       "after dropping the page cache: '%c'\n", r, got[0]);
+			       "%safter dropping the page cache: '%c'\n", r,
+			       store ? "a store to it written back, then, " : "", got[0]);
 		}
 	}
 	pthread_join(thread, NULL);
@@ -252,6 +267,7 @@ int main(int argc, char **argv)
 	       rounds, hows[how], stale, other);
 	return stale || other;
 usage:
-	fprintf(stderr, "usage: %s FILE ROUNDS pread|load|storesync|fsync [trace]\n", argv[0]);
+	fprintf(stderr, "usage: %s FILE ROUNDS pread|load|storesync|fsync [trace] [store]\n",
+		argv[0]);
 	return 2;
 }
