@@ -49,13 +49,9 @@ def test_a_reproducer_builds_without_warnings(source, tmp_path):
 def test_the_ocfs2_reflink_reproducer_finds_nothing_on_xfs(args, tmp_path):
     # xfs keeps page faults out of its remap (MMAPLOCK from before the flush): the same
     # clones and stores must never read a zero word there.
-    binary = _build(FINDINGS / "ocfs2-reflink-mmap.c", tmp_path / "repro")
-    with scratch_fs("xfs") as s:
-        r = subprocess.run([str(binary), os.path.join(s.mnt, "file"), "16", "1", *args],
-                           capture_output=True, text=True, timeout=60)
-    assert r.returncode == 0, r.stdout + r.stderr
-    clones = int(r.stdout.split()[0])
-    assert clones > 50 and " 0 with zero words" in r.stdout, r.stdout
+    out = _run_on("xfs", FINDINGS / "ocfs2-reflink-mmap.c", ["16", "1", *args], tmp_path, 60)
+    clones = int(out.split()[0])
+    assert clones > 50 and " 0 with zero words" in out, out
 
 
 @needs_cc
@@ -144,12 +140,8 @@ def test_the_ntfs3_collapse_reproducer_loses_no_store_on_ext4_and_xfs(fs, tmp_pa
 @pytest.mark.parametrize("how", [[], ["--fadvise"]])
 def test_the_gfs2_readahead_reproducer_finds_nothing_on_ext4_and_xfs(fs, how, tmp_path):
     # Both take invalidate_lock around their punch, and readahead takes it shared.
-    binary = _build(FINDINGS / "gfs2-punch-readahead.c", tmp_path / "repro")
-    with scratch_fs(fs) as s:
-        r = subprocess.run([str(binary), os.path.join(s.mnt, "file"), "16", "300", *how],
-                           capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stdout + r.stderr
-    assert ": 0 rounds read pre-punch data (0 pages)" in r.stdout, r.stdout
+    out = _run_on(fs, FINDINGS / "gfs2-punch-readahead.c", ["16", "300", *how], tmp_path, 120)
+    assert ": 0 rounds read pre-punch data (0 pages)" in out, out
 
 
 def _reproduce_lines():

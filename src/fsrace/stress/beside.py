@@ -72,7 +72,8 @@ STANDS_FOR: dict[tuple[str, str], tuple[str, ...]] = {
 # through a page the operation dropped shows only to the load. The zero range's workers
 # write back (msync) too, which the model's zero-range-write-fault leaves out.
 ALSO_STANDS_FOR = {"punch-write-fault": ("punch-store-reread",),
-          "zero-range-write-fault": ("zero-range-store-reread", "zero-range-writeback")}
+                   "zero-range-write-fault": ("zero-range-store-reread",
+                                              "zero-range-writeback")}
 
 
 def model_scenarios(fs: str, scenario: str) -> tuple[str, ...]:
