@@ -467,8 +467,10 @@ def matrix_cmd(max_executions, as_markdown, as_json, html_dir, strategy, jobs, r
 
 
 @main.command("stress")
-@click.option("--fs", "fs", help="ext4, xfs, btrfs or tmpfs (made, mounted and removed "
-              "again; needs root), or an existing folder to work in a new subfolder of")
+@click.option("--fs", "fs", help="ext4, xfs, btrfs, tmpfs, fuse or fuse-passthrough "
+              "(fsrace's own FUSE server over ext4, with the writeback cache or passthrough) "
+              "(made, mounted and removed again; needs root), or an existing folder to work "
+              "in a new subfolder of")
 @click.option("--scenario", "-s", "scenario", default=None,
               help="race class to run (see fsrace stress --list)")
 @click.option("--mix", is_flag=True, help="random mixes of every operation, from the seed")
@@ -506,7 +508,8 @@ def matrix_cmd(max_executions, as_markdown, as_json, html_dir, strategy, jobs, r
               "nfs41 (v3, v4.1), smb, smb-xfs (SMB 3.1.1, Samba), smb-loose (cache=loose), "
               "ext4, xfs, btrfs, f2fs, btrfs-compress, f2fs-compress (compressed extents, "
               "clusters), nilfs2, gfs2, ocfs2, exfat, vfat, jfs, udf, "
-              "tmpfs, ntfs3 (--kernel linux-image-amd64: 6.1 has none), ntfs (sid's 7.2)")
+              "tmpfs, fuse, fuse-passthrough (fsrace's FUSE server; passthrough from 6.9), "
+              "ntfs3 (--kernel linux-image-amd64: 6.1 has none), ntfs (sid's 7.2)")
 @click.option("--kernel", default=None, metavar="PKG[/SUITE]",
               help="with --vm: boot this kernel package instead, from bookworm-backports or "
               "SUITE (e.g. linux-image-amd64, linux-image-amd64/sid)")

@@ -153,6 +153,16 @@ PATHS: dict[str, dict[str, tuple[str, ...]]] = {
         "store": ("udf_page_mkwrite",),
     },
 }
+# fsrace's own FUSE server (fuse_server.py): the kernel's side of each request. With
+# passthrough a mapping is the backing file's (ext4 here), so a store faults into ext4.
+PATHS["fuse.fsrace"] = {
+    "punch": ("fuse_file_fallocate",),
+    "zero": ("fuse_file_fallocate",),
+    "truncate": ("fuse_do_setattr",),
+    "copy": ("fuse_copy_file_range",),
+    "store": ("fuse_page_mkwrite",),
+}
+PATHS["fuse.fsrace-passthrough"] = {**PATHS["fuse.fsrace"], "store": ("ext4_page_mkwrite",)}
 PATHS["smb3"] = PATHS["cifs"]
 # Between two files a copy or clone takes the functions it takes within one.
 SAME_PATH = {"copy_from": "copy", "copy_to": "copy", "clone_from": "clone", "clone_to": "clone"}

@@ -1,5 +1,7 @@
 """A scratch filesystem fsrace makes, uses and removes: an image file, loop-mounted (ext4,
-xfs, btrfs), a fresh tmpfs, or a new subfolder of a folder the user names.
+xfs, btrfs), a fresh tmpfs, fsrace's own FUSE server (fuse_server.py) serving a
+loop-mounted ext4 (fuse: writeback cache; fuse-passthrough), or a new subfolder of a
+folder the user names.
 
 Everything lives in one folder fsrace creates (`fsrace-XXXX` under the system's temporary
 directory, or under the user's folder); clean-up runs on every way out -- an error, Ctrl-C,
@@ -11,7 +13,9 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -20,7 +24,9 @@ MKFS = {
     "xfs": ["mkfs.xfs", "-f", "-q"],
     "btrfs": ["mkfs.btrfs", "-f", "-q"],
 }
-FILESYSTEMS = (*MKFS, "tmpfs")
+FUSE = {"fuse": (), "fuse-passthrough": ("--passthrough",)}  # the server's options
+FILESYSTEMS = (*MKFS, "tmpfs", *FUSE)
+FUSE_SERVER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fuse_server.py")
 MIN_MB = {"xfs": 512}  # mkfs.xfs refuses file systems under 300 MB
 
 
@@ -51,14 +57,21 @@ class Scratch:
     loop: str | None = None
     mounted: bool = False
     undo: list = field(default_factory=list)
+    backing: str | None = None  # FUSE: where the served ext4 is mounted
+    server: subprocess.Popen | None = None  # FUSE: the server's process
 
     def remount(self) -> bool:
         """Unmount and mount again (the final check after remount); False for tmpfs and
-        folders, whose contents do not survive or need not."""
+        folders, whose contents do not survive or need not. A FUSE server is stopped and
+        started again."""
         if self.loop is None:
             return False
         _run("umount", self.mnt)
-        _run("mount", self.loop, self.mnt)
+        if self.server is not None:
+            _stop_server(self)
+            _start_server(self)
+        else:
+            _run("mount", self.loop, self.mnt)
         return True
 
 
@@ -104,16 +117,57 @@ def _scratch(fs: str, is_dir: bool, size_mb: int, base: str | None):
             _run("mount", "-t", "tmpfs", "-o", f"size={size_mb}m", "fsrace", s.mnt)
             s.mounted = True
         elif not is_dir:
-            s.image = os.path.join(root, f"{fs}.img")
+            disk = "ext4" if fs in FUSE else fs
+            s.image = os.path.join(root, f"{disk}.img")
             with open(s.image, "wb") as f:
-                f.truncate(max(size_mb, MIN_MB.get(fs, 0)) << 20)  # sparse
-            _run(*MKFS[fs], s.image)
+                f.truncate(max(size_mb, MIN_MB.get(disk, 0)) << 20)  # sparse
+            _run(*MKFS[disk], s.image)
             s.loop = _run("losetup", "--find", "--show", s.image)
-            _run("mount", s.loop, s.mnt)
+            if fs in FUSE:
+                s.backing = os.path.join(root, "backing")
+                os.mkdir(s.backing)
+                _run("mount", s.loop, s.backing)
+                _start_server(s)
+            else:
+                _run("mount", s.loop, s.mnt)
             s.mounted = True
         yield s
     finally:
         cleanup(s)
+
+
+def _start_server(s: Scratch, wait_s: float = 10) -> None:
+    """Start the FUSE server on `s.backing`, mounting `s.mnt`; wait until it is mounted."""
+    assert s.backing is not None
+    log = open(os.path.join(s.root, "fuse-server.log"), "ab")
+    ready = os.path.join(s.root, "fuse-ready")
+    if os.path.exists(ready):
+        os.unlink(ready)
+    s.server = subprocess.Popen([sys.executable, FUSE_SERVER, s.backing, s.mnt,
+                                 *FUSE[s.fs], "--ready", ready], stdout=log, stderr=log,
+                                stdin=subprocess.DEVNULL)
+    log.close()
+    deadline = time.monotonic() + wait_s
+    while not os.path.exists(ready):
+        if s.server.poll() is not None or time.monotonic() > deadline:
+            with open(os.path.join(s.root, "fuse-server.log"), errors="replace") as f:
+                said = f.read().strip().splitlines()[-3:]
+            raise ScratchError(f"the FUSE server did not mount {s.mnt}: "
+                               + (" | ".join(said) or "it said nothing"))
+        time.sleep(0.05)
+
+
+def _stop_server(s: Scratch, wait_s: float = 10) -> None:
+    """Wait for the server to end (it does once its file system is unmounted); kill it
+    if it does not."""
+    if s.server is None:
+        return
+    try:
+        s.server.wait(wait_s)
+    except subprocess.TimeoutExpired:
+        s.server.kill()
+        s.server.wait()
+    s.server = None
 
 
 def cleanup(s: Scratch) -> None:
@@ -129,6 +183,15 @@ def cleanup(s: Scratch) -> None:
             except ScratchError as e:
                 problems.append(str(e))
         s.mounted = False
+    _stop_server(s)
+    if s.backing and os.path.ismount(s.backing):
+        try:
+            _run("umount", s.backing)
+        except ScratchError:
+            try:
+                _run("umount", "-l", s.backing)
+            except ScratchError as e:
+                problems.append(str(e))
     if s.loop:
         try:
             _run("losetup", "-d", s.loop)

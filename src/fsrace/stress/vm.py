@@ -52,8 +52,10 @@ PACKAGES = ["linux-image-amd64", "initramfs-tools", "kmod", "iproute2", "util-li
 # extents and clusters.
 BLOCK_FILESYSTEMS = ("ext4", "xfs", "btrfs", "f2fs", "nilfs2", "gfs2", "ocfs2", "ntfs3",
                      "ntfs", "exfat", "vfat", "jfs", "udf", "btrfs-compress", "f2fs-compress")
+# fuse and fuse-passthrough: fsrace's own FUSE server (fuse_server.py, run by the guest's
+# python3) serving an ext4 on the scratch disk, with the writeback cache or passthrough.
 VM_FILESYSTEMS = ("nfs", "nfs-xfs", "nfs3", "nfs41", "smb", "smb-xfs", "smb-loose",
-                  *BLOCK_FILESYSTEMS, "tmpfs")
+                  *BLOCK_FILESYSTEMS, "tmpfs", "fuse", "fuse-passthrough")
 SCRATCH_DISK_MB = 2048
 # What runs in the guest, kept as files beside this one (package data): the init that
 # hands over to the run's script (part of the guest disk's recipe), the script that sets
@@ -65,6 +67,7 @@ RUN_SCRIPT = (GUEST_DIR / "run.sh").read_text()
 GUEST_PY = (GUEST_DIR / "stress.py").read_text()
 PROGRAM_PY = (GUEST_DIR / "program.py").read_text()
 MODULES_SH = (GUEST_DIR / "modules.sh").read_text()
+FUSE_SERVER = Path(__file__).with_name("fuse_server.py")
 
 
 class VMError(RuntimeError):
@@ -390,6 +393,7 @@ def _boot_and_run(payload, n_runs: int, what: str, fs: str, timeout_s: float, pr
             (io / "modules.sh").write_text(MODULES_SH)
             (io / "modules.txt").write_text("".join(f"/io/modules/{k}\n" for k in kos))
         (io / "init.sh").write_text(RUN_SCRIPT.replace("@FS@", fs))
+        shutil.copy(FUSE_SERVER, io / "fuse_server.py")
         io_img = work / "io.img"
         scratch = work / "scratch.img"
         with open(scratch, "wb") as f:

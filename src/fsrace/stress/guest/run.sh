@@ -89,6 +89,16 @@ EOF
         -o username=root,password=fsrace,vers=3.1.1,uid=0,gid=0$(
             [ "$FS" = smb-loose ] && echo ,cache=loose)
     DIR=/mnt/smb ;;
+fuse|fuse-passthrough)
+    # fsrace's own server (fuse_server.py), serving an ext4; ready once FUSE_INIT is done
+    mkfs_mount ext4 /srv/backing
+    modprobe fuse 2>/dev/null  # built in on some kernels
+    mkdir -p /mnt/fuse
+    python3 /io/fuse_server.py /srv/backing /mnt/fuse --ready /run/fuse-ready $(
+        [ "$FS" = fuse-passthrough ] && echo --passthrough) 2>/io/fuse-server.txt &
+    for _ in $(seq 100); do [ -e /run/fuse-ready ] || sleep 0.2; done
+    [ -e /run/fuse-ready ] || echo "$FS: $(cat /io/fuse-server.txt)" > /io/failed.txt
+    DIR=/mnt/fuse ;;
 tmpfs)
     mkdir -p /srv/work
     mount -t tmpfs tmpfs /srv/work
@@ -104,6 +114,8 @@ if [ -e /io/modules.txt ] && mountpoint -q "$DIR" &&
         ! sh /io/modules.sh "$DIR" $(cat /io/modules.txt) > /io/modules-out.txt 2>&1; then
     echo "replacing the kernel's modules failed: $(cat /io/modules-out.txt)" > /io/failed.txt
     dmesg | tail -25 >> /io/console.txt
+elif [ -e /io/failed.txt ]; then
+    dmesg | tail -25 >> /io/console.txt
 elif mountpoint -q "$DIR"; then
     stat -f -c %T "$DIR" > /io/fstype.txt
     python3 /io/guest.py "$DIR"
@@ -113,6 +125,6 @@ else
 fi
 dmesg > /io/dmesg.txt
 sync
-umount /mnt/nfs /mnt/smb 2>/dev/null
+umount /mnt/nfs /mnt/smb /mnt/fuse 2>/dev/null
 umount /io
 poweroff -f
