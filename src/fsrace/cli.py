@@ -52,6 +52,11 @@ SCENARIO = click.option("--scenario", "-s", required=True, metavar="NAME",
                         type=_Name("scenario", SCENARIOS),
                         help="race class to explore (fsrace list names them), or "
                         "MODULE:NAME")
+FLUSHER = click.option(
+    "--flusher", is_flag=True,
+    help="the faulters start writeback with sync_file_range(SYNC_FILE_RANGE_WRITE), as the "
+    "flusher does, where they would msync (which FUSE, for one, orders after the operation "
+    "by the inode lock); kept in the saved run")
 MODULE = click.option(
     "--module", "modules", multiple=True, metavar="NAME.ko",
     type=click.Path(exists=True, dir_okay=False),
@@ -497,6 +502,7 @@ def matrix_cmd(max_executions, as_markdown, as_json, html_dir, strategy, jobs, r
 @click.option("--without", default="", metavar="OP[,OP]",
               help="never draw these operations (e.g. dio_write: the kernel documents direct "
               "writes beside mapped writes of one page as incoherent); kept in the saved run")
+@FLUSHER
 @click.option("--min-windows", type=click.IntRange(0), default=1, show_default=True,
               help="race windows (accesses wholly inside one of the class's own "
               "operations) a run needs to be ok rather than not exercised")
@@ -509,13 +515,14 @@ def matrix_cmd(max_executions, as_markdown, as_json, html_dir, strategy, jobs, r
               "ext4, xfs, btrfs, f2fs, btrfs-compress, f2fs-compress (compressed extents, "
               "clusters), nilfs2, gfs2, ocfs2, exfat, vfat, jfs, udf, "
               "tmpfs, fuse, fuse-passthrough (fsrace's FUSE server; passthrough from 6.9), "
+              "9p, 9p-loose (9P2000.L over virtio, cache=mmap or loose, qemu's server), "
               "ntfs3 (--kernel linux-image-amd64: 6.1 has none), ntfs (sid's 7.2)")
 @click.option("--kernel", default=None, metavar="PKG[/SUITE]",
               help="with --vm: boot this kernel package instead, from bookworm-backports or "
               "SUITE (e.g. linux-image-amd64, linux-image-amd64/sid)")
 @MODULE
 def stress_cmd(fs, scenario, mix, workers, threads, ops, duration, seed, pages, log_path,
-               replay_path, without, min_windows, as_json, list_only, vm, kernel,
+               replay_path, without, flusher, min_windows, as_json, list_only, vm, kernel,
                modules) -> None:
     """Run a race class against the running kernel on a real file system and check every
     value read. Exit 0: every slot's history is linearizable; 1: a violation; 2: bad usage;
@@ -545,7 +552,7 @@ def stress_cmd(fs, scenario, mix, workers, threads, ops, duration, seed, pages, 
                                ops if ops or duration else 2000, duration, seed, pages,
                                threads=threads,
                                without=tuple(k for k in without.split(",") if k),
-                               min_windows=min_windows)
+                               flusher=flusher, min_windows=min_windows)
     except ValueError as e:
         raise click.UsageError(str(e)) from e
     if (kernel or modules) and not vm:
@@ -641,8 +648,9 @@ def _stress_fs_name(fs: str, vm: bool) -> None:
               "start one here; needs pip install 'fsrace[ray]')")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="fsrace-sweep",
               show_default=True, help="folder for every report and saved run")
+@FLUSHER
 def stress_sweep_cmd(filesystems, kernels, scenarios, duration, pages, min_windows, cap,
-                     jobs, ray_address, out_dir) -> None:
+                     jobs, ray_address, out_dir, flusher) -> None:
     """Every race class on every file system in a qemu guest, on each kernel: prints the
     table of docs/real-kernels.md (markdown) as it fills."""
     from dataclasses import asdict
@@ -664,7 +672,8 @@ def stress_sweep_cmd(filesystems, kernels, scenarios, duration, pages, min_windo
     try:
         for cell in sweep(fss, list(kernels) or [None], list(scenarios) or list(STRESS),
                           duration, pages, Path(out_dir), progress=main_progress,
-                          min_windows=min_windows, cap=cap, jobs=jobs, ray=ray_address):
+                          min_windows=min_windows, cap=cap, jobs=jobs, ray=ray_address,
+                          flusher=flusher):
             cells.append(cell)
             main_progress(f"{cell.kernel} {cell.fs} {cell.scenario}: {cell.text}")
     except (KeyboardInterrupt, Terminated) as e:

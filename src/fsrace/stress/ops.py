@@ -94,7 +94,12 @@ class Op:
 
 KINDS = ("store", "load", "pread", "pwrite", "punch", "zero", "truncate", "fsync", "msync",
          "willneed", "dontneed", "dio_read", "dio_write", "collapse", "insert", "copy",
-         "clone", "dedupe", "copy_from", "clone_from", "copy_to", "clone_to")
+         "clone", "dedupe", "copy_from", "clone_from", "copy_to", "clone_to", "writeback")
+# With --flusher the faulters start writeback as the flusher does, with
+# sync_file_range(SYNC_FILE_RANGE_WRITE), where they would msync: msync goes through
+# ->fsync, which some file systems (FUSE's fuse_fsync) serialize with the operation under
+# test by the inode lock, so only a writeback without it can land inside the window.
+FLUSHER_FOR = {"msync": "writeback"}
 MOVES_FROM = ("copy", "clone", "dedupe", *BETWEEN_FILES)  # ops with a range `src`
 
 # Per race class: what worker 0 (the remover) and the others (the faulters) draw from,
@@ -141,7 +146,7 @@ SCENARIOS: dict[str, tuple[dict[str, int], dict[str, int]]] = {
 # costs the check a search per page and slot class (they have their own classes); and the
 # operations between two files, so that it draws what it drew before they existed and a
 # saved mix replays.
-MIX = {k: 1 for k in KINDS if k not in ("collapse", "insert", *BETWEEN_FILES)} | {
+MIX = {k: 1 for k in KINDS if k not in ("collapse", "insert", *BETWEEN_FILES, "writeback")} | {
     "store": 6, "load": 3, "pread": 2, "punch": 2}
 
 
@@ -167,14 +172,17 @@ def default_pages(scenario: str | None) -> int:
 
 
 def op_stream(seed: int, worker: int, scenario: str | None, pages: int,
-              without: tuple[str, ...] = ()) -> Iterator[Op]:
-    """The worker's operations, forever, none of the kinds `without`; the same seed gives
-    the same stream."""
+              without: tuple[str, ...] = (), flusher: bool = False) -> Iterator[Op]:
+    """The worker's operations, forever, none of the kinds `without`; with `flusher` a
+    faulter's msync is a writeback instead (FLUSHER_FOR), drawn at the same points. The
+    same seed gives the same stream."""
     rng = random.Random(f"{seed}:{worker}")
     if scenario is None:
         weights = MIX
     else:
         weights = SCENARIOS[scenario][0 if worker == 0 else 1]
+    if flusher and (scenario is None or worker != 0):
+        weights = {FLUSHER_FOR.get(k, k): v for k, v in weights.items()}
     weights = {k: v for k, v in weights.items() if k not in without}
     if not weights:
         raise ValueError(f"--without {','.join(without)} leaves worker {worker} nothing to do")

@@ -77,6 +77,9 @@ class StressConfig:
     # Operation kinds never drawn (e.g. direct writes, whose collision with mapped writes
     # the kernel documents as incoherent); kept in the saved run so a replay matches.
     without: tuple[str, ...] = ()
+    # The faulters start writeback with sync_file_range where they would msync
+    # (ops.FLUSHER_FOR); kept in the saved run, so a replay matches.
+    flusher: bool = False
     # A scenario run is `ok` only if this many accesses ran inside its own operations.
     min_windows: int = 1
 
@@ -116,7 +119,8 @@ class StressConfig:
             raise ValueError(f"--without {own_operation(self.scenario)}: that is "
                              f"{self.scenario}'s own operation")
         for w in range(min(self.streams, 2)):  # the remover's and a faulter's kinds
-            next(op_stream(self.seed, w, self.scenario, self.pages, self.without))
+            next(op_stream(self.seed, w, self.scenario, self.pages, self.without,
+                           self.flusher))
 
 
 @dataclass
@@ -315,7 +319,8 @@ class _Records:
         max_ops = _max_ops(cfg)
         n = cfg.streams
         self.streams = [list(itertools.islice(op_stream(cfg.seed, w, cfg.scenario,
-                                                        cfg.npages, cfg.without), max_ops))
+                                                        cfg.npages, cfg.without,
+                                                        cfg.flusher), max_ops))
                         for w in range(n)]
         self.fds: list[int] = []
         self._cleanup = cleanup

@@ -44,7 +44,7 @@
 
 enum { STORE, LOAD, PREAD, PWRITE, PUNCH, ZERO, TRUNCATE, FSYNC, MSYNC, WILLNEED, DONTNEED,
        DIO_READ, DIO_WRITE, COLLAPSE, INSERT, COPY, CLONE, DEDUPE, COPY_FROM, CLONE_FROM,
-       COPY_TO, CLONE_TO };
+       COPY_TO, CLONE_TO, WRITEBACK };
 struct op { uint32_t kind, page, slot, npages, size, src; };
 
 struct file {
@@ -153,6 +153,8 @@ static int64_t run(struct file *f, const struct op *o, uint64_t value, char *out
 		return CHECK(fsync(f->fd));
 	case MSYNC:
 		return CHECK(msync((char *)f->map + off, len, MS_SYNC));
+	case WRITEBACK:  /* start it, as the flusher does: no ->fsync, no inode lock */
+		return CHECK(sync_file_range(f->fd, off, len, SYNC_FILE_RANGE_WRITE));
 	case WILLNEED:
 		return -posix_fadvise(f->fd, off, len, POSIX_FADV_WILLNEED);
 	case DONTNEED:
