@@ -3,7 +3,7 @@ stress runs can race mapped stores against punches, truncates and copies on a FU
 system. Standard library only (it runs in the guest as a lone file):
 
     python3 fuse_server.py BACKING MOUNTPOINT [--passthrough] [--ready FILE]
-                           [--delay OP=MS ...]
+                           [--delay OP=MS ...] [--fuse NAME]
 
 It speaks the protocol of include/uapi/linux/fuse.h on /dev/fuse itself, one request at a
 time. Two modes, the two a FUSE file system chooses between for cached I/O:
@@ -20,6 +20,9 @@ time. Two modes, the two a FUSE file system chooses between for cached I/O:
 
 The mount's type is fuse.fsrace, or fuse.fsrace-passthrough. With --ready the server
 makes FILE once the kernel has accepted its FUSE_INIT answer: the file system is usable.
+
+--fuse names the kernel's FUSE: its device /dev/NAME and file system type NAME (fuse; a
+renamed build of fs/fuse loaded beside a built-in one, to test a change to it).
 
 --delay answers requests of one kind (fallocate, copy, setattr) that many milliseconds
 late, as a server across a network would: the kernel's window between its writeback and
@@ -84,10 +87,11 @@ MS_NOSUID, MS_NODEV, MNT_DETACH = 2, 4, 2
 
 class Server:
     def __init__(self, backing: str, passthrough: bool, ready: str | None = None,
-                 delays: dict[int, float] | None = None) -> None:
+                 delays: dict[int, float] | None = None, fuse: str = "fuse") -> None:
         self.passthrough = passthrough
         self.ready = ready
         self.delays = delays or {}  # opcode -> seconds to wait before doing it
+        self.fuse = fuse
         self.mountpoint = ""
         self.paths = {1: os.path.realpath(backing)}  # nodeid -> path in the folder
         self.nodeids: dict[int, int] = {}  # backing inode number -> nodeid
@@ -294,11 +298,11 @@ class Server:
 
     # --- the loop ----------------------------------------------------------------------
     def mount(self, mountpoint: str) -> None:
-        self.dev = os.open("/dev/fuse", os.O_RDWR)
+        self.dev = os.open(f"/dev/{self.fuse}", os.O_RDWR)
         self.mountpoint = mountpoint
         mode = stat.S_IFMT(os.stat(self.paths[1]).st_mode)
         opts = f"fd={self.dev},rootmode={mode:o},user_id=0,group_id=0,allow_other"
-        fstype = "fuse.fsrace-passthrough" if self.passthrough else "fuse.fsrace"
+        fstype = f"{self.fuse}.fsrace" + ("-passthrough" if self.passthrough else "")
         if libc.mount(b"fsrace", mountpoint.encode(), fstype.encode(), MS_NOSUID | MS_NODEV,
                       opts.encode()) != 0:
             e = ctypes.get_errno()
@@ -346,6 +350,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--passthrough", action="store_true",
                     help="FUSE passthrough instead of the writeback cache")
     ap.add_argument("--ready", metavar="FILE", help="made once the file system is usable")
+    ap.add_argument("--fuse", default="fuse", metavar="NAME",
+                    help="the kernel's FUSE: /dev/NAME, file system type NAME")
     ap.add_argument("--delay", action="append", default=[], metavar="OP=MS",
                     help=f"answer OP ({', '.join(DELAYABLE)}) MS milliseconds late")
     args = ap.parse_args(argv)
@@ -356,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
             delays.update(dict.fromkeys(DELAYABLE[op], float(ms) / 1000))
         except (KeyError, ValueError):
             ap.error(f"--delay {item}: give OP=MS, OP one of {', '.join(DELAYABLE)}")
-    server = Server(args.backing, args.passthrough, args.ready, delays)
+    server = Server(args.backing, args.passthrough, args.ready, delays, args.fuse)
     try:
         server.mount(args.mountpoint)
     except OSError as e:

@@ -163,6 +163,13 @@ PATHS["fuse.fsrace"] = {
     "store": ("fuse_page_mkwrite",),
 }
 PATHS["fuse.fsrace-passthrough"] = {**PATHS["fuse.fsrace"], "store": ("ext4_page_mkwrite",)}
+# The 9P2000.L client: no fallocate, copy or remap of its own; 7.x's mmap goes through
+# netfs.
+PATHS["9p"] = {
+    "truncate": ("v9fs_vfs_setattr_dotl",),
+    "copy": ("do_splice_direct",),
+    "store": ("v9fs_vm_page_mkwrite", "netfs_page_mkwrite"),
+}
 PATHS["smb3"] = PATHS["cifs"]
 # Between two files a copy or clone takes the functions it takes within one.
 SAME_PATH = {"copy_from": "copy", "copy_to": "copy", "clone_from": "clone", "clone_to": "clone"}

@@ -54,8 +54,11 @@ BLOCK_FILESYSTEMS = ("ext4", "xfs", "btrfs", "f2fs", "nilfs2", "gfs2", "ocfs2", 
                      "ntfs", "exfat", "vfat", "jfs", "udf", "btrfs-compress", "f2fs-compress")
 # fuse and fuse-passthrough: fsrace's own FUSE server (fuse_server.py, run by the guest's
 # python3) serving an ext4 on the scratch disk, with the writeback cache or passthrough.
+# 9p and 9p-loose: the 9P2000.L client over virtio, with cache=mmap or cache=loose,
+# served by qemu's own 9p server from a folder in the run's work folder on the host.
+NINEP_FILESYSTEMS = ("9p", "9p-loose")
 VM_FILESYSTEMS = ("nfs", "nfs-xfs", "nfs3", "nfs41", "smb", "smb-xfs", "smb-loose",
-                  *BLOCK_FILESYSTEMS, "tmpfs", "fuse", "fuse-passthrough")
+                  *BLOCK_FILESYSTEMS, "tmpfs", "fuse", "fuse-passthrough", *NINEP_FILESYSTEMS)
 SCRATCH_DISK_MB = 2048
 # What runs in the guest, kept as files beside this one (package data): the init that
 # hands over to the run's script (part of the guest disk's recipe), the script that sets
@@ -419,6 +422,11 @@ def _boot_and_run(payload, n_runs: int, what: str, fs: str, timeout_s: float, pr
                "-drive", f"file={io_img},if=virtio,format=raw",
                "-drive", f"file={scratch},if=virtio,format=raw",
                "-nographic", "-no-reboot"]
+        if fs in NINEP_FILESYSTEMS:
+            shared = work / "9p"  # removed with the work folder
+            shared.mkdir()
+            cmd += ["-fsdev", f"local,id=fsrace9p,path={shared},security_model=none",
+                    "-device", "virtio-9p-pci,fsdev=fsrace9p,mount_tag=fsrace9p"]
         for attempt in range(1, BOOT_ATTEMPTS + 1):
             _run(["mkfs.ext4", "-q", "-F", "-d", str(io), str(io_img), "512M"])
             progress(f"booting the guest (qemu, TCG) for {what} on {fs}")

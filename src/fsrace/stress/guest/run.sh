@@ -94,11 +94,27 @@ fuse|fuse-passthrough)
     mkfs_mount ext4 /srv/backing
     modprobe fuse 2>/dev/null  # built in on some kernels
     mkdir -p /mnt/fuse
-    python3 /io/fuse_server.py /srv/backing /mnt/fuse --ready /run/fuse-ready $(
+    # A renamed build of fs/fuse given with --module (fsracefuse.ko, loaded above beside
+    # the kernel's built-in FUSE) serves instead: how a change to FUSE is tried.
+    name=fuse
+    if [ -d /sys/module/fsracefuse ]; then
+        name=fsracefuse
+        echo "module loaded beside the kernel's fuse: fsracefuse.ko sha256" \
+            "$(sha256sum /io/modules/fsracefuse.ko | cut -c1-16)" > /io/modules-out.txt
+    fi
+    python3 /io/fuse_server.py /srv/backing /mnt/fuse --ready /run/fuse-ready --fuse $name $(
         [ "$FS" = fuse-passthrough ] && echo --passthrough) 2>/io/fuse-server.txt &
     for _ in $(seq 100); do [ -e /run/fuse-ready ] || sleep 0.2; done
     [ -e /run/fuse-ready ] || echo "$FS: $(cat /io/fuse-server.txt)" > /io/failed.txt
     DIR=/mnt/fuse ;;
+9p|9p-loose)
+    # qemu's 9p server shares a folder of the host's; cache=mmap keeps pages for mappings
+    # alone, cache=loose caches everything
+    modprobe 9pnet_virtio 2>/dev/null
+    mkdir -p /mnt/9p
+    mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144,cache=$(
+        [ "$FS" = 9p-loose ] && echo loose || echo mmap) fsrace9p /mnt/9p
+    DIR=/mnt/9p ;;
 tmpfs)
     mkdir -p /srv/work
     mount -t tmpfs tmpfs /srv/work
@@ -110,7 +126,8 @@ esac
 uname -r > /io/kernel.txt
 (while sleep 15; do dmesg > /io/dmesg.txt; sync; done) &  # kept if the guest hangs
 cut -d' ' -f1 /proc/uptime > /io/uptime.txt  # booted and set up: the runs start
-if [ -e /io/modules.txt ] && mountpoint -q "$DIR" &&
+# (Not for FUSE: its server, not a mount(8), mounts it; its module was loaded above.)
+if [ -e /io/modules.txt ] && mountpoint -q "$DIR" && [ "$DIR" != /mnt/fuse ] &&
         ! sh /io/modules.sh "$DIR" $(cat /io/modules.txt) > /io/modules-out.txt 2>&1; then
     echo "replacing the kernel's modules failed: $(cat /io/modules-out.txt)" > /io/failed.txt
     dmesg | tail -25 >> /io/console.txt
@@ -125,6 +142,6 @@ else
 fi
 dmesg > /io/dmesg.txt
 sync
-umount /mnt/nfs /mnt/smb /mnt/fuse 2>/dev/null
+umount /mnt/nfs /mnt/smb /mnt/fuse /mnt/9p 2>/dev/null
 umount /io
 poweroff -f
