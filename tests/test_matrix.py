@@ -130,6 +130,18 @@ HISTORY = [
     # on 6.1, closed it there.
     ("clone-source-write-fault", "ocfs2-6.1", "race"),
     ("clone-source-write-fault", "ocfs2-invalidate-lock", "safe"),
+    # docs/findings/fuse-writeback-mmap.md: with the writeback cache, fuse_file_fallocate
+    # writes back, sends FUSE_FALLOCATE and only then truncates the page cache, and
+    # __fuse_copy_file_range likewise around FUSE_COPY_FILE_RANGE; fuse_page_mkwrite
+    # takes no lock, so a page dirtied meanwhile and written back puts its old data back
+    # after the server's punch, zero or copy (6.1 to 7.3, and the host's 6.18).
+    # invalidate_lock across them, shared in fuse_page_mkwrite, closes it in the model.
+    ("punch-write-fault", "fuse-wb", "race"),
+    ("punch-write-fault", "fuse-invalidate-lock", "safe"),
+    ("zero-range-writeback", "fuse-wb", "race"),
+    ("zero-range-writeback", "fuse-invalidate-lock", "safe"),
+    ("copy-write-fault", "fuse-wb", "race"),
+    ("copy-write-fault", "fuse-invalidate-lock", "safe"),
 ]
 
 

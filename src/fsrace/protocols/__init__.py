@@ -4,6 +4,7 @@ model. `PROTOCOLS` maps CLI names to them, in history order."""
 from .base import Protocol
 from .cifs import Smb61, SmbInvalidateLock, SmbMkwriteRecheck, SmbSetattrLocked
 from .f2fs import F2fs, F2fsInsertLocked, F2fsLocked
+from .fuse import FuseFallocateLocked, FuseInvalidateLock, FuseWriteback
 from .gfs2 import Gfs2_61, Gfs2InvalidateLock
 from .i_mmap_sem import Ext4IMmapSem
 from .invalidate_lock import InvalidateLock, XfsInvalidateLock
@@ -22,7 +23,7 @@ PROTOCOLS: dict[str, type[Protocol]] = {
               Shmem2014, XfsMmaplock, Ext4IMmapSem, InvalidateLock, XfsInvalidateLock, Nfs42,
               NfsInvalidateLock, F2fs, F2fsInsertLocked, F2fsLocked, Smb61, SmbInvalidateLock,
               SmbMkwriteRecheck, SmbSetattrLocked, Ocfs2_61, Ocfs2InvalidateLock, Gfs2_61,
-              Gfs2InvalidateLock)
+              Gfs2InvalidateLock, FuseWriteback, FuseFallocateLocked, FuseInvalidateLock)
 }
 
 __all__ = ["PROTOCOLS", "Protocol"]
