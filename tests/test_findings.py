@@ -162,3 +162,26 @@ def test_every_reproduce_line_in_the_docs_replays_a_violation(scenario, protocol
 
     rec = replay(scenario, protocol, Schedule.parse(schedule))
     assert rec.outcome == VIOLATION, rec.outcome
+
+
+@pytest.mark.realfs
+@pytest.mark.skipif(os.geteuid() != 0 or not os.path.exists("/dev/fuse"),
+                    reason="mounting needs root and /dev/fuse")
+@pytest.mark.parametrize("fs", ["ext4", "xfs", "fuse-passthrough"])
+@pytest.mark.parametrize("op", [[], ["--zero"], ["--copy"]], ids=["punch", "zero", "copy"])
+def test_the_fuse_writeback_reproducer_finds_nothing_where_faults_are_ordered(fs, op,
+                                                                              tmp_path):
+    # ext4 and xfs take invalidate_lock across their punch, zero range and remap; FUSE
+    # passthrough maps the backing file (ext4), whose locks order the fault.
+    out = _run_on(fs, FINDINGS / "fuse-writeback-mmap.c", ["300", *op], tmp_path, 120)
+    assert ": 0 of 300 rounds stale" in out, out
+
+
+@pytest.mark.realfs
+@pytest.mark.skipif(os.geteuid() != 0 or not os.path.exists("/dev/fuse"),
+                    reason="mounting needs root and /dev/fuse")
+def test_the_fuse_writeback_reproducers_control_is_clean_on_the_writeback_cache(tmp_path):
+    # Without stores nothing dirties the page inside the punch: the marker never returns.
+    out = _run_on("fuse", FINDINGS / "fuse-writeback-mmap.c", ["300", "--no-faults"],
+                  tmp_path, 120)
+    assert "punch (no faults): 0 of 300 rounds stale" in out, out

@@ -170,28 +170,28 @@ def _stop_server(s: Scratch, wait_s: float = 10) -> None:
     s.server = None
 
 
-def cleanup(s: Scratch) -> None:
-    """Undo in reverse: unmount (lazily if something still holds it), detach the loop
-    device, delete the folder fsrace made. Never raises; says what it could not undo."""
-    problems = []
-    if s.mounted or (os.path.isdir(s.mnt) and os.path.ismount(s.mnt)):
+def _unmount(path: str, problems: list[str]) -> None:
+    """umount, lazily if something still holds it; what fails goes into `problems`."""
+    try:
+        _run("umount", path)
+    except ScratchError:
         try:
-            _run("umount", s.mnt)
-        except ScratchError:
-            try:
-                _run("umount", "-l", s.mnt)
-            except ScratchError as e:
-                problems.append(str(e))
+            _run("umount", "-l", path)
+        except ScratchError as e:
+            problems.append(str(e))
+
+
+def cleanup(s: Scratch) -> None:
+    """Undo in reverse: unmount (lazily if something still holds it), stop a FUSE server
+    and unmount what it served, detach the loop device, delete the folder fsrace made.
+    Never raises; says what it could not undo."""
+    problems: list[str] = []
+    if s.mounted or (os.path.isdir(s.mnt) and os.path.ismount(s.mnt)):
+        _unmount(s.mnt, problems)
         s.mounted = False
     _stop_server(s)
     if s.backing and os.path.ismount(s.backing):
-        try:
-            _run("umount", s.backing)
-        except ScratchError:
-            try:
-                _run("umount", "-l", s.backing)
-            except ScratchError as e:
-                problems.append(str(e))
+        _unmount(s.backing, problems)
     if s.loop:
         try:
             _run("losetup", "-d", s.loop)

@@ -83,6 +83,14 @@ EXPLAINED = {
     ("gfs2", "punch-readahead"): "gfs2-punch-readahead.md",
     ("ntfs3", "collapse-write-fault"): "ntfs3-collapse-mmap.md",
     ("ntfs", "collapse-write-fault"): "ntfs3-collapse-mmap.md",
+    # The writeback cache: writeback, FUSE_FALLOCATE or FUSE_COPY_FILE_RANGE, then the page
+    # drop, with no lock fuse_page_mkwrite takes (punch-read-fault: its faulter stores too,
+    # and the old words come back with the store's page).
+    ("fuse", "punch-write-fault"): "fuse-writeback-mmap.md",
+    ("fuse", "punch-read-fault"): "fuse-writeback-mmap.md",
+    ("fuse", "zero-range-write-fault"): "fuse-writeback-mmap.md",
+    ("fuse", "copy-write-fault"): "fuse-writeback-mmap.md",
+    ("fuse", "copy-from-write-fault"): "fuse-writeback-mmap.md",
 }
 
 
