@@ -85,3 +85,23 @@ def test_vm_run_builds_a_c_program_and_runs_it_once_per_argument_set(tmp_path):
     assert "== probe.c FILE 0 (exit 0)" in r.stdout and "== probe.c FILE 3 (exit 3)" in r.stdout
     assert "file /srv/work/file0 magic 1021994 arg 0 word carried" in r.stdout  # TMPFS_MAGIC
     assert "file /srv/work/file1 magic 1021994 arg 3 word carried" in r.stdout
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("qemu-system-x86_64")
+                    or not shutil.which("debootstrap"),
+                    reason="needs root, qemu-system-x86 and debootstrap")
+def test_fsraces_fuse_server_runs_in_the_guest_and_the_fuse_finding_shows_there():
+    # The guest's python3 runs fuse_server.py over an ext4 of the scratch disk, with the
+    # writeback cache; 6.1's FUSE puts punched data back (docs/findings/fuse-writeback-mmap.md)
+    # in about one round of five, never without the stores.
+    source = os.path.join(os.path.dirname(__file__), "..", "docs", "findings",
+                          "fuse-writeback-mmap.c")
+    r = subprocess.run(
+        [sys.executable, "-m", "fsrace.cli", "vm-run", "--fs", "fuse", source,
+         "--args", "300", "--args", "300 --no-faults"],
+        capture_output=True, text=True, timeout=1500)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "guest kernel 6.1" in r.stdout and ", fuse (" in r.stdout
+    stale = re.search(r"^punch: (\d+) of 300 rounds stale", r.stdout, re.M)
+    assert stale and int(stale[1]) > 0, r.stdout
+    assert "punch (no faults): 0 of 300 rounds stale" in r.stdout

@@ -63,7 +63,10 @@ MODULE = click.option(
     help="(in the guest) replace the kernel's module of this name with this build, made "
     "against the guest kernel's headers, before the runs: the file system is unmounted, "
     "the module swapped, and it is mounted again; repeatable, loaded in this order "
-    "(nfs.ko before nfsv4.ko)")
+    "(nfs.ko before nfsv4.ko). A module the kernel lacks is loaded before the mount "
+    "(ntfs3.ko); fsracefuse.ko, a renamed build of fs/fuse "
+    "(docs/findings/fuse-rename-module.sh), loads beside the built-in FUSE and serves "
+    "--fs fuse")
 PROTOCOL = click.option("--protocol", "-p", required=True, metavar="NAME",
                         type=_Name("protocol", PROTOCOLS),
                         help="locking protocol (fsrace list names them), or MODULE:NAME")
