@@ -128,3 +128,44 @@ def test_a_run_in_which_nothing_ran_does_not_say_its_operation_was_refused():
     assert "NOT EXERCISED: no operation ran at all" in stress_report(res)
     res.executed, res.by_kind["store"] = 5, 5  # the stores ran, every punch was refused
     assert "NOT EXERCISED: /mnt/smb refused every punch" in stress_report(res)
+
+
+def _fake_tracefs(root, profile: dict[str, int]) -> None:
+    """A folder laid out as tracefs is for kept probes: the control files, the kept
+    group's instance (its events folder appears when the kernel makes the instance)."""
+    os.makedirs(f"{root}/instances/fsracekeep/events/fsracekeep")
+    open(f"{root}/kprobe_events", "w").close()
+    _write_profile(root, profile)
+
+
+def _write_profile(root, profile: dict[str, int]) -> None:
+    with open(f"{root}/kprobe_profile", "w") as f:
+        for event, hits in profile.items():
+            f.write(f"  fsracekeep/{event}  {hits}  0\n")
+
+
+def test_kept_probes_are_placed_once_never_removed_and_count_only_their_run(
+        tmp_path, monkeypatch):
+    import fsrace.stress.kpaths as kpaths
+
+    monkeypatch.setattr(kpaths, "TRACEFS", (str(tmp_path),))
+    monkeypatch.setattr(kpaths, "_symbols", lambda wanted: {fn: fn for fn in wanted})
+    table = {fn for fns in PATHS["ext4"].values() for fn in fns}
+    events = {fn: f"fsracekeep_{fn}" for fn in table}
+    _fake_tracefs(tmp_path, {events["ext4_punch_hole"]: 40})
+    with KernelPaths("ext4", ["punch"], keep=True) as kp:
+        _write_profile(tmp_path, {events["ext4_punch_hole"]: 47})
+    assert kp.result.hits == {"punch": {"ext4_punch_hole": 7}}
+    placed = open(tmp_path / "kprobe_events").read().splitlines()
+    # The whole table at once, so that later classes patch nothing; nothing taken away.
+    assert sorted(placed) == sorted(f"p:fsracekeep/{events[fn]} {fn}" for fn in table)
+    assert os.path.isdir(tmp_path / "instances" / "fsracekeep")
+
+    for fn in table:  # what the kernel shows once the probes exist
+        os.makedirs(tmp_path / "events" / "fsracekeep" / events[fn])
+    with KernelPaths("ext4", ["punch", "store"], keep=True) as kp:
+        _write_profile(tmp_path, {events["ext4_punch_hole"]: 50,
+                                  events["ext4_page_mkwrite"]: 2})
+    assert kp.result.hits == {"punch": {"ext4_punch_hole": 3},
+                              "store": {"ext4_page_mkwrite": 2}}
+    assert open(tmp_path / "kprobe_events").read().splitlines() == placed

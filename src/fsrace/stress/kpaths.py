@@ -10,7 +10,8 @@ and its hit count (`kprobe_profile`) says whether the path ran.
 The probes are enabled in a tracing instance of their own with tracing off: the kernel
 counts each hit before it would record it, so nothing goes into any trace buffer, and the
 global tracer is untouched. Everything made (probes, instance, a tracefs mount on a
-folder fsrace makes for it) is removed on the way out, whatever the way out.
+folder fsrace makes for it) is removed on the way out, whatever the way out; except in a
+guest, whose runs keep one set of probes for the whole boot (`keep`).
 
 The functions are the ones a symbol table of the kernels fsrace runs shows as separate
 (Debian 6.1 and 6.12): a static function the compiler folded into its caller cannot be
@@ -297,16 +298,26 @@ def parse_profile(text: str, events: dict[str, str]) -> dict[str, int]:
 
 class KernelPaths:
     """Counts the calls of a file system's functions for some operation kinds, from
-    entering to leaving the `with` block; `result` holds them after."""
+    entering to leaving the `with` block; `result` holds them after.
 
-    def __init__(self, fstype: str, kinds: list[str]) -> None:
+    With `keep`, the probes of the file system's whole table are placed by the first
+    run and left in place, enabled, for the later runs, which count the hits since they
+    began: a guest of a sweep patches the kernel's text once per boot, not twice per run
+    while the file system's threads (writeback, a FUSE server, nfsd) may still be in a
+    probed function. Under TCG, guests died in `__disable_kprobe` at a run's end."""
+
+    KEPT_GROUP = "fsracekeep"
+
+    def __init__(self, fstype: str, kinds: list[str], keep: bool = False) -> None:
         self.result = Paths(fstype)
         self._table = {k: PATHS.get(fstype, {}).get(SAME_PATH.get(k, k), ()) for k in kinds}
+        self._keep = keep
         self._tracefs: str | None = None
         self._mounted: str | None = None
-        self._group = f"fsrace{os.getpid()}"
+        self._group = self.KEPT_GROUP if keep else f"fsrace{os.getpid()}"
         self._instance: str | None = None
         self._events: dict[str, str] = {}  # event name -> function
+        self._baseline: dict[str, int] = {}  # kept probes: hits before this run
         self._undo: list[tuple[str, str]] = []  # probes to remove: (file, line)
 
     def __enter__(self) -> KernelPaths:
@@ -329,7 +340,8 @@ class KernelPaths:
                 with open(f"{self._tracefs}/kprobe_profile") as f:
                     hits = parse_profile(f.read(), self._events)
                 for kind, fns in self._table.items():
-                    counted = {fn: hits[fn] for fn in fns if fn in hits}
+                    counted = {fn: hits[fn] - self._baseline.get(fn, 0)
+                               for fn in fns if fn in hits}
                     if counted:
                         self.result.hits[kind] = counted
             except OSError as e:
@@ -337,7 +349,10 @@ class KernelPaths:
         self._stop()
 
     def _find_tracefs(self) -> str | None:
-        for d in TRACEFS:
+        with open("/proc/self/mounts") as f:
+            mounted = [fields[1] for fields in map(str.split, f)
+                       if len(fields) > 2 and fields[2] == "tracefs"]
+        for d in (*TRACEFS, *mounted):
             if os.path.exists(f"{d}/kprobe_events"):
                 return d
         if os.path.exists(TRACEFS[0]) and not os.listdir(TRACEFS[0]):
@@ -360,19 +375,28 @@ class KernelPaths:
                                "(CONFIG_KPROBE_EVENTS) or no tracefs to reach them")
             return
         self._tracefs = tracefs
-        wanted = {fn for fns in self._table.values() for fn in fns}
+        if self._keep:
+            self._mounted = None  # a later run finds it in /proc/self/mounts
+            table = PATHS.get(res.fstype, {}).values()
+        else:
+            table = self._table.values()
+        wanted = {fn for fns in table for fn in fns}
         symbols = _symbols(wanted)
         for fn in sorted(wanted):
             sym = symbols.get(fn)
             if sym is None:
                 continue
             event = re.sub(r"\W", "_", f"{self._group}_{sym}")[:63]
+            if self._keep and os.path.isdir(f"{tracefs}/events/{self._group}/{event}"):
+                self._events[event] = fn  # placed by an earlier run
+                continue
             try:
                 _append(f"{tracefs}/kprobe_events", f"p:{self._group}/{event} {sym}\n")
             except OSError as e:  # a function the kernel will not probe (notrace, ...)
                 res.refused[fn] = os.strerror(e.errno) if e.errno else str(e)
                 continue
-            self._undo.append((f"{tracefs}/kprobe_events", f"-:{self._group}/{event}\n"))
+            if not self._keep:
+                self._undo.append((f"{tracefs}/kprobe_events", f"-:{self._group}/{event}\n"))
             self._events[event] = fn
         probed = set(self._events.values())
         for kind, fns in self._table.items():
@@ -382,15 +406,23 @@ class KernelPaths:
         if not probed:
             return
         instance = f"{tracefs}/instances/{self._group}"
-        os.mkdir(instance)
+        if not (self._keep and os.path.isdir(instance)):
+            os.mkdir(instance)
         self._instance = instance
         with open(f"{instance}/tracing_on", "w") as f:
             f.write("0\n")  # count, record nothing
         with open(f"{instance}/events/{self._group}/enable", "w") as f:
-            f.write("1\n")
+            f.write("1\n")  # enabling an enabled probe patches nothing
+        if self._keep:
+            with open(f"{tracefs}/kprobe_profile") as f:
+                self._baseline = parse_profile(f.read(), self._events)
 
     def _stop(self) -> None:
-        """Undo every step that was done, in reverse, carrying on past failures."""
+        """Undo every step that was done, in reverse, carrying on past failures; kept
+        probes stay."""
+        if self._keep:
+            self._instance = None
+            return
         if self._instance is not None:
             try:
                 with open(f"{self._instance}/events/{self._group}/enable", "w") as f:

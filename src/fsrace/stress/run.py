@@ -270,11 +270,13 @@ def _progress(logs: list[str], total: int | None, started: float, procs) -> None
 
 
 def run_stress(cfg: StressConfig, progress: bool = False,
-               checking: Callable[[], None] | None = None) -> StressResult:
+               checking: Callable[[], None] | None = None,
+               keep_probes: bool = False) -> StressResult:
     """Draw the streams, run the workers on a fresh file system, read the file back, and
     check every slot's history against what was read. `checking` is called when the
     kernel's part is over and the check begins (a guest tells its host so: a long check is
-    not a hung kernel)."""
+    not a hung kernel). `keep_probes`: leave the kernel-path probes for the next run
+    (KernelPaths' `keep`)."""
     res = StressResult(cfg)
     with scratch_fs(cfg.fs, cfg.size_mb) as scratch, ExitStack() as cleanup:
         path = os.path.join(scratch.mnt, "fsrace.dat")
@@ -284,7 +286,7 @@ def run_stress(cfg: StressConfig, progress: bool = False,
         rec = _Records(cfg, scratch.root, cleanup)
         kmsg = _kmsg_open()
         kinds = sorted({k for s in rec.streams for k in {o.kind for o in s}})
-        with KernelPaths(mount_type(scratch.mnt), kinds) as paths:
+        with KernelPaths(mount_type(scratch.mnt), kinds, keep=keep_probes) as paths:
             t0 = _run_workers(cfg, path, other, rec, res, progress)
         res.paths = paths.result
         res.history = _read_logs(rec.streams, rec.logs, rec.datas)

@@ -40,7 +40,8 @@ for i, doc in enumerate(json.load(open("/io/configs.json"))):
     with open(f"/io/report-{i}.txt", "w") as out:
         try:
             # The host hears when the kernel's part is over: a long silence after is the check's.
-            res = run_stress(cfg, checking=functools.partial(say, f"fsrace-run checking {i}"))
+            res = run_stress(cfg, checking=functools.partial(say, f"fsrace-run checking {i}"),
+                             keep_probes=True)
             out.write(stress_report(res) + "\n")
             save_log(res, f"/io/run-{i}.json.gz")
             status = 1 if res.violations else 0
