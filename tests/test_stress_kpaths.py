@@ -149,7 +149,7 @@ def test_kept_probes_are_placed_once_never_removed_and_count_only_their_run(
     import fsrace.stress.kpaths as kpaths
 
     monkeypatch.setattr(kpaths, "TRACEFS", (str(tmp_path),))
-    monkeypatch.setattr(kpaths, "_symbols", lambda wanted: {fn: fn for fn in wanted})
+    monkeypatch.setattr(kpaths, "_symbols", lambda wanted, module: {fn: fn for fn in wanted})
     table = {fn for fns in PATHS["ext4"].values() for fn in fns}
     events = {fn: f"fsracekeep_{fn}" for fn in table}
     _fake_tracefs(tmp_path, {events["ext4_punch_hole"]: 40})
@@ -169,3 +169,25 @@ def test_kept_probes_are_placed_once_never_removed_and_count_only_their_run(
     assert kp.result.hits == {"punch": {"ext4_punch_hole": 3},
                               "store": {"ext4_page_mkwrite": 2}}
     assert open(tmp_path / "kprobe_events").read().splitlines() == placed
+
+
+def test_a_renamed_modules_functions_are_counted_rather_than_the_kernels_own(tmp_path):
+    from fsrace.stress.kpaths import MODULE_OF, _symbols
+
+    kallsyms = tmp_path / "kallsyms"
+    kallsyms.write_text(
+        "ffffffff81000000 t fuse_file_fallocate\n"
+        "ffffffffc0100000 t fuse_file_fallocate\t[fsracefuse]\n"
+        "ffffffff81000100 t ext4_alloc_file_blocks.isra.0\n"
+        "ffffffff81000200 T ext4_page_mkwrite\n"
+        "ffffffff81000300 d fuse_do_setattr\n")  # data, not text
+    wanted = {"fuse_file_fallocate", "ext4_alloc_file_blocks", "ext4_page_mkwrite",
+              "fuse_do_setattr"}
+    module = MODULE_OF["fsracefuse.fsrace".split(".")[0]]
+    assert _symbols(wanted, module, str(kallsyms)) == {
+        "fuse_file_fallocate": "fsracefuse:fuse_file_fallocate",
+        "ext4_alloc_file_blocks": "ext4_alloc_file_blocks.isra.0",
+        "ext4_page_mkwrite": "ext4_page_mkwrite"}
+    assert _symbols(wanted, None, str(kallsyms))["fuse_file_fallocate"] == \
+        "fuse_file_fallocate"
+    assert PATHS["fsracefuse.fsrace"] == PATHS["fuse.fsrace"]

@@ -11,16 +11,12 @@ sed -i 's/\.minor = FUSE_MINOR,/.minor = MISC_DYNAMIC_MINOR,/; s/\.name  = "fuse
 sed -i 's/^MODULE_ALIAS_MISCDEV(FUSE_MINOR);//; s/^MODULE_ALIAS("devname:fuse");//' dev.c
 sed -i 's/\.name\t\t= "fuse",/.name\t\t= "fsracefuse",/; s/\.name\t\t= "fuseblk",/.name\t\t= "fsracefuseblk",/; s/MODULE_ALIAS_FS("fuse");//; s/MODULE_ALIAS_FS("fuseblk");//; s/kobject_create_and_add("fuse", fs_kobj)/kobject_create_and_add("fsracefuse", fs_kobj)/' inode.c
 sed -i 's/\.name\t\t= "fusectl",/.name\t\t= "fsracefusectl",/; s/MODULE_ALIAS_FS("fusectl");//' control.c
-sed -i 's|register_sysctl("fs/fuse"|register_sysctl("fs/fsracefuse"|' sysctl.c
-sed -i 's/^#define TRACE_SYSTEM fuse$/#define TRACE_SYSTEM fsracefuse/' fuse_trace.h
-cat > Makefile <<'MK'
-ccflags-y = -I$(src)
-obj-m += fsracefuse.o
-fsracefuse-y := trace.o dev.o dir.o file.o inode.o control.o xattr.o acl.o readdir.o ioctl.o req_timeout.o req.o
-fsracefuse-y += poll.o notify.o iomode.o
-fsracefuse-$(CONFIG_FUSE_DAX) += dax.o
-fsracefuse-$(CONFIG_FUSE_PASSTHROUGH) += passthrough.o backing.o
-fsracefuse-$(CONFIG_SYSCTL) += sysctl.o
-fsracefuse-$(CONFIG_FUSE_IO_URING) += dev_uring.o
-MK
-grep -c "fsracefuse" dev.c inode.c control.c sysctl.c fuse_trace.h
+[ -f sysctl.c ] && sed -i 's|register_sysctl("fs/fuse"|register_sysctl("fs/fsracefuse"|' sysctl.c
+[ -f fuse_trace.h ] && sed -i 's/^#define TRACE_SYSTEM fuse$/#define TRACE_SYSTEM fsracefuse/' fuse_trace.h
+# The kernel's own Makefile, so that each version's list of objects is kept: fuse.o
+# becomes fsracefuse.o, built as a module; CUSE and virtiofs are left out.
+sed -i -e '/^obj-\$(CONFIG_CUSE)/d; /^obj-\$(CONFIG_VIRTIO_FS)/d; /^virtiofs-/d' \
+    -e 's/^obj-\$(CONFIG_FUSE_FS) += fuse\.o$/obj-m += fsracefuse.o/' \
+    -e 's/^fuse-/fsracefuse-/' Makefile
+grep -q '^obj-m += fsracefuse.o$' Makefile
+grep -c "fsracefuse" dev.c inode.c control.c $(ls fuse_trace.h sysctl.c 2>/dev/null)

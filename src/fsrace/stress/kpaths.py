@@ -164,6 +164,12 @@ PATHS["fuse.fsrace"] = {
     "store": ("fuse_page_mkwrite",),
 }
 PATHS["fuse.fsrace-passthrough"] = {**PATHS["fuse.fsrace"], "store": ("ext4_page_mkwrite",)}
+# A renamed build of fs/fuse (docs/findings/fuse-rename-module.sh), beside the kernel's.
+PATHS["fsracefuse.fsrace"] = PATHS["fuse.fsrace"]
+PATHS["fsracefuse.fsrace-passthrough"] = PATHS["fuse.fsrace-passthrough"]
+# File system types whose functions are those of a module that shares their names with
+# the kernel's own: that module's are counted (`fsracefuse:fuse_file_fallocate`).
+MODULE_OF = {"fsracefuse": "fsracefuse"}
 # The 9P2000.L client: no fallocate, copy or remap of its own; 7.x's mmap goes through
 # netfs.
 PATHS["9p"] = {
@@ -256,20 +262,26 @@ def mount_type(path: str) -> str:
     return fstype
 
 
-def _symbols(wanted: set[str]) -> dict[str, str]:
+def _symbols(wanted: set[str], module: str | None = None,
+             kallsyms: str = "/proc/kallsyms") -> dict[str, str]:
     """For each wanted function, the text symbol the kernel has for it: the name itself
-    or the name with a compiler suffix (`ext4_alloc_file_blocks.isra.0`)."""
-    found: dict[str, str] = {}
-    with open("/proc/kallsyms") as f:
+    or the name with a compiler suffix (`ext4_alloc_file_blocks.isra.0`); `module`'s own
+    before any other, as `module:symbol`."""
+    found: dict[str, tuple[tuple[bool, bool], str]] = {}  # base -> (rank, symbol)
+    with open(kallsyms) as f:
         for line in f:
             fields = line.split()
             if len(fields) < 3 or fields[1] not in ("t", "T"):
                 continue
             sym = fields[2]
             base = sym.split(".", 1)[0]
-            if base in wanted and (base not in found or sym == base):
-                found[base] = sym
-    return found
+            if base not in wanted:
+                continue
+            mine = module is not None and fields[3:4] == [f"[{module}]"]
+            rank = (mine, sym == base)
+            if base not in found or rank > found[base][0]:
+                found[base] = (rank, f"{module}:{sym}" if mine else sym)
+    return {base: sym for base, (_, sym) in found.items()}
 
 
 def _append(path: str, line: str) -> None:
@@ -381,7 +393,7 @@ class KernelPaths:
         else:
             table = self._table.values()
         wanted = {fn for fns in table for fn in fns}
-        symbols = _symbols(wanted)
+        symbols = _symbols(wanted, MODULE_OF.get(res.fstype.split(".", 1)[0]))
         for fn in sorted(wanted):
             sym = symbols.get(fn)
             if sym is None:
