@@ -26,6 +26,13 @@ mkdir -p /mnt/fstests-scratch
 case "$fstype" in
 nfs4|cifs) mkdir -p "$mnt/fstests-scratch"; scratch="${dev%/}/fstests-scratch" ;;
 ntfs3|ntfs) scratch= ;;
+*.fsrace)
+    # fsrace's FUSE server (run.sh serves the folder $dev): fstests mounts servers of its
+    # own, of folders beside it, through mount(8)'s helper (given with --file).
+    [ -e $files/mount.fuse.fsrace ] || { echo "FUSE needs --file fstests/mount.fuse.fsrace"; exit 2; }
+    install -m 755 $files/mount.fuse.fsrace /sbin/mount.fuse.fsrace
+    mkdir -p "$dev/fstests-test" "$dev/fstests-scratch" /mnt/fstests-test
+    mnt=/mnt/fstests-test dev="$dev/fstests-test" scratch="${dev%/*}/fstests-scratch" ;;
 *) truncate -s 1G /tmp/scratch.img; scratch=$(losetup -f --show /tmp/scratch.img) ;;
 esac
 {
@@ -37,6 +44,18 @@ esac
     # mount -t ntfs runs ntfs-3g's helper (FUSE) when it is installed; -i keeps the
     # kernel's ntfs driver that the guest mounted (7.2 builds it instead of ntfs3).
     ntfs) echo "export FSTYP=ntfs MOUNT_PROG='$(type -P mount) -i'" ;;
+    *.fsrace)
+        fuse=${fstype%.fsrace}
+        echo "export FSTYP=fuse FUSE_SUBTYP=.fsrace FSRACE_FUSE=$fuse" \
+            "FSRACE_FUSE_SERVER=/io/fuse_server.py"
+        if [ "$fuse" != fuse ]; then
+            # A renamed build of fs/fuse mounts as its own type; fstests checks the
+            # type df shows, so its df shows that one as fuse.
+            printf '#!/bin/sh\ndf "$@" | sed -E "s/^([^ ]+ +)%s( |\$)/\\1fuse\\2/"\n' \
+                "$fuse" > /usr/local/bin/df-fstests
+            chmod 755 /usr/local/bin/df-fstests
+            echo "export DF_PROG='/usr/local/bin/df-fstests -T -P'"
+        fi ;;
     *) echo "export FSTYP=$fstype" ;;
     esac
     echo "export TEST_DEV=$dev TEST_DIR=$mnt"

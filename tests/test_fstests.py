@@ -161,8 +161,20 @@ def test_the_helper_reads_back_with_o_direct_when_asked(helper, tmp_path):
         r = subprocess.run([str(helper), "-o", "truncate", "-m", "50", "-r", "20", "-D",
                             *extra, path], capture_output=True, text=True, timeout=60)
         assert r.returncode == 0, r.stdout + r.stderr
-        assert re.search(r"truncate: 0 of 20 rounds stale \(.*\), read back (with O_DIRECT|"
+        assert re.search(r"truncate: 0 of 20 rounds stale \(.*\), (written back every 50 "
+                         r"stores by msync, )?read back (with O_DIRECT|"
                          r"through the page cache: O_DIRECT refused)$", r.stdout, re.M), r.stdout
+
+
+def test_the_helper_writes_back_as_the_flusher_does_when_asked(helper, tmp_path):
+    path = str(tmp_path / "f")
+    r = subprocess.run([str(helper), "-o", "punch", "-m", "50", "-f", "-r", "20", path],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.endswith("written back every 50 stores by sync_file_range\n"), r.stdout
+    r = subprocess.run([str(helper), "-o", "punch", "-f", "-r", "20", path],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "usage" in r.stderr  # -f says how -m writes back
 
 
 def test_the_guest_driver_parses():

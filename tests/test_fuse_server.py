@@ -127,3 +127,38 @@ def test_the_served_file_system_keeps_what_is_done_through_it_and_leaves_nothing
     assert not os.path.exists(root) and server.returncode == 0  # it ended at the unmount
     with open("/proc/self/mounts") as f:
         assert root not in f.read()
+
+
+@pytest.mark.realfs
+@needs_fuse
+def test_fstests_mount_helper_serves_a_folder_as_plain_fuse_with_it_as_source(tmp_path):
+    """fstests/mount.fuse.fsrace, run as mount(8) runs it: fstests checks that the mount's
+    type is fuse and its source TEST_DEV."""
+    import subprocess
+    import time
+    from pathlib import Path
+
+    helper = Path(__file__).parents[1] / "fstests" / "mount.fuse.fsrace"
+    folder, mnt = tmp_path / "folder", tmp_path / "mnt"
+    folder.mkdir()
+    mnt.mkdir()
+    env = {**os.environ, "FSRACE_FUSE_SERVER": fs.__file__}
+    r = subprocess.run([str(helper), str(folder), str(mnt), "-o", "rw"], env=env,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    try:
+        with open("/proc/self/mounts") as f:
+            assert f"{folder} {mnt} fuse " in f.read()
+        (mnt / "f").write_bytes(b"through FUSE")
+        assert (folder / "f").read_bytes() == b"through FUSE"
+    finally:
+        subprocess.run(["umount", str(mnt)], check=True)
+    for _ in range(100):  # the server ends at the unmount
+        if subprocess.run(["pgrep", "-f", f"fuse_server.py {folder} "]).returncode:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail("the server did not end at the unmount")
+    r = subprocess.run([str(helper), str(tmp_path / "absent"), str(mnt)], env=env,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 32 and "the server did not start" in r.stderr

@@ -18,7 +18,7 @@ FIRST_NUMBER = 900  # past fstests' own generic tests; ./new renumbers on submis
 
 @dataclass(frozen=True)
 class Pass:
-    mode: str       # how the thread stores: "" (word 1 of each page), -l or -S
+    mode: str       # how the thread stores ("" word 1 of each page, -l, -S) or writes back
     failure: str    # the line the test prints when the helper finds a stale round
 
 
@@ -34,6 +34,10 @@ class FstestsTest:
 
 
 _STALE = "{op} under mmap stores left stale data"
+# The second pass of the copy, punch and zero range: writeback started as the flusher
+# starts it. FUSE's msync waits for the inode lock the operation holds, so only this
+# writeback can land inside its window there (its writeback cache keeps the page).
+_FLUSHER = Pass("-f", "{op} under mmap stores written back by sync_file_range left stale data")
 _LOST = "{op} lost a store made through the mapping"
 
 # Race classes (fsrace's scenario names) that have a test, in the order tests are numbered.
@@ -46,8 +50,10 @@ must read the copied data. On the NFS v4.2 client the copy is offloaded to the s
 (COPY) and only then are the destination's pages dropped; a page dirtied in between is
 laundered back over the copy (nfs42_copy_dest_done -> invalidate_inode_pages2_range ->
 nfs_launder_folio), and the file keeps its old data. The SMB client's server-side copy
-drops the pages before the server copies, and a fault in between reads them back.""",
-        (Pass("", _STALE),)),
+drops the pages before the server copies, and a fault in between reads them back. A
+second pass has the thread write the page back too (sync_file_range, as the flusher):
+FUSE with the writeback cache writes it back after the server's copy.""",
+        (Pass("", _STALE), Pass("-m 500 -f", _FLUSHER.failure))),
     "clone-write-fault": FstestsTest(
         "clone", "clone", "_require_test_reflink", """\
 FICLONERANGE from a second file onto a page that another thread keeps dirtying
@@ -61,8 +67,10 @@ A hole punched under a page that another thread keeps dirtying through a shared
 mapping and writing back (msync) meanwhile. After the punch returns, every word the
 stores did not touch must read zero. On the NFS v4.2 client the DEALLOCATE is sent
 with no lock against page faults, so a page written back inside its window reaches the
-server after the DEALLOCATE and the punched data comes back.""",
-        (Pass("", _STALE),), flags="-m 500"),
+server after the DEALLOCATE and the punched data comes back. A second pass writes back
+with sync_file_range, as the flusher does: on FUSE msync waits for the punch, and FUSE
+with the writeback cache sends the page after FUSE_FALLOCATE.""",
+        (Pass("", _STALE), _FLUSHER), flags="-m 500"),
     "truncate-write-fault": FstestsTest(
         "truncate", "", "", """\
 Truncate to zero and back to one page, while another thread keeps storing to that
@@ -110,8 +118,9 @@ of every page; nothing writes a zero word, so a zero word after an fsync is data
         "zero", "zero", '_require_xfs_io_command "fzero"', """\
 FALLOC_FL_ZERO_RANGE under a page that another thread keeps dirtying through a
 shared mapping and writing back (msync) meanwhile. After the zeroing returns, every
-word the stores did not touch must read zero.""",
-        (Pass("", _STALE),), flags="-m 500"),
+word the stores did not touch must read zero. A second pass writes back with
+sync_file_range, as the flusher does (FUSE with the writeback cache).""",
+        (Pass("", _STALE), _FLUSHER), flags="-m 500"),
     "punch-readahead": FstestsTest(
         "punch", "punch", '_require_xfs_io_command "fpunch"', """\
 A hole punched while another thread keeps asking for readahead of the page

@@ -18,7 +18,9 @@ time. Two modes, the two a FUSE file system chooses between for cached I/O:
   writes and mappings go to the backing file system's file; the other operations still
   come here.
 
-The mount's type is fuse.fsrace, or fuse.fsrace-passthrough. With --ready the server
+The mount's type is fuse.fsrace, or fuse.fsrace-passthrough (--subtype ''
+gives plain fuse, the type fstests checks for; --source the mount's source, which fstests
+compares with its TEST_DEV: fstests/mount.fuse.fsrace gives both). With --ready the server
 makes FILE once the kernel has accepted its FUSE_INIT answer: the file system is usable.
 
 --fuse names the kernel's FUSE: its device /dev/NAME and file system type NAME (fuse; a
@@ -297,13 +299,15 @@ class Server:
         return out
 
     # --- the loop ----------------------------------------------------------------------
-    def mount(self, mountpoint: str) -> None:
+    def mount(self, mountpoint: str, source: str = "fsrace", subtype: str = "fsrace") -> None:
         self.dev = os.open(f"/dev/{self.fuse}", os.O_RDWR)
         self.mountpoint = mountpoint
         mode = stat.S_IFMT(os.stat(self.paths[1]).st_mode)
         opts = f"fd={self.dev},rootmode={mode:o},user_id=0,group_id=0,allow_other"
-        fstype = f"{self.fuse}.fsrace" + ("-passthrough" if self.passthrough else "")
-        if libc.mount(b"fsrace", mountpoint.encode(), fstype.encode(), MS_NOSUID | MS_NODEV,
+        if subtype:
+            subtype += "-passthrough" if self.passthrough else ""
+        fstype = f"{self.fuse}.{subtype}" if subtype else self.fuse
+        if libc.mount(source.encode(), mountpoint.encode(), fstype.encode(), MS_NOSUID | MS_NODEV,
                       opts.encode()) != 0:
             e = ctypes.get_errno()
             raise OSError(e, f"mount {mountpoint}: {os.strerror(e)}")
@@ -352,6 +356,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ready", metavar="FILE", help="made once the file system is usable")
     ap.add_argument("--fuse", default="fuse", metavar="NAME",
                     help="the kernel's FUSE: /dev/NAME, file system type NAME")
+    ap.add_argument("--source", default="fsrace", metavar="NAME",
+                    help="the mount's source, as mount(8) shows it (fstests' TEST_DEV)")
+    ap.add_argument("--subtype", default="fsrace", metavar="NAME",
+                    help="the type's part after the dot ('': plain fuse)")
     ap.add_argument("--delay", action="append", default=[], metavar="OP=MS",
                     help=f"answer OP ({', '.join(DELAYABLE)}) MS milliseconds late")
     args = ap.parse_args(argv)
@@ -364,7 +372,7 @@ def main(argv: list[str] | None = None) -> int:
             ap.error(f"--delay {item}: give OP=MS, OP one of {', '.join(DELAYABLE)}")
     server = Server(args.backing, args.passthrough, args.ready, delays, args.fuse)
     try:
-        server.mount(args.mountpoint)
+        server.mount(args.mountpoint, args.source, args.subtype)
     except OSError as e:
         print(f"fsrace fuse server: {e.strerror}", file=sys.stderr)
         return 1

@@ -54,12 +54,15 @@
  *       server after the truncate shows only this way. A file system that refuses
  *       O_DIRECT is read through the cache, and the summary says so.
  *
- *   t_mmap_fault_op_race -o OP [-r ROUNDS] [-m N] [-s] [-D] [-n | -S | -l | -R | -W] FILE
+ *   t_mmap_fault_op_race -o OP [-r ROUNDS] [-m N [-f]] [-s] [-D] [-n | -S | -l | -R | -W] FILE
  *
  *   -r ROUNDS  rounds to run (default 100)
  *   -m N       the thread also writes the pages back (msync MS_SYNC) every N stores, as
  *              the flusher would; a punch drops a dirty page without writing it, so only a
  *              writeback inside its window can carry the page to disk
+ *   -f         (with -m) start that writeback with sync_file_range(SYNC_FILE_RANGE_WRITE)
+ *              instead, as the flusher does: FUSE's msync (fuse_fsync) waits for the inode
+ *              lock the operation holds, so only this reaches the operation's window there
  *   -s         syncfs before each operation (f2fs: a checkpoint, which the insert needs)
  *   -n         no stores: the control, which must never be stale
  *
@@ -104,6 +107,7 @@ static int readahead_mode;	/* -R: readahead(2) instead of stores */
 static long round_no;
 #define LOST_PAGE 1
 static long msync_every;
+static int flusher_writeback;	/* -f: sync_file_range instead of msync */
 static atomic_int stop, storing;
 static sigjmp_buf bus_jmp;
 static __thread int in_store;
@@ -136,7 +140,9 @@ static void store(long word, uint64_t value)
 
 static void writeback(void)
 {
-	if (sigsetjmp(bus_jmp, 0) == 0)
+	if (flusher_writeback)
+		sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+	else if (sigsetjmp(bus_jmp, 0) == 0)
 		msync((void *)map, mapped_pages * pg, MS_SYNC);
 }
 
@@ -328,7 +334,7 @@ int main(int argc, char **argv)
 	int no_stores = 0, sync_first = 0, direct = 0, opt;
 	int op = -1;
 
-	while ((opt = getopt(argc, argv, "o:r:m:snSlRWD")) != -1) {
+	while ((opt = getopt(argc, argv, "o:r:m:fsnSlRWD")) != -1) {
 		switch (opt) {
 		case 'o':
 			for (int i = 0; i < (int)(sizeof(op_names) / sizeof(*op_names)); i++)
@@ -340,6 +346,9 @@ int main(int argc, char **argv)
 			break;
 		case 'm':
 			msync_every = atol(optarg);
+			break;
+		case 'f':
+			flusher_writeback = 1;
 			break;
 		case 's':
 			sync_first = 1;
@@ -368,13 +377,14 @@ int main(int argc, char **argv)
 		}
 	}
 	if (op < 0 || optind != argc - 1 || rounds < 1 || msync_every < 0 ||
+	    (flusher_writeback && !msync_every) ||
 	    source_stores + lost_mode + within_mode + readahead_mode > 1 ||
 	    (no_stores && (source_stores || lost_mode || readahead_mode)) ||
 	    (within_mode && op != CLONE) ||
 	    (source_stores && op != COPY && op != CLONE) ||
 	    (lost_mode && op != INSERT && op != COLLAPSE)) {
 		fprintf(stderr, "usage: %s -o copy|clone|punch|zero|truncate|insert|collapse "
-			"[-r ROUNDS] [-m N] [-s] [-D] [-n | -S (copy, clone) | -l (insert, "
+			"[-r ROUNDS] [-m N [-f]] [-s] [-D] [-n | -S (copy, clone) | -l (insert, "
 			"collapse) | -R] [-W (clone)] FILE\n", argv[0]);
 		return 2;
 	}
@@ -482,6 +492,9 @@ int main(int argc, char **argv)
 	if (lost_mode)
 		printf(", %ld of %ld stores lost (%ld moved with the page, %ld landed after "
 		       "the move)", lost, rounds * SLOTS_PER_PAGE(pg), moved, later);
+	if (msync_every && !no_stores)
+		printf(", written back every %ld stores by %s", msync_every,
+		       flusher_writeback ? "sync_file_range" : "msync");
 	if (direct)
 		printf(read_fd != fd ? ", read back with O_DIRECT" :
 		       ", read back through the page cache: O_DIRECT refused");

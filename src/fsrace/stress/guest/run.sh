@@ -102,7 +102,8 @@ fuse|fuse-passthrough)
         echo "module loaded beside the kernel's fuse: fsracefuse.ko sha256" \
             "$(sha256sum /io/modules/fsracefuse.ko | cut -c1-16)" > /io/modules-out.txt
     fi
-    python3 /io/fuse_server.py /srv/backing /mnt/fuse --ready /run/fuse-ready --fuse $name $(
+    python3 /io/fuse_server.py /srv/backing /mnt/fuse --source /srv/backing \
+        --ready /run/fuse-ready --fuse $name $(
         [ "$FS" = fuse-passthrough ] && echo --passthrough) 2>/io/fuse-server.txt &
     for _ in $(seq 100); do [ -e /run/fuse-ready ] || sleep 0.2; done
     [ -e /run/fuse-ready ] || echo "$FS: $(cat /io/fuse-server.txt)" > /io/failed.txt
