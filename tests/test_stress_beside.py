@@ -27,6 +27,8 @@ def test_each_file_system_and_kernel_has_its_protocol():
     assert protocol_for("smb", "7.2.13+deb14-amd64") is None
     assert protocol_for("gfs2", "6.1.0-50-amd64") == "gfs2-6.1"
     assert protocol_for("nilfs2", "6.1.0-50-amd64") is None
+    assert protocol_for("fuse", "7.2.13+deb14-amd64") == "fuse-wb"  # the writeback cache
+    assert protocol_for("fuse-passthrough", "7.2.13+deb14-amd64") is None
 
 
 def test_a_class_stands_for_the_model_scenarios_that_make_the_same_race():
@@ -65,14 +67,20 @@ def test_the_table_puts_the_model_beside_the_kernel(tmp_path):
                   True),
              Cell("6.1.0-50-amd64", "ext4", "punch-write-fault", "**1 slots violated** (9 ops)",
                   True),
-             Cell("6.1.0-50-amd64", "nilfs2", "punch-write-fault", "clean (9 ops, 40 windows)")]
+             Cell("6.1.0-50-amd64", "nilfs2", "punch-write-fault", "clean (9 ops, 40 windows)"),
+             # flagged before its finding was written: the finding's now
+             Cell("7.2.13+deb14-amd64", "fuse", "punch-write-fault",
+                  "unconfirmed: 5+ slots (9 ops)", True),
+             Cell("7.2.13+deb14-amd64", "fuse", "truncate-write-fault",
+                  "unconfirmed: 5+ slots (9 ops)", True)]
     (tmp_path / "cells.json").write_text(json.dumps([asdict(c) for c in cells]))
     r = CliRunner().invoke(main, ["stress-beside", "--jobs", "1", str(tmp_path)])
     assert r.exit_code == 0, r.output
     lines = r.output.splitlines()
-    assert lines[2] == "| 6.1.0-50-amd64 | nfs | nfs-4.2 | race / bad |"
+    assert lines[2] == "| 6.1.0-50-amd64 | nfs | nfs-4.2 | race / bad |  |"
     # The model's invalidate_lock is safe: a kernel violation there would be a model gap.
-    assert lines[3] == "| 6.1.0-50-amd64 | ext4 | invalidate-lock | safe / bad ≠ |"
-    assert lines[4] == "| 6.1.0-50-amd64 | nilfs2 | - | - / ok |"
+    assert lines[3] == "| 6.1.0-50-amd64 | ext4 | invalidate-lock | safe / bad ≠ |  |"
+    assert lines[4] == "| 6.1.0-50-amd64 | nilfs2 | - | - / ok |  |"
+    assert lines[5] == "| 7.2.13+deb14-amd64 | fuse | fuse-wb | race / bad | n/a / unconfirmed |"
     r = CliRunner().invoke(main, ["stress-beside", str(tmp_path / "..")])
     assert r.exit_code == 2 and "no sweep's cells.json" in r.output
