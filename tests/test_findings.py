@@ -14,7 +14,8 @@ from fsrace.stress.scratch import scratch_fs
 
 FINDINGS = Path(__file__).resolve().parent.parent / "docs" / "findings"
 LEADS = FINDINGS.parent / "leads"  # reproducers of what is not yet explained
-PROGRAMS = sorted(FINDINGS.glob("*.c")) + sorted(LEADS.glob("*.c"))
+# Each program once: a finding whose reproducer is another's (a link) is built as that one.
+PROGRAMS = sorted({p.resolve() for p in [*FINDINGS.glob("*.c"), *LEADS.glob("*.c")]})
 needs_cc = pytest.mark.skipif(not shutil.which("cc"), reason="needs a C compiler")
 
 
@@ -185,3 +186,19 @@ def test_the_fuse_writeback_reproducers_control_is_clean_on_the_writeback_cache(
     out = _run_on("fuse", FINDINGS / "fuse-writeback-mmap.c", ["300", "--no-faults"],
                   tmp_path, 120)
     assert "punch (no faults): 0 of 300 rounds stale" in out, out
+
+
+def test_every_finding_has_its_sections_reproducer_and_patch_beside_it():
+    """The layout a reader relies on: NAME.md says whether it was known before and where
+    it stands on the newest kernels; NAME.c reproduces it and a NAME.diff (or NAME-V.diff
+    per kernel) fixes it, a link where the program or patch is another finding's."""
+    docs = sorted(FINDINGS.glob("*.md"))
+    assert len(docs) >= 10
+    for doc in docs:
+        text, name = doc.read_text(), doc.stem
+        assert "\n## Known before?\n" in text, doc.name
+        assert "\n## Status on the newest kernels\n" in text, doc.name
+        assert (FINDINGS / f"{name}.c").resolve().is_file(), f"{name}.c"
+        assert [*FINDINGS.glob(f"{name}.diff"), *FINDINGS.glob(f"{name}-*.diff")], name
+        for link in FINDINGS.glob(f"{name}*"):
+            assert link.resolve().exists(), link  # no broken link

@@ -1,0 +1,1 @@
+../../fstests/src/t_mmap_fault_op_race.c
