@@ -32,7 +32,7 @@ ntfs3|ntfs) scratch= ;;
     [ -e $files/mount.fuse.fsrace ] || { echo "FUSE needs --file fstests/mount.fuse.fsrace"; exit 2; }
     install -m 755 $files/mount.fuse.fsrace /sbin/mount.fuse.fsrace
     mkdir -p "$dev/fstests-test" "$dev/fstests-scratch" /mnt/fstests-test
-    mnt=/mnt/fstests-test dev="$dev/fstests-test" scratch="${dev%/*}/fstests-scratch" ;;
+    folder=$dev mnt=/mnt/fstests-test dev=fsrace-test scratch=fsrace-scratch ;;
 *) truncate -s 1G /tmp/scratch.img; scratch=$(losetup -f --show /tmp/scratch.img) ;;
 esac
 {
@@ -47,7 +47,9 @@ esac
     *.fsrace)
         fuse=${fstype%.fsrace}
         echo "export FSTYP=fuse FUSE_SUBTYP=.fsrace FSRACE_FUSE=$fuse" \
-            "FSRACE_FUSE_SERVER=/io/fuse_server.py"
+            "FSRACE_FUSE_SERVER=/io/fuse_server.py" \
+            "TEST_FS_MOUNT_OPTS=-osource=$folder/fstests-test" \
+            "MOUNT_OPTIONS=-osource=$folder/fstests-scratch"
         if [ "$fuse" != fuse ]; then
             # A renamed build of fs/fuse mounts as its own type; fstests checks the
             # type df shows, so its df shows that one as fuse.
@@ -61,7 +63,7 @@ esac
     echo "export TEST_DEV=$dev TEST_DIR=$mnt"
     [ -n "$scratch" ] && echo "export SCRATCH_DEV=$scratch SCRATCH_MNT=/mnt/fstests-scratch"
 } > local.config
-echo "$(uname -r), $fstype $dev on $mnt ($opts)"
+echo "$(uname -r), $fstype $dev on $mnt ($opts)"  # fuse: the run's mount, not fstests's
 ./check "$@"
 status=$?
 for f in results/*/*.full results/*/*.out.bad results/*/*.dmesg; do

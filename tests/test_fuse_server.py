@@ -131,9 +131,9 @@ def test_the_served_file_system_keeps_what_is_done_through_it_and_leaves_nothing
 
 @pytest.mark.realfs
 @needs_fuse
-def test_fstests_mount_helper_serves_a_folder_as_plain_fuse_with_it_as_source(tmp_path):
+def test_fstests_mount_helper_serves_a_folder_as_plain_fuse_under_a_name(tmp_path):
     """fstests/mount.fuse.fsrace, run as mount(8) runs it: fstests checks that the mount's
-    type is fuse and its source TEST_DEV."""
+    type is fuse and its source TEST_DEV, a name; the folder comes as source=."""
     import subprocess
     import time
     from pathlib import Path
@@ -143,18 +143,19 @@ def test_fstests_mount_helper_serves_a_folder_as_plain_fuse_with_it_as_source(tm
     folder.mkdir()
     mnt.mkdir()
     env = {**os.environ, "FSRACE_FUSE_SERVER": fs.__file__}
-    r = subprocess.run([str(helper), str(folder), str(mnt), "-o", "rw"], env=env,
-                       capture_output=True, text=True, timeout=60)
+    r = subprocess.run([str(helper), "fsrace-test", str(mnt), "-o", f"rw,source={folder}"],
+                       env=env, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     try:
         with open("/proc/self/mounts") as f:
-            assert f"{folder} {mnt} fuse " in f.read()
+            assert f"fsrace-test {mnt} fuse " in f.read()
         (mnt / "f").write_bytes(b"through FUSE")
         assert (folder / "f").read_bytes() == b"through FUSE"
     finally:
         subprocess.run(["umount", str(mnt)], check=True)
     for _ in range(100):  # the server ends at the unmount
-        if subprocess.run(["pgrep", "-f", f"fuse_server.py {folder} "]).returncode:
+        if subprocess.run(["pgrep", "-f", f"fuse_server.py {folder} "],
+                          capture_output=True).returncode:
             break
         time.sleep(0.1)
     else:
