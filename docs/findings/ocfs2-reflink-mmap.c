@@ -2,10 +2,14 @@
  * no operation ever writes a zero word (the file starts nonzero, stores are nonzero,
  * clones copy the file's own words), so a read that returns a zero word is data lost.
  *   conc FILE PAGES SECONDS [--procs] [--msync] [--no-store] [--one-page] [--pwrite]
- *        [--store-sources | --store-destinations]
+ *        [--store-sources | --store-destinations] [--old-data MB]
  * Task 1 clones random ranges of the file onto others (FICLONERANGE, 1 or 2 pages) and
  * reads random pages; task 2 (a thread, or with --procs a process with its own mapping)
- * stores nonzero words to random slots through a shared mapping. */
+ * stores nonzero words to random slots through a shared mapping.
+ * --old-data MB: first write MB megabytes of another file, FILE.old, every word marked
+ * as its own (OLD_DATA | n), sync it to disk and delete it, so that the clusters it
+ * freed hold its data, as on a disk in use; a word of it read from FILE is another
+ * file's data exposed, and counted apart from the zero words. */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <linux/fs.h>
@@ -23,6 +27,8 @@
 
 #define PG 4096
 #define SLOTS (PG / 8)
+#define OLD_DATA 0x0de1e7ed00000000ull  /* the words of the deleted file (--old-data) */
+#define OLD_MASK 0xffffffff00000000ull
 static int fd, pages, msyncs, maxn = 2, use_pwrite;
 static char roles;  /* 0: any page; 's' or 'd': clones go from the upper half of the file to
 		     * the lower, stores only to the sources ('s') or destinations ('d') */
@@ -68,7 +74,10 @@ static void *storer(void *arg)
 	return (void *)(uintptr_t)n;
 }
 
-/* How many zero words page p holds now. */
+static long old_words;  /* words of the deleted file read from FILE, by zeros() */
+
+/* How many zero words page p holds now; words of the deleted file count too, and are
+ * added up in old_words. */
 static int zeros(int p)
 {
 	uint64_t buf[SLOTS];
@@ -77,14 +86,44 @@ static int zeros(int p)
 		perror("pread");
 		exit(2);
 	}
-	for (int s = 0; s < SLOTS; s++)
-		z += !buf[s];
+	for (int s = 0; s < SLOTS; s++) {
+		int old = (buf[s] & OLD_MASK) == OLD_DATA;
+		z += !buf[s] || old;
+		old_words += old;
+	}
 	return z;
+}
+
+/* --old-data: a file's worth of marked words on disk, in clusters now free. */
+static void leave_old_data(const char *file, long mb)
+{
+	char path[4096];
+	uint64_t *buf = malloc(1 << 20);
+	snprintf(path, sizeof(path), "%s.old", file);
+	int old = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	if (old < 0 || !buf) {
+		perror(path);
+		exit(2);
+	}
+	for (long m = 0, n = 0; m < mb; m++) {
+		for (int w = 0; w < (1 << 20) / 8; w++)
+			buf[w] = OLD_DATA | (uint32_t)n++;
+		if (write(old, buf, 1 << 20) != 1 << 20) {
+			perror(path);
+			exit(2);
+		}
+	}
+	fsync(old);
+	close(old);
+	unlink(path);
+	sync();
+	free(buf);
 }
 
 int main(int argc, char **argv)
 {
 	int procs = 0, stores = 1;
+	long old_mb = 0;
 	for (int i = 4; i < argc; i++) {
 		if (!strcmp(argv[i], "--procs"))
 			procs = 1;
@@ -100,17 +139,22 @@ int main(int argc, char **argv)
 			roles = 's';
 		else if (!strcmp(argv[i], "--store-destinations"))
 			roles = 'd';
+		else if (!strcmp(argv[i], "--old-data") && i + 1 < argc)
+			old_mb = atol(argv[++i]);
 		else
 			argc = 0;
 	}
 	if (argc < 4) {
 		fprintf(stderr, "usage: %s FILE PAGES SECONDS [--procs] [--msync] [--no-store] "
-				"[--one-page] [--pwrite] [--store-sources | --store-destinations]\n",
+				"[--one-page] [--pwrite] [--store-sources | --store-destinations] "
+				"[--old-data MB]\n",
 			argv[0]);
 		return 2;
 	}
 	pages = atoi(argv[2]);
 	seconds = atof(argv[3]);
+	if (old_mb > 0)
+		leave_old_data(argv[1], old_mb);
 	fd = open(argv[1], O_RDWR | O_CREAT | O_TRUNC, 0644);
 	uint64_t *init = malloc((size_t)pages * PG);
 	for (int w = 0; w < pages * SLOTS; w++)
@@ -156,7 +200,8 @@ int main(int argc, char **argv)
 			int z = zeros(p);
 			reads++;
 			if (z && bad++ < 5)
-				printf("read %ld: page %d has %d zero words\n", reads, p, z);
+				printf("read %ld: page %d has %d zero%s words\n", reads, p, z,
+				       old_mb ? " or deleted-file" : "");
 		}
 	}
 	atomic_store(&stop, 1);
@@ -178,5 +223,8 @@ int main(int argc, char **argv)
 	printf("%ld clones (%ld refused), %ld reads: %ld with zero words; after fsync, %d of %d "
 	       "pages hold zero words; after the cache is dropped, %d\n", clones, refused, reads,
 	       bad, final, pages, disk);
+	if (old_mb > 0)
+		printf("words of the deleted file read (among those zero-word counts): %ld\n",
+		       old_words);
 	return bad || final || disk ? 1 : 0;
 }
