@@ -81,6 +81,6 @@ def test_the_table_puts_the_model_beside_the_kernel(tmp_path):
     # The model's invalidate_lock is safe: a kernel violation there would be a model gap.
     assert lines[3] == "| 6.1.0-50-amd64 | ext4 | invalidate-lock | safe / bad ≠ |  |"
     assert lines[4] == "| 6.1.0-50-amd64 | nilfs2 | - | - / ok |  |"
-    assert lines[5] == "| 7.2.13+deb14-amd64 | fuse | fuse-wb | race / bad | n/a / unconfirmed |"
+    assert lines[5] == "| 7.2.13+deb14-amd64 | fuse | fuse-wb | race / bad | safe / unconfirmed ≠ |"
     r = CliRunner().invoke(main, ["stress-beside", str(tmp_path / "..")])
     assert r.exit_code == 2 and "no sweep's cells.json" in r.output

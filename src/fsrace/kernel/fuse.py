@@ -20,20 +20,38 @@ source's inode lock, the destination's inode lock, its range written back,
 FUSE_COPY_FILE_RANGE, then truncate_inode_pages_range over the destination (the gap the
 comment there describes for partial pages). Collapse and insert range are refused
 (EOPNOTSUPP); there is no ->remap_file_range.
+
+A truncate is fuse_do_setattr(ATTR_SIZE): fuse_set_nowrite (wait for the FUSE_WRITEs
+out, hold new ones back), FUSE_SETATTR (the server truncates its file), i_size_write,
+__fuse_release_nowrite (the held-back writes go out, each trimmed to the new i_size by
+fuse_send_writepage), and only then truncate_pagecache (fs/fuse/dir.c, 7.3). A page a
+store dirtied after the server truncated is written back at most up to the new end of
+file. The invalidate_inode_pages2 that follows (its launders go through the same trimmed
+writes) is left out.
 """
 
 from __future__ import annotations
 
-from ..explore.step import WRITE, Step
+from ..explore.step import READ, WRITE, Step
 from .buffer import VM_FAULT_LOCKED, VM_FAULT_NOPAGE, VM_FAULT_RETRY
-from .ext4 import ext4_da_get_block_prep, ext4_da_invalidatepage
+from .ext4 import ext4_da_get_block_prep, ext4_da_invalidatepage, ext4_ext_remove_space
 from .filemap import filemap_write_and_wait_range
 from .kernel import AddressSpaceOps, FileSystem, Kernel
-from .locking import lock_page, mutex_lock, mutex_unlock, unlock_page, wait_on_page_writeback
+from .locking import (
+    down_read,
+    down_write,
+    lock_page,
+    mutex_lock,
+    mutex_unlock,
+    unlock_page,
+    up_read,
+    up_write,
+    wait_on_page_writeback,
+)
 from .page_writeback import write_cache_pages, write_out
 from .server import copy_blocks, punch_blocks, server_readpage, server_write
 from .structs import PAGE_SIZE, TO_EOF, Current, Inode, Page
-from .truncate import truncate_inode_pages_range, truncate_pagecache_range
+from .truncate import truncate_inode_pages_range, truncate_pagecache, truncate_pagecache_range
 
 
 def fuse_read_folio(cur: Current, k: Kernel, inode: Inode, page: Page):
@@ -91,11 +109,48 @@ def fuse_writepage(cur: Current, k: Kernel, inode: Inode, page: Page):
 
 
 def fuse_server_write(cur: Current, k: Kernel, inode: Inode, page: Page):
-    """The server's pwrite of a FUSE_WRITE: the whole page at its offset. Called with the
-    client's page under writeback; the server holds none of the client's locks."""
-    yield from server_write(cur, k, inode, page,
-                            "fuse_send_writepage: FUSE_WRITE, the server's pwrite",
-                            "FUSE_WRITE")
+    """fuse_flush_writepages -> fuse_send_writepage: unless a truncate holds the writes
+    back (FUSE_NOWRITE, until it has set the new i_size), the FUSE_WRITE goes out, the
+    page trimmed to i_size as read then (a page wholly past it is not sent), and the
+    server pwrites it. Called with the client's page under writeback; the server holds
+    none of the client's locks."""
+    yield from down_read(cur, inode.fuse_nowrite)
+    st = Step("fuse_send_writepage: trim to i_size", ((inode.size_key, READ),))
+    yield st
+    if page.index * PAGE_SIZE >= inode.i_size:
+        st.note = f"page {page.index} past i_size {inode.i_size}: not sent"
+    else:
+        yield from server_write(cur, k, inode, page,
+                                "fuse_send_writepage: FUSE_WRITE, the server's pwrite",
+                                "FUSE_WRITE", inode.i_size)
+    yield from up_read(cur, inode.fuse_nowrite)
+
+
+def fuse_setattr_size(cur: Current, k: Kernel, inode: Inode, size: int):
+    """ftruncate on FUSE with the writeback cache (fuse_do_setattr with ATTR_SIZE):
+    fuse_set_nowrite, FUSE_SETATTR (the server's ftruncate), i_size_write,
+    __fuse_release_nowrite (held-back writes go out, trimmed to the new size), then
+    truncate_pagecache; nothing is written back first. Called with i_mutex held and the
+    protocol's locks for removing blocks (do_truncate)."""
+    yield from down_write(cur, inode.fuse_nowrite)  # fuse_set_nowrite
+    st = Step("fuse_do_setattr: FUSE_SETATTR(size), the server's ftruncate",
+              ((inode.size_key, READ),))
+    yield st
+    old = inode.i_size
+    st.note = f"server size -> {size}"
+    if size < old:
+        yield from ext4_ext_remove_space(cur, k, inode, -(-size // k.blksize), None)
+    st = Step("fuse_do_setattr: i_size_write", ((inode.size_key, WRITE),))
+    yield st
+    k.resizing.add(inode.name)
+    inode.i_size = size
+    st.note = f"i_size {old} -> {size}"
+    yield from up_write(cur, inode.fuse_nowrite)  # __fuse_release_nowrite
+    if size < old:
+        yield from truncate_pagecache(cur, k, inode, size, old)
+    st = Step("fuse_do_setattr: done", ((inode.size_key, WRITE),))
+    yield st
+    k.resizing.discard(inode.name)
 
 
 def fuse_file_fallocate(cur: Current, k: Kernel, inode: Inode, offset: int, length: int,
@@ -166,5 +221,5 @@ AOPS = AddressSpaceOps(readpage=fuse_read_folio, page_mkwrite=fuse_page_mkwrite,
                        invalidatepage=ext4_da_invalidatepage,
                        write_get_block=ext4_da_get_block_prep)
 FS = FileSystem("fuse", AOPS, punch_hole=fuse_punch_hole, zero_range=fuse_zero_range,
-                copy_range=fuse_copy_file_range,
+                copy_range=fuse_copy_file_range, setattr_size=fuse_setattr_size,
                 refused=frozenset({"collapse range", "insert range", "clone range"}))

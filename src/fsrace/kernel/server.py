@@ -61,12 +61,15 @@ def server_readpage(cur: Current, k: Kernel, inode: Inode, page: Page, rpc: str,
     yield from unlock_page(cur, page)
 
 
-def server_write(cur: Current, k: Kernel, inode: Inode, page: Page, rpc: str, source: str):
-    """A WRITE of the whole page at its offset, allocating server blocks for holes (a page
-    written through write(2) may still carry delay buffers: the server's allocation takes
-    their reservation). `source` names the I/O for the checks. Called with the client's
-    page under writeback; the server holds none of the client's locks."""
-    lblks = [k.lblk(page.index, nr) for nr in range(k.blocks_per_page)]
+def server_write(cur: Current, k: Kernel, inode: Inode, page: Page, rpc: str, source: str,
+                 limit: int | None = None):
+    """A WRITE of the whole page at its offset (with `limit`, only its blocks before that
+    file offset), allocating server blocks for holes (a page written through write(2) may
+    still carry delay buffers: the server's allocation takes their reservation). `source`
+    names the I/O for the checks. Called with the client's page under writeback; the
+    server holds none of the client's locks."""
+    lblks = [lb for lb in (k.lblk(page.index, nr) for nr in range(k.blocks_per_page))
+             if limit is None or lb * k.blksize < limit]
 
     def footprint():
         new = sum(1 for lb in lblks if inode.extents.get(lb, ("hole",))[0] != WRITTEN)

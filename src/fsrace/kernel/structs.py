@@ -208,6 +208,9 @@ class Inode:
         self.ip_alloc_sem = RWSem(f"{name}.ip_alloc_sem")
         # gfs2's inode glock; on a local (lock_nolock) mount, an rwsem of the inode.
         self.i_gl = RWSem(f"{name}.i_gl")
+        # FUSE's FUSE_NOWRITE (fi->writectr): a truncate holds the FUSE_WRITEs back (write),
+        # each FUSE_WRITE goes out under it (read).
+        self.fuse_nowrite = RWSem(f"{name}.fuse_nowrite")
         self.falloc = WaitQueue(f"{name}.shmem_falloc")
         self.size_key = f"{name}.i_size"
         self.map_key = f"{name}.extents"  # block map and the inode's reservations
@@ -218,7 +221,7 @@ class Inode:
         """Every rwsem of the inode, whichever protocol takes it: what the state and a
         deadlock's report must see."""
         return (self.i_data_sem, self.invalidate_lock, self.iolock, self.i_mmap_sem,
-                self.i_mmaplock, self.ip_alloc_sem, self.i_gl)
+                self.i_mmaplock, self.ip_alloc_sem, self.i_gl, self.fuse_nowrite)
 
     def page_key(self, index: int) -> str:
         return f"page:{self.name}:{index}"

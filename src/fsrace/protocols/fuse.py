@@ -20,11 +20,11 @@ the lock, as block_page_mkwrite does (docs/findings/fuse-writeback-mmap-7.3.diff
 from .base import LocksOwnInode
 from .invalidate_lock import InvalidateLock
 
-# The model's FUSE client has the punch, zero range, copy, faults, writeback and buffered
-# I/O; its truncate (fuse_do_setattr, which holds writeback back with FUSE_NOWRITE and
-# trims the writes queued meanwhile) and direct I/O are not modelled, and its
+# The model's FUSE client has the punch, zero range, copy, truncate (fuse_do_setattr,
+# which holds writeback back with FUSE_NOWRITE and trims the writes queued meanwhile),
+# faults, writeback and buffered I/O; its direct I/O is not modelled, and its
 # page_mkwrite is not block_page_mkwrite.
-FUSE_LACKS = frozenset({"truncate", "direct I/O", "block_page_mkwrite", "shared blocks"})
+FUSE_LACKS = frozenset({"direct I/O", "block_page_mkwrite", "shared blocks"})
 
 
 class FuseWriteback(LocksOwnInode):
