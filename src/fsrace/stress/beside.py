@@ -5,19 +5,12 @@ for the sweep's budget, a checker difference)."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 
 from ..distributed import map_unordered
 from ..matrix import check_cell
 from ..scenarios import Params
-from .sweep import Cell, explained_by
-
-
-def kernel_version(release: str) -> tuple[int, ...]:
-    """'6.12.95+deb12-amd64' -> (6, 12, 95); '6.1.0-50-amd64' -> (6, 1, 0)."""
-    m = re.match(r"(\d+)\.(\d+)(?:\.(\d+))?", release)
-    return tuple(int(n or 0) for n in m.groups()) if m else ()
+from .sweep import Cell, explained_by, kernel_version
 
 
 def protocol_for(fs: str, kernel: str) -> str | None:
