@@ -34,24 +34,28 @@ from __future__ import annotations
 
 from ..explore.step import READ, WRITE, Step
 from .buffer import VM_FAULT_LOCKED, VM_FAULT_NOPAGE, VM_FAULT_RETRY
-from .ext4 import ext4_da_get_block_prep, ext4_da_invalidatepage, ext4_ext_remove_space
+from .ext4 import ext4_da_get_block_prep, ext4_da_invalidatepage
 from .filemap import filemap_write_and_wait_range
 from .kernel import AddressSpaceOps, FileSystem, Kernel
 from .locking import (
     down_read,
-    down_write,
     lock_page,
     mutex_lock,
     mutex_unlock,
     unlock_page,
     up_read,
-    up_write,
     wait_on_page_writeback,
 )
 from .page_writeback import write_cache_pages, write_out
-from .server import copy_blocks, punch_blocks, server_readpage, server_write
+from .server import (
+    copy_blocks,
+    punch_blocks,
+    remote_setattr_size,
+    server_readpage,
+    server_write,
+)
 from .structs import PAGE_SIZE, TO_EOF, Current, Inode, Page
-from .truncate import truncate_inode_pages_range, truncate_pagecache, truncate_pagecache_range
+from .truncate import truncate_inode_pages_range, truncate_pagecache_range
 
 
 def fuse_read_folio(cur: Current, k: Kernel, inode: Inode, page: Page):
@@ -132,25 +136,10 @@ def fuse_setattr_size(cur: Current, k: Kernel, inode: Inode, size: int):
     __fuse_release_nowrite (held-back writes go out, trimmed to the new size), then
     truncate_pagecache; nothing is written back first. Called with i_mutex held and the
     protocol's locks for removing blocks (do_truncate)."""
-    yield from down_write(cur, inode.fuse_nowrite)  # fuse_set_nowrite
-    st = Step("fuse_do_setattr: FUSE_SETATTR(size), the server's ftruncate",
-              ((inode.size_key, READ),))
-    yield st
-    old = inode.i_size
-    st.note = f"server size -> {size}"
-    if size < old:
-        yield from ext4_ext_remove_space(cur, k, inode, -(-size // k.blksize), None)
-    st = Step("fuse_do_setattr: i_size_write", ((inode.size_key, WRITE),))
-    yield st
-    k.resizing.add(inode.name)
-    inode.i_size = size
-    st.note = f"i_size {old} -> {size}"
-    yield from up_write(cur, inode.fuse_nowrite)  # __fuse_release_nowrite
-    if size < old:
-        yield from truncate_pagecache(cur, k, inode, size, old)
-    st = Step("fuse_do_setattr: done", ((inode.size_key, WRITE),))
-    yield st
-    k.resizing.discard(inode.name)
+    yield from remote_setattr_size(cur, k, inode, size,
+                                   "fuse_do_setattr: FUSE_SETATTR(size), the server's ftruncate",
+                                   "fuse_do_setattr: i_size_write", "fuse_do_setattr: done",
+                                   hold_writes=inode.fuse_nowrite)
 
 
 def fuse_file_fallocate(cur: Current, k: Kernel, inode: Inode, offset: int, length: int,

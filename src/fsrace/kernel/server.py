@@ -16,8 +16,8 @@ from .delalloc import da_release
 from .ext4 import ext4_ext_remove_space
 from .filemap import filemap_write_and_wait_range
 from .kernel import Kernel
-from .locking import unlock_page
-from .structs import DELALLOC, PAGE_SIZE, TO_EOF, WRITTEN, Current, Disk, Inode, Page
+from .locking import down_write, unlock_page, up_write
+from .structs import DELALLOC, PAGE_SIZE, TO_EOF, WRITTEN, Current, Disk, Inode, Page, RWSem
 from .truncate import truncate_pagecache
 
 
@@ -153,15 +153,21 @@ def punch_blocks(cur: Current, k: Kernel, inode: Inode, offset: int, end: int, r
 
 
 def remote_setattr_size(cur: Current, k: Kernel, inode: Inode, size: int, rpc: str,
-                        setsize: str, done: str):
+                        setsize: str, done: str, hold_writes: RWSem | None = None):
     """A network client's ftruncate, as nfs_setattr and cifs_setattr_nounix both do it:
     write back and wait on the whole file, the RPC named `rpc` (the server truncates or
     extends its file), and only then `setsize`: i_size_write and the drop of the pages
     beyond it. The client's i_size is the old one until then, so a page a store dirtied
     after the flush is still written back whole, and its WRITE puts the page back past
-    the server's new end of file (a WRITE past it extends the server's file). Called with
-    i_mutex held and the protocol's locks for removing blocks (do_truncate)."""
-    yield from filemap_write_and_wait_range(cur, k, inode, 0, TO_EOF)
+    the server's new end of file (a WRITE past it extends the server's file).
+    With `hold_writes` (FUSE's FUSE_NOWRITE, which each of its writes takes shared) there
+    is no flush: the writes are held back, by taking it exclusive, from before the RPC to
+    after i_size_write, so they go out trimmed to the new size. Called with i_mutex held
+    and the protocol's locks for removing blocks (do_truncate)."""
+    if hold_writes is None:
+        yield from filemap_write_and_wait_range(cur, k, inode, 0, TO_EOF)
+    else:
+        yield from down_write(cur, hold_writes)
     st = Step(rpc, ((inode.size_key, READ),))
     yield st
     old = inode.i_size
@@ -173,6 +179,8 @@ def remote_setattr_size(cur: Current, k: Kernel, inode: Inode, size: int, rpc: s
     k.resizing.add(inode.name)
     inode.i_size = size
     st.note = f"i_size {old} -> {size}"
+    if hold_writes is not None:
+        yield from up_write(cur, hold_writes)
     if size < old:
         yield from truncate_pagecache(cur, k, inode, size, old)
     st = Step(done, ((inode.size_key, WRITE),))
