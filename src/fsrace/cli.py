@@ -692,6 +692,32 @@ def stress_sweep_cmd(filesystems, kernels, scenarios, duration, pages, min_windo
     sys.exit(exits.FOUND if any(c.violated for c in cells) else exits.OK)
 
 
+@main.command("stress-table")
+@click.argument("sweeps", nargs=-1, required=True,
+                type=click.Path(exists=True, file_okay=False))
+@click.option("--min-windows", type=click.IntRange(0), default=None,
+              help="race windows a cell needs to be ok [default: what its runs asked for]")
+def stress_table_cmd(sweeps, min_windows) -> None:
+    """The table of stress sweeps (their --out folders), each cell read again from the
+    runs the sweep kept, by this fsrace's rules: a cell flagged before its finding or
+    expectation was written reads as that now. No guest is booted; the folders are only
+    read. Each cell whose text changed is listed on stderr."""
+    from .stress.sweep import markdown, reread
+
+    cells = []
+    for d in sweeps:
+        try:
+            again = reread(Path(d), min_windows)
+        except (OSError, ValueError, TypeError, KeyError) as e:
+            raise click.UsageError(f"{d}: not a sweep's folder ({e})") from None
+        for cell, before in again:
+            if cell.text != before:
+                click.echo(f"{cell.kernel} {cell.fs} {cell.scenario}: {before} -> {cell.text}",
+                           err=True)
+        cells += [cell for cell, _ in again]
+    click.echo(markdown(cells), nl=False)
+
+
 @main.command("stress-beside")
 @click.argument("sweeps", nargs=-1, required=True,
                 type=click.Path(exists=True, file_okay=False))

@@ -256,6 +256,43 @@ def sweep(filesystems: list[str], kernels: list[str | None], scenarios: list[str
         yield from cells
 
 
+# Texts a cell gets from its boot rather than from its runs' reports: re-reading keeps them.
+_FROM_THE_BOOT = ("**hung**", "check unfinished", "**guest died**", "not run", "setup failed")
+
+
+def saved_runs(folder: Path, cell: Cell) -> list[GuestRun]:
+    """The runs a sweep kept in `folder` for `cell`, seed after seed (boot_cells' names:
+    KERNEL-FS-CLASS.json.gz for one round, KERNEL-FS-CLASS-SEED.json.gz for several)."""
+    stem = f"{cell.asked.replace('/', '-')}-{cell.fs}-{cell.scenario}"
+    one = re.compile(re.escape(stem) + r"(?:-(\d+))?\.json\.gz")
+    found = [(int(m.group(1) or 0), p) for p in folder.glob(f"{stem}*.json.gz")
+             if (m := one.fullmatch(p.name))]
+    runs = []
+    for _, path in sorted(found):
+        log = path.read_bytes()
+        runs.append(GuestRun("", 1 if json.loads(gzip.decompress(log))["violations"] else 0,
+                             log))
+    return runs
+
+
+def reread(folder: Path, min_windows: int | None = None) -> list[tuple[Cell, str]]:
+    """A sweep's cells (its `folder`'s cells.json) summarized again from the runs it kept,
+    by this fsrace's rules (a finding or an expectation written since, another
+    `min_windows`; default: what each run asked for), each with its text before. A cell
+    whose text came from its boot (hung, died, not run) or that kept no runs stays."""
+    out = []
+    for c in json.loads((folder / "cells.json").read_text()):
+        was = Cell(**c)
+        runs = saved_runs(folder, was)
+        if not runs or was.text.startswith(_FROM_THE_BOOT):
+            out.append((was, was.text))
+            continue
+        text, bad = summarize(was.scenario, runs, was.fs, min_windows)
+        out.append((Cell(was.kernel, was.fs, was.scenario, text, bad, asked=was.asked),
+                    was.text))
+    return out
+
+
 def in_order(cells: list[Cell], kernels: list[str | None], filesystems: list[str],
              scenarios: list[str]) -> list[Cell]:
     """The cells as the sweep was asked for them, whatever order the boots ended in."""
