@@ -274,3 +274,16 @@ def test_cells_searched_side_by_side_give_the_same_table():
     for scen in ("punch-read", "writeback-store"):
         assert table_row(one, scen) == table_row(two, scen)
         assert why_section(one, scen) == why_section(two, scen)
+
+
+def test_a_matrix_of_protocols_that_do_not_punch_has_an_empty_cost_table():
+    from fsrace.matrix import run_matrix
+    from fsrace.report.matrix_report import markdown
+
+    m = run_matrix(scenarios=["writeback-store"], protocols=["9p-6.1"])
+    assert m.costs == {}  # 9p refuses the punch the costs are measured on
+    text = markdown(m)
+    assert "| `writeback-store` | safe |" in text
+    assert "random walk of 200 executions:" in " ".join(text.split())  # the walk asked
+    cost_table = text.split("## Cost of each protocol")[1].split("## Why")[0]
+    assert "| `9p-6.1` |" not in cost_table

@@ -728,15 +728,16 @@ def stress_table_cmd(sweeps, min_windows) -> None:
 def stress_beside_cmd(sweeps, max_executions, jobs) -> None:
     """The model beside the kernel: for every cell of stress sweeps (their --out folders),
     the model's verdict under the protocol of that file system and kernel and the sweep's
-    result, `model / kernel`, marked ≠ where they disagree."""
+    result (read again from its kept runs, as stress-table does), `model / kernel`,
+    marked ≠ where they disagree."""
     from .stress.beside import beside_markdown, model_verdicts
-    from .stress.sweep import Cell
+    from .stress.sweep import reread
 
     cells = []
     for d in sweeps:
-        try:
-            cells += [Cell(**c) for c in json.loads((Path(d) / "cells.json").read_text())]
-        except (OSError, ValueError, TypeError) as e:
+        try:  # each cell as today's rules read its kept runs (stress-table)
+            cells += [cell for cell, _ in reread(Path(d))]
+        except (OSError, ValueError, TypeError, KeyError) as e:
             raise click.UsageError(f"{d}: no sweep's cells.json ({e})") from None
     click.echo(beside_markdown(cells, model_verdicts(cells, max_executions, jobs)))
 

@@ -42,6 +42,7 @@ class Matrix:
     strategy: str = "stateful"
     cells: dict[tuple[str, str], CheckResult | None] = field(default_factory=dict)  # None: n/a
     costs: dict[str, Cost] = field(default_factory=dict)
+    cost_executions: int = 200  # of each protocol's cost walk (none if no protocol punches)
     scenarios: list[str] = field(default_factory=lambda: list(SCENARIOS))
     protocols: list[str] = field(default_factory=lambda: list(PROTOCOLS))
     stopped_by: str = ""  # "interrupted": cells is what was searched before Ctrl-C
@@ -143,6 +144,7 @@ def run_matrix(max_executions: int = 10_000,
         assert deadline is not None
         m.stopped_by = f"--time-limit {time_limit:g}s" if time.time() >= deadline else ""
     m.cells = {(sc, p): m.cells[(sc, p)] for sc in m.scenarios for p in m.protocols}
+    m.cost_executions = cost_executions
     if costs:
         for protocol in m.protocols:
             if not_modelled(COST_SCENARIO, protocol) is None:  # ocfs2's model has no punch

@@ -128,8 +128,10 @@ def block_page_mkwrite(cur: Current, k: Kernel, inode: Inode, page: Page, get_bl
 def __block_write_begin(cur: Current, k: Kernel, inode: Inode, page: Page, start: int,
                         end: int, get_block):
     """Map (or reserve) every buffer of [start, end) that is not mapped yet; read the rest of
-    a block a partial write does not cover. Called with the page locked and buffers
-    attached."""
+    a block a partial write does not cover. Called with the page locked. Attaches buffers
+    if the page has none, as __block_write_begin_int does (a network client's writeback
+    drops them, and may have while the caller waited for it)."""
+    create_empty_buffers(k, page)
     assert page.buffers is not None
     for nr, bh in enumerate(page.buffers):
         lo, hi = nr * k.blksize, (nr + 1) * k.blksize

@@ -32,24 +32,21 @@ writes) is left out.
 
 from __future__ import annotations
 
-from ..explore.step import READ, WRITE, Step
-from .buffer import VM_FAULT_LOCKED, VM_FAULT_NOPAGE, VM_FAULT_RETRY
+from ..explore.step import READ, Step
 from .ext4 import ext4_da_get_block_prep, ext4_da_invalidatepage
 from .filemap import filemap_write_and_wait_range
 from .kernel import AddressSpaceOps, FileSystem, Kernel
 from .locking import (
     down_read,
-    lock_page,
     mutex_lock,
     mutex_unlock,
-    unlock_page,
     up_read,
-    wait_on_page_writeback,
 )
 from .page_writeback import write_cache_pages, write_out
 from .server import (
     copy_blocks,
     punch_blocks,
+    remote_page_mkwrite,
     remote_setattr_size,
     server_readpage,
     server_write,
@@ -66,38 +63,10 @@ def fuse_read_folio(cur: Current, k: Kernel, inode: Inode, page: Page):
 
 
 def fuse_page_mkwrite(cur: Current, k: Kernel, inode: Inode, page: Page):
-    """Lock the page, check it is still in the file, wait for its writeback. The fault
-    code marks it dirty (fault_dirty_shared_page) once this has returned it locked, after
-    the protocol's page_mkwrite lock is dropped; a protocol with `mkwrite_dirties` marks
-    it dirty here, under that lock, as block_page_mkwrite does. Called with mmap_sem held
-    for read and the page unlocked; takes the protocol's page_mkwrite lock, then the page
-    lock."""
-    proto = k.protocol
-    dirties = getattr(proto, "mkwrite_dirties", False)
-    if (yield from proto.page_mkwrite_begin(cur, k, inode)) is False:
-        return VM_FAULT_RETRY
-    yield from lock_page(cur, page)
-    st = Step("fuse_page_mkwrite: recheck folio->mapping"
-              + ("; folio_mark_dirty" if dirties else ""),
-              ((page.key, WRITE), (inode.dirty_tag_key, WRITE)))
-    yield st
-    if page.inode is not inode:
-        st.note = "page truncated: VM_FAULT_NOPAGE"
-        yield from unlock_page(cur, page)
-        yield from proto.page_mkwrite_end(cur, k, inode)
-        return VM_FAULT_NOPAGE
-    if dirties:
-        page.dirty = True
-        st.note = "page dirty (whole page)"
-    yield from wait_on_page_writeback(cur, page)
-    yield from proto.page_mkwrite_end(cur, k, inode)
-    if not dirties:
-        st = Step("fault_dirty_shared_page: folio_mark_dirty (after ->page_mkwrite)",
-                  ((page.key, WRITE), (inode.dirty_tag_key, WRITE)))
-        yield st
-        page.dirty = True
-        st.note = "page dirty (whole page)"
-    return VM_FAULT_LOCKED
+    """Lock the page, check it is still in the file, wait for its writeback; the fault
+    code marks it dirty (remote_page_mkwrite). Called with mmap_sem held for read and the
+    page unlocked."""
+    return (yield from remote_page_mkwrite(cur, k, inode, page, "fuse_page_mkwrite"))
 
 
 def fuse_writepages(cur: Current, k: Kernel, inode: Inode, first: int, last: int):

@@ -12,11 +12,12 @@ names the RPC its step stands for.
 from __future__ import annotations
 
 from ..explore.step import READ, WRITE, Step
+from .buffer import VM_FAULT_LOCKED, VM_FAULT_NOPAGE, VM_FAULT_RETRY
 from .delalloc import da_release
 from .ext4 import ext4_ext_remove_space
 from .filemap import filemap_write_and_wait_range
 from .kernel import Kernel
-from .locking import down_write, unlock_page, up_write
+from .locking import down_write, lock_page, unlock_page, up_write, wait_on_page_writeback
 from .structs import DELALLOC, PAGE_SIZE, TO_EOF, WRITTEN, Current, Disk, Inode, Page, RWSem
 from .truncate import truncate_pagecache
 
@@ -59,6 +60,41 @@ def server_readpage(cur: Current, k: Kernel, inode: Inode, page: Page, rpc: str,
         page.data[lo:lo + k.blksize] = list(src)
     page.uptodate = True
     yield from unlock_page(cur, page)
+
+
+def remote_page_mkwrite(cur: Current, k: Kernel, inode: Inode, page: Page, name: str):
+    """->page_mkwrite of a client whose fault code dirties the page (FUSE's and 9p's,
+    `name`): lock the page, check it is still in the file, wait for its writeback. The
+    fault code marks it dirty (fault_dirty_shared_page) once this has returned it locked,
+    after the protocol's page_mkwrite lock is dropped; a protocol with `mkwrite_dirties`
+    marks it dirty here, under that lock, as block_page_mkwrite does. Called with
+    mmap_sem held for read and the page unlocked; takes the protocol's page_mkwrite lock,
+    then the page lock."""
+    proto = k.protocol
+    dirties = getattr(proto, "mkwrite_dirties", False)
+    if (yield from proto.page_mkwrite_begin(cur, k, inode)) is False:
+        return VM_FAULT_RETRY
+    yield from lock_page(cur, page)
+    st = Step(f"{name}: recheck folio->mapping" + ("; folio_mark_dirty" if dirties else ""),
+              ((page.key, WRITE), (inode.dirty_tag_key, WRITE)))
+    yield st
+    if page.inode is not inode:
+        st.note = "page truncated: VM_FAULT_NOPAGE"
+        yield from unlock_page(cur, page)
+        yield from proto.page_mkwrite_end(cur, k, inode)
+        return VM_FAULT_NOPAGE
+    if dirties:
+        page.dirty = True
+        st.note = "page dirty (whole page)"
+    yield from wait_on_page_writeback(cur, page)
+    yield from proto.page_mkwrite_end(cur, k, inode)
+    if not dirties:
+        st = Step("fault_dirty_shared_page: folio_mark_dirty (after ->page_mkwrite)",
+                  ((page.key, WRITE), (inode.dirty_tag_key, WRITE)))
+        yield st
+        page.dirty = True
+        st.note = "page dirty (whole page)"
+    return VM_FAULT_LOCKED
 
 
 def server_write(cur: Current, k: Kernel, inode: Inode, page: Page, rpc: str, source: str,

@@ -15,6 +15,7 @@ from .nfs import Nfs42, NfsInvalidateLock
 from .ocfs2 import Ocfs2_61, Ocfs2InvalidateLock
 from .page_by_page import PageByPage
 from .shmem_2014 import Shmem2014
+from .v9fs import V9fs61, V9fsInvalidateLock
 from .xfs import Xfs2012, XfsMmaplock
 
 PROTOCOLS: dict[str, type[Protocol]] = {
@@ -23,7 +24,8 @@ PROTOCOLS: dict[str, type[Protocol]] = {
               Shmem2014, XfsMmaplock, Ext4IMmapSem, InvalidateLock, XfsInvalidateLock, Nfs42,
               NfsInvalidateLock, F2fs, F2fsInsertLocked, F2fsLocked, Smb61, SmbInvalidateLock,
               SmbMkwriteRecheck, SmbSetattrLocked, Ocfs2_61, Ocfs2InvalidateLock, Gfs2_61,
-              Gfs2InvalidateLock, FuseWriteback, FuseFallocateLocked, FuseInvalidateLock)
+              Gfs2InvalidateLock, FuseWriteback, FuseFallocateLocked, FuseInvalidateLock, V9fs61,
+              V9fsInvalidateLock)
 }
 
 __all__ = ["PROTOCOLS", "Protocol"]

@@ -157,7 +157,8 @@ def _scope_note(params: Params) -> list[str]:
 
 def markdown(m: Matrix) -> str:
     return assemble(m.max_executions, m.protocols, [table_row(m, s) for s in m.scenarios],
-                    next(iter(m.costs.values())).executions,
+                    # what the walks ran; their length asked when no protocol punches
+                    next(iter(m.costs.values())).executions if m.costs else m.cost_executions,
                     [cost_row(p, c) for p, c in m.costs.items()],
                     [why_section(m, s) for s in m.scenarios], m.strategy, m.params)
 
