@@ -13,13 +13,16 @@
  * marker (a hole reads 0): nothing else writes them. A round is stale when one of them
  * reads anything else (a marker, or FILE's initial contents).
  *   nfs-copy-mmap FILE ROUNDS [--op copy|clone|punch|truncate] [--no-faults] [--msync N]
- *                 [--server DIR] [--trace N] [--load-modules NFS_KO NFSV4_KO]
+ *                 [--server DIR | --direct] [--trace N]
+ *                 [--load-modules NFS_KO NFSV4_KO]
  * --no-faults: no storing thread (the control).
  * --msync N: the storing thread also writes the page back (msync MS_SYNC) every N
  *   stores, as the flusher would: a punch or a truncate drops a dirtied page without
  *   laundering it, so only a writeback inside its window sends the page to the server.
  * --server DIR: DIR is the server's export holding FILE; after each operation also read
  *   the server's own file there, to see what the server kept.
+ * --direct: read what the server kept through FILE itself, opened again with O_DIRECT
+ *   (past the client's page cache: where the export is not reachable, as a 9p share).
  * --trace N: trace the first N rounds with the kernel's NFS trace events (the
  *   operation, nfs_setattr's start and end, the client's WRITEs and what started them),
  *   or on an SMB mount the SMB client's (SET_INFO EndOfFile and WRITEs), and print the
@@ -125,7 +128,7 @@ static uint64_t marker(long round)
  * page (then `value` is its length). `value` gets the first wrong slot's value. */
 static int classify(int fd, uint64_t want, uint64_t *value)
 {
-	uint64_t buf[SLOTS];
+	static uint64_t buf[SLOTS] __attribute__((aligned(PG)));  /* O_DIRECT's alignment */
 	ssize_t got = pread(fd, buf, PG, 0);
 	if (got < 0)
 		die("pread");
@@ -254,18 +257,20 @@ int main(int argc, char **argv)
 {
 	if (argc < 3) {
 		fprintf(stderr, "usage: %s FILE ROUNDS [--op copy|clone|punch|truncate] "
-			"[--no-faults] [--msync N] [--server DIR] [--trace N] "
+			"[--no-faults] [--msync N] [--server DIR | --direct] [--trace N] "
 			"[--load-modules NFS_KO NFSV4_KO]\n", argv[0]);
 		return 2;
 	}
 	long rounds = atol(argv[2]), traced = 0;
-	int faults = 1;
+	int faults = 1, direct = 0;
 	const char *server = NULL, *nfs_ko = NULL, *nfsv4_ko = NULL, *op = "copy";
 	for (int i = 3; i < argc; i++) {
 		if (!strcmp(argv[i], "--no-faults"))
 			faults = 0;
 		else if (!strcmp(argv[i], "--server") && i + 1 < argc)
 			server = argv[++i];
+		else if (!strcmp(argv[i], "--direct"))
+			direct = 1;
 		else if (!strcmp(argv[i], "--trace") && i + 1 < argc)
 			traced = atol(argv[++i]);
 		else if (!strcmp(argv[i], "--op") && i + 1 < argc)
@@ -312,6 +317,10 @@ int main(int argc, char **argv)
 		server_fd = open(server_name, O_RDONLY);
 		if (server_fd < 0)
 			die(server_name);
+	} else if (direct) {
+		server_fd = open(argv[1], O_RDONLY | O_DIRECT);
+		if (server_fd < 0)
+			die("open O_DIRECT");
 	}
 	map = mmap(NULL, PG, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (map == MAP_FAILED)
