@@ -49,7 +49,27 @@ def test_a_short_mixed_run_on_each_file_system_is_clean_and_cleaned_up(fs):
     assert res.executed > 300 and res.slots_checked == 16 * 512
     assert res.violations == [], "\n".join(res.violations)
     assert res.remounted == (fs != "tmpfs")
+    if fs in ("ext4", "xfs", "btrfs"):
+        assert res.read_direct  # their O_DIRECT reads the disk past the page cache
     assert not _fsrace_mounts() and not _fsrace_loops()
+
+
+@needs_root
+def test_what_the_disk_or_server_holds_past_the_cache_is_checked_too(monkeypatch):
+    # As if the final O_DIRECT read found other data than the cache: a client whose cache
+    # hides what its server kept (9p's zero_point after a truncate) shows this way.
+    from fsrace.stress import run as stress_run
+
+    real = stress_run._read_direct
+
+    def other_data(path, pages):
+        data = real(path, pages)
+        return None if data is None else b"\xee" * 8 + data[8:]
+
+    monkeypatch.setattr(stress_run, "_read_direct", other_data)
+    res = run_stress(StressConfig("ext4", "punch-write-fault", workers=2, ops=100, pages=4))
+    assert res.read_direct and res.violations
+    assert any("O_DIRECT" in v for v in res.violations), "\n".join(res.violations)
 
 
 def test_folder_mode_works_in_a_new_subfolder_and_removes_it(tmp_path):

@@ -36,8 +36,8 @@ def stress_report(res: StressResult) -> str:
                      "had one or more)")
     if res.paths is not None:
         lines.append(f"  kernel paths {res.paths.describe()}")
-    reads = "fsync + cache drop + re-read" + (", and again after a remount"
-                                              if res.remounted else "")
+    reads = ("fsync + cache drop + re-read" + (", with O_DIRECT" if res.read_direct else "")
+             + (", and again after a remount" if res.remounted else ""))
     lines.append(f"  checked {res.slots_checked} 8-byte slots ({res.histories_searched} "
                  f"distinct histories searched, {res.check_s:.1f}s), final contents by {reads}")
     if res.shifts_checked:

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import bisect
 import difflib
+import errno
 import gzip
 import itertools
 import json
+import mmap
 import os
 import signal
 import subprocess
@@ -151,6 +153,7 @@ class StressResult:
     # history that nothing explains; an upper bound, since a check may stop early).
     first_violation_ns: float | None = None
     remounted: bool = False
+    read_direct: bool = False  # the final contents were read with O_DIRECT too
     check_s: float = 0.0
     kernel_log: list[str] = field(default_factory=list)
     final_fsync_errors: list[str] = field(default_factory=list)  # then fsync succeeded
@@ -227,6 +230,28 @@ def _read_all(path: str, pages: int, errors: list[str]) -> bytes:
             os.fsync(fd)
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
         return os.pread(fd, pages * PAGE, 0)
+    finally:
+        os.close(fd)
+
+
+def _read_direct(path: str, pages: int) -> bytes | None:
+    """The file read with O_DIRECT, past the page cache; None where the file system
+    refuses O_DIRECT. Called after _read_all has written everything back."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECT)
+    except OSError as e:
+        if e.errno == errno.EINVAL:
+            return None
+        raise
+    try:
+        with mmap.mmap(-1, pages * PAGE) as buf:  # page-aligned, as O_DIRECT wants
+            try:
+                got = os.preadv(fd, [buf], 0)
+            except OSError as e:
+                if e.errno == errno.EINVAL:
+                    return None
+                raise
+            return bytes(buf[:got])
     finally:
         os.close(fd)
 
@@ -406,7 +431,8 @@ def _run_workers(cfg: StressConfig, path: str, other: str, rec: _Records,
 
 def _final_reads(res: StressResult, path: str, other: str, scratch
                  ) -> list[tuple[str, int, bytes, bytes]]:
-    """The file's contents after fsync and a dropped cache, and again after a remount
+    """The file's contents after fsync and a dropped cache, then read with O_DIRECT where
+    the file system allows it (what its disk or server holds), and again after a remount
     where the file system allows one: (what, when, contents, the other file's)."""
     n, errors = res.config.npages, res.final_fsync_errors
 
@@ -414,6 +440,12 @@ def _final_reads(res: StressResult, path: str, other: str, scratch
         return _read_all(path, n, errors), _read_all(other, n, errors)
 
     finals = [("final read (fsync, cache dropped)", time.monotonic_ns(), *both())]
+    # A network client may keep answering from what it believes (9p's netfs reads a page
+    # past a truncate as zeros, whatever the server holds): read past its cache too.
+    mine, others = _read_direct(path, n), _read_direct(other, n)
+    if mine is not None and others is not None:
+        res.read_direct = True
+        finals.append(("final read with O_DIRECT", time.monotonic_ns(), mine, others))
     if scratch.remount():
         res.remounted = True
         finals.append(("final read after remount", time.monotonic_ns(), *both()))
