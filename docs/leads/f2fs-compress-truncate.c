@@ -2,7 +2,10 @@
  * must read zeros. No other task runs. Each round writes four pages of words marked with
  * the round (one f2fs cluster of four pages; with "sync", fsync compresses it to disk),
  * truncates to three pages, truncates back to four, and reads page 3 with pread.
- *   f2fs-compress-truncate FILE ROUNDS [sync|nosync]
+ * With "twice", it truncates to two pages, grows to three and then four, and drops the
+ * clean page cache (/proc/sys/vm/drop_caches) before the pread: page 3 is then read from
+ * the compressed cluster on disk, whatever the truncates left in the cache.
+ *   f2fs-compress-truncate FILE ROUNDS [sync|nosync] [twice]
  * Exit 1 if page 3 held old data in some round. FILE must be compressed (chattr +c on
  * its folder, on an f2fs made with -O extra_attr,compression). */
 #define _GNU_SOURCE
@@ -21,12 +24,14 @@ int main(int argc, char **argv)
 	static uint64_t file[4 * WORDS], page[WORDS];
 	int rounds, sync_first, stale = 0;
 
-	if (argc < 3 || (argc > 3 && strcmp(argv[3], "sync") && strcmp(argv[3], "nosync"))) {
-		fprintf(stderr, "usage: %s FILE ROUNDS [sync|nosync]\n", argv[0]);
+	if (argc < 3 || (argc > 3 && strcmp(argv[3], "sync") && strcmp(argv[3], "nosync")) ||
+	    (argc > 4 && strcmp(argv[4], "twice"))) {
+		fprintf(stderr, "usage: %s FILE ROUNDS [sync|nosync] [twice]\n", argv[0]);
 		return 2;
 	}
 	rounds = atoi(argv[2]);
 	sync_first = argc > 3 && !strcmp(argv[3], "sync");
+	int twice = argc > 4;
 	int fd = open(argv[1], O_RDWR | O_CREAT | O_TRUNC, 0644);
 	if (fd < 0) {
 		perror(argv[1]);
@@ -43,9 +48,18 @@ int main(int argc, char **argv)
 			perror("fsync");
 			return 2;
 		}
-		if (ftruncate(fd, 3 * PG) || ftruncate(fd, 4 * PG)) {
+		if (twice ? ftruncate(fd, 2 * PG) || ftruncate(fd, 3 * PG) || ftruncate(fd, 4 * PG)
+			  : ftruncate(fd, 3 * PG) || ftruncate(fd, 4 * PG)) {
 			perror("truncate");
 			return 2;
+		}
+		if (twice) {
+			int drop = open("/proc/sys/vm/drop_caches", O_WRONLY);
+			if (drop < 0 || write(drop, "1", 1) != 1) {
+				perror("drop_caches");
+				return 2;
+			}
+			close(drop);
 		}
 		if (pread(fd, page, PG, 3 * PG) != PG) {
 			perror("pread");
@@ -58,7 +72,8 @@ int main(int argc, char **argv)
 			printf("round %d: page 3 has %d nonzero words after the truncate (word 0 %#llx)\n",
 			       r, old, (unsigned long long)page[0]);
 	}
-	printf("%s: %d of %d rounds left page 3's old data after truncating it off and "
-	       "growing back\n", sync_first ? "fsync first" : "no fsync", stale, rounds);
+	printf("%s%s: %d of %d rounds left page 3's old data after truncating it off and "
+	       "growing back\n", sync_first ? "fsync first" : "no fsync",
+	       twice ? ", two pages then three (cache dropped)" : "", stale, rounds);
 	return stale ? 1 : 0;
 }
