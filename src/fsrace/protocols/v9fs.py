@@ -11,8 +11,8 @@ Tsetattr and truncate_setsize, shared in v9fs_vm_page_mkwrite and wherever the c
 pages to the cache, as nfs-invalidate-lock does for the NFS client, and
 v9fs_vm_page_mkwrite marks the page dirty before it drops the lock (as
 fuse-invalidate-lock: with the fault code dirtying it after, the truncate's flush can
-pass the page clean and its writeback still go out in the window). Not tried on a
-kernel."""
+pass the page clean and its writeback still go out in the window). On Debian's 6.1.192
+(docs/leads/9p-truncate-mmap-6.1.diff) it made the lead's reproducer clean."""
 
 from .base import LocksOwnInode
 from .invalidate_lock import InvalidateLock
@@ -35,7 +35,7 @@ class V9fs61(LocksOwnInode):
 class V9fsInvalidateLock(InvalidateLock):
     name = "9p-invalidate-lock"
     summary = "9p client, invalidate_lock across flush+Tsetattr+truncate; mkwrite dirties under it"
-    era = ("proposed fix (not tried on a kernel): 5.15's invalidate_lock applied to "
+    era = ("proposed fix (not merged): 5.15's invalidate_lock applied to "
            "v9fs_vfs_setattr_dotl, shared in v9fs_vm_page_mkwrite, which marks the folio "
            "dirty before it drops the lock")
     filesystem = "v9fs"
