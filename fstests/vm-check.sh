@@ -26,6 +26,7 @@ mkdir -p /mnt/fstests-scratch
 case "$fstype" in
 nfs4|cifs) mkdir -p "$mnt/fstests-scratch"; scratch="${dev%/}/fstests-scratch" ;;
 ntfs3|ntfs) scratch= ;;
+9p) scratch= ;;  # one share (run.sh's fsrace9p): the tests that need TEST_DEV alone
 *.fsrace)
     # fsrace's FUSE server (run.sh serves the folder $dev): fstests mounts servers of its
     # own, of folders beside it, through mount(8)'s helper (given with --file).
@@ -41,6 +42,7 @@ esac
     cifs) echo "export FSTYP=cifs" \
         "CIFS_MOUNT_OPTIONS='-o username=root,password=fsrace,vers=3.1.1'" ;;  # run.sh's
     ocfs2) echo "export FSTYP=ocfs2 MKFS_OPTIONS='-M local'" ;;  # no cluster stack
+    9p) echo "export FSTYP=9p PLAN9_MOUNT_OPTIONS='-o $opts'" ;;  # run.sh's cache mode
     # mount -t ntfs runs ntfs-3g's helper (FUSE) when it is installed; -i keeps the
     # kernel's ntfs driver that the guest mounted (7.2 builds it instead of ntfs3).
     ntfs) echo "export FSTYP=ntfs MOUNT_PROG='$(type -P mount) -i'" ;;
