@@ -1,6 +1,6 @@
 """The model's 9p client (fsrace.kernel.v9fs): its truncate writes back, sends Tsetattr and
 only then truncate_setsize, so a store between them goes back to the server past its new
-end of file (docs/leads/9p-truncate-mmap.md); the fix keeps faults out across all three
+end of file (docs/findings/9p-truncate-mmap.md); the fix keeps faults out across all three
 and dirties the page under the lock, and is safe by a complete search; with the page
 dirtied after the lock is dropped, the same search still finds the race."""
 

@@ -16,7 +16,7 @@ truncates its file), and only then truncate_setsize. v9fs_vm_page_mkwrite takes 
 the truncate holds, and i_size is the old one until truncate_setsize, so a page a store
 dirtied after the flush and written back before truncate_setsize goes out whole and puts
 its data back past the server's new end of file: the NFS truncate's window
-(remote_setattr_size; docs/leads/9p-truncate-mmap.md).
+(remote_setattr_size; docs/findings/9p-truncate-mmap.md).
 
 9p has no fallocate, ->remap_file_range or ->copy_file_range: punch, zero, collapse and
 insert range and clones fail with EOPNOTSUPP, and copy_file_range is the VFS's copy

@@ -4,7 +4,7 @@ the spirit of 5.15's invalidate_lock.
 9p-6.1: the truncate comes with the inode lock from the VFS and holds nothing else across
 its flush, Tsetattr and truncate_setsize; v9fs_vm_page_mkwrite takes nothing, so a store
 that dirties a page after the flush, written back before truncate_setsize, puts the page
-back past the server's new end of file (docs/leads/9p-truncate-mmap.md).
+back past the server's new end of file (docs/findings/9p-truncate-mmap.md).
 
 9p-invalidate-lock: filemap_invalidate_lock exclusive across the truncate's flush,
 Tsetattr and truncate_setsize, shared in v9fs_vm_page_mkwrite and wherever the client adds
@@ -12,7 +12,7 @@ pages to the cache, as nfs-invalidate-lock does for the NFS client, and
 v9fs_vm_page_mkwrite marks the page dirty before it drops the lock (as
 fuse-invalidate-lock: with the fault code dirtying it after, the truncate's flush can
 pass the page clean and its writeback still go out in the window). On Debian's 6.1.192
-(docs/leads/9p-truncate-mmap-6.1.diff) it made the lead's reproducer clean."""
+(docs/findings/9p-truncate-mmap-6.1.diff) it made the finding's reproducer clean."""
 
 from .base import LocksOwnInode
 from .invalidate_lock import InvalidateLock

@@ -114,6 +114,9 @@ EXPLAINED = {
     ("fuse", "zero-range-write-fault"): "fuse-writeback-mmap.md",
     ("fuse", "copy-write-fault"): "fuse-writeback-mmap.md",
     ("fuse", "copy-from-write-fault"): "fuse-writeback-mmap.md",
+    # v9fs_vfs_setattr_dotl: flush, Tsetattr, then truncate_setsize, with no lock
+    # v9fs_vm_page_mkwrite takes (6.1's cache=mmap reads past dirty pages: expected first).
+    ("9p", "truncate-write-fault"): "9p-truncate-mmap.md",
 }
 
 

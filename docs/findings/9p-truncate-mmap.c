@@ -1,0 +1,1 @@
+nfs-copy-mmap.c
