@@ -4,6 +4,7 @@ server truncated from reaching past its new end; without the trim, the same sear
 it doing so."""
 
 from fsrace.kernel import fuse
+from fsrace.kernel.server import server_write
 from fsrace.run import check
 
 
@@ -16,8 +17,7 @@ def test_the_truncate_is_safe_by_a_complete_search_under_each_fuse_protocol():
 def test_writes_not_trimmed_to_the_new_size_put_the_cut_off_data_back(monkeypatch):
     def untrimmed(cur, k, inode, page):
         yield from fuse.down_read(cur, inode.fuse_nowrite)
-        yield from fuse.server_write(cur, k, inode, page, "FUSE_WRITE, untrimmed",
-                                     "FUSE_WRITE")
+        yield from server_write(cur, k, inode, page, "FUSE_WRITE, untrimmed", "FUSE_WRITE")
         yield from fuse.up_read(cur, inode.fuse_nowrite)
 
     monkeypatch.setattr(fuse, "fuse_server_write", untrimmed)

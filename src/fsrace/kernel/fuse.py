@@ -32,7 +32,6 @@ writes) is left out.
 
 from __future__ import annotations
 
-from ..explore.step import READ, Step
 from .ext4 import ext4_da_get_block_prep, ext4_da_invalidatepage
 from .filemap import filemap_write_and_wait_range
 from .kernel import AddressSpaceOps, FileSystem, Kernel
@@ -49,7 +48,7 @@ from .server import (
     remote_page_mkwrite,
     remote_setattr_size,
     server_readpage,
-    server_write,
+    server_write_to_eof,
 )
 from .structs import PAGE_SIZE, TO_EOF, Current, Inode, Page
 from .truncate import truncate_inode_pages_range, truncate_pagecache_range
@@ -88,14 +87,9 @@ def fuse_server_write(cur: Current, k: Kernel, inode: Inode, page: Page):
     server pwrites it. Called with the client's page under writeback; the server holds
     none of the client's locks."""
     yield from down_read(cur, inode.fuse_nowrite)
-    st = Step("fuse_send_writepage: trim to i_size", ((inode.size_key, READ),))
-    yield st
-    if page.index * PAGE_SIZE >= inode.i_size:
-        st.note = f"page {page.index} past i_size {inode.i_size}: not sent"
-    else:
-        yield from server_write(cur, k, inode, page,
-                                "fuse_send_writepage: FUSE_WRITE, the server's pwrite",
-                                "FUSE_WRITE", inode.i_size)
+    yield from server_write_to_eof(cur, k, inode, page, "fuse_send_writepage: trim to i_size",
+                                   "fuse_send_writepage: FUSE_WRITE, the server's pwrite",
+                                   "FUSE_WRITE")
     yield from up_read(cur, inode.fuse_nowrite)
 
 

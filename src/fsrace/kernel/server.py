@@ -175,6 +175,20 @@ def copy_blocks(cur: Current, k: Kernel, inode: Inode, src: int, dst: int, count
     st.note = "; ".join(notes)
 
 
+def server_write_to_eof(cur: Current, k: Kernel, inode: Inode, page: Page, trim: str,
+                        rpc: str, source: str):
+    """A client's WRITE of a page trimmed to i_size as read now, in the step named `trim`
+    (FUSE's fuse_send_writepage, 9p's v9fs_vfs_write_folio_locked): a page wholly past it
+    is not sent, a page across it only up to it (server_write). Called with the client's
+    page under writeback."""
+    st = Step(trim, ((inode.size_key, READ),))
+    yield st
+    if page.index * PAGE_SIZE >= inode.i_size:
+        st.note = f"page {page.index} past i_size {inode.i_size}: not sent"
+        return
+    yield from server_write(cur, k, inode, page, rpc, source, inode.i_size)
+
+
 def punch_blocks(cur: Current, k: Kernel, inode: Inode, offset: int, end: int, rpc: str):
     """The server punches bytes [offset, end) of its file, as the RPC named `rpc` asks: the
     blocks wholly inside are freed, and read as zeros after. Called with the client's

@@ -25,12 +25,16 @@ through the page cache (generic_copy_file_range).
 
 from __future__ import annotations
 
-from ..explore.step import READ, Step
 from .ext4 import ext4_da_get_block_prep, ext4_da_invalidatepage
 from .kernel import AddressSpaceOps, FileSystem, Kernel
 from .page_writeback import write_cache_pages, write_out
-from .server import remote_page_mkwrite, remote_setattr_size, server_readpage, server_write
-from .structs import PAGE_SIZE, Current, Inode, Page
+from .server import (
+    remote_page_mkwrite,
+    remote_setattr_size,
+    server_readpage,
+    server_write_to_eof,
+)
+from .structs import Current, Inode, Page
 
 
 def v9fs_read_folio(cur: Current, k: Kernel, inode: Inode, page: Page):
@@ -65,14 +69,9 @@ def v9fs_server_write(cur: Current, k: Kernel, inode: Inode, page: Page):
     past it is not sent: "Simultaneous truncation occurred"), p9_client_write, and the
     server pwrites it. Called with the client's page under writeback; the server holds
     none of the client's locks."""
-    st = Step("v9fs_vfs_write_folio_locked: i_size_read, trim", ((inode.size_key, READ),))
-    yield st
-    if page.index * PAGE_SIZE >= inode.i_size:
-        st.note = f"page {page.index} past i_size {inode.i_size}: not sent"
-        return
-    yield from server_write(cur, k, inode, page,
-                            "p9_client_write: Twrite, the server's pwrite", "Twrite",
-                            inode.i_size)
+    yield from server_write_to_eof(cur, k, inode, page,
+                                   "v9fs_vfs_write_folio_locked: i_size_read, trim",
+                                   "p9_client_write: Twrite, the server's pwrite", "Twrite")
 
 
 def v9fs_setattr_size(cur: Current, k: Kernel, inode: Inode, size: int):
