@@ -237,23 +237,18 @@ def _read_all(path: str, pages: int, errors: list[str]) -> bytes:
 def _read_direct(path: str, pages: int) -> bytes | None:
     """The file read with O_DIRECT, past the page cache; None where the file system
     refuses O_DIRECT. Called after _read_all has written everything back."""
+    fd = None
     try:
         fd = os.open(path, os.O_RDONLY | os.O_DIRECT)
+        with mmap.mmap(-1, pages * PAGE) as buf:  # page-aligned, as O_DIRECT wants
+            return bytes(buf[:os.preadv(fd, [buf], 0)])
     except OSError as e:
-        if e.errno == errno.EINVAL:
+        if e.errno == errno.EINVAL:  # at the open or at the read
             return None
         raise
-    try:
-        with mmap.mmap(-1, pages * PAGE) as buf:  # page-aligned, as O_DIRECT wants
-            try:
-                got = os.preadv(fd, [buf], 0)
-            except OSError as e:
-                if e.errno == errno.EINVAL:
-                    return None
-                raise
-            return bytes(buf[:got])
     finally:
-        os.close(fd)
+        if fd is not None:
+            os.close(fd)
 
 
 def _kmsg_open() -> int | None:
