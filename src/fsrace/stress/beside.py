@@ -59,7 +59,6 @@ STANDS_FOR: dict[tuple[str, str], tuple[str, ...]] = {
     ("smb", "copy-from-write-fault"): ("copy-write-fault",),  # as NFS's: the destination's race
     ("fuse", "copy-from-write-fault"): ("copy-write-fault",),  # FUSE_COPY_FILE_RANGE both ways
     ("9p", "copy-from-write-fault"): ("copy-write-fault",),  # the VFS's copy, as within one
-    ("9p-loose", "copy-from-write-fault"): ("copy-write-fault",),
     ("xfs", "copy-from-write-fault"): ("copy-write-fault",),
     ("xfs", "clone-from-write-fault"): ("clone-write-fault",),
     ("ext4", "copy-from-write-fault"): ("copy-write-fault",),
@@ -83,7 +82,7 @@ ALSO_STANDS_FOR = {"punch-write-fault": ("punch-store-reread",),
 def model_scenarios(fs: str, scenario: str) -> tuple[str, ...]:
     from ..scenarios import SCENARIOS
 
-    key = (fs.removesuffix("-xfs"), scenario)
+    key = (fs.removesuffix("-xfs").removesuffix("-loose"), scenario)  # as explained_by
     if key in STANDS_FOR:
         return STANDS_FOR[key]
     if scenario in ALSO_STANDS_FOR:
