@@ -217,15 +217,25 @@ def _explain_file(name, got, allowed, tasks, task_names) -> str:
     def cells(state):
         return [list(data) for _, data, _ in state]
 
+    def seen_in(state) -> dict:
+        """What each operation saw of the whole file: a read's slices, page by page,
+        joined again."""
+        out: dict = {}
+        for _, _, page_seen in state:
+            for key, val in page_seen:
+                joined = isinstance(val, tuple) and isinstance(out.get(key), tuple)
+                out[key] = out[key] + val if joined else val
+        return out
+
     ops = "; ".join(f"{task_names[t]}: " + ", ".join(str(op) for op in ops)
                     for t, ops in enumerate(tasks) if ops)
     lines = [f"file {name} ends as {cells(got)} (i_size {got[0][0]}), page by page"]
-    seen = {key: val for _, _, page_seen in got for key, val in page_seen}
+    seen = seen_in(got)
     for (t, i), val in sorted(seen.items()):
         lines.append(f"  {task_names[t]} {tasks[t][i]} saw {val!r}")
     lines.append(f"no order of the operations gives that ({ops}); allowed:")
     for a in sorted(allowed, key=repr):
-        a_seen = {key: val for _, _, page_seen in a for key, val in page_seen}
+        a_seen = seen_in(a)
         saw = "; ".join(f"{task_names[t]} saw {v!r}" for (t, _), v in sorted(a_seen.items()))
         lines.append(f"  {cells(a)} (i_size {a[0][0]})" + (f"; {saw}" if saw else ""))
     return "\n".join(lines)
