@@ -100,6 +100,17 @@ def block_read_full_page(cur: Current, k: Kernel, inode: Inode, page: Page, get_
     yield from unlock_page(cur, page)
 
 
+def mkwrite_page_truncated(cur: Current, k: Kernel, inode: Inode, page: Page, st: Step):
+    """A ->page_mkwrite found its page truncated under the page lock (`st` the step that
+    looked): it unlocks the page, drops the protocol's page_mkwrite lock and returns
+    VM_FAULT_NOPAGE, and the fault is retried. Called with the page locked and the
+    protocol's page_mkwrite lock held."""
+    st.note = "page truncated: VM_FAULT_NOPAGE"
+    yield from unlock_page(cur, page)
+    yield from k.protocol.page_mkwrite_end(cur, k, inode)
+    return VM_FAULT_NOPAGE
+
+
 def block_page_mkwrite(cur: Current, k: Kernel, inode: Inode, page: Page, get_block):
     """__block_page_mkwrite (3.4): lock the page, check it was not truncated, map or reserve
     its blocks, dirty it. Returns VM_FAULT_LOCKED with the page locked, or VM_FAULT_NOPAGE.

@@ -42,11 +42,11 @@ from typing import Protocol as Interface
 from typing import cast
 
 from ..explore.step import READ, WRITE, Step
-from .buffer import VM_FAULT_LOCKED, VM_FAULT_NOPAGE, VM_FAULT_RETRY
+from .buffer import VM_FAULT_LOCKED, VM_FAULT_RETRY, mkwrite_page_truncated
 from .ext4 import ext4_da_get_block_prep, ext4_da_invalidatepage
 from .filemap import filemap_write_and_wait_range
 from .kernel import AddressSpaceOps, FileSystem, Kernel
-from .locking import lock_page, mutex_lock, mutex_unlock, unlock_page, wait_on_page_writeback
+from .locking import lock_page, mutex_lock, mutex_unlock, wait_on_page_writeback
 from .page_writeback import write_cache_pages, write_out
 from .server import (
     copy_blocks,
@@ -88,10 +88,7 @@ def cifs_page_mkwrite(cur: Current, k: Kernel, inode: Inode, page: Page):
               ((page.key, WRITE), (inode.dirty_tag_key, WRITE)))
     yield st
     if cast(CifsMkwrite, proto).mkwrite_rechecks_mapping and page.inode is not inode:
-        st.note = "page truncated: VM_FAULT_NOPAGE"
-        yield from unlock_page(cur, page)
-        yield from proto.page_mkwrite_end(cur, k, inode)
-        return VM_FAULT_NOPAGE
+        return (yield from mkwrite_page_truncated(cur, k, inode, page, st))
     page.dirty = True
     st.note = "page dirty (whole page)" + ("" if page.inode is inode else
                                            ", but no longer in the page cache")

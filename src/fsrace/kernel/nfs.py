@@ -20,7 +20,7 @@ written back over the copy as it is dropped.
 from __future__ import annotations
 
 from ..explore.step import READ, WRITE, Step
-from .buffer import VM_FAULT_LOCKED, VM_FAULT_NOPAGE, VM_FAULT_RETRY
+from .buffer import VM_FAULT_LOCKED, VM_FAULT_RETRY, mkwrite_page_truncated
 from .ext4 import ext4_da_get_block_prep, ext4_da_invalidatepage
 from .filemap import filemap_write_and_wait_range
 from .kernel import AddressSpaceOps, FileSystem, Kernel
@@ -28,7 +28,6 @@ from .locking import (
     lock_page,
     mutex_lock,
     mutex_unlock,
-    unlock_page,
     wait_on_page_writeback,
 )
 from .page_writeback import write_cache_pages, write_out
@@ -68,10 +67,7 @@ def nfs_vm_page_mkwrite(cur: Current, k: Kernel, inode: Inode, page: Page):
               ((page.key, WRITE), (inode.size_key, READ), (inode.dirty_tag_key, WRITE)))
     yield st
     if page.inode is not inode or page.index * PAGE_SIZE >= inode.i_size:
-        st.note = "page truncated: VM_FAULT_NOPAGE"
-        yield from unlock_page(cur, page)
-        yield from proto.page_mkwrite_end(cur, k, inode)
-        return VM_FAULT_NOPAGE
+        return (yield from mkwrite_page_truncated(cur, k, inode, page, st))
     page.dirty = True
     st.note = "page dirty (whole page)"
     yield from wait_on_page_writeback(cur, page)

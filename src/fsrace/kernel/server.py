@@ -12,7 +12,7 @@ names the RPC its step stands for.
 from __future__ import annotations
 
 from ..explore.step import READ, WRITE, Step
-from .buffer import VM_FAULT_LOCKED, VM_FAULT_NOPAGE, VM_FAULT_RETRY
+from .buffer import VM_FAULT_LOCKED, VM_FAULT_RETRY, mkwrite_page_truncated
 from .delalloc import da_release
 from .ext4 import ext4_ext_remove_space
 from .filemap import filemap_write_and_wait_range
@@ -79,10 +79,7 @@ def remote_page_mkwrite(cur: Current, k: Kernel, inode: Inode, page: Page, name:
               ((page.key, WRITE), (inode.dirty_tag_key, WRITE)))
     yield st
     if page.inode is not inode:
-        st.note = "page truncated: VM_FAULT_NOPAGE"
-        yield from unlock_page(cur, page)
-        yield from proto.page_mkwrite_end(cur, k, inode)
-        return VM_FAULT_NOPAGE
+        return (yield from mkwrite_page_truncated(cur, k, inode, page, st))
     if dirties:
         page.dirty = True
         st.note = "page dirty (whole page)"
