@@ -116,6 +116,8 @@ class Kernel:
             chunk = contents[lblk * self.blksize:(lblk + 1) * self.blksize]
             self.disk.blocks[pblk].data = chunk + [0] * (self.blksize - len(chunk))
             inode.extents[lblk] = (WRITTEN, pblk)
+        if nblocks:
+            inode.items[0] = nblocks  # one write, written back at once: one extent
         return inode
 
     def new_mm(self, name: str) -> MM:
@@ -132,4 +134,5 @@ class Kernel:
             assert state == WRITTEN and pblk is not None and dst + i not in inode.extents
             self.disk.share(pblk, (name, dst + i))
             inode.extents[dst + i] = (WRITTEN, pblk)
+        inode.items[dst] = count
         inode.i_size = max(inode.i_size, (dst + count) * self.blksize)

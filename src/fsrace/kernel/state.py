@@ -50,8 +50,11 @@ def _pte(pte: PTE, enc: StateEncoder) -> tuple:
 
 
 def _inode(inode: Inode, enc: StateEncoder) -> tuple:
-    enc.share(inode.extents, inode.pages, inode.i_mmap)
+    enc.share(inode.extents, inode.pages, inode.i_mmap, inode.items, inode.em_cache,
+              inode.extent_locked)
     return (inode.name, inode.i_size, tuple(sorted(inode.extents.items())),
+            tuple(sorted(inode.items.items())), tuple(sorted(inode.em_cache.items())),
+            tuple(sorted(inode.extent_locked.items())),
             inode.i_reserved_data_blocks,
             tuple((index, page_ref(page, enc)) for index, page in sorted(inode.pages.items())),
             tuple(mm.name for mm in inode.i_mmap), inode.i_mutex.owner,

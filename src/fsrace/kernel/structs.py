@@ -212,10 +212,18 @@ class Inode:
         # each FUSE_WRITE goes out under it (read).
         self.fuse_nowrite = RWSem(f"{name}.fuse_nowrite")
         self.falloc = WaitQueue(f"{name}.shmem_falloc")
+        # btrfs: where each file extent item of the subvolume tree begins (start lblk ->
+        # length in blocks; the blocks are `extents`'), the inode's extent map cache
+        # (start lblk -> the blocks a cached map gives, None for a hole), and the pages whose
+        # range of the extent io tree is locked (index -> holder). Only btrfs reads them.
+        self.items: dict[int, int] = {}
+        self.em_cache: dict[int, tuple[int | None, ...]] = {}
+        self.extent_locked: dict[int, str] = {}
         self.size_key = f"{name}.i_size"
         self.map_key = f"{name}.extents"  # block map and the inode's reservations
         self.pages_key = f"{name}.i_pages"
         self.dirty_tag_key = f"{name}.PAGECACHE_TAG_DIRTY"  # which pages are dirty
+        self.em_key = f"{name}.extent_tree"  # btrfs's extent map cache
 
     def rwsems(self) -> tuple[RWSem, ...]:
         """Every rwsem of the inode, whichever protocol takes it: what the state and a
@@ -228,6 +236,10 @@ class Inode:
 
     def data_key(self, index: int) -> str:
         return f"data:{self.name}:{index}"
+
+    def extent_lock_key(self, index: int) -> str:
+        """btrfs's extent io tree lock over the page's range."""
+        return f"io_tree:{self.name}:{index}"
 
     def written_block(self, lblk: int) -> int | None:
         """The block file block lblk is written in, or None (a hole, delayed, unwritten)."""

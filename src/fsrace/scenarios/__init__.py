@@ -3,6 +3,7 @@
 from .base import Params, Scenario, build_program
 from .dio_write_fault import DioWriteFault
 from .fallocate_modes import (
+    CloneBesideReadFault,
     CloneSourceWriteFault,
     CloneWriteFault,
     CollapseReadFault,
@@ -36,6 +37,7 @@ SCENARIOS: dict[str, Scenario] = {
                         CollapseReadFault(), CollapseWriteFault(),
                         InsertWriteFault(),
                         CloneWriteFault(), CopyWriteFault(), CloneSourceWriteFault(),
+                        CloneBesideReadFault(),
                         WriteFromOwnMapping(), ReadIntoOwnMapping(), WritebackStore())
 }
 

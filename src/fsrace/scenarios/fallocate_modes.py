@@ -191,6 +191,37 @@ class CopyWriteFault(CloneWriteFault):
         return Copy("A", n, 0, n)
 
 
+class CloneBesideReadFault(_AgainstFaults):
+    """The file has three times --pages pages, written at once and none cached (as a clone
+    before this one left them); the last third is cloned onto the first and read back,
+    and the other tasks load from the middle third, beside the destination. A read that
+    maps its page can cache where the file's blocks were for more than its page: btrfs
+    caches the map of the whole extent item it found, and a read beside the clone that
+    found the item before the clone replaced it, and cached its map after the clone
+    dropped the cached maps, leaves the destination mapped to its replaced blocks
+    (docs/leads/btrfs-clone-stale-page.md: 6.1 to 7.3-rc7)."""
+
+    name = "clone-beside-read-fault"
+    summary = ("clone range vs a read fault beside its destination: the read caches where "
+               "the destination's replaced blocks were, and the next read reads them")
+    exercises = ("file-contents",)
+    needs = frozenset({"clone range"})
+    store = False
+
+    def pages(self, params: Params) -> int:
+        return 3 * params.pages
+
+    def cached_file(self, k: Kernel, params: Params):
+        return self.written_file(k, params)  # nothing cached
+
+    def store_offset(self, params: Params, writer: int) -> int:
+        return (params.pages + writer % params.pages) * PAGE_SIZE
+
+    def operation(self, params: Params):
+        n = params.pages * PAGE_SIZE
+        return Clone("A", 2 * n, 0, n)
+
+
 class CloneSourceWriteFault(_AgainstFaults):
     """The file has three times --pages pages: the last third already shares the middle
     third's blocks, as an earlier clone left them; the middle is cloned onto the first and

@@ -1,0 +1,70 @@
+"""The model's btrfs (fsrace.kernel.btrfs): a read beside a clone's destination caches a map
+of the whole extent item it found; found before the clone replaced the item and cached
+after the clone dropped the cached maps, it maps the destination to the replaced blocks,
+and the clone's read-back reads them (docs/leads/btrfs-clone-stale-page.md). Caching no
+more than the block asked for is safe by a complete search, and two strategies agree."""
+
+import pytest
+
+from fsrace.kernel.btrfs import add_extent_mapping, drop_extent_map_range
+from fsrace.kernel.structs import Inode
+from fsrace.run import check
+
+CACHED = "btrfs_get_extent: btrfs_add_extent_mapping"
+DROP = "btrfs_drop_extents: btrfs_drop_extent_map_range"
+REPLACE = ("btrfs_replace_file_extents: trim the destination's items, "
+           "btrfs_insert_replace_extent")
+LOOKUP = "btrfs_get_extent: lookup_extent_mapping, on a miss btrfs_lookup_file_extent"
+
+
+def test_a_read_beside_the_clone_caches_the_replaced_blocks_and_the_read_back_reads_them():
+    res = check("clone-beside-read-fault", "btrfs-6.1", shrink_budget_s=0)
+    assert res.search.verdict == "race"
+    assert res.counterexample.failure.name == "file-contents"
+    events = res.counterexample.events
+    labels = [e.step.label for e in events]
+    beside = [i for i, e in enumerate(events) if e.task == 1]  # TASK2, the load
+    found = next(i for i in beside if labels[i] == LOOKUP)
+    cached = next(i for i in beside if labels[i] == CACHED)
+    # The tree was read before the clone replaced the item, the map cached after the drop.
+    assert found < labels.index(REPLACE) and labels.index(DROP) < cached
+    # The clone's read-back found the map the reader cached: the item before the clone.
+    read_back = [e for e in events[labels.index(REPLACE):]
+                 if e.task == 0 and e.step.label == LOOKUP]  # TASK1
+    assert read_back and read_back[0].step.note.startswith("cached map [0, 3)")
+
+
+@pytest.mark.parametrize("strategy", ["stateful", "dpor"])
+def test_caching_only_the_block_asked_for_is_safe_and_the_strategies_agree(strategy):
+    res = check("clone-beside-read-fault", "btrfs-em-clamped", strategy=strategy,
+                shrink_budget_s=0)
+    assert res.search.complete and res.search.verdict == "safe"
+    race = check("clone-beside-read-fault", "btrfs-6.1", strategy=strategy,
+                 shrink_budget_s=0)
+    assert race.search.verdict == "race"
+
+
+def test_the_clone_keeps_faults_that_dirty_pages_out():
+    # i_mmap_lock across the clone, shared in btrfs_page_mkwrite: no store slips in.
+    for scenario in ("clone-write-fault", "copy-write-fault", "clone-source-write-fault"):
+        res = check(scenario, "btrfs-6.1", shrink_budget_s=0)
+        assert res.search.complete and res.search.verdict == "safe", scenario
+
+
+def test_dropping_a_range_of_cached_maps_keeps_the_parts_outside_it():
+    inode = Inode("A", 16)
+    inode.em_cache = {0: (10, 11, 12, 13)}
+    drop_extent_map_range(inode, 1, 2)
+    assert inode.em_cache == {0: (10,), 3: (13,)}
+
+
+def test_a_map_read_is_cached_whole_cut_to_the_gap_or_not_at_all():
+    inode = Inode("A", 16)
+    assert add_extent_mapping(inode, 0, (10, 11, 12, 13), 1) == 11
+    assert inode.em_cache == {0: (10, 11, 12, 13)}
+    # lblk 2 is covered already: the cached map answers, the new one is dropped (-EEXIST).
+    assert add_extent_mapping(inode, 0, (20, 21, 22, 23), 2) == 12
+    inode.em_cache = {0: (10,), 3: (13,)}
+    # Only the gap around the block asked for is filled (merge_extent_mapping).
+    assert add_extent_mapping(inode, 0, (20, 21, 22, 23), 1) == 21
+    assert inode.em_cache == {0: (10,), 1: (21, 22), 3: (13,)}
