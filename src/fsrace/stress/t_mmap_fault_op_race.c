@@ -38,6 +38,16 @@
  *       operation runs. Every word must hold what the operation put there; a page that
  *       reads the replaced data was read back from the blocks between the operation's
  *       cache drop and its block update, and stayed cached (gfs2's punch);
+ *   -B  (clone) no stores: the thread reads the page beside the clone's destination.
+ *       Each round first clones FILE.src's pages 0-1 onto FILE's pages 0-1 (one extent
+ *       for both, and the clone drops FILE's cached pages), then clones FILE.src's page 3
+ *       onto FILE's page 0 while the thread reads page 1, once, started as the clone
+ *       is (a read that came before would leave page 1's mapping cached, and the one
+ *       during the clone would not look it up). Page 0 must then read FILE.src's page
+ *       3 and page 1 its page 1: a read beside the clone
+ *       that caches where the two-page extent's blocks were, after the clone dropped
+ *       that range's cached mappings, sends page 0's next read to the block the clone
+ *       replaced (btrfs, docs/leads/btrfs-clone-stale-page.md). FILE.src is written once;
  *   -W  (clone) within one file of WITHIN_PAGES pages: each round makes WITHIN_CLONES
  *       clones of 1 or 2 pages from random places of the file onto others that do not
  *       overlap them, so later clones share blocks earlier ones shared, while the thread
@@ -102,6 +112,8 @@ static int lost_mode;		/* -l: one store to each word of page LOST_PAGE */
 static int source_stores;	/* -S: the stores go to the source */
 static int within_mode;		/* -W: clones within the file, random stores */
 static int readahead_mode;	/* -R: readahead(2) instead of stores */
+static int beside_mode;		/* -B: a clone onto page 0 beside reads of page 1 */
+#define BESIDE_SRC_PAGES 4
 #define WITHIN_PAGES 16
 #define WITHIN_CLONES 16
 static long round_no;
@@ -190,6 +202,25 @@ static void *readahead_thread(void *arg)
 	return NULL;
 }
 
+/* -B: one read of page 1, started with the clone (`go`). */
+static atomic_int go;
+
+static void *beside_thread(void *arg)
+{
+	void *page;
+
+	(void)arg;
+	if (posix_memalign(&page, pg, pg))
+		return NULL;
+	atomic_store(&storing, 1);
+	while (!atomic_load(&go))
+		;
+	if (pread(fd, page, pg, pg) != pg)
+		perror("pread");
+	free(page);
+	return NULL;
+}
+
 static uint64_t lost_value(long round, long word)
 {
 	return 0x5100000000000000ull | (uint64_t)round << 16 | (uint64_t)word;
@@ -222,11 +253,15 @@ static int file_pages(enum op op)
 {
 	if (within_mode)
 		return WITHIN_PAGES;
+	if (beside_mode)
+		return 2;
 	return op == INSERT ? 4 : op == COLLAPSE ? 5 : 1;
 }
 
 static uint64_t expected(enum op op, long round, int page)
 {
+	if (beside_mode)	/* FILE.src's page 3 on page 0, its page 1 on page 1 */
+		return marker(0, page == 0 ? 3 : 1);
 	switch (op) {
 	case COPY:
 	case CLONE:
@@ -262,6 +297,10 @@ static int run_op(enum op op)
 				return -1;
 		}
 		return 0;
+	}
+	if (beside_mode) {
+		fcr.src_offset = 3 * pg;
+		return ioctl(fd, FICLONERANGE, &fcr);
 	}
 	switch (op) {
 	case COPY:
@@ -334,7 +373,7 @@ int main(int argc, char **argv)
 	int no_stores = 0, sync_first = 0, direct = 0, opt;
 	int op = -1;
 
-	while ((opt = getopt(argc, argv, "o:r:m:fsnSlRWD")) != -1) {
+	while ((opt = getopt(argc, argv, "o:r:m:fsnSlRWBD")) != -1) {
 		switch (opt) {
 		case 'o':
 			for (int i = 0; i < (int)(sizeof(op_names) / sizeof(*op_names)); i++)
@@ -368,6 +407,9 @@ int main(int argc, char **argv)
 		case 'W':
 			within_mode = 1;
 			break;
+		case 'B':
+			beside_mode = 1;
+			break;
 		case 'D':
 			direct = 1;
 			break;
@@ -378,14 +420,14 @@ int main(int argc, char **argv)
 	}
 	if (op < 0 || optind != argc - 1 || rounds < 1 || msync_every < 0 ||
 	    (flusher_writeback && !msync_every) ||
-	    source_stores + lost_mode + within_mode + readahead_mode > 1 ||
+	    source_stores + lost_mode + within_mode + readahead_mode + beside_mode > 1 ||
 	    (no_stores && (source_stores || lost_mode || readahead_mode)) ||
-	    (within_mode && op != CLONE) ||
+	    ((within_mode || beside_mode) && op != CLONE) ||
 	    (source_stores && op != COPY && op != CLONE) ||
 	    (lost_mode && op != INSERT && op != COLLAPSE)) {
 		fprintf(stderr, "usage: %s -o copy|clone|punch|zero|truncate|insert|collapse "
 			"[-r ROUNDS] [-m N [-f]] [-s] [-D] [-n | -S (copy, clone) | -l (insert, "
-			"collapse) | -R] [-W (clone)] FILE\n", argv[0]);
+			"collapse) | -R] [-W | -B (clone)] FILE\n", argv[0]);
 		return 2;
 	}
 	pg = sysconf(_SC_PAGESIZE);
@@ -405,6 +447,12 @@ int main(int argc, char **argv)
 		src_fd = open(src, O_RDWR | O_CREAT | O_TRUNC, 0644);
 		if (src_fd < 0 || ftruncate(src_fd, pg))
 			die(src);
+	}
+	if (beside_mode) {	/* written once, and written back: one extent */
+		for (int p = 0; p < BESIDE_SRC_PAGES; p++)
+			put_page(p, marker(0, p), src_fd);
+		if (fsync(src_fd))
+			die("fsync");
 	}
 	if (ftruncate(fd, pages * pg))
 		die("ftruncate");
@@ -432,26 +480,37 @@ int main(int argc, char **argv)
 		round_no = r;
 		if (ftruncate(fd, pages * pg))
 			die("ftruncate");
-		for (int p = 0; p < pages; p++)
+		for (int p = 0; !beside_mode && p < pages; p++)
 			put_page(p, op == COPY || op == CLONE ? INITIAL : marker(r, p), fd);
 		/* -S writes the source once: later rounds clone it while the previous
 		 * round's clone still shares its blocks, so a store must copy them on write */
-		if (src_fd >= 0 && !(source_stores && r > 1))
+		if (src_fd >= 0 && !beside_mode && !(source_stores && r > 1))
 			put_page(0, marker(r, 0), src_fd);
+		if (beside_mode) {	/* FILE.src's pages 0-1 onto FILE's: one extent */
+			struct file_clone_range both = { .src_fd = src_fd, .src_length = 2 * pg };
+
+			if (ioctl(fd, FICLONERANGE, &both)) {
+				fprintf(stderr, "round %ld: clone: %s\n", r, strerror(errno));
+				return errno == EOPNOTSUPP || errno == EXDEV ? 3 : 2;
+			}
+		}
 		if (sync_first && syncfs(fd))
 			die("syncfs");
 
 		atomic_store(&stop, 0);
 		atomic_store(&storing, 0);
+		atomic_store(&go, 0);
 		if (!no_stores) {
 			if (pthread_create(&thread, NULL,
 					   lost_mode ? lost_store_thread : within_mode ?
 					   random_store_thread : readahead_mode ?
-					   readahead_thread : store_thread, NULL))
+					   readahead_thread : beside_mode ?
+					   beside_thread : store_thread, NULL))
 				die("pthread_create");
 			while (!atomic_load(&storing))
 				;	/* the pages are mapped and dirty before the operation */
 		}
+		atomic_store(&go, 1);
 		int ret = run_op(op);
 		int err = errno;
 		atomic_store(&stop, 1);
@@ -466,7 +525,8 @@ int main(int argc, char **argv)
 			die("fsync");
 		if (pread(read_fd, buf, pages * pg, 0) != pages * pg)
 			die("pread");
-		long i = first_wrong_word(op, r, buf, pages, !no_stores && !readahead_mode);
+		long i = first_wrong_word(op, r, buf, pages,
+					  !no_stores && !readahead_mode && !beside_mode);
 		for (long w = 0; lost_mode && w < SLOTS_PER_PAGE(pg); w++) {
 			int dest = moved_to(op);
 			int m = buf[dest * SLOTS_PER_PAGE(pg) + w] == lost_value(r, w);
@@ -487,6 +547,7 @@ int main(int argc, char **argv)
 	       no_stores ? "no stores" : source_stores ? "stores to word 1 of the source" :
 	       lost_mode ? "one store to each word of page 1" :
 	       readahead_mode ? "readahead(2) of the file, no stores" :
+	       beside_mode ? "reads of page 1 beside a clone onto page 0, no stores" :
 	       within_mode ? "clones within the file, stores to random words" :
 	       "stores to word 1 of each page");
 	if (lost_mode)
