@@ -111,7 +111,7 @@ def add_extent_mapping(inode: Inode, start: int, blocks: Map, lblk: int) -> int 
     return blocks[lblk - start]
 
 
-def _item_at(k: Kernel, inode: Inode, lblk: int) -> tuple[int, Map]:
+def _item_at(inode: Inode, lblk: int) -> tuple[int, Map]:
     """The file extent item holding lblk, as a map: its start and blocks (a hole's map is
     the one block)."""
     for start, count in inode.items.items():
@@ -144,7 +144,7 @@ def btrfs_get_extent(cur: Current, k: Kernel, inode: Inode, lblk: int):
         blocks = inode.em_cache[have]
         st.note = f"cached map {_describe(have, blocks)}"
         return blocks[lblk - have]
-    start, blocks = _item_at(k, inode, lblk)
+    start, blocks = _item_at(inode, lblk)
     if not getattr(k.protocol, "extent_map_whole_item", True):
         start, blocks = lblk, (blocks[lblk - start],)
     st.note = f"miss; item {_describe(start, blocks)}"
@@ -354,7 +354,7 @@ def btrfs_clone(cur: Current, k: Kernel, inode: Inode, src: int, dst: int, count
     pieces = []  # (source start, length) of each source item's part of the range
     lb = src
     while lb < src + count:
-        start, blocks = _item_at(k, inode, lb)
+        start, blocks = _item_at(inode, lb)
         stop = min(start + len(blocks), src + count)
         pieces.append((lb, stop - lb))
         lb = stop
