@@ -36,7 +36,7 @@ from .buffer import (
     _blocks_in_file,
     mkwrite_page_truncated,
 )
-from .filemap import filemap_write_and_wait_range, remap_check_ranges
+from .filemap import generic_remap_file_range_prep
 from .kernel import AddressSpaceOps, FileSystem, Kernel
 from .locking import lock_page, unlock_page, wait_on_page_writeback
 from .page_writeback import write_cache_pages, write_out
@@ -311,18 +311,11 @@ def btrfs_remap_file_range(cur: Current, k: Kernel, inode: Inode, src: int, dst:
     i_mmap_lock exclusive), btrfs_remap_file_range_prep flushes the source and waits for
     the destination's ordered extents (generic_remap_file_range_prep's checks and flushes
     folded in), then btrfs_clone_files. Called with no lock held."""
-    proto = k.protocol
-    yield from proto.remove_blocks_begin(cur, k, inode, "clone")
-    if not (yield from remap_check_ranges(cur, k, inode, src, dst, length)):
-        yield from proto.remove_blocks_end(cur, k, inode, "clone")
+    if not (yield from generic_remap_file_range_prep(cur, k, inode, src, dst, length)):
         return "-EINVAL"
-    s_first, s_last = src // PAGE_SIZE, (src + length - 1) // PAGE_SIZE
-    d_first, d_last = dst // PAGE_SIZE, (dst + length - 1) // PAGE_SIZE
-    yield from filemap_write_and_wait_range(cur, k, inode, s_first, s_last)
-    yield from filemap_write_and_wait_range(cur, k, inode, d_first, d_last)
     yield from btrfs_clone_files(cur, k, inode, src // k.blksize, dst // k.blksize,
                                  length // k.blksize)
-    yield from proto.remove_blocks_end(cur, k, inode, "clone")
+    yield from k.protocol.remove_blocks_end(cur, k, inode, "clone")
     return None
 
 

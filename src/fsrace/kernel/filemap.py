@@ -216,15 +216,24 @@ def grab_cache_page_write_begin(cur: Current, k: Kernel, inode: Inode, index: in
         return page
 
 
-def remap_check_ranges(cur: Current, k: Kernel, inode: Inode, src: int, dst: int,
-                       length: int):
-    """generic_remap_file_range_prep's check of a remap within one file: True if both
-    ranges lie inside i_size (the model's clones stay inside the file; else -EINVAL).
-    Called with the remap's locks held."""
+def generic_remap_file_range_prep(cur: Current, k: Kernel, inode: Inode, src: int,
+                                  dst: int, length: int):
+    """A remap within one file up to its own work: the protocol's locks for a clone (the
+    file system's remap takes them: ocfs2_reflink_inodes_lock, xfs_reflink_remap_prep,
+    btrfs_inode_lock), then generic_remap_file_range_prep checks both ranges against
+    i_size (the model's clones stay inside the file) and writes back and waits on the
+    source's range, then the destination's. Returns False, the locks dropped again, for
+    -EINVAL. Called with no lock held."""
+    proto = k.protocol
+    yield from proto.remove_blocks_begin(cur, k, inode, "clone")
     st = Step("generic_remap_file_range_prep: check the ranges against i_size",
               ((inode.size_key, READ),))
     yield st
     if max(src, dst) + length > inode.i_size:
         st.note = "-EINVAL"
+        yield from proto.remove_blocks_end(cur, k, inode, "clone")
         return False
+    for start in (src, dst):
+        yield from filemap_write_and_wait_range(cur, k, inode, start // PAGE_SIZE,
+                                                (start + length - 1) // PAGE_SIZE)
     return True

@@ -28,7 +28,7 @@ from .buffer import (
     submit_mapped_buffers,
 )
 from .ext4 import ext4_da_get_block_prep, ext4_da_invalidatepage
-from .filemap import filemap_write_and_wait_range, remap_check_ranges
+from .filemap import generic_remap_file_range_prep
 from .kernel import AddressSpaceOps, FileSystem, Kernel
 from .locking import (
     down_read,
@@ -225,22 +225,15 @@ def ocfs2_remap_file_range(cur: Current, k: Kernel, inode: Inode, src: int, dst:
     ip_alloc_sem for write, the destination's pages dropped and the blocks remapped. Called
     with no lock held; takes the protocol's locks for removing blocks, then ip_alloc_sem
     for write."""
-    proto = k.protocol
-    yield from proto.remove_blocks_begin(cur, k, inode, "clone")
-    if not (yield from remap_check_ranges(cur, k, inode, src, dst, length)):
-        yield from proto.remove_blocks_end(cur, k, inode, "clone")
+    if not (yield from generic_remap_file_range_prep(cur, k, inode, src, dst, length)):
         return "-EINVAL"
-    yield from filemap_write_and_wait_range(cur, k, inode, src // PAGE_SIZE,
-                                            (src + length - 1) // PAGE_SIZE)
-    yield from filemap_write_and_wait_range(cur, k, inode, dst // PAGE_SIZE,
-                                            (dst + length - 1) // PAGE_SIZE)
     yield from down_write(cur, inode.ip_alloc_sem)
     yield from truncate_inode_pages_range(cur, k, inode, dst // PAGE_SIZE,
                                           (dst + length - 1) // PAGE_SIZE)
     yield from ocfs2_reflink_remap_blocks(cur, k, inode, src // k.blksize, dst // k.blksize,
                                           length // k.blksize)
     yield from up_write(cur, inode.ip_alloc_sem)
-    yield from proto.remove_blocks_end(cur, k, inode, "clone")
+    yield from k.protocol.remove_blocks_end(cur, k, inode, "clone")
     return None
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from ..explore.step import READ, WRITE, Step
 from .delalloc import da_release
 from .ext4 import AOPS as EXT4_AOPS
-from .filemap import filemap_write_and_wait_range, remap_check_ranges
+from .filemap import filemap_write_and_wait_range, generic_remap_file_range_prep
 from .kernel import FileSystem, Kernel
 from .locking import down_read, down_write, up_read, up_write
 from .server import copy_blocks
@@ -109,22 +109,16 @@ def xfs_file_remap_range(cur: Current, k: Kernel, inode: Inode, src: int, dst: i
     destination. The model copies the blocks rather than sharing them: its XFS writes back
     in place, with no copy-on-write fork, and what the remap must get right against faults,
     the destination's page cache, is the same either way. Called with no lock held."""
-    proto = k.protocol
-    yield from proto.remove_blocks_begin(cur, k, inode, "clone")
-    if not (yield from remap_check_ranges(cur, k, inode, src, dst, length)):
-        yield from proto.remove_blocks_end(cur, k, inode, "clone")
+    if not (yield from generic_remap_file_range_prep(cur, k, inode, src, dst, length)):
         return "-EINVAL"
     first, last = dst // PAGE_SIZE, (dst + length - 1) // PAGE_SIZE
-    yield from filemap_write_and_wait_range(cur, k, inode, src // PAGE_SIZE,
-                                            (src + length - 1) // PAGE_SIZE)
-    yield from filemap_write_and_wait_range(cur, k, inode, first, last)
     # xfs_flush_unmap_range: the destination again, then its pages dropped
     yield from filemap_write_and_wait_range(cur, k, inode, first, last)
     yield from truncate_inode_pages_range(cur, k, inode, first, last)
     yield from copy_blocks(cur, k, inode, src // k.blksize, dst // k.blksize,
                            length // k.blksize,
                            "xfs_reflink_remap_blocks: the source's extents at the destination")
-    yield from proto.remove_blocks_end(cur, k, inode, "clone")
+    yield from k.protocol.remove_blocks_end(cur, k, inode, "clone")
     return None
 
 
