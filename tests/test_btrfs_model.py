@@ -68,3 +68,53 @@ def test_a_map_read_is_cached_whole_cut_to_the_gap_or_not_at_all():
     # Only the gap around the block asked for is filled (merge_extent_mapping).
     assert add_extent_mapping(inode, 0, (20, 21, 22, 23), 1) == 21
     assert inode.em_cache == {0: (10,), 1: (21, 22), 3: (13,)}
+
+
+def _run(gen):
+    """Drive a model generator to its end, outside any search; its result."""
+    try:
+        while True:
+            next(gen)
+    except StopIteration as stop:
+        return stop.value
+
+
+def _btrfs_file():
+    from fsrace.kernel.kernel import Kernel
+    from fsrace.protocols import PROTOCOLS
+    from fsrace.scenarios.base import block_contents
+
+    k = Kernel(PROTOCOLS["btrfs-6.1"](), nblocks=8)
+    return k, k.create_file("A", block_contents("A", 3, 4))
+
+
+def test_write2_goes_to_new_blocks_at_writeback_and_reads_back():
+    # write(2)'s blocks are left to writeback, which gives the page a new block and item.
+    from fsrace.checks.invariants import INVARIANTS
+    from fsrace.kernel.structs import Current
+    from fsrace.kernel.syscalls import drop_caches, sys_fsync, sys_read, sys_write
+    from fsrace.kernel.uaccess import PlainBuffer
+
+    k, a = _btrfs_file()
+    cur = Current("TASK1", None)
+    old = a.written_block(1)
+    assert _run(sys_write(cur, k, a, 4, PlainBuffer(["w"] * 4))) is None
+    _run(sys_fsync(cur, k, a))
+    assert a.written_block(1) != old and a.items == {0: 1, 1: 1, 2: 1}
+    owned = next(inv for inv in INVARIANTS if inv.name == "io-to-owned-blocks")
+    assert any(e.kind == "bio_write" for e in k.events)
+    assert owned.check(k, k.events) is None
+    _run(drop_caches(cur, k))
+    assert _run(sys_read(cur, k, a, 0, 12)) == ["a0"] * 4 + ["w"] * 4 + ["a2"] * 4
+
+
+def test_a_clone_of_a_hole_leaves_no_item_over_the_destination():
+    from fsrace.kernel.btrfs import btrfs_clone
+    from fsrace.kernel.structs import Current
+
+    k, a = _btrfs_file()
+    del a.extents[2]
+    k.disk.free(2)
+    a.items = {0: 2}
+    _run(btrfs_clone(Current("TASK1", None), k, a, 2, 1, 1))
+    assert a.items == {0: 1} and 1 not in a.extents

@@ -34,6 +34,7 @@ from .buffer import (
     VM_FAULT_LOCKED,
     VM_FAULT_RETRY,
     _blocks_in_file,
+    _read_block_into,
     mkwrite_page_truncated,
 )
 from .filemap import generic_remap_file_range_prep
@@ -96,17 +97,13 @@ def drop_extent_map_range(inode: Inode, first: int, last: int) -> None:
 def add_extent_mapping(inode: Inode, start: int, blocks: Map, lblk: int) -> int | None:
     """btrfs_add_extent_mapping for a map read to find lblk: cached whole if it overlaps
     nothing; if a cached map covers lblk already, that one is used (-EEXIST); else the new
-    map is cut to the gap around lblk (merge_extent_mapping). Returns lblk's block. Called
-    inside a step that writes the cache."""
-    end = start + len(blocks)
-    if not any(s < end and start < s + len(b) for s, b in inode.em_cache.items()):
-        inode.em_cache[start] = blocks
-        return blocks[lblk - start]
+    map is cut to the gap around lblk (merge_extent_mapping; a map that overlaps nothing
+    is its own gap). Returns lblk's block. Called inside a step that writes the cache."""
     have = _covering(inode, lblk)
     if have is not None:
         return inode.em_cache[have][lblk - have]
     lo = max([start] + [s + len(b) for s, b in inode.em_cache.items() if s + len(b) <= lblk])
-    hi = min([end] + [s for s in inode.em_cache if s > lblk])
+    hi = min([start + len(blocks)] + [s for s in inode.em_cache if s > lblk])
     inode.em_cache[lo] = blocks[lo - start:hi - start]
     return blocks[lblk - start]
 
@@ -174,9 +171,7 @@ def btrfs_read_folio(cur: Current, k: Kernel, inode: Inode, page: Page):
                   (*reads, (page.key, WRITE), (page.data_key, WRITE)))
         yield st
         for nr, pblk in enumerate(found):
-            lo = nr * k.blksize
-            page.data[lo:lo + k.blksize] = (list(k.disk.blocks[pblk].data) if pblk is not None
-                                            else [0] * k.blksize)
+            _read_block_into(k, page, nr, pblk)
         page.uptodate = True
         st.note = "read " + ", ".join(f"blk{p}" if p is not None else "hole" for p in found)
     yield from unlock_extent(cur, inode, page.index, page.index)
@@ -378,7 +373,8 @@ def btrfs_clone(cur: Current, k: Kernel, inode: Inode, src: int, dst: int, count
             k.disk.share(new, (inode.name, d + i))
             inode.extents[d + i] = (WRITTEN, new)
             notes.append(f"lblk {d + i} -> blk{new}")
-        _replace_items(inode, d, n, {d: n})
+        # a hole's piece replaces the destination's items with none (no_holes)
+        _replace_items(inode, d, n, {d: n} if inode.written_block(d) is not None else {})
         st.note = "; ".join(notes)
 
 
