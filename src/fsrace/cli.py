@@ -702,20 +702,30 @@ def stress_table_cmd(sweeps, min_windows) -> None:
     runs the sweep kept, by this fsrace's rules: a cell flagged before its finding or
     expectation was written reads as that now. No guest is booted; the folders are only
     read. Each cell whose text changed is listed on stderr."""
-    from .stress.sweep import markdown, reread
+    from .stress.sweep import markdown
 
     cells = []
+    for cell, before in _reread_sweeps(sweeps, min_windows):
+        if cell.text != before:
+            click.echo(f"{cell.kernel} {cell.fs} {cell.scenario}: {before} -> {cell.text}",
+                       err=True)
+        cells.append(cell)
+    click.echo(markdown(cells), nl=False)
+
+
+def _reread_sweeps(sweeps, min_windows=None) -> list:
+    """Every cell of the sweeps' folders, read again from their kept runs (sweep.reread),
+    with its text before; a folder that is not a sweep's is a usage error."""
+    from .stress.sweep import reread
+
+    out = []
     for d in sweeps:
         try:
-            again = reread(Path(d), min_windows)
+            out += reread(Path(d), min_windows)
         except (OSError, ValueError, TypeError, KeyError) as e:
-            raise click.UsageError(f"{d}: not a sweep's folder ({e})") from None
-        for cell, before in again:
-            if cell.text != before:
-                click.echo(f"{cell.kernel} {cell.fs} {cell.scenario}: {before} -> {cell.text}",
-                           err=True)
-        cells += [cell for cell, _ in again]
-    click.echo(markdown(cells), nl=False)
+            raise click.UsageError(f"{d}: not a sweep's folder (no sweep's cells.json, or "
+                                   f"runs it cannot read: {e})") from None
+    return out
 
 
 @main.command("stress-beside")
@@ -731,14 +741,8 @@ def stress_beside_cmd(sweeps, max_executions, jobs) -> None:
     result (read again from its kept runs, as stress-table does), `model / kernel`,
     marked ≠ where they disagree."""
     from .stress.beside import beside_markdown, model_verdicts
-    from .stress.sweep import reread
 
-    cells = []
-    for d in sweeps:
-        try:  # each cell as today's rules read its kept runs (stress-table)
-            cells += [cell for cell, _ in reread(Path(d))]
-        except (OSError, ValueError, TypeError, KeyError) as e:
-            raise click.UsageError(f"{d}: no sweep's cells.json ({e})") from None
+    cells = [cell for cell, _ in _reread_sweeps(sweeps)]
     click.echo(beside_markdown(cells, model_verdicts(cells, max_executions, jobs)))
 
 

@@ -10,19 +10,19 @@ from collections.abc import Iterable
 from ..distributed import map_unordered
 from ..matrix import check_cell
 from ..scenarios import Params
-from .sweep import Cell, explained_by, kernel_version
+from .sweep import Cell, explained_by, fs_family, kernel_version
 
 
 def protocol_for(fs: str, kernel: str) -> str | None:
     """The model's protocol for a sweep's file system on a kernel (its uname -r), or None
     where none is modelled (nilfs2, ntfs3)."""
-    family = fs.removesuffix("-xfs")  # an export's file system: the client's protocol
+    family = fs_family(fs)  # an export's file system, a cache mode: the client's protocol
     if family == "smb":
         # Only 6.1's client was read to model it. 7.2's holds invalidate_lock across the
         # copy while its page_mkwrite takes none, which neither SMB protocol is, and the
         # 6.12 client's locking was not read.
         return "smb-6.1" if kernel_version(kernel)[:2] == (6, 1) else None
-    if family in ("9p", "9p-loose"):
+    if family == "9p":
         # Only 6.1's client was modelled (fsrace.kernel.v9fs). Later ones write back
         # through netfs, whose zero_point has a page past a truncate read as zeros
         # without asking the server, which the model does not have.
@@ -86,7 +86,7 @@ ALSO_STANDS_FOR = {"punch-write-fault": ("punch-store-reread",),
 def model_scenarios(fs: str, scenario: str) -> tuple[str, ...]:
     from ..scenarios import SCENARIOS
 
-    key = (fs.removesuffix("-xfs").removesuffix("-loose"), scenario)  # as explained_by
+    key = (fs_family(fs), scenario)
     if key in STANDS_FOR:
         return STANDS_FOR[key]
     if scenario in ALSO_STANDS_FOR:

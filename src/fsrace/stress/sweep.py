@@ -120,9 +120,15 @@ EXPLAINED = {
 }
 
 
+def fs_family(fs: str) -> str:
+    """A sweep's file system without its export or cache mode (nfs-xfs -> nfs, 9p-loose
+    -> 9p): the client whose code runs, which findings and the model's protocols name."""
+    return fs.removesuffix("-xfs").removesuffix("-loose")
+
+
 def explained_by(fs: str, scenario: str) -> str | None:
     """The finding that explains a flagged cell of this file system and class, if any."""
-    return EXPLAINED.get((fs.removesuffix("-xfs").removesuffix("-loose"), scenario))
+    return EXPLAINED.get((fs_family(fs), scenario))
 
 
 def summarize(scenario: str, rounds: GuestRun | list[GuestRun], fs: str = "",
