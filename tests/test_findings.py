@@ -70,6 +70,17 @@ def test_the_btrfs_clone_lead_reproducer_finds_nothing_on_xfs(beside, tmp_path):
 @needs_cc
 @pytest.mark.realfs
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting needs root")
+def test_the_btrfs_stale_extent_reproducer_finds_nothing_on_xfs(tmp_path):
+    # The same rounds on xfs: each must be a window (one two-page extent before the
+    # clone), and none may read page 0 stale.
+    out = _run_on("xfs", LEADS / "btrfs-clone-stale-extent.c", ["300"], tmp_path, 120)
+    assert "300 rounds: 0 stale, 0 not one extent; 0 stale rounds taken on: no other " \
+        "file's data read" in out, out
+
+
+@needs_cc
+@pytest.mark.realfs
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting needs root")
 @pytest.mark.parametrize("fs", ["ext4", "xfs"])
 @pytest.mark.parametrize("zero", [[], ["--zero"]], ids=["punch", "zero"])
 def test_the_smb_punch_reproducer_loses_no_store_on_local_file_systems(fs, zero, tmp_path):
