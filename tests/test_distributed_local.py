@@ -28,3 +28,30 @@ def test_a_caller_that_stops_reading_leaves_no_worker_running():
     results.close()  # as Ctrl-C or a failed job would
     assert time.monotonic() - start < 60  # the long jobs were killed, not waited for
     assert not os.path.exists(f"/proc/{pid}"), "a worker is still running"
+
+
+def test_a_sigterm_sent_while_a_worker_starts_still_ends_it():
+    # The pool's terminate() sends SIGTERM to every worker, also to one still starting,
+    # which has the parent's handler: the signal must wait for the default action, not
+    # reach a handler that the worker's start then replaces (the pool would join it for
+    # ever). Here the worker signals itself before its start; it must die of it.
+    import multiprocessing
+    import signal
+
+    from fsrace.distributed import _sigterm_held, _worker_start
+
+    def starting_worker(parent):
+        os.kill(os.getpid(), signal.SIGTERM)  # as terminate() would, this early
+        _worker_start(parent)
+        time.sleep(60)
+
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: None)  # a handler
+    try:
+        proc = multiprocessing.get_context("fork").Process(target=starting_worker,
+                                                           args=(os.getpid(),))
+        with _sigterm_held():
+            proc.start()
+        proc.join(30)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert proc.exitcode == -signal.SIGTERM, proc.exitcode

@@ -14,6 +14,7 @@ search shared by several workers uses it (explore/parallel.py).
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import signal
@@ -38,8 +39,9 @@ def map_unordered(fn: Callable[..., Any], items: Iterable[tuple], jobs: int = 1,
         for item in items:
             yield item, fn(*item)
     else:
-        pool = multiprocessing.get_context("fork").Pool(jobs, initializer=_worker_start,
-                                                           initargs=(os.getpid(),))
+        with _sigterm_held():
+            pool = multiprocessing.get_context("fork").Pool(jobs, initializer=_worker_start,
+                                                               initargs=(os.getpid(),))
         try:
             yield from pool.imap_unordered(_call, [(fn, item) for item in items])
             pool.close()
@@ -52,10 +54,26 @@ def map_unordered(fn: Callable[..., Any], items: Iterable[tuple], jobs: int = 1,
             pool.join()
 
 
+@contextlib.contextmanager
+def _sigterm_held() -> Iterator[None]:
+    """SIGTERM held back while workers are forked, in this thread and the threads the
+    pool starts (which fork the workers that replace dead ones): each worker takes it back
+    in _worker_start, after it dropped the handler it inherited."""
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+
+
 def _worker_start(parent: int) -> None:
     # A forked worker inherits the parent's SIGTERM handler (the CLI turns SIGTERM into a
-    # stop that prints what was covered); the pool ends its workers with SIGTERM.
+    # stop that prints what was covered); the pool ends its workers with SIGTERM. One sent
+    # while the worker starts waits, held back, until the default action is in place: had
+    # it arrived to the inherited handler, the handler might have run after the reset and
+    # been skipped, and the worker would wait for jobs for ever while the pool joins it.
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
     # Out of the terminal's process group: a Ctrl-C or a kill of the group would otherwise
     # kill a worker while it holds the pool's result-queue lock, and the parent's
     # Pool.terminate() would then wait on that lock for ever. The parent alone is
@@ -99,7 +117,8 @@ class Actors:
             mine, theirs = ctx.Pipe()
             proc = ctx.Process(target=_actor_loop, args=(factory, theirs, os.getpid()),
                                daemon=True)
-            proc.start()
+            with _sigterm_held():
+                proc.start()
             theirs.close()
             self._procs.append(proc)
             self._conns.append(mine)
