@@ -2,12 +2,15 @@
 of the whole extent item it found; found before the clone replaced the item and cached
 after the clone dropped the cached maps, it maps the destination to the replaced blocks,
 and the clone's read-back reads them (docs/leads/btrfs-clone-stale-page.md). Caching no
-more than the block asked for is safe by a complete search, and two strategies agree."""
+more than the block asked for is safe by a complete search, and two strategies agree; so is
+caching the whole item unless maps were dropped since it was read, with the clone dropping
+its maps again at its end, and each half of that alone races."""
 
 import pytest
 
 from fsrace.kernel.btrfs import add_extent_mapping, drop_extent_map_range
 from fsrace.kernel.structs import Inode
+from fsrace.protocols.btrfs import BtrfsExtentMapDropCount
 from fsrace.run import check
 
 CACHED = "btrfs_get_extent: btrfs_add_extent_mapping"
@@ -42,6 +45,26 @@ def test_caching_only_the_block_asked_for_is_safe_and_the_strategies_agree(strat
     race = check("clone-beside-read-fault", "btrfs-6.1", strategy=strategy,
                  shrink_budget_s=0)
     assert race.search.verdict == "race"
+
+
+class _CountOnly(BtrfsExtentMapDropCount):
+    name = "test-btrfs-em-drop-count-only"
+    clone_drops_maps_after = False
+
+
+class _DropAgainOnly(BtrfsExtentMapDropCount):
+    name = "test-btrfs-em-drop-again-only"
+    extent_map_drops = False
+
+
+@pytest.mark.parametrize("strategy", ["stateful", "dpor"])
+def test_counting_drops_and_dropping_again_is_safe_and_each_half_alone_races(strategy):
+    res = check("clone-beside-read-fault", "btrfs-em-drop-count", strategy=strategy,
+                shrink_budget_s=0)
+    assert res.search.complete and res.search.verdict == "safe"
+    for half in (_CountOnly, _DropAgainOnly):
+        race = check("clone-beside-read-fault", half, strategy=strategy, shrink_budget_s=0)
+        assert race.search.verdict == "race", half.name
 
 
 def test_the_clone_keeps_faults_that_dirty_pages_out():
@@ -118,3 +141,24 @@ def test_a_clone_of_a_hole_leaves_no_item_over_the_destination():
     a.items = {0: 2}
     _run(btrfs_clone(Current("TASK1", None), k, a, 2, 1, 1))
     assert a.items == {0: 1} and 1 not in a.extents
+
+
+@pytest.mark.parametrize(("protocol", "cached"), [("btrfs-6.1", {0: (0, 1, 2)}),
+                                                  ("btrfs-em-drop-count", {1: (1,)})])
+def test_a_lookup_that_sees_a_drop_since_it_read_the_item_caches_its_own_block(protocol,
+                                                                                cached):
+    from fsrace.kernel.btrfs import btrfs_get_extent
+    from fsrace.kernel.kernel import Kernel
+    from fsrace.kernel.structs import Current
+    from fsrace.protocols import PROTOCOLS
+    from fsrace.scenarios.base import block_contents
+
+    k = Kernel(PROTOCOLS[protocol](), nblocks=8)
+    a = k.create_file("A", block_contents("A", 3, 4))
+    counted = protocol == "btrfs-em-drop-count"
+    lookup = btrfs_get_extent(Current("TASK1", None), k, a, 1)
+    next(lookup)  # before the lookup
+    next(lookup)  # the item [0, 3) read, not yet cached
+    drop_extent_map_range(a, 0, 0, counted)  # a clone beside it drops its maps
+    assert _run(lookup) == 1 and a.em_cache == cached
+

@@ -71,6 +71,10 @@ def unlock_extent(cur: Current, inode: Inode, first: int, last: int):
 
 
 # -- the extent map cache (fs/btrfs/extent_map.c) ----------------------------------------------
+def _counts_drops(k: Kernel) -> bool:
+    return getattr(k.protocol, "extent_map_drops", False)
+
+
 def _covering(inode: Inode, lblk: int) -> int | None:
     """The start of the cached map that covers lblk, if any."""
     for start, blocks in inode.em_cache.items():
@@ -79,10 +83,12 @@ def _covering(inode: Inode, lblk: int) -> int | None:
     return None
 
 
-def drop_extent_map_range(inode: Inode, first: int, last: int) -> None:
+def drop_extent_map_range(inode: Inode, first: int, last: int, counted: bool = False) -> None:
     """btrfs_drop_extent_map_range: no cached map covers [first, last] afterwards; a map
-    that reaches outside keeps its parts outside, split off. Called with the cache's lock
-    held (inside a step that writes it)."""
+    that reaches outside keeps its parts outside, split off; `counted`, where the protocol
+    counts the drops (`extent_map_drops`). Called with the cache's lock held (inside a
+    step that writes it)."""
+    inode.em_drops += counted
     for start, blocks in list(inode.em_cache.items()):
         end = start + len(blocks)
         if end <= first or start > last:
@@ -126,8 +132,9 @@ def btrfs_get_extent(cur: Current, k: Kernel, inode: Inode, lblk: int):
     """The block lblk reads from: a cached map's, or, on a miss, the item's found in the
     tree (btrfs_lookup_file_extent), whose map is then cached (btrfs_add_extent_mapping,
     under the cache's lock, after the tree's locks were released). The protocol may cache
-    no more of the item than lblk (`extent_map_whole_item`). Called with lblk's range
-    locked in the extent io tree."""
+    no more of the item than lblk (`extent_map_whole_item`), or only when the cache had
+    maps dropped since the lookup (`extent_map_drops`). Called with lblk's range locked
+    in the extent io tree."""
     def footprint():
         if _covering(inode, lblk) is not None:
             return ((inode.em_key, READ),)
@@ -141,14 +148,20 @@ def btrfs_get_extent(cur: Current, k: Kernel, inode: Inode, lblk: int):
         blocks = inode.em_cache[have]
         st.note = f"cached map {_describe(have, blocks)}"
         return blocks[lblk - have]
+    drops_seen = inode.em_drops
     start, blocks = _item_at(inode, lblk)
     if not getattr(k.protocol, "extent_map_whole_item", True):
         start, blocks = lblk, (blocks[lblk - start],)
     st.note = f"miss; item {_describe(start, blocks)}"
     st = Step("btrfs_get_extent: btrfs_add_extent_mapping", ((inode.em_key, WRITE),))
     yield st
+    clamped = ""
+    if _counts_drops(k) and inode.em_drops != drops_seen and len(blocks) > 1:
+        # maps were dropped since the item was read: it may be changed beside lblk
+        start, blocks = lblk, (blocks[lblk - start],)
+        clamped = " (maps dropped since the lookup: lblk's alone cached)"
     pblk = add_extent_mapping(inode, start, blocks, lblk)
-    st.note = f"lblk {lblk} -> " + (f"blk{pblk}" if pblk is not None else "hole")
+    st.note = f"lblk {lblk} -> " + (f"blk{pblk}" if pblk is not None else "hole") + clamped
     return pblk
 
 
@@ -264,7 +277,7 @@ def _cow_and_submit(cur: Current, k: Kernel, inode: Inode, page: Page):
     for lb, was in old.items():
         if was is not None:
             k.disk.unshare(was, (inode.name, lb))
-    drop_extent_map_range(inode, lblks[0], lblks[-1])
+    drop_extent_map_range(inode, lblks[0], lblks[-1], _counts_drops(k))
     inode.em_cache[lblks[0]] = tuple(inode.written_block(lb) for lb in lblks)
     for lb, bh in zip(lblks, page.buffers or [], strict=False):  # write(2)'s, if any
         bh.blocknr = inode.written_block(lb)
@@ -351,7 +364,7 @@ def btrfs_clone(cur: Current, k: Kernel, inode: Inode, src: int, dst: int, count
         d = dst + s - src
         st = Step("btrfs_drop_extents: btrfs_drop_extent_map_range", ((inode.em_key, WRITE),))
         yield st
-        drop_extent_map_range(inode, d, d + n - 1)
+        drop_extent_map_range(inode, d, d + n - 1, _counts_drops(k))
 
         def footprint(s: int = s, d: int = d, n: int = n):
             touched = [inode.written_block(b) for b in (*range(s, s + n), *range(d, d + n))]
@@ -376,6 +389,13 @@ def btrfs_clone(cur: Current, k: Kernel, inode: Inode, src: int, dst: int, count
         # a hole's piece replaces the destination's items with none (no_holes)
         _replace_items(inode, d, n, {d: n} if inode.written_block(d) is not None else {})
         st.note = "; ".join(notes)
+    if getattr(k.protocol, "clone_drops_maps_after", False):
+        # A map read from the old items and cached after the drop above goes now; a
+        # read that misses the cache later sees the drop and caches its own block alone.
+        st = Step("btrfs_clone: btrfs_drop_extent_map_range over the destination, again",
+                  ((inode.em_key, WRITE),))
+        yield st
+        drop_extent_map_range(inode, dst, dst + count - 1, _counts_drops(k))
 
 
 AOPS = AddressSpaceOps(readpage=btrfs_read_folio, page_mkwrite=btrfs_page_mkwrite,

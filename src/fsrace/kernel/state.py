@@ -54,7 +54,7 @@ def _inode(inode: Inode, enc: StateEncoder) -> tuple:
               inode.extent_locked)
     return (inode.name, inode.i_size, tuple(sorted(inode.extents.items())),
             tuple(sorted(inode.items.items())), tuple(sorted(inode.em_cache.items())),
-            tuple(sorted(inode.extent_locked.items())),
+            tuple(sorted(inode.extent_locked.items())), inode.em_drops,
             inode.i_reserved_data_blocks,
             tuple((index, page_ref(page, enc)) for index, page in sorted(inode.pages.items())),
             tuple(mm.name for mm in inode.i_mmap), inode.i_mutex.owner,

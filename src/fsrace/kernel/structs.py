@@ -215,10 +215,12 @@ class Inode:
         # btrfs: where each file extent item of the subvolume tree begins (start lblk ->
         # length in blocks; the blocks are `extents`'), the inode's extent map cache
         # (start lblk -> the blocks a cached map gives, None for a hole), and the pages whose
-        # range of the extent io tree is locked (index -> holder). Only btrfs reads them.
+        # range of the extent io tree is locked (index -> holder), and how many times the
+        # cache has had maps dropped, where the protocol counts them. Only btrfs reads them.
         self.items: dict[int, int] = {}
         self.em_cache: dict[int, tuple[int | None, ...]] = {}
         self.extent_locked: dict[int, str] = {}
+        self.em_drops = 0
         self.size_key = f"{name}.i_size"
         self.map_key = f"{name}.extents"  # block map and the inode's reservations
         self.pages_key = f"{name}.i_pages"

@@ -2,7 +2,7 @@
 model. `PROTOCOLS` maps CLI names to them, in history order."""
 
 from .base import Protocol
-from .btrfs import Btrfs61, BtrfsExtentMapClamped
+from .btrfs import Btrfs61, BtrfsExtentMapClamped, BtrfsExtentMapDropCount
 from .cifs import Smb61, SmbInvalidateLock, SmbMkwriteRecheck, SmbSetattrLocked
 from .f2fs import F2fs, F2fsInsertLocked, F2fsLocked
 from .fuse import FuseFallocateLocked, FuseInvalidateLock, FuseWriteback
@@ -26,7 +26,8 @@ PROTOCOLS: dict[str, type[Protocol]] = {
               NfsInvalidateLock, F2fs, F2fsInsertLocked, F2fsLocked, Smb61, SmbInvalidateLock,
               SmbMkwriteRecheck, SmbSetattrLocked, Ocfs2_61, Ocfs2InvalidateLock, Gfs2_61,
               Gfs2InvalidateLock, FuseWriteback, FuseFallocateLocked, FuseInvalidateLock, V9fs61,
-              V9fsInvalidateLock, Btrfs61, BtrfsExtentMapClamped)
+              V9fsInvalidateLock, Btrfs61, BtrfsExtentMapClamped,
+              BtrfsExtentMapDropCount)
 }
 
 __all__ = ["PROTOCOLS", "Protocol"]

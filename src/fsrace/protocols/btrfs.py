@@ -8,7 +8,12 @@ of the destination's replaced blocks (docs/leads/btrfs-clone-stale-page.md).
 
 btrfs-em-clamped: docs/leads/btrfs-clone-stale-page-7.3.diff, built and run on 7.3-rc7:
 btrfs_get_extent caches no more of a regular file extent item than the range it was asked
-for, which its caller holds locked in the extent io tree."""
+for, which its caller holds locked in the extent io tree.
+
+btrfs-em-drop-count: docs/leads/btrfs-clone-stale-page-drops-6.1.diff: the extent map
+tree counts the drops of its maps; btrfs_get_extent notes the count before it reads the
+item and, if maps were dropped meanwhile, caches only the range it was asked for; the
+clone drops the destination's maps once more after it changed the items."""
 
 from ..kernel.locking import down_read, up_read
 from .base import ExclusiveOverRemoval
@@ -50,3 +55,13 @@ class BtrfsExtentMapClamped(Btrfs61):
     era = ("change tried on 7.3-rc7 (docs/leads/btrfs-clone-stale-page-7.3.diff), "
            "not proposed")
     extent_map_whole_item = False
+
+
+class BtrfsExtentMapDropCount(Btrfs61):
+    name = "btrfs-em-drop-count"
+    summary = ("btrfs 6.1; btrfs_get_extent caches only the range asked for when maps were "
+               "dropped since it read the item, and the clone drops its maps again at the end")
+    era = ("change tried on 6.1, 6.12 and 7.3-rc7 "
+           "(docs/leads/btrfs-clone-stale-page-drops-6.1.diff), not proposed")
+    extent_map_drops = True
+    clone_drops_maps_after = True
