@@ -2,7 +2,7 @@
  * Can the mapping a read beside a clone leaves cached outlive the blocks it points to,
  * and then show a file another file's data?
  *
- *   btrfs-clone-stale-extent FILE ROUNDS [LEAKS]
+ *   btrfs-clone-stale-extent FILE ROUNDS [LEAKS [clone|punch]]
  *
  * FILE.src holds four pages, FILE.other is another file. Each round empties FILE and gives
  * its pages 0-1 one new two-page extent, E, that FILE alone references, with neither
@@ -19,6 +19,9 @@
  * blocks on E's first block, and reads FILE's page 0 again, with O_DIRECT and through
  * the page cache. A read that returns FILE.other's block is another file's data read
  * through FILE: the leak.
+ *
+ * With `punch`, the round punches a hole over page 0 instead of cloning onto it, and page 0
+ * must then read zeroes.
  *
  * Every page is filled with a label ("FILE r12 p0", "SRC p3", "OTHER b57") so that the
  * output says whose data a read returned. Exit status: 0 when no read returned another
@@ -197,11 +200,12 @@ static int leak(int round, uint64_t e_block)
 int main(int argc, char **argv)
 {
 	char path[4096];
-	int rounds, leaks = 3, stale = 0, tries = 0, leaked = 0, split = 0;
+	int rounds, leaks = 3, punch = 0, stale = 0, tries = 0, leaked = 0, split = 0;
 
-	if (argc < 3 || argc > 4 || (rounds = atoi(argv[2])) <= 0 ||
-	    (argc == 4 && (leaks = atoi(argv[3])) < 0)) {
-		fprintf(stderr, "usage: %s FILE ROUNDS [LEAKS]\n", argv[0]);
+	if (argc < 3 || argc > 5 || (rounds = atoi(argv[2])) <= 0 ||
+	    (argc >= 4 && (leaks = atoi(argv[3])) < 0) ||
+	    (argc == 5 && !(punch = !strcmp(argv[4], "punch")) && strcmp(argv[4], "clone"))) {
+		fprintf(stderr, "usage: %s FILE ROUNDS [LEAKS [clone|punch]]\n", argv[0]);
 		return 2;
 	}
 	if (posix_memalign((void **)&page, PG, PG))
@@ -242,12 +246,13 @@ int main(int argc, char **argv)
 		while (!atomic_load(&ready))
 			;
 		atomic_store(&go, 1);
-		if (ioctl(file, FICLONERANGE, &onto_0))
-			die("FICLONERANGE");
+		if (punch ? fallocate(file, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, PG)
+			  : ioctl(file, FICLONERANGE, &onto_0))
+			die(punch ? "punch" : "FICLONERANGE");
 		pthread_join(thread, NULL);
 
 		got = read_direct();
-		if (!strcmp(got, "SRC p3"))
+		if (!strcmp(got, punch ? "" : "SRC p3"))
 			continue;
 		snprintf(want, sizeof want, "FILE r%d p0", r);
 		if (strcmp(got, want)) {
