@@ -132,9 +132,9 @@ def btrfs_get_extent(cur: Current, k: Kernel, inode: Inode, lblk: int):
     """The block lblk reads from: a cached map's, or, on a miss, the item's found in the
     tree (btrfs_lookup_file_extent), whose map is then cached (btrfs_add_extent_mapping,
     under the cache's lock, after the tree's locks were released). The protocol may cache
-    no more of the item than lblk (`extent_map_whole_item`), or only when the cache had
-    maps dropped since the lookup (`extent_map_drops`). Called with lblk's range locked
-    in the extent io tree."""
+    no more of the item than lblk always (`extent_map_whole_item` false), or when maps
+    were dropped from the cache since the item was read (`extent_map_drops`). Called with
+    lblk's range locked in the extent io tree."""
     def footprint():
         if _covering(inode, lblk) is not None:
             return ((inode.em_key, READ),)
@@ -347,8 +347,9 @@ def btrfs_clone(cur: Current, k: Kernel, inode: Inode, src: int, dst: int, count
     and for each, btrfs_replace_file_extents over its part of the destination: drop the
     cached maps there (btrfs_drop_extents with drop_cache), then trim the destination's
     items and insert one for the source's blocks (btrfs_insert_replace_extent; the blocks
-    gain a reference, the destination's old ones lose one). Called with both ranges
-    locked in the extent io tree."""
+    gain a reference, the destination's old ones lose one); then, where the protocol has
+    it (`clone_drops_maps_after`), the destination's maps are dropped again. Called with
+    both ranges locked in the extent io tree."""
     st = Step("btrfs_clone: btrfs_search_slot over the source's items",
               ((inode.map_key, READ),))
     yield st
