@@ -296,6 +296,35 @@ def test_the_sweep_is_the_same_table_in_one_process_and_in_two(monkeypatch, tmp_
     assert sorted(p.name for p in (tmp_path / "one").iterdir()) == names
 
 
+def test_a_sweep_with_a_changed_module_names_it_in_every_row(monkeypatch, tmp_path):
+    """The module goes to the guest, and the row's kernel carries its name and hash, so a
+    table made with a changed module never reads as the kernel's own."""
+    from fsrace.stress import sweep as sweep_mod
+    from fsrace.stress.vm import GuestResult
+
+    sent = []
+
+    def guest(cfgs, modules=(), **kw):
+        sent.append(modules)
+        res = _fake_guest(cfgs, **kw)
+        return GuestResult(res.kernel, res.fstype, res.runs, res.dmesg, res.boot_s,
+                           "".join(f"module replaced: {m.name} sha256 0123456789abcdef\n"
+                                   for m in modules))
+
+    monkeypatch.setattr(sweep_mod, "run_in_vm", guest)
+    ko = tmp_path / "btrfs.ko"
+    ko.write_bytes(b"\x7fELF")
+    out = tmp_path / "out"
+    cells = list(sweep_mod.sweep(["btrfs"], [None], ["punch-read"], 1.0, 4, out,
+                                 min_windows=40, modules=(str(ko),)))
+    assert sent == [(ko,)]
+    assert [c.kernel for c in cells] == ["6.1, btrfs.ko sha256 0123456789abcdef"]
+    assert (out / "default-btrfs.modules.txt").read_text().startswith("module replaced")
+    r = CliRunner().invoke(main, ["stress-sweep", "--fs", "btrfs", "--module",
+                                  str(tmp_path / "out" / "default-btrfs.dmesg.txt")])
+    assert r.exit_code == 2 and "NAME.ko" in r.output, r.output
+
+
 def test_a_run_the_guest_died_in_is_flagged_not_dropped():
     from fsrace.stress.vm import DIED
 

@@ -652,8 +652,9 @@ def _stress_fs_name(fs: str, vm: bool) -> None:
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="fsrace-sweep",
               show_default=True, help="folder for every report and saved run")
 @FLUSHER
+@MODULE
 def stress_sweep_cmd(filesystems, kernels, scenarios, duration, pages, min_windows, cap,
-                     jobs, ray_address, out_dir, flusher) -> None:
+                     jobs, ray_address, out_dir, flusher, modules) -> None:
     """Every race class on every file system in a qemu guest, on each kernel: prints the
     table of docs/real-kernels.md (markdown) as it fills."""
     from dataclasses import asdict
@@ -671,12 +672,14 @@ def stress_sweep_cmd(filesystems, kernels, scenarios, duration, pages, min_windo
     if bad or unknown:
         raise click.UsageError(f"unknown: {', '.join(bad + unknown)}; file systems: "
                                f"{', '.join(VM_FILESYSTEMS)}; classes: {', '.join(STRESS)}")
+    _module_names(modules)
     cells = []
     try:
         for cell in sweep(fss, list(kernels) or [None], list(scenarios) or list(STRESS),
                           duration, pages, Path(out_dir), progress=main_progress,
                           min_windows=min_windows, cap=cap, jobs=jobs, ray=ray_address,
-                          flusher=flusher):
+                          flusher=flusher, modules=tuple(str(Path(m).resolve())
+                                                         for m in modules)):
             cells.append(cell)
             main_progress(f"{cell.kernel} {cell.fs} {cell.scenario}: {cell.text}")
     except (KeyboardInterrupt, Terminated) as e:

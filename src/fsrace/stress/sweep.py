@@ -202,13 +202,16 @@ def summarize(scenario: str, rounds: GuestRun | list[GuestRun], fs: str = "",
 
 def boot_cells(kernel: str | None, fs: str, scenarios: list[str], duration: float,
                pages: int, min_windows: int = 1, cap: float | None = None, progress=print,
-               flusher: bool = False) -> tuple[list[Cell], dict[str, bytes]]:
+               flusher: bool = False, modules: tuple[str, ...] = ()
+               ) -> tuple[list[Cell], dict[str, bytes]]:
     """One boot of the guest on `kernel` with `fs`: every class in rounds of `duration`
     seconds, seed 0, 1, ..., until its rounds have hit `min_windows` race windows or raced
     `cap` seconds (default: one round); with `flusher`, the faulters' writebacks are
-    sync_file_range's (StressConfig.flusher). Returns the cells and the files to keep
-    (reports, saved runs, the kernel log) by name, for the caller to write wherever the
-    boot ran."""
+    sync_file_range's (StressConfig.flusher); with `modules` (paths to .ko files here),
+    those replace the kernel's before the runs, and the row's kernel names each with its
+    hash, so a table never passes a changed module off as the kernel's. Returns the cells
+    and the files to keep (reports, saved runs, the kernel log) by name, for the caller
+    to write wherever the boot ran."""
     n_rounds = max(1, math.ceil((cap or duration) / duration))
     asked = kernel or "default"
     # Under TCG a worker runs a few thousand operations a second at most; drawing fewer
@@ -223,17 +226,21 @@ def boot_cells(kernel: str | None, fs: str, scenarios: list[str], duration: floa
     try:
         res = run_in_vm(cfgs, timeout_s=600 + len(cfgs) * (duration * 20 + 60),
                         progress=progress, kernel=kernel, run_timeout_s=180 + duration * 30,
-                        rounds=rounds)
+                        rounds=rounds, modules=tuple(Path(m) for m in modules))
     except VMError as e:
         progress(f"{asked} {fs}: {str(e).splitlines()[0]}")
         return ([Cell(asked, fs, sc, f"setup failed ({name}.error.txt)", asked=asked)
                  for sc in scenarios], {f"{name}.error.txt": str(e).encode()})
     files = {f"{name}.dmesg.txt": res.dmesg.encode()}
+    row_kernel = res.kernel
+    if modules:
+        files[f"{name}.modules.txt"] = res.modules.encode()
+        row_kernel += "".join(f", {m}" for m in replaced(res.modules))
     cells = []
     for k, sc in enumerate(scenarios):
         mine = res.runs[k * n_rounds:(k + 1) * n_rounds]
         if not mine:  # after a hang the guest was stopped; after a panic it stopped
-            cells.append(Cell(res.kernel, fs, sc, "not run (the guest had stopped)",
+            cells.append(Cell(row_kernel, fs, sc, "not run (the guest had stopped)",
                               asked=asked))
             continue
         for r, run in enumerate(mine):
@@ -244,20 +251,27 @@ def boot_cells(kernel: str | None, fs: str, scenarios: list[str], duration: floa
             if run.log:
                 files[f"{name}-{sc}{seed}.json.gz"] = run.log
         text, bad = summarize(sc, mine, fs, min_windows)
-        cells.append(Cell(res.kernel, fs, sc, text, bad, asked=asked))
+        cells.append(Cell(row_kernel, fs, sc, text, bad, asked=asked))
     progress(f"{res.kernel} {fs}: booted in {res.boot_s:.1f}s")
     return cells, files
+
+
+def replaced(modules_out: str) -> list[str]:
+    """'NAME.ko sha256 HASH' for each module modules.sh says it put in place."""
+    return [line.removeprefix("module replaced: ") for line in modules_out.splitlines()
+            if line.startswith("module replaced: ")]
 
 
 def sweep(filesystems: list[str], kernels: list[str | None], scenarios: list[str],
           duration: float, pages: int, out_dir: Path, progress=print, min_windows: int = 1,
           cap: float | None = None, jobs: int = 1, ray: str | None = None,
-          flusher: bool = False):
+          flusher: bool = False, modules: tuple[str, ...] = ()):
     """Yield the Cells of every (kernel, file system, class), one boot (boot_cells) per
     (kernel, fs), `jobs` guests at a time here or as tasks on a Ray cluster (`ray`: an
     address, or 'local'), as each boot ends; its files go into `out_dir`."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    boots = [(kernel, fs, scenarios, duration, pages, min_windows, cap, progress, flusher)
+    boots = [(kernel, fs, scenarios, duration, pages, min_windows, cap, progress, flusher,
+              modules)
              for kernel in kernels for fs in filesystems]
     for _, (cells, files) in map_unordered(boot_cells, boots, jobs, ray):
         for name, data in files.items():
