@@ -64,59 +64,63 @@ def expected(fs: str, kernel: str, scenario: str) -> str | None:
 # Flagged cells that a finding explains, by file system (an export's own file system
 # left out: nfs-xfs is nfs; and the SMB client's cache mode: smb-loose is smb, the
 # findings' reproducers showing each of them with cache=loose too) and class: the
-# finding's document in docs/findings/. Any other flagged cell reads `unconfirmed` until
-# it is chased to a checker error (then the checker is fixed) or to a finding (then it is
-# added here).
+# document under docs/ that explains it, a finding or, for a kernel bug fixed upstream
+# and not found by fsrace, a lead. Any other flagged cell reads `unconfirmed` until it is
+# chased to a checker error (then the checker is fixed) or to a hole (then it is added
+# here).
 EXPLAINED = {
-    ("nfs", "punch-write-fault"): "nfs-deallocate-mmap.md",
-    ("nfs", "punch-read-fault"): "nfs-deallocate-mmap.md",
+    ("nfs", "punch-write-fault"): "findings/nfs-deallocate-mmap.md",
+    ("nfs", "punch-read-fault"): "findings/nfs-deallocate-mmap.md",
     # 7.x's nfs42_proc_zero_range: flush, ZERO_RANGE, then the page drop, DEALLOCATE's
     # window (generic/907 and the 7.2 patch in that finding).
-    ("nfs", "zero-range-write-fault"): "nfs-deallocate-mmap.md",
-    ("nfs", "clone-write-fault"): "nfs-clone-mmap.md",
-    ("nfs", "clone-from-write-fault"): "nfs-clone-mmap.md",
-    ("nfs", "truncate-write-fault"): "nfs-truncate-mmap.md",
-    ("nfs", "copy-from-write-fault"): "nfs-copy-mmap.md",
+    ("nfs", "zero-range-write-fault"): "findings/nfs-deallocate-mmap.md",
+    ("nfs", "clone-write-fault"): "findings/nfs-clone-mmap.md",
+    ("nfs", "clone-from-write-fault"): "findings/nfs-clone-mmap.md",
+    ("nfs", "truncate-write-fault"): "findings/nfs-truncate-mmap.md",
+    ("nfs", "copy-from-write-fault"): "findings/nfs-copy-mmap.md",
     # The v4.1 and v3 clients truncate through the same nfs_setattr; the reproducer
     # shows it on both.
-    ("nfs41", "truncate-write-fault"): "nfs-truncate-mmap.md",
-    ("nfs3", "truncate-write-fault"): "nfs-truncate-mmap.md",
-    ("smb", "copy-write-fault"): "smb-copy-mmap.md",
+    ("nfs41", "truncate-write-fault"): "findings/nfs-truncate-mmap.md",
+    ("nfs3", "truncate-write-fault"): "findings/nfs-truncate-mmap.md",
+    ("smb", "copy-write-fault"): "findings/smb-copy-mmap.md",
     # cifs_file_copychunk_range serves a copy from another file too; the stores are on the
     # destination, and the signature is the finding's (the old page kept after the copy).
-    ("smb", "copy-from-write-fault"): "smb-copy-mmap.md",
+    ("smb", "copy-from-write-fault"): "findings/smb-copy-mmap.md",
     # 6.1's cifs_page_mkwrite maps a page the punch or zero range dropped: stores through
     # it are lost, the page no longer the file's (the copy finding's recheck closes it).
-    ("smb", "punch-write-fault"): "smb-copy-mmap.md",
-    ("smb", "zero-range-write-fault"): "smb-copy-mmap.md",
-    ("smb", "punch-read-fault"): "smb-copy-mmap.md",  # its faulting worker stores too
+    ("smb", "punch-write-fault"): "findings/smb-copy-mmap.md",
+    ("smb", "zero-range-write-fault"): "findings/smb-copy-mmap.md",
+    ("smb", "punch-read-fault"): "findings/smb-copy-mmap.md",  # its faulting worker stores too
     # cifs_setattr_nounix's window between SET_INFO and cifs_setsize, NFS's truncate's.
-    ("smb", "truncate-write-fault"): "smb-truncate-mmap.md",
-    ("smb", "collapse-write-fault"): "smb-collapse-mmap.md",
-    ("smb", "insert-write-fault"): "smb-collapse-mmap.md",
+    ("smb", "truncate-write-fault"): "findings/smb-truncate-mmap.md",
+    ("smb", "collapse-write-fault"): "findings/smb-collapse-mmap.md",
+    ("smb", "insert-write-fault"): "findings/smb-collapse-mmap.md",
     # Its faulting worker stores too: a store lost across a collapse (6.12.118's cell).
-    ("smb", "collapse-read-fault"): "smb-collapse-mmap.md",
-    ("f2fs", "insert-write-fault"): "f2fs-insert-mmap.md",
-    ("f2fs", "collapse-write-fault"): "f2fs-insert-mmap.md",
+    ("smb", "collapse-read-fault"): "findings/smb-collapse-mmap.md",
+    ("f2fs", "insert-write-fault"): "findings/f2fs-insert-mmap.md",
+    ("f2fs", "collapse-write-fault"): "findings/f2fs-insert-mmap.md",
     # Its faulting worker stores too: a store lost across a collapse is the same race.
-    ("f2fs", "collapse-read-fault"): "f2fs-insert-mmap.md",
-    ("ocfs2", "clone-write-fault"): "ocfs2-reflink-mmap.md",
-    ("ocfs2", "copy-write-fault"): "ocfs2-reflink-mmap.md",
-    ("ocfs2", "dedupe-write-fault"): "ocfs2-reflink-mmap.md",
-    ("gfs2", "punch-readahead"): "gfs2-punch-readahead.md",
-    ("ntfs3", "collapse-write-fault"): "ntfs3-collapse-mmap.md",
-    ("ntfs", "collapse-write-fault"): "ntfs3-collapse-mmap.md",
+    ("f2fs", "collapse-read-fault"): "findings/f2fs-insert-mmap.md",
+    ("ocfs2", "clone-write-fault"): "findings/ocfs2-reflink-mmap.md",
+    ("ocfs2", "copy-write-fault"): "findings/ocfs2-reflink-mmap.md",
+    ("ocfs2", "dedupe-write-fault"): "findings/ocfs2-reflink-mmap.md",
+    ("gfs2", "punch-readahead"): "findings/gfs2-punch-readahead.md",
+    ("ntfs3", "collapse-write-fault"): "findings/ntfs3-collapse-mmap.md",
+    ("ntfs", "collapse-write-fault"): "findings/ntfs3-collapse-mmap.md",
     # The writeback cache: writeback, FUSE_FALLOCATE or FUSE_COPY_FILE_RANGE, then the page
     # drop, with no lock fuse_page_mkwrite takes (punch-read-fault: its faulter stores too,
     # and the old words come back with the store's page).
-    ("fuse", "punch-write-fault"): "fuse-writeback-mmap.md",
-    ("fuse", "punch-read-fault"): "fuse-writeback-mmap.md",
-    ("fuse", "zero-range-write-fault"): "fuse-writeback-mmap.md",
-    ("fuse", "copy-write-fault"): "fuse-writeback-mmap.md",
-    ("fuse", "copy-from-write-fault"): "fuse-writeback-mmap.md",
+    ("fuse", "punch-write-fault"): "findings/fuse-writeback-mmap.md",
+    ("fuse", "punch-read-fault"): "findings/fuse-writeback-mmap.md",
+    ("fuse", "zero-range-write-fault"): "findings/fuse-writeback-mmap.md",
+    ("fuse", "copy-write-fault"): "findings/fuse-writeback-mmap.md",
+    ("fuse", "copy-from-write-fault"): "findings/fuse-writeback-mmap.md",
     # v9fs_vfs_setattr_dotl: flush, Tsetattr, then truncate_setsize, with no lock
     # v9fs_vm_page_mkwrite takes (6.1's cache=mmap reads past dirty pages: expected first).
-    ("9p", "truncate-write-fault"): "9p-truncate-mmap.md",
+    ("9p", "truncate-write-fault"): "findings/9p-truncate-mmap.md",
+    # Not a race: a compressed cluster's truncated page comes back when the file grows, no
+    # store needed; f2fs's fix of August 2025 is not in Debian's 6.1 or 6.12.
+    ("f2fs-compress", "truncate-write-fault"): "leads/f2fs-compress-truncate.md",
 }
 
 
@@ -176,7 +180,7 @@ def summarize(scenario: str, rounds: GuestRun | list[GuestRun], fs: str = "",
         finding = explained_by(fs, scenario)
         if finding is None:
             return f"unconfirmed: {k}{more} slots violated ({n:,} ops{where})", True
-        return (f"**{k}{more} slots violated** ({n:,} ops{where}; findings/{finding})"), True
+        return (f"**{k}{more} slots violated** ({n:,} ops{where}; {finding})"), True
     counted = [doc["windows"] for doc in docs if doc.get("windows") is not None]
     # (absent from runs saved before windows were counted)
     need = (min_windows if min_windows is not None
