@@ -34,7 +34,11 @@ ntfs3|ntfs) scratch= ;;
     install -m 755 $files/mount.fuse.fsrace /sbin/mount.fuse.fsrace
     mkdir -p "$dev/fstests-test" "$dev/fstests-scratch" /mnt/fstests-test
     folder=$dev mnt=/mnt/fstests-test dev=fsrace-test scratch=fsrace-scratch ;;
-*) truncate -s 1G /tmp/scratch.img; scratch=$(losetup -f --show /tmp/scratch.img) ;;
+*)
+    # Kernels that build loop as a module (sid's 7.x) have no free loop device until it
+    # is loaded, and nothing in the guest loads it.
+    modprobe loop 2>/dev/null
+    truncate -s 1G /tmp/scratch.img; scratch=$(losetup -f --show /tmp/scratch.img) ;;
 esac
 {
     case "$fstype" in

@@ -1,7 +1,7 @@
 """The model's btrfs (fsrace.kernel.btrfs): a read beside a clone's destination caches a map
 of the whole extent item it found; found before the clone replaced the item and cached
 after the clone dropped the cached maps, it maps the destination to the replaced blocks,
-and the clone's read-back reads them (docs/leads/btrfs-clone-stale-page.md). Caching no
+and the clone's read-back reads them (docs/findings/btrfs-clone-stale-page.md). Caching no
 more than the block asked for is safe by a complete search, and two strategies agree; so is
 caching the whole item unless maps were dropped since it was read, with the clone dropping
 its maps again at its end, and each half of that alone races."""

@@ -59,10 +59,10 @@ def test_the_ocfs2_reflink_reproducer_finds_nothing_on_xfs(args, tmp_path):
 @pytest.mark.realfs
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting needs root")
 @pytest.mark.parametrize("beside", ["pread", "storesync"])
-def test_the_btrfs_clone_lead_reproducer_finds_nothing_on_xfs(beside, tmp_path):
+def test_the_btrfs_clone_reproducer_finds_nothing_on_xfs(beside, tmp_path):
     # xfs's remap drops the destination's page cache under its locks and reads go
     # through the same locks: every round must read the clone's data.
-    out = _run_on("xfs", LEADS / "btrfs-clone-stale-page.c", ["500", beside], tmp_path, 120)
+    out = _run_on("xfs", FINDINGS / "btrfs-clone-stale-page.c", ["500", beside], tmp_path, 120)
     assert f"500 rounds, beside the clone {beside}: page 0 stale in 0, something else in 0" \
         in out, out
 
@@ -73,7 +73,7 @@ def test_the_btrfs_clone_lead_reproducer_finds_nothing_on_xfs(beside, tmp_path):
 def test_the_btrfs_stale_extent_reproducer_finds_nothing_on_xfs(tmp_path):
     # The same rounds on xfs: each must be a window (one two-page extent before the
     # clone), and none may read page 0 stale.
-    out = _run_on("xfs", LEADS / "btrfs-clone-stale-extent.c", ["300"], tmp_path, 120)
+    out = _run_on("xfs", FINDINGS / "btrfs-clone-stale-extent.c", ["300"], tmp_path, 120)
     assert "300 rounds: 0 stale, 0 not one extent; 0 stale rounds taken on: no other " \
         "file's data read" in out, out
 

@@ -145,7 +145,7 @@ HISTORY = [
     # fuse_do_setattr holds the FUSE_WRITEs back across FUSE_SETATTR and trims them to the
     # new size: a page stored to after the server truncated never lands past its end.
     ("truncate-write-fault", "fuse-wb", "safe"),
-    # docs/leads/btrfs-clone-stale-page.md: a read beside a clone's destination caches a
+    # docs/findings/btrfs-clone-stale-page.md: a read beside a clone's destination caches a
     # map of the whole extent item it found, found before the clone replaced the item and
     # cached after the clone dropped the cached maps (6.1.192 to 7.3-rc7); caching no more
     # than the range asked for made the reproducer clean on 7.3-rc7.

@@ -47,7 +47,7 @@
  *       3 and page 1 its page 1: a read beside the clone
  *       that caches where the two-page extent's blocks were, after the clone dropped
  *       that range's cached mappings, sends page 0's next read to the block the clone
- *       replaced (btrfs, docs/leads/btrfs-clone-stale-page.md). FILE.src is written once;
+ *       replaced (btrfs, docs/findings/btrfs-clone-stale-page.md). FILE.src is written once;
  *   -W  (clone) within one file of WITHIN_PAGES pages: each round makes WITHIN_CLONES
  *       clones of 1 or 2 pages from random places of the file onto others that do not
  *       overlap them, so later clones share blocks earlier ones shared, while the thread

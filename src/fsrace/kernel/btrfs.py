@@ -16,7 +16,7 @@ drops its cached maps (btrfs_drop_extents with drop_cache) and then replaces its
 holds neither lock: if it searched the tree before the items changed and caches its map
 after the drop, the cache keeps a map of the replaced blocks over the destination, and
 the next read of the destination's page reads the blocks the clone replaced
-(docs/leads/btrfs-clone-stale-page.md: 6.1.192, 6.12.118, 7.2.13, 7.3-rc7). Releasing a
+(docs/findings/btrfs-clone-stale-page.md: 6.1.192, 6.12.118, 7.2.13, 7.3-rc7). Releasing a
 page drops the maps it covers only for files over 16 MiB in 6.1
 (try_release_extent_mapping), so in the model's files the map stays.
 

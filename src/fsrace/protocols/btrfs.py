@@ -4,13 +4,13 @@ btrfs-6.1: btrfs_remap_file_range holds i_rwsem and i_mmap_lock exclusive throug
 (btrfs_inode_lock with BTRFS_ILOCK_MMAP, 5.13 on); btrfs_page_mkwrite takes i_mmap_lock
 shared, so no page of the file is dirtied by a fault meanwhile. Read faults, read(2) and
 readahead take neither: a read of a page beside the clone's destination can cache a map
-of the destination's replaced blocks (docs/leads/btrfs-clone-stale-page.md).
+of the destination's replaced blocks (docs/findings/btrfs-clone-stale-page.md).
 
-btrfs-em-clamped: docs/leads/btrfs-clone-stale-page-7.3.diff, built and run on 7.3-rc7:
+btrfs-em-clamped: docs/findings/btrfs-clone-stale-page-7.3.diff, built and run on 7.3-rc7:
 btrfs_get_extent caches no more of a regular file extent item than the range it was asked
 for, which its caller holds locked in the extent io tree.
 
-btrfs-em-drop-count: docs/leads/btrfs-clone-stale-page-drops-6.1.diff: the extent map
+btrfs-em-drop-count: docs/findings/btrfs-clone-stale-page-drops-6.1.diff: the extent map
 tree counts the drops of its maps; btrfs_get_extent notes the count before it reads the
 item and, if maps were dropped meanwhile, caches only the range it was asked for; the
 clone drops the destination's maps once more after it changed the items."""
@@ -55,7 +55,7 @@ class Btrfs61(ExclusiveOverRemoval):
 class BtrfsExtentMapClamped(Btrfs61):
     name = "btrfs-em-clamped"
     summary = "btrfs 6.1 with btrfs_get_extent caching only the range asked for"
-    era = ("change tried on 7.3-rc7 (docs/leads/btrfs-clone-stale-page-7.3.diff), "
+    era = ("change tried on 7.3-rc7 (docs/findings/btrfs-clone-stale-page-7.3.diff), "
            "not proposed")
     extent_map_whole_item = False
 
@@ -65,6 +65,6 @@ class BtrfsExtentMapDropCount(Btrfs61):
     summary = ("btrfs 6.1; btrfs_get_extent caches only the range asked for when maps were "
                "dropped since it read the item, and the clone drops its maps again at the end")
     era = ("change tried on 6.1, 6.12 and 7.3-rc7 "
-           "(docs/leads/btrfs-clone-stale-page-drops-6.1.diff), not proposed")
+           "(docs/findings/btrfs-clone-stale-page-drops-6.1.diff), not proposed")
     extent_map_drops = True
     clone_drops_maps_after = True

@@ -199,7 +199,7 @@ class CloneBesideReadFault(_AgainstFaults):
     caches the map of the whole extent item it found, and a read beside the clone that
     found the item before the clone replaced it, and cached its map after the clone
     dropped the cached maps, leaves the destination mapped to its replaced blocks
-    (docs/leads/btrfs-clone-stale-page.md: 6.1 to 7.3-rc7)."""
+    (docs/findings/btrfs-clone-stale-page.md: 6.1 to 7.3-rc7)."""
 
     name = "clone-beside-read-fault"
     summary = ("clone range vs a read fault beside its destination: the read caches where "

@@ -54,7 +54,7 @@ def protocol_for(fs: str, kernel: str) -> str | None:
 # ext4, f2fs and gfs2 a copy from another file is the VFS's copy through the page cache, as
 # within one. On btrfs a clone or reflink copy from another file has the workers' reads
 # of pages beside the destination too, in the extent item an earlier clone left
-# (docs/leads/btrfs-clone-stale-page.md).
+# (docs/findings/btrfs-clone-stale-page.md).
 STANDS_FOR: dict[tuple[str, str], tuple[str, ...]] = {
     ("nfs", "copy-write-fault"): (),
     ("nfs", "copy-from-write-fault"): ("copy-write-fault",),
