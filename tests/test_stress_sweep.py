@@ -62,8 +62,10 @@ def test_a_cell_says_clean_violated_not_applicable_or_failed():
 
 def test_a_violation_no_finding_explains_reads_unconfirmed_and_still_fails_the_sweep():
     bad = run_of([("copy_from", 0)] * 3, violations=["v"] * 2)
-    assert summarize("copy-from-write-fault", bad, "btrfs") == (
+    assert summarize("copy-from-write-fault", bad, "ext4") == (
         "unconfirmed: 2 slots violated (3 ops)", True)
+    assert summarize("copy-from-write-fault", bad, "btrfs") == (
+        "**2 slots violated** (3 ops; findings/btrfs-clone-stale-page.md)", True)
     # An export's file system does not change which finding explains the client's race.
     copy = run_of([("copy_from", 0)] * 3, violations=["v"])
     assert summarize("copy-from-write-fault", copy, "nfs-xfs")[0].endswith(
