@@ -65,7 +65,7 @@ def expected(fs: str, kernel: str, scenario: str) -> str | None:
 # left out: nfs-xfs is nfs; and the SMB client's cache mode: smb-loose is smb, the
 # findings' reproducers showing each of them with cache=loose too) and class: the
 # document under docs/ that explains it, a finding or, for a kernel bug fixed upstream
-# and not found by fsrace, a lead. Any other flagged cell reads `unconfirmed` until it is
+# before fsrace flagged it, a lead. Any other flagged cell reads `unconfirmed` until it is
 # chased to a checker error (then the checker is fixed) or to a hole (then it is added
 # here).
 EXPLAINED = {
