@@ -105,9 +105,9 @@ EXPLAINED = {
     ("ocfs2", "copy-write-fault"): "findings/ocfs2-reflink-mmap.md",
     ("ocfs2", "dedupe-write-fault"): "findings/ocfs2-reflink-mmap.md",
     ("gfs2", "punch-readahead"): "findings/gfs2-punch-readahead.md",
-    # A worker's pread of the page beside a clone (or reflink copy) caches the map of the
-    # item the clone replaced; its next pread of the destination reads the old blocks. The
-    # change that closes it leaves these cells clean (that finding, 7.2.13).
+    # A read of the page beside a clone (or reflink copy) caches the map of the item the
+    # clone replaced; the next read of the destination reads the old blocks. The change
+    # that closes it leaves these cells clean (that finding, 7.2.13).
     ("btrfs", "copy-from-write-fault"): "findings/btrfs-clone-stale-page.md",
     ("btrfs", "clone-from-write-fault"): "findings/btrfs-clone-stale-page.md",
     # Compressed extents too (compress-force=zstd): flagged 2 and 3 of 5 runs with 7.2.13's
