@@ -51,14 +51,14 @@ system-deps:
 test: $(VENV)/.test-extra system-deps
 	$(BIN)/ruff check src tests examples
 	$(BIN)/mypy
-	$(BIN)/pytest -q -m "not slow and not realfs and not vm"
+	$(BIN)/pytest -q -m "not slow and not realfs and not vm" -n 2  # two cores: half the wait
 	$(BIN)/pytest -q examples/fsrace-ntfs3/tests
 	$(BIN)/pytest -q -m realfs
 	$(BIN)/pytest -q -m vm
 	$(BIN)/pytest -q -m slow -n 2  # two processes: the verdict table alone takes minutes
 
 test-fast: $(VENV)/.test-extra
-	$(BIN)/pytest -q -m "not slow and not realfs and not vm"
+	$(BIN)/pytest -q -m "not slow and not realfs and not vm" -n 2
 
 lint: $(VENV)/.test-extra
 	$(BIN)/ruff check src tests examples
