@@ -281,3 +281,80 @@ def test_a_store_racing_a_copy_into_the_other_file_goes_there_or_not():
     early = op("store", 2, 5, worker=1, index=0, page=1, slot=0)
     v = violations_between([early, clone_out], here, before)
     assert v and "the other file's page 2 slot 0" in v[0]
+
+
+def _stores_into_one_collapse(n):
+    """n stores by W1 to page 1's first n slots, one after another inside COLLAPSE."""
+    return [op("store", 11 + k, 11.5 + k, worker=1, index=k, page=1, slot=k)
+            for k in range(n)]
+
+
+def _checked(ops, final_pages):
+    res = StressResult(StressConfig("tmpfs", None, workers=2, pages=PAGES))
+    res.history = ops
+    _check(res, [("final read", 100, b"".join(final_pages))], 0)
+    return res
+
+
+def test_the_joint_check_stops_once_nothing_left_could_change_the_report():
+    # Seven stores each lost in both places: five are reported, the first shown when the
+    # collapse returned (t=20), and the two left can show nothing sooner.
+    stores = _stores_into_one_collapse(7)
+    res = _checked([*stores, COLLAPSE], [page_of(init(1)), page_of(init(2)), page_of(0)])
+    assert len(res.violations) == 5
+    assert all("a store lost across a shift" in v for v in res.violations)
+    assert (res.shifts_checked, res.shifts_unchecked) == (5, 2)
+    assert res.first_violation_ns == 20
+    # Every store where it belongs: each is checked.
+    moved = page_of(init(1), {k: stamp(1, k) for k in range(7)})
+    res = _checked([*stores, COLLAPSE], [moved, page_of(init(2)), page_of(0)])
+    assert not res.violations
+    assert (res.shifts_checked, res.shifts_unchecked) == (7, 0)
+
+
+def _run_losing_stores(rng):
+    """One or two shifts of page 0 by W0 and eight to eleven stores by W1 to the first
+    four slots of any page, most inside the first shift, in one order real time allows
+    (by invocation), seven of the stores never landing: the operations, the final pages."""
+    ops, t = [], 0.0
+    for i in range(rng.randrange(1, 3)):
+        inv = t + rng.uniform(0, 4)
+        t = inv + rng.uniform(10, 30)
+        ops.append(op(rng.choice(["collapse", "insert"]), inv, t, index=i, page=0, npages=1))
+    t = ops[0].inv
+    for i in range(rng.randrange(8, 12)):
+        inv = t + rng.uniform(0, 1)
+        t = inv + rng.uniform(0.5, 2)
+        ops.append(op("store", inv, t, worker=1, index=i, page=rng.randrange(PAGES),
+                      slot=rng.randrange(4)))
+    lost = set(rng.sample([e.index for e in ops if e.op.kind == "store"], 7))
+    pages = [[init(p)] * 5 for p in range(PAGES)]  # four slots, then the rest
+    for e in sorted(ops, key=lambda e: e.inv):
+        if e.op.kind == "collapse":
+            pages = pages[1:] + [[0] * 5]
+        elif e.op.kind == "insert":
+            pages = [[0] * 5] + pages[:-1]
+        elif e.index not in lost:
+            pages[e.op.page][e.op.slot] = stamp(1, e.index)
+    return ops, [page_of(p[4], dict(enumerate(p[:4]))) for p in pages]
+
+
+def test_the_joint_checks_stop_changes_nothing_it_reports(monkeypatch):
+    """Random runs losing stores across shifts, checked as they are and with no limit on
+    the violations reported (so every pair is checked): the same verdict, the same first
+    five violations, the same instant the run first showed one."""
+    from fsrace.stress import run
+
+    rng = random.Random(5)
+    stopped = 0
+    for _ in range(150):
+        ops, final = _run_losing_stores(rng)
+        res = _checked(ops, final)
+        with monkeypatch.context() as m:
+            m.setattr(run, "REPORTED", 10**6)
+            full = _checked(ops, final)
+        assert res.violations == full.violations[:5]
+        assert res.first_violation_ns == full.first_violation_ns
+        assert res.shifts_checked + res.shifts_unchecked == full.shifts_checked
+        stopped += res.shifts_unchecked > 0
+    assert stopped > 10, stopped

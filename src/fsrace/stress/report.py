@@ -42,7 +42,10 @@ def stress_report(res: StressResult) -> str:
                  f"distinct histories searched, {res.check_s:.1f}s), final contents by {reads}")
     if res.shifts_checked:
         lines.append(f"  and {res.shifts_checked} stores that overlapped a collapse or insert "
-                     "of their page, with both places the store could be in")
+                     "of their page, with both places the store could be in"
+                     + (f" ({res.shifts_unchecked} more not checked: the report was full "
+                        "and none could have shown a violation sooner)"
+                        if res.shifts_unchecked else ""))
     if res.kernel_log:
         lines.append("  kernel log during the run:")
         lines += [f"    {line}" for line in res.kernel_log[:20]]
@@ -93,6 +96,7 @@ def stress_dict(res: StressResult, log_path: str) -> dict:
         "refused": dict(res.skipped), "unfinished": len(res.unfinished),
         "killed": list(res.killed), "violations": list(res.violations),
         "slots_checked": res.slots_checked, "shifts_checked": res.shifts_checked,
+        "shifts_unchecked": res.shifts_unchecked,
         "elapsed_s": round(res.elapsed_s, 3),
         "check_s": round(res.check_s, 3), "kernel_log": list(res.kernel_log), "log": log_path,
     }
