@@ -165,6 +165,27 @@ def test_the_watch_stops_a_guest_whose_run_does_not_end(tmp_path):
     assert proc.returncode is not None
 
 
+def test_the_watch_shows_a_programs_output_as_it_comes_and_keeps_it(tmp_path):
+    """vm-run's runs echo their output to the console (guest/program.py): the watch
+    passes on each line once it has ended, and a run that never ends keeps what it said."""
+    import subprocess
+    import sys
+
+    from fsrace.stress.vm import _watch, output_lines
+
+    serial = tmp_path / "serial.txt"
+    script = (f"import time; f = open({str(serial)!r}, 'w'); "
+              "f.write('fsrace-run start 0\\r\\nfsrace-out 0 generic/457 3s\\r\\n'); "
+              "f.flush(); time.sleep(2); f.write('fsrace-out 0 generic/501 5s\\n"
+              "fsrace-out 0 gener'); f.flush(); time.sleep(60)")
+    proc = subprocess.Popen([sys.executable, "-c", script])
+    seen = []
+    assert _watch(proc, serial, timeout_s=30, run_timeout_s=4,
+                  echo=lambda run, line: seen.append((run, line))) == Stuck(0, checking=False)
+    assert seen == [(0, "generic/457 3s"), (0, "generic/501 5s")]  # each once, whole
+    assert output_lines(serial.read_text())[:2] == seen
+
+
 def test_the_watch_tells_a_long_check_from_a_hung_kernel(tmp_path):
     """A run that said its operations all ended is checking its history: the hung-kernel
     limit no longer applies to it, only the check's own."""

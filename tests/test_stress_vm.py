@@ -85,6 +85,8 @@ def test_vm_run_builds_a_c_program_and_runs_it_once_per_argument_set(tmp_path):
     assert "== probe.c FILE 0 (exit 0)" in r.stdout and "== probe.c FILE 3 (exit 3)" in r.stdout
     assert "file /srv/work/file0 magic 1021994 arg 0 word carried" in r.stdout  # TMPFS_MAGIC
     assert "file /srv/work/file1 magic 1021994 arg 3 word carried" in r.stdout
+    # and as it came, on stderr with the run's number (guest/program.py's echo)
+    assert "fsrace: run 2: file /srv/work/file1 magic 1021994 arg 3 word" in r.stderr
 
 
 @pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("qemu-system-x86_64")

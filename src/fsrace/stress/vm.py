@@ -266,19 +266,34 @@ def _last_words(serial_text: str) -> str:
     return lines[-1] if lines else "no output"
 
 
+def output_lines(serial_text: str) -> list[tuple[int, str]]:
+    """The lines of output a program's runs echoed to the guest's console (program.py):
+    (run, line)."""
+    return [(int(i), line.rstrip("\r"))
+            for i, line in re.findall(r"^fsrace-out (\d+) (.*)$", serial_text, re.M)]
+
+
 def _watch(proc: subprocess.Popen, serial: Path, timeout_s: float, run_timeout_s: float,
-           check_timeout_s: float = 1800) -> Stuck | None:
+           check_timeout_s: float = 1800, echo=None) -> Stuck | None:
     """Wait for the guest; stop it when it runs past `timeout_s`, when one run has started
     and neither ended nor begun its check for `run_timeout_s` (a hung kernel), or when a
-    run's check has gone on for `check_timeout_s` (the kernel's part of it is over)."""
+    run's check has gone on for `check_timeout_s` (the kernel's part of it is over).
+    `echo(run, line)` is called with each line of output a run echoes, as it comes."""
     began: dict[int, float] = {}
     checking: dict[int, float] = {}
     ended: set[int] = set()
+    echoed = 0
     stop_at = time.monotonic() + timeout_s
     while proc.poll() is None:
         time.sleep(1)
-        for what, i in re.findall(r"fsrace-run (start|checking|end) (\d+)",
-                                  serial.read_text(errors="replace")):
+        text = serial.read_text(errors="replace")
+        if echo is not None:
+            # The last line may be half-written: only lines already ended are shown.
+            out = output_lines(text[:text.rfind("\n") + 1])
+            for run, line in out[echoed:]:
+                echo(run, line)
+            echoed = max(echoed, len(out))
+        for what, i in re.findall(r"fsrace-run (start|checking|end) (\d+)", text):
             if what == "end":
                 ended.add(int(i))
             else:
@@ -359,9 +374,12 @@ def run_program_in_vm(program: Path, arg_sets: list[list[str]], fs: str,
         (io / "guest.py").write_text(PROGRAM_PY)
         (io / "programs.json").write_text(json.dumps(arg_sets))
 
+    def echo(run: int, line: str) -> None:
+        progress(f"run {run + 1}: {line}" if len(arg_sets) > 1 else line)
+
     with sigterm_raises():
         return _boot_and_run(payload, len(arg_sets), program.name, fs, timeout_s, progress,
-                             kernel, run_timeout_s, modules)
+                             kernel, run_timeout_s, modules, echo)
 
 
 def check_modules(modules) -> list[str]:
@@ -374,11 +392,11 @@ def check_modules(modules) -> list[str]:
 
 
 def _boot_and_run(payload, n_runs: int, what: str, fs: str, timeout_s: float, progress,
-                  kernel: str | None, run_timeout_s: float, modules: tuple[Path, ...] = ()
-                  ) -> GuestResult:
+                  kernel: str | None, run_timeout_s: float, modules: tuple[Path, ...] = (),
+                  echo=None) -> GuestResult:
     """Boot, set `fs` up (with `modules` in place of the kernel's of those names), and let
     guest.py (which `payload(io)` writes into the guest's /io with what it needs) make
-    `n_runs` runs; collect what they left in /io."""
+    `n_runs` runs; collect what they left in /io. `echo`: as for _watch."""
     kos = check_modules(modules)
     image = disk_image(progress, kernel)
     h = recipe_hash(kernel)
@@ -433,7 +451,8 @@ def _boot_and_run(payload, n_runs: int, what: str, fs: str, timeout_s: float, pr
             with open(work / "serial.txt", "w") as serial:
                 proc = subprocess.Popen(cmd, stdout=serial, stderr=subprocess.STDOUT,
                                         stdin=subprocess.DEVNULL)
-                hung = _watch(proc, work / "serial.txt", timeout_s, run_timeout_s)
+                hung = _watch(proc, work / "serial.txt", timeout_s, run_timeout_s,
+                              echo=echo)
             stopped_itself = proc.returncode == 0  # qemu -no-reboot: a poweroff, panic or reset
             serial_text = (work / "serial.txt").read_text(errors="replace")
             # Under TCG on a loaded host the kernel now and then panics in early boot (its
@@ -466,9 +485,12 @@ def _boot_and_run(payload, n_runs: int, what: str, fs: str, timeout_s: float, pr
                                      "stopped", UNCHECKED, b""))
                 break
             elif hung is not None and i == hung.run:
+                said = [line for run, line in output_lines(serial_text) if run == i]
                 runs.append(GuestRun(f"run {i + 1} did not end within {run_timeout_s:.0f}s: "
                                      "the guest was stopped (its kernel log, saved every 15 "
-                                     "s, is kept)", HUNG, b""))
+                                     "s, is kept)" + ("; its output until then:\n"
+                                                      + "\n".join(said) if said else ""),
+                                     HUNG, b""))
                 break
             else:
                 if not runs:
