@@ -57,6 +57,11 @@ FLUSHER = click.option(
     help="the faulters start writeback with sync_file_range(SYNC_FILE_RANGE_WRITE), as the "
     "flusher does, where they would msync (which FUSE, for one, orders after the operation "
     "by the inode lock); kept in the saved run")
+DIRECT_READS = click.option(
+    "--direct-reads", is_flag=True,
+    help="the remover reads with O_DIRECT where it would pread: past a network client's "
+    "page cache, what the server holds (9p's client from 6.12 answers its own reads past a "
+    "truncate with zeros); kept in the saved run")
 MODULE = click.option(
     "--module", "modules", multiple=True, metavar="NAME.ko",
     type=click.Path(exists=True, dir_okay=False),
@@ -506,6 +511,7 @@ def matrix_cmd(max_executions, as_markdown, as_json, html_dir, strategy, jobs, r
               help="never draw these operations (e.g. dio_write: the kernel documents direct "
               "writes beside mapped writes of one page as incoherent); kept in the saved run")
 @FLUSHER
+@DIRECT_READS
 @click.option("--min-windows", type=click.IntRange(0), default=1, show_default=True,
               help="race windows (accesses wholly inside one of the class's own "
               "operations) a run needs to be ok rather than not exercised")
@@ -525,8 +531,8 @@ def matrix_cmd(max_executions, as_markdown, as_json, html_dir, strategy, jobs, r
               "SUITE (e.g. linux-image-amd64, linux-image-amd64/sid)")
 @MODULE
 def stress_cmd(fs, scenario, mix, workers, threads, ops, duration, seed, pages, log_path,
-               replay_path, without, flusher, min_windows, as_json, list_only, vm, kernel,
-               modules) -> None:
+               replay_path, without, flusher, direct_reads, min_windows, as_json, list_only,
+               vm, kernel, modules) -> None:
     """Run a race class against the running kernel on a real file system and check every
     value read. Exit 0: every slot's history is linearizable; 1: a violation; 2: bad usage;
     3 (--vm): the guest never finished the run (a hung kernel); 5: not exercised (the class's
@@ -555,7 +561,8 @@ def stress_cmd(fs, scenario, mix, workers, threads, ops, duration, seed, pages, 
                                ops if ops or duration else 2000, duration, seed, pages,
                                threads=threads,
                                without=tuple(k for k in without.split(",") if k),
-                               flusher=flusher, min_windows=min_windows)
+                               flusher=flusher, direct_reads=direct_reads,
+                               min_windows=min_windows)
     except ValueError as e:
         raise click.UsageError(str(e)) from e
     if (kernel or modules) and not vm:
@@ -652,9 +659,10 @@ def _stress_fs_name(fs: str, vm: bool) -> None:
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="fsrace-sweep",
               show_default=True, help="folder for every report and saved run")
 @FLUSHER
+@DIRECT_READS
 @MODULE
 def stress_sweep_cmd(filesystems, kernels, scenarios, duration, pages, min_windows, cap,
-                     jobs, ray_address, out_dir, flusher, modules) -> None:
+                     jobs, ray_address, out_dir, flusher, direct_reads, modules) -> None:
     """Every race class on every file system in a qemu guest, on each kernel: prints the
     table of docs/real-kernels.md (markdown) as it fills."""
     from dataclasses import asdict
@@ -678,8 +686,8 @@ def stress_sweep_cmd(filesystems, kernels, scenarios, duration, pages, min_windo
         for cell in sweep(fss, list(kernels) or [None], list(scenarios) or list(STRESS),
                           duration, pages, Path(out_dir), progress=main_progress,
                           min_windows=min_windows, cap=cap, jobs=jobs, ray=ray_address,
-                          flusher=flusher, modules=tuple(str(Path(m).resolve())
-                                                         for m in modules)):
+                          flusher=flusher, direct_reads=direct_reads,
+                          modules=tuple(str(Path(m).resolve()) for m in modules)):
             cells.append(cell)
             main_progress(f"{cell.kernel} {cell.fs} {cell.scenario}: {cell.text}")
     except (KeyboardInterrupt, Terminated) as e:

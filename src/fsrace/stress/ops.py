@@ -100,6 +100,10 @@ KINDS = ("store", "load", "pread", "pwrite", "punch", "zero", "truncate", "fsync
 # ->fsync, which some file systems (FUSE's fuse_fsync) serialize with the operation under
 # test by the inode lock, so only a writeback without it can land inside the window.
 FLUSHER_FOR = {"msync": "writeback"}
+# With --direct-reads the remover reads with O_DIRECT where it would pread: past a network
+# client's page cache, what the server holds (a client may answer its own reads from what
+# it believes, e.g. 9p's netfs reading a page past a truncate as zeros).
+DIRECT_FOR = {"pread": "dio_read"}
 MOVES_FROM = ("copy", "clone", "dedupe", *BETWEEN_FILES)  # ops with a range `src`
 
 # Per race class: what worker 0 (the remover) and the others (the faulters) draw from,
@@ -172,10 +176,12 @@ def default_pages(scenario: str | None) -> int:
 
 
 def op_stream(seed: int, worker: int, scenario: str | None, pages: int,
-              without: tuple[str, ...] = (), flusher: bool = False) -> Iterator[Op]:
+              without: tuple[str, ...] = (), flusher: bool = False,
+              direct_reads: bool = False) -> Iterator[Op]:
     """The worker's operations, forever, none of the kinds `without`; with `flusher` a
-    faulter's msync is a writeback instead (FLUSHER_FOR), drawn at the same points. The
-    same seed gives the same stream."""
+    faulter's msync is a writeback instead (FLUSHER_FOR), with `direct_reads` the
+    remover's pread a direct read (DIRECT_FOR), each drawn at the same points. The same
+    seed gives the same stream."""
     rng = random.Random(f"{seed}:{worker}")
     if scenario is None:
         weights = MIX
@@ -183,6 +189,8 @@ def op_stream(seed: int, worker: int, scenario: str | None, pages: int,
         weights = SCENARIOS[scenario][0 if worker == 0 else 1]
     if flusher and (scenario is None or worker != 0):
         weights = {FLUSHER_FOR.get(k, k): v for k, v in weights.items()}
+    if direct_reads and scenario is not None and worker == 0:
+        weights = {DIRECT_FOR.get(k, k): v for k, v in weights.items()}
     weights = {k: v for k, v in weights.items() if k not in without}
     if not weights:
         raise ValueError(f"--without {','.join(without)} leaves worker {worker} nothing to do")

@@ -13,7 +13,9 @@ def stress_report(res: StressResult) -> str:
         f"stress {what} on {cfg.fs}: {cfg.workers} workers"
         + (f" x {cfg.threads} threads" if cfg.threads > 1 else "") + f", seed {cfg.seed}, "
         f"file of {cfg.pages} pages"
-        + (", writeback by sync_file_range (--flusher)" if cfg.flusher else ""),
+        + (", writeback by sync_file_range (--flusher)" if cfg.flusher else "")
+        + (", the remover's reads with O_DIRECT (--direct-reads)" if cfg.direct_reads
+           else ""),
         f"  {res.executed} operations executed in {res.elapsed_s:.2f}s "
         f"({res.ops_per_s:,.0f} ops/s); "
         + ", ".join(f"{k} {n}" for k, n in sorted(res.by_kind.items())),
@@ -89,7 +91,7 @@ def stress_dict(res: StressResult, log_path: str) -> dict:
     return {
         "fs": cfg.fs, "scenario": cfg.scenario, "seed": cfg.seed, "workers": cfg.workers,
         "threads": cfg.threads, "pages": cfg.pages, "without": list(cfg.without),
-        "flusher": cfg.flusher,
+        "flusher": cfg.flusher, "direct_reads": cfg.direct_reads,
         "verdict": res.verdict, "windows": res.windows.as_dict() if res.windows else None,
         "paths": res.paths.as_dict() if res.paths else None,
         "min_windows": cfg.min_windows, "executed": res.executed, "operations": dict(res.by_kind),

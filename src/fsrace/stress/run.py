@@ -83,6 +83,9 @@ class StressConfig:
     # The faulters start writeback with sync_file_range where they would msync
     # (ops.FLUSHER_FOR); kept in the saved run, so a replay matches.
     flusher: bool = False
+    # The remover reads with O_DIRECT where it would pread (ops.DIRECT_FOR); kept in the
+    # saved run, so a replay matches.
+    direct_reads: bool = False
     # A scenario run is `ok` only if this many accesses ran inside its own operations.
     min_windows: int = 1
 
@@ -121,9 +124,12 @@ class StressConfig:
         if self.scenario is not None and own_operation(self.scenario) in self.without:
             raise ValueError(f"--without {own_operation(self.scenario)}: that is "
                              f"{self.scenario}'s own operation")
+        if self.direct_reads and self.scenario is None:
+            raise ValueError("--direct-reads changes a race class's remover; --mix draws "
+                             "direct reads already")
         for w in range(min(self.streams, 2)):  # the remover's and a faulter's kinds
             next(op_stream(self.seed, w, self.scenario, self.pages, self.without,
-                           self.flusher))
+                           self.flusher, self.direct_reads))
 
 
 @dataclass
@@ -344,7 +350,8 @@ class _Records:
         n = cfg.streams
         self.streams = [list(itertools.islice(op_stream(cfg.seed, w, cfg.scenario,
                                                         cfg.npages, cfg.without,
-                                                        cfg.flusher), max_ops))
+                                                        cfg.flusher, cfg.direct_reads),
+                                              max_ops))
                         for w in range(n)]
         self.fds: list[int] = []
         self._cleanup = cleanup

@@ -215,12 +215,13 @@ def summarize(scenario: str, rounds: GuestRun | list[GuestRun], fs: str = "",
 
 def boot_cells(kernel: str | None, fs: str, scenarios: list[str], duration: float,
                pages: int, min_windows: int = 1, cap: float | None = None, progress=print,
-               flusher: bool = False, modules: tuple[str, ...] = ()
-               ) -> tuple[list[Cell], dict[str, bytes]]:
+               flusher: bool = False, modules: tuple[str, ...] = (),
+               direct_reads: bool = False) -> tuple[list[Cell], dict[str, bytes]]:
     """One boot of the guest on `kernel` with `fs`: every class in rounds of `duration`
     seconds, seed 0, 1, ..., until its rounds have hit `min_windows` race windows or raced
     `cap` seconds (default: one round); with `flusher`, the faulters' writebacks are
-    sync_file_range's (StressConfig.flusher); with `modules` (paths to .ko files here),
+    sync_file_range's (StressConfig.flusher), and with `direct_reads` the remover reads
+    with O_DIRECT (StressConfig.direct_reads); with `modules` (paths to .ko files here),
     those replace the kernel's before the runs, and the row's kernel names each with its
     hash, so a table never passes a changed module off as the kernel's. Returns the cells
     and the files to keep (reports, saved runs, the kernel log) by name, for the caller
@@ -231,7 +232,7 @@ def boot_cells(kernel: str | None, fs: str, scenarios: list[str], duration: floa
     # beforehand saves the guest's Python most of its time.
     cfgs = [StressConfig(fs, sc, workers=2, ops=None, duration=duration, pages=pages, seed=r,
                          max_ops=int(5000 * duration) + 1000, min_windows=min_windows,
-                         flusher=flusher)
+                         flusher=flusher, direct_reads=direct_reads)
             for sc in scenarios for r in range(n_rounds)]
     rounds = Rounds([k for k in range(len(scenarios)) for _ in range(n_rounds)],
                     min_windows, cap or duration)
@@ -278,13 +279,13 @@ def replaced(modules_out: str) -> list[str]:
 def sweep(filesystems: list[str], kernels: list[str | None], scenarios: list[str],
           duration: float, pages: int, out_dir: Path, progress=print, min_windows: int = 1,
           cap: float | None = None, jobs: int = 1, ray: str | None = None,
-          flusher: bool = False, modules: tuple[str, ...] = ()):
+          flusher: bool = False, modules: tuple[str, ...] = (), direct_reads: bool = False):
     """Yield the Cells of every (kernel, file system, class), one boot (boot_cells) per
     (kernel, fs), `jobs` guests at a time here or as tasks on a Ray cluster (`ray`: an
     address, or 'local'), as each boot ends; its files go into `out_dir`."""
     out_dir.mkdir(parents=True, exist_ok=True)
     boots = [(kernel, fs, scenarios, duration, pages, min_windows, cap, progress, flusher,
-              modules)
+              modules, direct_reads)
              for kernel in kernels for fs in filesystems]
     for _, (cells, files) in map_unordered(boot_cells, boots, jobs, ray):
         for name, data in files.items():

@@ -1,0 +1,51 @@
+"""--direct-reads: the remover reads with O_DIRECT where it would pread (past a network
+client's page cache: what its server holds), at the same points of the same streams, and
+the choice is kept with the run."""
+
+import itertools
+import os
+from dataclasses import asdict
+
+import pytest
+
+from fsrace.stress.ops import op_stream
+from fsrace.stress.report import stress_dict, stress_report
+from fsrace.stress.run import StressConfig, run_stress
+
+
+def _ops(direct, worker, scenario="truncate-write-fault", n=400):
+    return list(itertools.islice(
+        op_stream(7, worker, scenario, 4, direct_reads=direct), n))
+
+
+@pytest.mark.parametrize("scenario", ["truncate-write-fault", "punch-read", "copy-write-fault"])
+def test_the_removers_preads_become_direct_reads_and_nothing_else_changes(scenario):
+    plain, direct = _ops(False, 0, scenario), _ops(True, 0, scenario)
+    assert any(o.kind == "pread" for o in plain)
+    assert not any(o.kind == "pread" for o in direct)
+    for a, b in zip(plain, direct, strict=True):
+        assert b == (a if a.kind != "pread" else a.__class__("dio_read", a.page, a.slot,
+                                                            a.npages, a.size, a.src))
+    # The faulters' preads (the accesses a read class counts) stay preads.
+    assert _ops(True, 1, scenario) == _ops(False, 1, scenario)
+
+
+def test_the_flag_is_kept_with_the_run_and_needs_a_race_class():
+    cfg = StressConfig("/tmp", "truncate-write-fault", ops=10, direct_reads=True)
+    assert StressConfig(**asdict(cfg)).direct_reads
+    doc = asdict(cfg)
+    del doc["direct_reads"]  # a run saved before the flag existed
+    assert not StressConfig(**doc).direct_reads
+    with pytest.raises(ValueError, match="--mix draws direct reads already"):
+        StressConfig("/tmp", None, ops=10, direct_reads=True)
+
+
+@pytest.mark.realfs
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting needs root")
+def test_a_run_with_direct_reads_on_ext4_reads_past_the_cache_and_says_so():
+    res = run_stress(StressConfig("ext4", "truncate-write-fault", ops=600, pages=4,
+                                  direct_reads=True))
+    assert res.by_kind["dio_read"] > 0 and not res.by_kind["pread"]
+    assert res.violations == [], "\n".join(res.violations)
+    assert "the remover's reads with O_DIRECT (--direct-reads)" in stress_report(res)
+    assert stress_dict(res, "x.json.gz")["direct_reads"] is True
