@@ -69,6 +69,13 @@ esac
     echo "export TEST_DEV=$dev TEST_DIR=$mnt"
     [ -n "$scratch" ] && echo "export SCRATCH_DEV=$scratch SCRATCH_MNT=/mnt/fstests-scratch"
 } > local.config
+# fstests waits for udev to make the device-mapper nodes of its dm-flakey and
+# dm-log-writes tests (udevadm wait), and the guest runs no udevd: without one those
+# tests wait for ever.
+if [ ! -S /run/udev/control ] && [ -x /lib/systemd/systemd-udevd ]; then
+    /lib/systemd/systemd-udevd --daemon && udevadm trigger --action=add >/dev/null 2>&1
+    udevadm settle -t 30
+fi
 echo "$(uname -r), $fstype $dev on $mnt ($opts)"  # fuse: the run's mount, not fstests's
 ./check "$@"
 status=$?
