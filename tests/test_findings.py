@@ -26,11 +26,15 @@ def _build(source: Path, out: Path) -> Path:
     return out
 
 
-def _run_on(fs: str, source: Path, args: list[str], tmp_path: Path, timeout: int) -> str:
+def _run_on(fs: str, source: Path, args: list[str], tmp_path: Path, timeout: int,
+            others_may_enter: bool = False) -> str:
     """Build `source`, run it on a fresh `fs` with FILE there and `args`; its output,
-    after asserting that it exited 0 (found nothing)."""
+    after asserting that it exited 0 (found nothing). `others_may_enter`: other users may
+    pass through the scratch folder (made 0700) to the mount."""
     binary = _build(source, tmp_path / "repro")
     with scratch_fs(fs) as s:
+        if others_may_enter:
+            os.chmod(s.root, 0o755)
         r = subprocess.run([str(binary), os.path.join(s.mnt, "file"), *args],
                            capture_output=True, text=True, timeout=timeout)
     assert r.returncode == 0, r.stdout + r.stderr
@@ -70,12 +74,18 @@ def test_the_btrfs_clone_reproducer_finds_nothing_on_xfs(beside, tmp_path):
 @needs_cc
 @pytest.mark.realfs
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting needs root")
-def test_the_btrfs_stale_extent_reproducer_finds_nothing_on_xfs(tmp_path):
+@pytest.mark.parametrize("users", [[], ["3", "clone", "1000"]], ids=["one-user", "two-users"])
+def test_the_btrfs_stale_extent_reproducer_finds_nothing_on_xfs(users, tmp_path):
     # The same rounds on xfs: each must be a window (one two-page extent before the
-    # clone), and none may read page 0 stale.
-    out = _run_on("xfs", FINDINGS / "btrfs-clone-stale-extent.c", ["300"], tmp_path, 120)
+    # clone), and none may read page 0 stale; with a UID, that user cannot open the
+    # other file.
+    out = _run_on("xfs", FINDINGS / "btrfs-clone-stale-extent.c", ["300", *users], tmp_path,
+                  120, others_may_enter=bool(users))
     assert "300 rounds: 0 stale, 0 not one extent; 0 stale rounds taken on: no other " \
         "file's data read" in out, out
+    if users:
+        assert "uid 1000, every privilege dropped; open(" in out \
+            and "other\"): Permission denied" in out, out
 
 
 @needs_cc

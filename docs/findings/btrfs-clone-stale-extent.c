@@ -2,7 +2,7 @@
  * Can the mapping a read beside a clone leaves cached outlive the blocks it points to,
  * and then show a file another file's data?
  *
- *   btrfs-clone-stale-extent FILE ROUNDS [LEAKS [clone|punch]]
+ *   btrfs-clone-stale-extent FILE ROUNDS [LEAKS [clone|punch [UID]]]
  *
  * FILE.src holds four pages, FILE.other is another file. Each round empties FILE and gives
  * its pages 0-1 one new two-page extent, E, that FILE alone references, with neither
@@ -23,6 +23,13 @@
  * With `punch`, the round punches a hole over page 0 instead of cloning onto it, and page 0
  * must then read zeroes.
  *
+ * With UID (run as root), two users: FILE, FILE.src and FILE.new are made in a folder
+ * FILE.user that UID owns, by a process that has dropped every privilege to UID, and
+ * FILE.other is root's, mode 0600 in a folder FILE.private of mode 0700, written by a
+ * second process that stays root and that the first asks, through a pipe, to write it
+ * until E's block is reused. The first process cannot open FILE.other (it says so); a read
+ * of its own FILE that returns FILE.other's block is root's data read by UID.
+ *
  * Every page is filled with a label ("FILE r12 p0", "SRC p3", "OTHER b57") so that the
  * output says whose data a read returned. Exit status: 0 when no read returned another
  * file's data, 1 when one did, 2 on a usage or setup error.
@@ -38,7 +45,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <grp.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define PG 4096
@@ -46,10 +55,11 @@
 #define OTHER_BLOCKS 16384 /* FILE.other is written up to 64 MiB of blocks */
 
 static int file, file_direct, src, other;
+static int to_owner = -1, from_owner = -1; /* with UID: the pipes to FILE.other's writer */
 static atomic_int ready, go;
 static char *page; /* aligned, for O_DIRECT */
 
-static void die(const char *what)
+static __attribute__((noreturn)) void die(const char *what)
 {
 	perror(what);
 	exit(2);
@@ -137,7 +147,7 @@ static void *beside(void *unused)
 static int fresh_extent(int round, const char *path)
 {
 	struct file_clone_range both = { .src_length = 2 * PG };
-	char new_path[4096 + 8];
+	char new_path[8192];
 	int ret;
 
 	snprintf(new_path, sizeof new_path, "%s.new", path);
@@ -149,6 +159,99 @@ static int fresh_extent(int round, const char *path)
 	ret = fsync(both.src_fd) || ioctl(file, FICLONERANGE, &both);
 	close(both.src_fd);
 	return ret || unlink(new_path);
+}
+
+/*
+ * Write FILE.other block by block until one lands on disk byte `e_block`: that block's
+ * number, or -1; with `e_block` 0, empty FILE.other instead. With UID this runs in the
+ * process that owns FILE.other (owner_loop), asked through the pipes.
+ */
+static int other_onto(uint64_t e_block)
+{
+	int found = -1;
+
+	if (to_owner >= 0) {
+		if (write(to_owner, &e_block, sizeof e_block) != sizeof e_block ||
+		    read(from_owner, &found, sizeof found) != sizeof found)
+			die("FILE.other's writer");
+		return found;
+	}
+	if (!e_block) {
+		if (ftruncate(other, 0) || syncfs(other))
+			die("ftruncate other");
+		return 0;
+	}
+	for (int b = 0; b < OTHER_BLOCKS && found < 0; b++) {
+		put(other, 2L * b, "OTHER b%d", b, 0);
+		if (b % 64 == 63) {
+			if (fsync(other))
+				die("fsync other");
+			for (int k = b - 63; k <= b && found < 0; k++)
+				if (physical(other, 2L * k, NULL) == e_block)
+					found = k;
+		}
+	}
+	return found;
+}
+
+/* With UID: the process that stays root and writes FILE.other when asked. */
+static void owner_loop(int cmd, int reply)
+{
+	uint64_t e_block;
+
+	while (read(cmd, &e_block, sizeof e_block) == sizeof e_block) {
+		int found = other_onto(e_block);
+
+		if (write(reply, &found, sizeof found) != sizeof found)
+			die("reply");
+	}
+	exit(0);
+}
+
+/*
+ * With UID: FILE.other root's in a folder only root may enter, written by a child that
+ * stays root; this process becomes UID for good and works in FILE.user. Returns the
+ * path of the user's FILE.
+ */
+static const char *two_users(const char *path, uid_t uid)
+{
+	static char user_file[4096 + 16];
+	char dir[4096], other_path[4096 + 16];
+	int cmd[2], reply[2];
+
+	snprintf(dir, sizeof dir, "%s.private", path);
+	snprintf(other_path, sizeof other_path, "%s/other", dir);
+	if ((mkdir(dir, 0700) && errno != EEXIST) || chmod(dir, 0700))
+		die("mkdir FILE.private");
+	other = open(other_path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	snprintf(dir, sizeof dir, "%s.user", path);
+	if ((mkdir(dir, 0755) && errno != EEXIST) || chown(dir, uid, uid) || other < 0)
+		die("FILE.user, FILE.other");
+	if (pipe(cmd) || pipe(reply))
+		die("pipe");
+	fflush(stdout);
+	switch (fork()) {
+	case -1:
+		die("fork");
+	case 0:
+		close(cmd[1]);
+		close(reply[0]);
+		owner_loop(cmd[0], reply[1]);
+	}
+	close(cmd[0]);
+	close(reply[1]);
+	close(other);
+	other = -1; /* the child's alone */
+	to_owner = cmd[1];
+	from_owner = reply[0];
+	if (setgroups(0, NULL) || setresgid(uid, uid, uid) || setresuid(uid, uid, uid))
+		die("dropping to UID");
+	if (open(other_path, O_RDONLY) >= 0 || errno != EACCES)
+		die("uid UID could open FILE.other");
+	printf("uid %d, every privilege dropped; open(\"%s\"): %s\n", (int)uid, other_path,
+	       strerror(EACCES));
+	snprintf(user_file, sizeof user_file, "%s/file", dir);
+	return user_file;
 }
 
 /* Take every reference to the round's extent away, reuse its blocks, read page 0. */
@@ -163,16 +266,7 @@ static int leak(int round, uint64_t e_block)
 	printf("  page 1 rewritten and the transaction committed (E freed); page 0 read "
 	       "directly: %s\n", read_direct());
 
-	for (int b = 0; b < OTHER_BLOCKS && found < 0; b++) {
-		put(other, 2L * b, "OTHER b%d", b, 0);
-		if (b % 64 == 63) {
-			if (fsync(other))
-				die("fsync other");
-			for (int k = b - 63; k <= b && found < 0; k++)
-				if (physical(other, 2L * k, NULL) == e_block)
-					found = k;
-		}
-	}
+	found = other_onto(e_block);
 	if (found < 0) {
 		printf("  FILE.other's %d blocks did not reuse E's first block\n", OTHER_BLOCKS);
 	} else {
@@ -191,32 +285,36 @@ static int leak(int round, uint64_t e_block)
 		       "on %llu)\n", (unsigned long long)physical(file, 0, NULL),
 		       (unsigned long long)physical(src, 3, NULL));
 	}
-	/* the next round starts with FILE.other empty */
-	if (ftruncate(other, 0) || syncfs(other))
-		die("ftruncate other");
+	other_onto(0); /* the next round starts with FILE.other empty */
 	return leaked;
 }
 
 int main(int argc, char **argv)
 {
-	char path[4096];
-	int rounds, leaks = 3, punch = 0, stale = 0, tries = 0, leaked = 0, split = 0;
+	char path[8192];
+	const char *name;
+	int rounds, leaks = 3, punch = 0, stale = 0, tries = 0, leaked = 0, split = 0, uid = 0;
 
-	if (argc < 3 || argc > 5 || (rounds = atoi(argv[2])) <= 0 ||
+	if (argc < 3 || argc > 6 || (rounds = atoi(argv[2])) <= 0 ||
 	    (argc >= 4 && (leaks = atoi(argv[3])) < 0) ||
-	    (argc == 5 && !(punch = !strcmp(argv[4], "punch")) && strcmp(argv[4], "clone"))) {
-		fprintf(stderr, "usage: %s FILE ROUNDS [LEAKS [clone|punch]]\n", argv[0]);
+	    (argc >= 5 && !(punch = !strcmp(argv[4], "punch")) && strcmp(argv[4], "clone")) ||
+	    (argc == 6 && ((uid = atoi(argv[5])) <= 0 || geteuid()))) {
+		fprintf(stderr, "usage: %s FILE ROUNDS [LEAKS [clone|punch [UID]]] (UID: as "
+			"root)\n", argv[0]);
 		return 2;
 	}
 	if (posix_memalign((void **)&page, PG, PG))
 		die("posix_memalign");
-	file = open(argv[1], O_RDWR | O_CREAT | O_TRUNC, 0644);
-	file_direct = open(argv[1], O_RDONLY | O_DIRECT);
-	snprintf(path, sizeof path, "%s.src", argv[1]);
+	name = uid ? two_users(argv[1], uid) : argv[1];
+	file = open(name, O_RDWR | O_CREAT | O_TRUNC, 0644);
+	file_direct = open(name, O_RDONLY | O_DIRECT);
+	snprintf(path, sizeof path, "%s.src", name);
 	src = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
-	snprintf(path, sizeof path, "%s.other", argv[1]);
-	other = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
-	if (file < 0 || file_direct < 0 || src < 0 || other < 0)
+	if (!uid) {
+		snprintf(path, sizeof path, "%s.other", name);
+		other = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+	}
+	if (file < 0 || file_direct < 0 || src < 0 || (!uid && other < 0))
 		die("open");
 	for (int p = 0; p < 4; p++)
 		put(src, p, "SRC p%d", p, 0);
@@ -231,7 +329,7 @@ int main(int argc, char **argv)
 		char want[32];
 		pthread_t thread;
 
-		if (ftruncate(file, 0) || fresh_extent(r, argv[1]))
+		if (ftruncate(file, 0) || fresh_extent(r, name))
 			die("the round's extent");
 		e_block = physical(file, 0, &e_length);
 		if (!e_block || e_length < 2 * PG) {
