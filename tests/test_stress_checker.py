@@ -262,7 +262,7 @@ def test_a_violation_on_a_page_with_direct_and_mapped_writes_is_labelled_the_col
     assert len(plain.violations) == 1 and plain.violations[0].startswith("page 0 slot 0")
     assert KNOWN_COLLISION not in plain.violations[0]
     assert both.violations and all(KNOWN_COLLISION in v for v in both.violations)
-    assert _direct_beside_mapped(both.history) == {0}
+    assert _direct_beside_mapped(both.history, "dio_write") == {0}
 
 
 def test_a_narrowed_variant_is_checked_as_a_fresh_search_would():

@@ -49,3 +49,28 @@ def test_a_run_with_direct_reads_on_ext4_reads_past_the_cache_and_says_so():
     assert res.violations == [], "\n".join(res.violations)
     assert "the remover's reads with O_DIRECT (--direct-reads)" in stress_report(res)
     assert stress_dict(res, "x.json.gz")["direct_reads"] is True
+
+
+def test_a_page_read_directly_beside_mapped_stores_carries_the_note():
+    """A client whose direct reads miss a completed mapped store (NFS's): the violation
+    says so, and only in a run with --direct-reads."""
+    from fsrace.stress.ops import INIT_WORKER, SLOT, SLOTS, Op, stamp
+    from fsrace.stress.run import DIRECT_READS_NOTE, Executed, StressResult, _check
+
+    first = stamp(INIT_WORKER, 0)
+
+    def page_of(slot0):
+        return b"".join((slot0 if s == 0 else first).to_bytes(SLOT, "little")
+                        for s in range(SLOTS))
+
+    store = Executed(1, 0, Op("store", 0, 0), 10, 11, 0)
+    # A direct read after the store returned reads slot 0's first value; the final
+    # read has the store.
+    stale = Executed(0, 0, Op("dio_read", 0, 0), 20, 21, 0, page_of(first))
+    for direct_reads in (True, False):
+        res = StressResult(StressConfig("tmpfs", "truncate-write-fault", ops=10, pages=1,
+                                        direct_reads=direct_reads))
+        res.history = [store, stale]
+        _check(res, [("final read", 100, page_of(stamp(1, 0)))], 0)
+        assert len(res.violations) == 1 and "page 0 slot 0" in res.violations[0]
+        assert (DIRECT_READS_NOTE in res.violations[0]) == direct_reads

@@ -60,6 +60,16 @@ def test_a_cell_says_clean_violated_not_applicable_or_failed():
         "run failed")
 
 
+def test_a_cell_flagged_with_direct_reads_names_no_finding():
+    """The findings named were read from runs that read through the client's cache; a run
+    whose remover read past it may show the client's direct reads missing mapped stores."""
+    doc = {"executed": 3, "violations": ["v"], "config": {"direct_reads": True},
+           "operations": [{"kind": "truncate", "result": 0}] * 3}
+    run = GuestRun("report", 1, gzip.compress(json.dumps(doc).encode()))
+    assert summarize("truncate-write-fault", run, "nfs-xfs") == (
+        "unconfirmed: 1 slots violated (3 ops)", True)
+
+
 def test_a_violation_no_finding_explains_reads_unconfirmed_and_still_fails_the_sweep():
     bad = run_of([("copy_from", 0)] * 3, violations=["v"] * 2)
     assert summarize("copy-from-write-fault", bad, "ext4") == (

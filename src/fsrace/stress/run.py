@@ -629,14 +629,17 @@ def _check(res: StressResult, finals, t0: int) -> None:
     class, slots that saw the same values in every page-wide read share one search."""
     h = _Histories(res)
     moved = _moved_values(h)
-    collide = _direct_beside_mapped(res.history)
+    notes = {p: KNOWN_COLLISION for p in _direct_beside_mapped(res.history, "dio_write")}
+    if res.config.direct_reads:
+        for p in _direct_beside_mapped(res.history, "dio_read"):
+            notes[p] = notes.get(p, "") + DIRECT_READS_NOTE
     pairs = _stores_beside_shifts(h)
     joint = _Joint(h, pairs) if pairs else None
     n = res.config.npages
     # The other file's pages too where an operation between the files ran.
     between = any(e.op.kind in BETWEEN_FILES and e.result >= 0 for e in res.history)
     for p in range(2 * n if between else n):
-        _check_page(res, h, moved, p, finals, t0, p in collide, joint)
+        _check_page(res, h, moved, p, finals, t0, notes.get(p, ""), joint)
     if joint is not None:
         _check_stores_across_shifts(res, h, moved, joint, t0)
 
@@ -725,9 +728,10 @@ def _moved_values(h: _Histories) -> list[set[int]]:
 
 
 def _check_page(res: StressResult, h: _Histories, moved: list[set[int]], p: int, finals,
-                t0: int, collided: bool, joint: _Joint | None) -> None:
+                t0: int, note: str, joint: _Joint | None) -> None:
     """Search the history of each slot of page p against every value read from it; keep
-    the searched histories the joint check needs."""
+    the searched histories the joint check needs. `note` ends each violation's text (a
+    known collision the page saw)."""
 
     def accesses(ws: list[_Write]) -> list[Access]:
         return [choice_write(w.inv, w.resp, moved[w.move], w.who) if w.move >= 0 else
@@ -776,7 +780,7 @@ def _check_page(res: StressResult, h: _Histories, moved: list[set[int]], p: int,
                 f"{where}: no order of "
                 "these operations consistent with real time gives the values read\n"
                 + explain(hist, init, t0, describe_value)
-                + (KNOWN_COLLISION if collided else ""))
+                + note)
 
 
 # Collapse and insert shift a page's data to another page and other data onto it, at one
@@ -932,11 +936,16 @@ KNOWN_COLLISION = (
     "\n  (the known collision, perhaps: this page had direct writes and mapped stores in one "
     "run, which the kernel documents as incoherent (a page dirtied through a mapping can "
     "survive, or undo, a direct write); rerun with --without dio_write to look past it)")
+DIRECT_READS_NOTE = (
+    "\n  (with --direct-reads, perhaps: the remover read this page with O_DIRECT beside stores "
+    "through a mapping, and a client whose direct reads do not write back the pages a mapping "
+    "dirtied (NFS's, on 6.12.118) misses a completed store that way: that incoherence, not a "
+    "race of the class's operation)")
 
 
-def _direct_beside_mapped(history: list[Executed]) -> set[int]:
-    """Pages that saw both a direct write and a store through the mapping."""
-    direct = {e.op.page for e in history if e.op.kind == "dio_write" and e.result >= 0}
+def _direct_beside_mapped(history: list[Executed], kind: str) -> set[int]:
+    """Pages that saw both a direct I/O of `kind` and a store through the mapping."""
+    direct = {e.op.page for e in history if e.op.kind == kind and e.result >= 0}
     mapped = {e.op.page for e in history if e.op.kind == "store" and e.result >= 0}
     return direct & mapped
 
