@@ -4,7 +4,6 @@ the choice is kept with the run."""
 
 import itertools
 import os
-from dataclasses import asdict
 
 import pytest
 
@@ -30,12 +29,8 @@ def test_the_removers_preads_become_direct_reads_and_nothing_else_changes(scenar
     assert _ops(True, 1, scenario) == _ops(False, 1, scenario)
 
 
-def test_the_flag_is_kept_with_the_run_and_needs_a_race_class():
-    cfg = StressConfig("/tmp", "truncate-write-fault", ops=10, direct_reads=True)
-    assert StressConfig(**asdict(cfg)).direct_reads
-    doc = asdict(cfg)
-    del doc["direct_reads"]  # a run saved before the flag existed
-    assert not StressConfig(**doc).direct_reads
+def test_the_flag_needs_a_race_class():
+    # (kept with the run: test_stress_flusher.py)
     with pytest.raises(ValueError, match="--mix draws direct reads already"):
         StressConfig("/tmp", None, ops=10, direct_reads=True)
 

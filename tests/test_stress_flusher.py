@@ -1,5 +1,6 @@
 """--flusher: the faulters start writeback with sync_file_range where they would msync,
-at the same points of the same streams, and the choice is kept with the run."""
+at the same points of the same streams, and the choice is kept with the run (as
+--direct-reads' is)."""
 
 import itertools
 
@@ -30,11 +31,12 @@ def test_the_remover_and_the_mix_without_the_flag_draw_what_they_drew():
     assert "writeback" not in MIX  # a saved mix replays
 
 
-def test_the_flag_is_in_the_config_a_saved_run_keeps():
+@pytest.mark.parametrize("flag", ["flusher", "direct_reads"])
+def test_the_flag_is_in_the_config_a_saved_run_keeps(flag):
     from dataclasses import asdict
 
-    cfg = StressConfig("/tmp", "punch-write-fault", ops=10, flusher=True)
-    assert StressConfig(**asdict(cfg)).flusher
+    cfg = StressConfig("/tmp", "punch-write-fault", ops=10, **{flag: True})
+    assert getattr(StressConfig(**asdict(cfg)), flag)
     doc = asdict(cfg)
-    del doc["flusher"]  # a run saved before the flag existed
-    assert not StressConfig(**doc).flusher
+    del doc[flag]  # a run saved before the flag existed
+    assert not getattr(StressConfig(**doc), flag)
