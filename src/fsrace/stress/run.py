@@ -855,22 +855,21 @@ def _check_stores_across_shifts(res: StressResult, h: _Histories, moved: list[se
     # rest can change neither the report nor when the run first showed one. A kernel that
     # loses stores across shifts gives hundreds of such pairs, each failing every cut of
     # both orders: checking them all cost a guest minutes for nothing it printed.
-    def complete(pair: tuple[_Write, int]) -> float:
-        return max(pair[0].resp, h.moves[pair[1]].resp)
+    def slots(i: int) -> tuple[_Slot, _Slot]:
+        m = h.moves[i]
+        return joint.slots[(m.src, m.cls)], joint.slots[(m.page, m.cls)]
 
-    pairs = sorted(joint.pairs, key=complete)
+    # (A pair whose slot failed on its own was reported slot by slot.)
+    pairs = sorted(((w, i) for w, i in joint.pairs
+                    if all(s.stretches.holds for s in slots(i))),
+                   key=lambda pair: max(pair[0].resp, h.moves[pair[1]].resp))
     for n, (w, i) in enumerate(pairs):
         m = h.moves[i]
-        src, dst = joint.slots[(m.src, m.cls)], joint.slots[(m.page, m.cls)]
-        if not (src.stretches.holds and dst.stretches.holds):
-            continue  # already reported slot by slot
-        hi = complete((w, i))
+        src, dst = slots(i)
+        hi = max(w.resp, m.resp)
         if (len(res.violations) >= REPORTED and res.first_violation_ns is not None
                 and res.first_violation_ns <= hi):
-            res.shifts_unchecked = sum(
-                joint.slots[(h.moves[j].src, h.moves[j].cls)].stretches.holds
-                and joint.slots[(h.moves[j].page, h.moves[j].cls)].stretches.holds
-                for _, j in pairs[n:])
+            res.shifts_unchecked = len(pairs) - n
             return
         res.shifts_checked += 1
         if _one_order(h, moved, w, i, src, dst):
