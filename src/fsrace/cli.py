@@ -62,7 +62,7 @@ DIRECT_READS = click.option(
     help="the remover reads with O_DIRECT where it would pread: past a network client's "
     "page cache, what the server holds (9p's client from 6.12 answers its own reads past a "
     "truncate with zeros); only where direct reads write back what a mapping dirtied "
-    "first (9p's do, NFS's do not); kept in the saved run")
+    "first (9p's did on 7.2.13, NFS's on 6.12 did not); kept in the saved run")
 MODULE = click.option(
     "--module", "modules", multiple=True, metavar="NAME.ko",
     type=click.Path(exists=True, dir_okay=False),
